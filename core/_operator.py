@@ -1,0 +1,383 @@
+"""The operator contract: what a plugin registers, and what the planner reads.
+
+An :class:`Operator` is a typed, versioned, namespaced analysis. Its *chunk pattern*
+(:class:`Map`, :class:`Reduce`, :class:`FullAxis`, :class:`Aggregate`,
+:class:`Composite`) is the whole vocabulary the planner needs to split it into
+storage-to-storage tasks. Kernel functions are named by object or by dotted path
+(``"package.module:function"``); tasks carry only the dotted path, so Ray workers
+import them and never see a PluginManager.
+
+Kernel signatures, per pattern (``arrays`` maps input names to NumPy or CuPy blocks,
+table inputs to ``pyarrow.Table``; ``ctx`` is a :class:`BlockContext`):
+
+========== =======================================================================
+Map        ``kernel(arrays, params, ctx) -> {output: block or table}``
+Reduce     ``partial(arrays, params, ctx) -> state``;
+           ``combine(state_a, state_b, params) -> state``;
+           ``finalize(state, params, ctx) -> {output: block}``
+FullAxis   ``kernel(arrays, params, ctx) -> {output: block or table}``
+Aggregate  ``partial(arrays, params, ctx) -> state``;
+           ``combine([state, ...], params) -> state``;
+           ``finalize(state, params) -> {table output: table}``
+========== =======================================================================
+
+A *state* is a ``dict[str, numpy.ndarray]``. A *table* is a ``pyarrow.Table``, a
+``pandas.DataFrame`` or a ``dict`` of equal-length 1-D arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from minjiang.core.errors import ContractError, ParameterError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from pydantic import BaseModel
+
+    from minjiang.storage import ArrayInfo
+
+__all__ = [
+    "Aggregate",
+    "ArrayOutput",
+    "BlockContext",
+    "Composite",
+    "FullAxis",
+    "Input",
+    "Map",
+    "NoParams",
+    "Operator",
+    "Reduce",
+    "SubStep",
+    "TableOutput",
+    "TaskSize",
+    "dotted_path",
+    "import_dotted",
+]
+
+Boundary = Literal["reflect", "mirror", "nearest", "wrap", "constant"]
+KernelRef = Callable[..., Any] | str
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
+def _no_params_model() -> type[BaseModel]:
+    from pydantic import BaseModel, ConfigDict
+
+    class NoParams(BaseModel):
+        """An operator without parameters."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+    return NoParams
+
+
+def __getattr__(name: str) -> Any:  # lazy: keep pydantic out of `import minjiang`
+    if name == "NoParams":
+        model = _no_params_model()
+        globals()["NoParams"] = model
+        return model
+    raise AttributeError(name)
+
+
+def dotted_path(ref: KernelRef) -> str:
+    """Return ``"module:qualname"`` for a module-level function (or pass a string through)."""
+    if isinstance(ref, str):
+        if ":" not in ref:
+            raise ContractError(f"kernel reference {ref!r} must look like 'package.module:function'")
+        return ref
+    module, qualname = getattr(ref, "__module__", None), getattr(ref, "__qualname__", "")
+    if not module or "<" in qualname:
+        raise ContractError(
+            f"kernel {ref!r} must be a module-level function so that workers can import it; "
+            "define it at the top level of a module"
+        )
+    return f"{module}:{qualname}"
+
+
+def import_dotted(path: str) -> Any:
+    """Import the object named by ``"package.module:attr.attr"``."""
+    module, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """One input of an operator.
+
+    Parameters
+    ----------
+    name
+        The key under which the kernel receives the block.
+    dims
+        Required dimension names, in order, or ``None`` for any.
+    dtypes
+        Allowed dtypes: names (``"float32"``) or NumPy kind letters (``"f"``, ``"i"``,
+        ``"u"``, ``"b"``); ``None`` allows any.
+    kind
+        ``"array"`` (read block by block) or ``"table"`` (read whole by every task).
+    whole
+        Dims that every task reads in full (not aligned with the output blocks), for
+        example the ``doy`` axis of a climatology joined onto a time series.
+    optional
+        The input may be left out of a step.
+    """
+
+    name: str
+    dims: tuple[str, ...] | None = None
+    dtypes: tuple[str, ...] | None = None
+    kind: Literal["array", "table"] = "array"
+    whole: tuple[str, ...] = ()
+    optional: bool = False
+
+    def check(self, info: ArrayInfo, operator: str) -> None:
+        """Raise :class:`ContractError` when ``info`` breaks this input's contract."""
+        if self.dims is not None and tuple(info.dims) != tuple(self.dims):
+            raise ContractError(
+                f"{operator}: input {self.name!r} has dims {tuple(info.dims)!r}, expected "
+                f"{tuple(self.dims)!r}; transpose or rename the dimensions before this step"
+            )
+        if self.dtypes is not None:
+            import numpy as np
+
+            dt = np.dtype(info.dtype)
+            if dt.name not in self.dtypes and dt.kind not in self.dtypes:
+                raise ContractError(
+                    f"{operator}: input {self.name!r} has dtype {dt.name!r}, expected one of "
+                    f"{self.dtypes!r}; cast it (e.g. with array.cast) before this step"
+                )
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayOutput:
+    """One array the operator writes.
+
+    ``dims=None`` takes the pattern's default (map and full_axis: the primary input's
+    dims; reduce: those minus the reduced dims). New dims need a size in ``sizes``
+    and may get coordinate values in ``coords``; ``dtype=None`` keeps the primary
+    input's dtype.
+    """
+
+    name: str
+    dtype: str | None = None
+    dims: tuple[str, ...] | None = None
+    sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    coords: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    attrs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    fill_value: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TableOutput:
+    """One Parquet table the operator writes (``columns``: name -> Arrow type name)."""
+
+    name: str
+    columns: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+Output = ArrayOutput | TableOutput
+
+
+@dataclasses.dataclass(frozen=True)
+class Map:
+    """Blockwise over aligned inputs, with an optional halo per dim.
+
+    ``halo`` is a mapping dim -> cells, or a callable ``(params, inputs) -> mapping``
+    when it depends on parameters (a Gaussian's radius). The kernel receives blocks
+    padded by the halo; at the true array edge the padding follows ``boundary``
+    (SciPy's names: reflect, mirror, nearest, wrap, constant). It may return blocks of
+    the padded shape (the halo is cropped) or of the interior shape.
+    """
+
+    kernel: KernelRef
+    halo: Mapping[str, int] | Callable[..., Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    boundary: Boundary | Callable[..., Boundary] = "reflect"
+    pattern: str = dataclasses.field(default="map", init=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reduce:
+    """Reduce along ``dims``: per-block partial states and an associative combine."""
+
+    dims: tuple[str, ...] | Callable[..., tuple[str, ...]]
+    partial: KernelRef
+    combine: KernelRef
+    finalize: KernelRef
+    pattern: str = dataclasses.field(default="reduce", init=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class FullAxis:
+    """The kernel needs the whole extent along ``dims`` (rechunked if the storage is not)."""
+
+    dims: tuple[str, ...]
+    kernel: KernelRef
+    pattern: str = dataclasses.field(default="full_axis", init=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregate:
+    """(values, labels) -> table, through per-block partial states and a combine.
+
+    ``halo`` works as for :class:`Map` (some aggregations look one cell beyond the
+    block, e.g. to find label equivalences across block faces).
+    """
+
+    partial: KernelRef
+    combine: KernelRef
+    finalize: KernelRef
+    halo: Mapping[str, int] | Callable[..., Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    boundary: Boundary = "constant"
+    pattern: str = dataclasses.field(default="aggregate", init=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class SubStep:
+    """One node of a :class:`Composite`: an operator applied to the composite's inputs
+    (by input name) or to the outputs of earlier sub-steps (by sub-step id)."""
+
+    id: str
+    operator: Operator
+    inputs: Mapping[str, str]
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Composite:
+    """A small DAG of the other patterns. ``expand(params, inputs) -> [SubStep, ...]``;
+    the last sub-step's output is the composite's output. Intermediate datasets are
+    content-addressed and cataloged as hidden, so they are reused like any other."""
+
+    expand: Callable[..., list[SubStep]]
+    pattern: str = dataclasses.field(default="composite", init=False)
+
+
+Pattern = Map | Reduce | FullAxis | Aggregate | Composite
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSize:
+    """What the planner knows about one task when it projects its memory (bytes)."""
+
+    input_bytes: int
+    output_bytes: int
+    block_shape: tuple[int, ...]
+    itemsize: int
+
+
+def _default_memory(size: TaskSize, params: Any) -> int:
+    # Input blocks (with halo), one scratch copy of them, and the output blocks.
+    return 2 * size.input_bytes + 2 * size.output_bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Operator:
+    """The contract a plugin registers for one analysis.
+
+    Parameters
+    ----------
+    name
+        Namespaced ``domain.operator`` (lowercase, underscores).
+    version
+        Bumped whenever results change; part of every output's content id.
+    inputs
+        The inputs; the first array input is the *primary* one that sets the grid.
+    outputs
+        Arrays and tables written, or a callable ``(params, inputs) -> outputs``
+        when they depend on parameters (``inputs`` maps names to ``ArrayInfo``).
+    pattern
+        How the work splits into chunk tasks.
+    params
+        A pydantic model; ``extra="forbid"`` is recommended so misspelt keys fail.
+    memory
+        ``(TaskSize, params) -> bytes`` projected peak per task, kernel scratch
+        included. The default is twice the inputs plus twice the outputs.
+    backends
+        Backends the kernels support: ``"cpu"`` (numba), ``"gpu"`` (CuPy).
+    """
+
+    name: str
+    version: str
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...] | Callable[..., tuple[Output, ...]]
+    pattern: Pattern
+    params: type[BaseModel] | None = None
+    memory: Callable[[TaskSize, Any], int] = _default_memory
+    backends: tuple[str, ...] = ("cpu",)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ContractError(
+                f"operator name {self.name!r} must be 'domain.operator' in lowercase "
+                "letters, digits and underscores (e.g. 'ocean.marine_heatwaves')"
+            )
+        if not any(i.kind == "array" for i in self.inputs) and not isinstance(self.pattern, Composite):
+            raise ContractError(f"operator {self.name!r} needs at least one array input")
+
+    @property
+    def domain(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def primary(self) -> Input:
+        return next(i for i in self.inputs if i.kind == "array")
+
+    def params_model(self) -> type[BaseModel]:
+        return self.params if self.params is not None else _no_params_model()
+
+    def validate_params(self, params: Mapping[str, Any] | None) -> BaseModel:
+        """Validate ``params`` against the model, raising :class:`ParameterError`."""
+        from pydantic import ValidationError
+
+        try:
+            return self.params_model().model_validate(dict(params or {}))
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(params)'}: {e['msg']}" for e in err.errors()
+            )
+            raise ParameterError(
+                f"{self.name}: invalid parameters: {problems}. "
+                f"See `minjiang plugins --operator {self.name}` for the parameter schema"
+            ) from None
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.params_model().model_json_schema()
+
+    def resolve_outputs(self, params: Any, inputs: Mapping[str, ArrayInfo]) -> tuple[Output, ...]:
+        outs = self.outputs(params, inputs) if callable(self.outputs) else self.outputs
+        return tuple(outs)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockContext:
+    """What a kernel knows about the block it is given.
+
+    ``region`` is the output block in global index space over the primary input's
+    dims; ``halo`` the cells of padding on each side of the arrays given; ``coords`` the
+    coordinate values of the block (interior, no halo) for dims that have them;
+    ``sizes`` the global size of each dim; ``attrs`` each input array's attributes.
+    """
+
+    operator: str
+    backend: str
+    task: int
+    dims: tuple[str, ...]
+    region: Mapping[str, slice]
+    halo: Mapping[str, tuple[int, int]]
+    sizes: Mapping[str, int]
+    coords: Mapping[str, np.ndarray]
+    attrs: Mapping[str, Mapping[str, Any]]
+    n_tasks: int = 1
+
+    @property
+    def origin(self) -> tuple[int, ...]:
+        """Global index of the block's first interior cell, per dim."""
+        return tuple(self.region[d].start for d in self.dims)

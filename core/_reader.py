@@ -1,0 +1,102 @@
+"""The reader contract: how domain files become a dataset.
+
+A reader turns source files into a lazy :class:`xarray.Dataset` (data variables with
+named dims, coordinates, attrs with units / CRS / spacing). The runtime hashes the
+source bytes into the dataset id, writes the dataset chunk by chunk with checksums,
+and publishes it in the catalog. A reader must finish every check (and, for medical
+images, de-identification) inside :meth:`Reader.open`, before anything is written.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from minjiang.core.errors import ParameterError, ReaderError
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from pydantic import BaseModel
+
+__all__ = ["Reader"]
+
+
+class Reader(abc.ABC):
+    """Base class for ingest readers (xarray's ``BackendEntrypoint`` in spirit).
+
+    Subclasses set ``name`` (``domain.format``), ``version``, ``extensions`` and
+    optionally ``params`` (a pydantic model), and implement :meth:`open`.
+    ``supports_directories`` says whether a folder is a valid source (a DICOM
+    series); ``supports_multiple`` whether several paths are combined (files along
+    time). ``chunks`` proposes the analysis chunking of the written dataset.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = ""
+    extensions: ClassVar[tuple[str, ...]] = ()
+    params: ClassVar[type[BaseModel] | None] = None
+    supports_directories: ClassVar[bool] = False
+    supports_multiple: ClassVar[bool] = True
+
+    @property
+    def domain(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    def guess_can_open(self, path: str | os.PathLike[str]) -> bool:
+        """Cheap guess from the name (and at most a few header bytes)."""
+        p = Path(path)
+        if p.is_dir():
+            return self.supports_directories
+        return any(str(p).lower().endswith(ext) for ext in self.extensions)
+
+    def source_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+        """Expand ``paths`` into the sorted list of files whose bytes define the dataset."""
+        files: list[Path] = []
+        for raw in paths:
+            p = Path(raw)
+            if p.is_dir():
+                if not self.supports_directories:
+                    raise ReaderError(f"{self.name}: {p.name!r} is a folder; pass the files inside it")
+                files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
+            elif p.is_file():
+                files.append(p)
+            else:
+                raise ReaderError(f"{self.name}: source {p.name!r} does not exist; check the path")
+        if not files:
+            raise ReaderError(f"{self.name}: no source files given")
+        if len(files) > 1 and not self.supports_multiple:
+            raise ReaderError(f"{self.name}: takes one file, got {len(files)}")
+        return files
+
+    def validate_params(self, params: Mapping[str, Any] | None) -> BaseModel | None:
+        if self.params is None:
+            if params:
+                raise ParameterError(f"{self.name}: takes no parameters, got {sorted(params)!r}")
+            return None
+        from pydantic import ValidationError
+
+        try:
+            return self.params.model_validate(dict(params or {}))
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ParameterError(f"{self.name}: invalid parameters: {problems}") from None
+
+    @abc.abstractmethod
+    def open(self, files: list[Path], params: Any) -> xr.Dataset:
+        """Open ``files`` (from :meth:`source_files`) as one lazy dataset."""
+
+    def chunks(self, ds: xr.Dataset, params: Any) -> Mapping[str, int] | None:
+        """The chunking to write (dim -> chunk length); ``None`` lets storage decide."""
+        return None
+
+    def identity(self, params: Any) -> dict[str, Any]:
+        """What besides the source bytes defines the dataset (reader, version, params)."""
+        return {
+            "reader": self.name,
+            "version": self.version,
+            "params": params.model_dump(mode="json") if params is not None else {},
+        }

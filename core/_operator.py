@@ -215,9 +215,12 @@ class Reduce:
 
 @dataclasses.dataclass(frozen=True)
 class FullAxis:
-    """The kernel needs the whole extent along ``dims`` (rechunked if the storage is not)."""
+    """The kernel needs the whole extent along ``dims`` (rechunked if the storage is not).
 
-    dims: tuple[str, ...]
+    ``dims`` may be a callable ``(params, inputs) -> dims`` when a parameter names them.
+    """
+
+    dims: tuple[str, ...] | Callable[..., tuple[str, ...]]
     kernel: KernelRef
     pattern: str = dataclasses.field(default="full_axis", init=False)
 

@@ -106,8 +106,8 @@ class Pipeline(BaseModel):
         raise PipelineError(f"pipeline has no step {step_id!r}; steps: {[s.id for s in self.steps]!r}")
 
     @classmethod
-    def from_yaml(cls, text: str, *, source: str = "<string>") -> Pipeline:
-        return load_pipeline(text, source=source)
+    def from_yaml(cls, text: str, *, label: str = "<string>") -> Pipeline:
+        return load_pipeline(text, label=label)
 
 
 def _strict_loader() -> type:
@@ -151,12 +151,12 @@ def _format_validation(err: ValidationError, source: str) -> str:
 
 
 def load_pipeline(
-    source: str | os.PathLike[str] | Mapping[str, Any], *, text_source: str | None = None, source: str = ""
+    source: str | os.PathLike[str] | Mapping[str, Any], *, label: str | None = None
 ) -> Pipeline:
     """Load and validate a pipeline from a YAML file path, YAML text or a mapping."""
     import yaml
 
-    label = source or text_source or "<string>"
+    label = label or "<string>"
     if isinstance(source, Mapping):
         data: Any = source
         label = "<mapping>"

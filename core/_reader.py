@@ -55,6 +55,8 @@ class Reader(abc.ABC):
 
     def source_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
         """Expand ``paths`` into the sorted list of files whose bytes define the dataset."""
+        if len(paths) > 1 and not self.supports_multiple:
+            raise ReaderError(f"{self.name}: takes one source, got {len(paths)}")
         files: list[Path] = []
         for raw in paths:
             p = Path(raw)
@@ -68,8 +70,6 @@ class Reader(abc.ABC):
                 raise ReaderError(f"{self.name}: source {p.name!r} does not exist; check the path")
         if not files:
             raise ReaderError(f"{self.name}: no source files given")
-        if len(files) > 1 and not self.supports_multiple:
-            raise ReaderError(f"{self.name}: takes one file, got {len(files)}")
         return files
 
     def validate_params(self, params: Mapping[str, Any] | None) -> BaseModel | None:

@@ -16,6 +16,7 @@ __all__ = [
     "DatasetNotFoundError",
     "ExecutionError",
     "InvalidNameError",
+    "KeyNotFoundError",
     "MemoryBudgetError",
     "MinjiangError",
     "OperatorNotFoundError",
@@ -73,6 +74,10 @@ class ExecutionError(MinjiangError, RuntimeError):
 
 class StoreError(MinjiangError, OSError):
     """The store cannot be read or written as required."""
+
+
+class KeyNotFoundError(StoreError, FileNotFoundError):
+    """A key (file or object) is not in the store."""
 
 
 class InvalidNameError(MinjiangError, ValueError):

@@ -1,4 +1,121 @@
-"""minjiang.storage: stores, datasets, chunk checksums, catalog and lineage."""
+"""minjiang.storage: stores, datasets, chunk checksums, catalog and lineage.
+
+``import minjiang.storage`` is light: zarr, pyarrow, xarray and pydantic are imported
+only when a dataset or catalog function is first used. The store layout, the write
+protocol and the guarantees of each store kind are in ``storage/DESIGN.md``.
+"""
+
+from __future__ import annotations
 
 if __name__ != "minjiang.storage":  # this folder is only importable as minjiang.storage
-    raise ImportError(f"'{__name__}' is minjiang.storage: install minjiang (`make demo` or `pip install -e .`) and `import minjiang.storage`")
+    raise ImportError(
+        f"'{__name__}' is minjiang.storage: install minjiang (`make demo` or `pip install -e .`) and `import minjiang.storage`"
+    )
+
+from typing import TYPE_CHECKING, Any
+
+from minjiang.storage._info import (
+    ArrayInfo,
+    ChunkProblem,
+    DatasetInfo,
+    DatasetSummary,
+    VerifyReport,
+    array_key,
+    dataset_prefix,
+)
+from minjiang.storage._names import (
+    canonical_json,
+    content_id,
+    hash_files,
+    validate_key,
+    validate_name,
+    validate_segment,
+)
+from minjiang.storage._store import LocalStore, ObjectStore, Store, open_store
+
+if TYPE_CHECKING:
+    from minjiang.storage._catalog import Catalog, LineageGraph, Record, utc_now
+    from minjiang.storage._dataset import (
+        DatasetWriter,
+        array_codecs,
+        dataset_schema,
+        default_chunks,
+        ensure_verified,
+        open_dataset_info,
+        read_array,
+        read_coord_values,
+        read_region,
+        read_table,
+        verify_dataset,
+        write_xarray,
+    )
+
+__all__ = [
+    "ArrayInfo",
+    "Catalog",
+    "ChunkProblem",
+    "DatasetInfo",
+    "DatasetSummary",
+    "DatasetWriter",
+    "LineageGraph",
+    "LocalStore",
+    "ObjectStore",
+    "Record",
+    "Store",
+    "VerifyReport",
+    "array_codecs",
+    "array_key",
+    "canonical_json",
+    "content_id",
+    "dataset_prefix",
+    "dataset_schema",
+    "default_chunks",
+    "ensure_verified",
+    "hash_files",
+    "open_dataset_info",
+    "open_store",
+    "read_array",
+    "read_coord_values",
+    "read_region",
+    "read_table",
+    "utc_now",
+    "validate_key",
+    "validate_name",
+    "validate_segment",
+    "verify_dataset",
+    "write_xarray",
+]
+
+_LAZY = {
+    "Catalog": "minjiang.storage._catalog",
+    "LineageGraph": "minjiang.storage._catalog",
+    "Record": "minjiang.storage._catalog",
+    "utc_now": "minjiang.storage._catalog",
+    "DatasetWriter": "minjiang.storage._dataset",
+    "array_codecs": "minjiang.storage._dataset",
+    "dataset_schema": "minjiang.storage._dataset",
+    "default_chunks": "minjiang.storage._dataset",
+    "ensure_verified": "minjiang.storage._dataset",
+    "open_dataset_info": "minjiang.storage._dataset",
+    "read_array": "minjiang.storage._dataset",
+    "read_coord_values": "minjiang.storage._dataset",
+    "read_region": "minjiang.storage._dataset",
+    "read_table": "minjiang.storage._dataset",
+    "verify_dataset": "minjiang.storage._dataset",
+    "write_xarray": "minjiang.storage._dataset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'minjiang.storage' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,32 @@
+# minjiang: `make demo` runs the main job, `make test` runs the test suite.
+# Both create (or reuse) .venv and install the pinned dependency set first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.minjiang-installed
+
+.PHONY: demo test bench lint install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,validation]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/minjiang demo --num-cpus 2
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --suite all --size small
+
+lint: $(STAMP)
+	$(BIN)/ruff check core kernels storage plugins benchmarks tests examples
+	$(BIN)/mypy core storage
+
+clean:
+	rm -rf $(VENV) minjiang-store demo-data .pytest_cache

@@ -1,0 +1,481 @@
+"""Engines: the systems under test, each run in its own process.
+
+An engine process is started once per benchmark run and kept warm; the harness
+sends it one command at a time (``prepare``, ``run``, ``fetch``, ``discard``) and
+measures its whole process tree from outside (:mod:`benchmarks._measure`). Wall time
+is taken inside the engine process around :meth:`Engine.run` only, so process start,
+imports, Ray start-up and input ingest are not counted; reading the validation window
+back happens after the measured section.
+
+Registry (``ENGINES``): names to ``"module:Class"`` paths, imported lazily.
+
+============== ===============================================================
+minjiang-ray   minjiang runtime, Ray executor (a local Ray, or ``--address``)
+minjiang-local minjiang runtime, in-process ``local`` executor
+xarray-dask    ``open_zarr`` + dask threaded scheduler + ``to_zarr``
+cubed          Cubed arrays from/to Zarr (threads executor by default)
+io-floor       read + decode every input chunk, encode + write the outputs; no compute
+============== ===============================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import shutil
+import sys
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from benchmarks._data import ArrayRef, BenchData, array_codecs, xarray_encoding
+from benchmarks._workloads import (
+    GAUSSIAN_SIGMA,
+    GAUSSIAN_TRUNCATE,
+    QUANTILE,
+    WORKLOADS,
+    Workload,
+    gaussian_radius,
+    output_layout,
+)
+
+__all__ = ["ENGINES", "Engine", "EngineOptions", "RunOutput", "create_engine", "serve"]
+
+ENGINES: dict[str, str] = {
+    "minjiang-ray": "benchmarks._engine_minjiang:MinjiangRayEngine",
+    "minjiang-local": "benchmarks._engine_minjiang:MinjiangLocalEngine",
+    "xarray-dask": "benchmarks._engines:XarrayDaskEngine",
+    "cubed": "benchmarks._engines:CubedEngine",
+    "io-floor": "benchmarks._engines:IOFloorEngine",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineOptions:
+    """What every engine is told (picklable: it crosses the process boundary)."""
+
+    cores: int
+    memory_budget: str
+    work_dir: str
+    store: str
+    address: str | None = None
+    backend: str = "auto"
+    cubed_executor: str = "threads"
+
+
+@dataclasses.dataclass
+class RunOutput:
+    """What :meth:`Engine.run` hands back: a handle to its outputs and engine figures."""
+
+    handle: Any
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Engine:
+    """Base class. Subclasses implement :meth:`run` and :meth:`fetch`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    is_floor: ClassVar[bool] = False
+
+    def __init__(self, options: EngineOptions) -> None:
+        self.options = options
+
+    def setup(self) -> dict[str, Any]:
+        """Start what the engine needs; return facts to record (executor, threads)."""
+        return {}
+
+    def supports(self, wl: Workload) -> str | None:
+        """``None`` when the engine can run ``wl``, else the reason it cannot."""
+        return None
+
+    def prepare(self, data: BenchData, names: tuple[str, ...]) -> dict[str, Any]:
+        """Untimed work before a workload's runs (e.g. ingesting the inputs)."""
+        return {}
+
+    def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
+        raise NotImplementedError
+
+    def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
+        """Read the validation window of every output back (after the measured run)."""
+        raise NotImplementedError
+
+    def discard(self, handle: Any) -> None:
+        """Delete a run's outputs, so disk use stays bounded across repetitions."""
+        if isinstance(handle, str | os.PathLike) and Path(handle).exists():
+            shutil.rmtree(handle, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop what :meth:`setup` started."""
+
+
+def create_engine(name: str, options: EngineOptions) -> Engine:
+    """Instantiate engine ``name`` from :data:`ENGINES`."""
+    try:
+        path = ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; expected one of {sorted(ENGINES)!r}") from None
+    module, _, cls = path.partition(":")
+    return getattr(importlib.import_module(module), cls)(options)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _window_of(arr: Any, dims: tuple[str, ...], window: dict[str, slice]) -> np.ndarray:
+    return np.asarray(arr[tuple(window.get(d, slice(None)) for d in dims)])
+
+
+def _fetch_zarr_group(wl: Workload, group: str, window: dict[str, slice]) -> dict[str, Any]:
+    """Window of each array output and each Parquet table written under ``group``."""
+    import zarr
+
+    got: dict[str, Any] = {}
+    for o in wl.outputs:
+        if o.kind == "table":
+            p = Path(group) / f"{o.name}.parquet"
+            if p.exists():
+                import pyarrow.parquet as pq
+
+                got[o.name] = {k: np.asarray(v) for k, v in pq.read_table(p).to_pydict().items()}
+            continue
+        try:
+            arr = zarr.open_array(group, path=o.name, mode="r")
+        except Exception:
+            continue
+        got[o.name] = _window_of(arr, o.dims, window)
+    return got
+
+
+def _create_outputs(wl: Workload, data: BenchData, path: Path) -> dict[str, Any]:
+    """Empty output arrays with the workload's layout and minjiang's codec."""
+    import zarr
+
+    kw, _ = array_codecs()
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    out = {}
+    for name, shape, chunks, dims in output_layout(wl, data):
+        out[name] = group.create_array(
+            name, shape=shape, chunks=chunks, dtype="float32", dimension_names=dims,
+            fill_value=np.nan, **kw,
+        )
+    return out
+
+
+def gaussian_block(block: np.ndarray) -> np.ndarray:
+    """SciPy's Gaussian on one (halo-padded) block; the reference's parameters."""
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(block, GAUSSIAN_SIGMA, mode="reflect", truncate=GAUSSIAN_TRUNCATE)
+
+
+# --------------------------------------------------------------------------- xarray + dask
+
+
+class XarrayDaskEngine(Engine):
+    """xarray on dask's threaded scheduler, written as a careful user would.
+
+    ``open_zarr`` with the storage chunks, the idiomatic xarray operation, and
+    ``to_zarr`` with minjiang's codec and the same output chunking as minjiang.
+    Operations that need the whole time axis (quantile, day-of-year groupby) first
+    rechunk time-chunked data to the pencil layout, as xarray requires or advises.
+    """
+
+    name = "xarray-dask"
+    description = "xarray + dask (threaded scheduler)"
+
+    def setup(self) -> dict[str, Any]:
+        import dask
+
+        dask.config.set(scheduler="threads", num_workers=self.options.cores)
+        try:
+            import flox  # noqa: F401
+
+            has_flox = True
+        except ImportError:
+            has_flox = False
+        return {"scheduler": "threads", "num_workers": self.options.cores, "flox": has_flox}
+
+    def _open(self, ref: ArrayRef) -> Any:
+        import xarray as xr
+
+        return xr.open_zarr(ref.group, consolidated=False, chunks={})[ref.var]
+
+    @staticmethod
+    def _full_time(x: Any, data: BenchData) -> Any:
+        if len(x.chunks[0]) == 1:
+            return x
+        _, py, px = data.pencil_chunks
+        return x.chunk({"time": -1, "y": py, "x": px})
+
+    def _write(self, arrays: dict[str, Any], wl: Workload, data: BenchData, path: Path) -> None:
+        import xarray as xr
+
+        layout = {n: (c, d) for n, _, c, d in output_layout(wl, data)}
+        ds = xr.Dataset({n: a.chunk(dict(zip(layout[n][1], layout[n][0], strict=True))) for n, a in arrays.items()})
+        enc = {n: xarray_encoding(layout[n][0]) for n in arrays}
+        ds.to_zarr(str(path), mode="w", zarr_format=3, consolidated=False, encoding=enc)
+
+    def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
+        import dask
+
+        path = out_dir / "out.zarr"
+        key = wl.key
+        a = self._open(data.arrays["a"])
+        if key == "w1_band_math":
+            b = self._open(data.arrays["b"])
+            self._write({"out": (a - b) / (a + b)}, wl, data, path)
+        elif key == "w2_mean":
+            self._write({"mean": a.mean("time")}, wl, data, path)
+        elif key == "w2_q90":
+            q = self._full_time(a, data).quantile(QUANTILE, dim="time").drop_vars("quantile")
+            self._write({"q90": q.astype("float32")}, wl, data, path)
+        elif key == "w3_anomaly":
+            g = self._full_time(a, data).groupby("time.dayofyear")
+            anom = (g - g.mean("time")).drop_vars("dayofyear", errors="ignore")
+            self._write({"anomaly": anom.astype("float32")}, wl, data, path)
+        elif key == "w4_gaussian":
+            r = gaussian_radius()
+            sm = a.data.map_overlap(
+                gaussian_block, depth=dict.fromkeys(range(3), r), boundary="reflect",
+                dtype=np.float32, meta=np.array((), dtype=np.float32),
+            )
+            self._write({"smoothed": a.copy(data=sm)}, wl, data, path)
+        elif key == "w5_label_stats":
+            labels = self._open(data.arrays["labels"]).load()
+            g = a.groupby(labels.rename("label"))
+            stats = dask.compute(g.count(), g.sum(), g.mean(), g.min(), g.max(), g.std())
+            path.mkdir(parents=True, exist_ok=True)
+            _write_table(dict(zip(("count", "sum", "mean", "min", "max", "std"), stats, strict=True)),
+                         path / "stats.parquet")
+        else:
+            raise ValueError(f"{self.name}: no implementation of {key!r}")
+        return RunOutput(str(path))
+
+    def supports(self, wl: Workload) -> str | None:
+        return None if wl.domain is None else "no xarray peer for a domain plugin workload"
+
+    def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
+        return _fetch_zarr_group(wl, handle, window)
+
+
+def _write_table(stats: dict[str, Any], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = next(iter(stats.values()))
+    cols = {"label": np.asarray(first["label"].values, dtype=np.int64)}
+    for name, da in stats.items():
+        cols[name] = np.asarray(da.values, dtype=np.float64)
+    pq.write_table(pa.table(cols), path)
+
+
+# --------------------------------------------------------------------------- cubed
+
+
+def _cubed_gaussian_block(block: np.ndarray, block_id: tuple[int, ...] = (), numblocks: tuple[int, ...] = (),
+                          depth: int = 0) -> np.ndarray:
+    """Gaussian on a Cubed overlap block whose edge padding is a constant.
+
+    Cubed pads the true array edges with a constant only; dropping that padding and
+    letting SciPy reflect at those faces gives the reflect-boundary result exactly.
+    """
+    crop_in, crop_out = [], []
+    for ax, (i, n) in enumerate(zip(block_id, numblocks, strict=True)):
+        lo = depth if i == 0 else 0  # constant padding to drop
+        hi = block.shape[ax] - (depth if i == n - 1 else 0)
+        crop_in.append(slice(lo, hi))
+        out_lo = 0 if i == 0 else depth
+        out_hi = (hi - lo) - (0 if i == n - 1 else depth)
+        crop_out.append(slice(out_lo, out_hi))
+    return gaussian_block(block[tuple(crop_in)])[tuple(crop_out)]
+
+
+class CubedEngine(Engine):
+    """Cubed arrays read from and written to Zarr, where its array API covers the workload."""
+
+    name = "cubed"
+    description = "Cubed"
+
+    def setup(self) -> dict[str, Any]:
+        import cubed
+
+        ex = self.options.cubed_executor
+        opts: dict[str, Any] = {}
+        if ex in ("threads", "processes"):
+            opts["max_workers"] = self.options.cores
+        self.spec = cubed.Spec(
+            work_dir=str(Path(self.options.work_dir) / "cubed-work"),
+            allowed_mem=self.options.memory_budget,
+            executor_name=ex,
+            executor_options=opts,
+        )
+        return {"executor": ex, "max_workers": self.options.cores, "allowed_mem": self.options.memory_budget}
+
+    def supports(self, wl: Workload) -> str | None:
+        reasons = {
+            "w2_q90": "the array API has no quantile",
+            "w3_anomaly": "the array API has no group-by",
+            "w5_label_stats": "the array API has no group-by",
+        }
+        if wl.domain is not None:
+            return "no Cubed peer for a domain plugin workload"
+        return reasons.get(wl.key)
+
+    def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
+        import cubed
+
+        path = out_dir / "out.zarr"
+        targets = _create_outputs(wl, data, path)
+        ref = data.arrays["a"]
+        a = cubed.from_zarr(ref.group, path=ref.var, spec=self.spec)
+        if wl.key == "w1_band_math":
+            rb = data.arrays["b"]
+            b = cubed.from_zarr(rb.group, path=rb.var, spec=self.spec)
+            outs = {"out": (a - b) / (a + b)}
+        elif wl.key == "w2_mean":
+            outs = {"mean": cubed.mean(a, axis=0)}
+        elif wl.key == "w4_gaussian":
+            outs = {"smoothed": _cubed_gaussian(a, gaussian_radius())}
+        else:
+            raise ValueError(f"{self.name}: no implementation of {wl.key!r}")
+        sources, dests = [], []
+        for name, arr in outs.items():
+            t = targets[name]
+            if tuple(arr.chunksize) != tuple(t.chunks):
+                arr = arr.rechunk(t.chunks)
+            sources.append(arr)
+            dests.append(t)
+        cubed.store(sources, dests)
+        return RunOutput(str(path))
+
+    def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
+        return _fetch_zarr_group(wl, handle, window)
+
+    def discard(self, handle: Any) -> None:
+        super().discard(handle)
+        shutil.rmtree(Path(self.options.work_dir) / "cubed-work", ignore_errors=True)
+
+
+def _cubed_gaussian(a: Any, r: int) -> Any:
+    import functools
+
+    import cubed
+
+    fn = functools.partial(_cubed_gaussian_block, numblocks=a.numblocks, depth=r)
+    return cubed.map_overlap(fn, a, dtype=np.float32, chunks=a.chunks, depth=r, boundary=0.0)
+
+
+# --------------------------------------------------------------------------- I/O floor
+
+
+class IOFloorEngine(Engine):
+    """The floor of a Zarr-to-Zarr step: read and decode every input chunk once, then
+    encode and write every output chunk once (the decoded input is written back as
+    the payload, so the codec sees real data), on ``cores`` threads. No compute."""
+
+    name = "io-floor"
+    description = "I/O floor (zarr read+decode, encode+write; no compute)"
+    is_floor = True
+
+    def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
+        import zarr
+
+        from benchmarks._data import chunk_blocks
+
+        path = out_dir / "out.zarr"
+        outs = _create_outputs(wl, data, path)
+        cube_in = [zarr.open_array(data.arrays[n].group, path=n, mode="r") for n in wl.inputs if n != "labels"]
+        plane_in = [zarr.open_array(data.arrays[n].group, path=n, mode="r") for n in wl.inputs if n == "labels"]
+        cube_out = [o for o in outs.values() if o.ndim == 3]
+        plane_out = [o for o in outs.values() if o.ndim == 2]
+        first_t = {0}
+        regions = list(chunk_blocks(data.shape, data.cube_chunks, 1))  # one chunk per task
+
+        def task(region: tuple[slice, ...]) -> int:
+            payload = None
+            nbytes = 0
+            for arr in cube_in:
+                blk = arr[region]
+                nbytes += blk.nbytes
+                payload = blk if payload is None else payload
+            if region[0].start in first_t:  # (y, x) arrays: each chunk once
+                for arr in plane_in:
+                    nbytes += arr[region[1:]].nbytes
+                for o in plane_out:
+                    o[region[1:]] = payload[0]
+            for o in cube_out:
+                o[region] = payload
+            return nbytes
+
+        with ThreadPoolExecutor(max_workers=self.options.cores) as pool:
+            read = sum(pool.map(task, regions))
+        if any(o.kind == "table" for o in wl.outputs):
+            path.mkdir(parents=True, exist_ok=True)
+        return RunOutput(str(path), {"tasks": len(regions), "bytes_decoded": int(read)})
+
+    def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
+        return {}  # the floor computes nothing to validate
+
+
+# --------------------------------------------------------------------------- server
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": "".join(tb)[-4000:]}
+
+
+def serve(conn: Any, name: str, options: EngineOptions) -> None:
+    """The engine process: set the engine up, then answer commands until ``close``."""
+    try:
+        engine = create_engine(name, options)
+        info = engine.setup()
+    except BaseException as exc:
+        conn.send({**_error(exc), "pid": os.getpid()})
+        return
+    conn.send({"ok": True, "pid": os.getpid(), "info": info, "description": engine.description,
+               "is_floor": engine.is_floor})
+    handles: dict[str, Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            break
+        op = msg.get("op")
+        try:
+            if op == "supports":
+                reply = {"ok": True, "supports": {k: engine.supports(WORKLOADS[k]) for k in msg["workloads"]}}
+            elif op == "prepare":
+                reply = {"ok": True, "info": engine.prepare(msg["data"], tuple(msg["names"]))}
+            elif op == "run":
+                wl = WORKLOADS[msg["workload"]]
+                out_dir = Path(msg["out_dir"])
+                out_dir.mkdir(parents=True, exist_ok=True)
+                t0 = time.perf_counter()
+                res = engine.run(wl, msg["data"], out_dir)
+                wall = time.perf_counter() - t0
+                handles[msg["run_id"]] = res.handle
+                reply = {"ok": True, "wall_s": wall, "details": res.details}
+            elif op == "fetch":
+                wl = WORKLOADS[msg["workload"]]
+                reply = {"ok": True, "outputs": engine.fetch(wl, handles[msg["run_id"]], msg["window"])}
+            elif op == "discard":
+                engine.discard(handles.pop(msg["run_id"], None))
+                reply = {"ok": True}
+            elif op == "close":
+                engine.close()
+                conn.send({"ok": True})
+                break
+            else:
+                reply = {"ok": False, "error": f"unknown command {op!r}"}
+        except BaseException as exc:
+            reply = _error(exc)
+        conn.send(reply)
+    conn.close()
+    sys.stdout.flush()

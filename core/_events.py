@@ -1,0 +1,68 @@
+"""Run events: what the driver tells observers (progress bars, audit, benchmarks)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+__all__ = ["EventKind", "RunEvent", "TaskResult"]
+
+EventKind = Literal[
+    "run_started",
+    "step_planned",
+    "step_reused",
+    "step_started",
+    "task_finished",
+    "task_skipped",
+    "step_committed",
+    "run_finished",
+    "run_failed",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskResult:
+    """What a task returns to the driver: small metadata only, never array data.
+
+    ``checksums`` maps array name -> chunk key -> sha256 of the stored chunk bytes;
+    ``tables`` maps table name -> part key -> sha256. Timings are seconds.
+    """
+
+    key: str
+    stage: str
+    checksums: dict[str, dict[str, str]]
+    tables: dict[str, dict[str, str]]
+    bytes_read: int
+    bytes_written: int
+    read_s: float
+    kernel_s: float
+    write_s: float
+    total_s: float
+    backend: str
+    host: str
+    pid: int
+    skipped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskResult:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunEvent:
+    """One event of a run. Fields not relevant to ``kind`` are left empty."""
+
+    kind: EventKind
+    run: str
+    step: str = ""
+    operator: str = ""
+    dataset_id: str = ""
+    tasks_total: int = 0
+    tasks_done: int = 0
+    task: TaskResult | None = None
+    message: str = ""
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)

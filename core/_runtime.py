@@ -1,0 +1,902 @@
+"""The runtime: plugins, store, catalog, planner and executor in one object.
+
+>>> import minjiang as mj
+>>> rt = mj.Runtime(store="./minjiang-store")                        # doctest: +SKIP
+>>> cube = rt.ingest("array.zarr", ["cube.zarr"], name="demo/cube")  # doctest: +SKIP
+>>> res = rt.run("array.gaussian", inputs={"x": cube}, params={"sigma": 2})  # doctest: +SKIP
+>>> res.to_xarray()                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import logging
+import os
+import platform
+import socket
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from minjiang.core._events import RunEvent, TaskResult
+from minjiang.core._operator import Composite, Operator, import_dotted
+from minjiang.core._pipeline import Pipeline, Step, load_pipeline
+from minjiang.core._planner import (
+    BoundInput,
+    Stage,
+    StepPlan,
+    StepPlanner,
+    format_bytes,
+    parse_bytes,
+)
+from minjiang.core._plugins import Registry, make_plugin_manager
+from minjiang.core.errors import (
+    BackendFallbackWarning,
+    BackendUnavailableError,
+    ContractError,
+    DatasetNotFoundError,
+    MemoryBudgetError,
+    PipelineError,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import xarray as xr
+
+    from minjiang.core._executors import Executor
+    from minjiang.core._reader import Reader
+    from minjiang.storage import ArrayInfo, DatasetInfo, Record
+
+log = logging.getLogger("minjiang")
+
+__all__ = ["IngestPlan", "Plan", "PipelineResult", "Result", "Runtime", "default_memory_budget", "open"]
+
+
+def default_memory_budget() -> int:
+    """Half the machine's memory: the default ``--memory-budget`` for a run."""
+    import psutil
+
+    return int(psutil.virtual_memory().total * 0.5)
+
+
+def _code_version() -> str:
+    import minjiang
+
+    return minjiang.__version__
+
+
+def _software() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "minjiang": _code_version()}
+    for pkg in ("numpy", "numba", "zarr", "ray", "xarray", "pyarrow", "cupy-cuda12x"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _host() -> dict[str, Any]:
+    import psutil
+
+    return {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "memory": int(psutil.virtual_memory().total), "python": sys.executable and platform.python_version()}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """A committed dataset: its id, record and convenient readers."""
+
+    id: str
+    record: Record
+    runtime: Runtime = dataclasses.field(repr=False, compare=False)
+    reused: bool = False
+
+    @property
+    def name(self) -> str | None:
+        return self.record.names[0] if self.record.names else None
+
+    @property
+    def path(self) -> str:
+        """The Zarr group of this dataset (a local path for local stores)."""
+        local = self.runtime.store.local_path(f"{self.record.prefix}/arrays.zarr")
+        return str(local) if local is not None else f"{self.runtime.store.url}/{self.record.prefix}/arrays.zarr"
+
+    def to_xarray(self) -> xr.Dataset:
+        """The dataset as a lazy, dask-backed :class:`xarray.Dataset`."""
+        return self.runtime.open(self.id)
+
+    def table(self, name: str) -> pa.Table:
+        from minjiang.storage import read_table
+
+        if name not in self.record.tables:
+            raise DatasetNotFoundError(
+                f"dataset {self.id} has no table {name!r}; it has {sorted(self.record.tables)!r}"
+            )
+        return read_table(self.runtime.store, self.id, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestPlan:
+    step: str
+    reader: Reader
+    params: Any
+    files: list[Path]
+    dataset_id: str
+    info: DatasetInfo
+    chunks: dict[str, int]
+    dataset: Any = dataclasses.field(repr=False)
+    name: str | None = None
+    reused: bool = False
+
+
+@dataclasses.dataclass
+class Plan:
+    """A validated plan: one entry per step (composites expanded into hidden steps)."""
+
+    pipeline: Pipeline
+    steps: list[StepPlan | IngestPlan]
+    outputs: dict[str, str]
+    budget: int
+    workers: int
+    executor: str
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for s in self.steps:
+            if isinstance(s, IngestPlan):
+                rows.append({"step": s.step, "what": f"ingest {s.reader.name}", "dataset": s.dataset_id,
+                             "tasks": 0 if s.reused else 1, "memory/task": "", "decode amp.": "",
+                             "backend": "cpu", "status": "reuse" if s.reused else "run"})
+                continue
+            rows.append({
+                "step": s.step + (" (hidden)" if s.hidden else ""),
+                "what": s.operator.name,
+                "dataset": s.dataset_id,
+                "tasks": s.n_tasks,
+                "memory/task": format_bytes(s.task_memory),
+                "decode amp.": f"{s.block.decode_amplification:.2f}" if s.block else "",
+                "backend": s.backend,
+                "status": "reuse" if s.reused else "run",
+            })
+        return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineResult:
+    """The results of a pipeline run, by step id, and report files written."""
+
+    results: dict[str, Result]
+    reports: list[Path]
+    plan: Plan
+
+    def __getitem__(self, step: str) -> Result:
+        return self.results[step]
+
+    @property
+    def output(self) -> Result:
+        return self.results[self.plan.pipeline.steps[-1].id]
+
+
+class Runtime:
+    """The entry point of the Python API.
+
+    Parameters
+    ----------
+    store
+        Store root (local folder or ``s3://bucket/prefix``); default ``$MINJIANG_STORE``
+        or ``./minjiang-store``.
+    executor
+        ``"ray"`` (default; a local Ray is started on demand, or ``address`` joins a
+        cluster) or ``"local"`` (in-process and sequential: debugging, test oracle).
+    memory_budget
+        Total memory the run may use (``"8GiB"``); each task gets its share per worker.
+        Default: half the machine's memory.
+    backend
+        ``"auto"``, ``"cpu"`` or ``"gpu"`` for steps that do not set their own.
+    progress
+        Show a progress bar (tasks done/total, MB/s, ETA) on the terminal.
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | None = None,
+        *,
+        executor: str = "ray",
+        address: str | None = None,
+        num_cpus: int | None = None,
+        memory_budget: str | int | None = None,
+        backend: str = "auto",
+        config: Mapping[str, Any] | None = None,
+        plugins: Iterable[Any] = (),
+        entry_points: bool = True,
+        progress: bool = False,
+        max_retries: int = 3,
+    ) -> None:
+        from minjiang.storage import Catalog, open_store
+
+        self.store = open_store(store)
+        self.catalog = Catalog(self.store)
+        pm, problems = make_plugin_manager(plugins, entry_points=entry_points)
+        self.registry = Registry(pm, problems)
+        self.config = dict(config or {})
+        self.registry.emit("minjiang_configure", config=self.config)
+        self.executor_name = executor
+        self._executor_options = {"address": address, "num_cpus": num_cpus, "max_retries": max_retries}
+        self._executor: Executor | None = None
+        self.memory_budget = parse_bytes(memory_budget) if memory_budget is not None else default_memory_budget()
+        if backend not in ("auto", "cpu", "gpu"):
+            raise ContractError(f"backend {backend!r} is not one of 'auto', 'cpu', 'gpu'")
+        self.backend = backend
+        self.progress = progress
+        self.last_run_events: list[RunEvent] = []
+        self._observers: list[Callable[[RunEvent], None]] = []
+        self._coord_cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ registry
+    @property
+    def operators(self) -> dict[str, Operator]:
+        return {k: v for k, (_, v) in self.registry.operators.items()}
+
+    @property
+    def readers(self) -> dict[str, Reader]:
+        return {k: v for k, (_, v) in self.registry.readers.items()}
+
+    @property
+    def pipelines(self) -> dict[str, Pipeline]:
+        return {k: v for k, (_, v) in self.registry.pipelines.items()}
+
+    def register(self, plugin: Any, name: str | None = None) -> None:
+        """Register one more plugin object or module on this runtime."""
+        self.registry.pm.register(plugin, name=name)
+        self.registry.pm.check_pending()
+        self.registry = Registry(self.registry.pm, self.registry.problems)
+
+    # ------------------------------------------------------------------ executor
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            from minjiang.core._executors import create_executor
+
+            self._executor = create_executor(self.executor_name, **self._executor_options)
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def subscribe(self, observer: Callable[[RunEvent], None]) -> None:
+        """Call ``observer(event)`` for every run event (besides the plugin hook)."""
+        self._observers.append(observer)
+
+    # ------------------------------------------------------------------ reading
+    def result(self, ref: str | Result) -> Result:
+        """The committed dataset named or identified by ``ref``."""
+        if isinstance(ref, Result):
+            return ref
+        record = self.catalog.get(ref)
+        return Result(record.id, record, self)
+
+    def open(self, ref: str | Result) -> xr.Dataset:
+        """Open a dataset as a lazy dask-backed :class:`xarray.Dataset`."""
+        import xarray as xr
+
+        res = self.result(ref)
+        store = self.store.zarr_store(f"{res.record.prefix}/arrays.zarr", read_only=True)
+        ds = xr.open_zarr(store, chunks={}, consolidated=True, zarr_format=3)
+        ds.attrs.setdefault("minjiang_id", res.id)
+        return ds
+
+    # ------------------------------------------------------------------ running
+    def ingest(self, reader: str, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *,
+               name: str | None = None, params: Mapping[str, Any] | None = None, reuse: bool = True) -> Result:
+        """Ingest source files with a registered reader into a dataset."""
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        step = Step(id="ingest", reader=reader, paths=[str(p) for p in paths], params=dict(params or {}), name=name)
+        return self.run_pipeline(Pipeline(steps=[step]), reuse=reuse).results["ingest"]
+
+    def run(self, operator: str, *, inputs: Mapping[str, str | Result], params: Mapping[str, Any] | None = None,
+            name: str | None = None, backend: str | None = None, reuse: bool = True) -> Result:
+        """Run one operator; returns the committed (or reused) result."""
+        step = Step(id="run", operator=operator, params=dict(params or {}), name=name, backend=backend,
+                    inputs={k: (v.id if isinstance(v, Result) else str(v)) for k, v in inputs.items()})
+        return self.run_pipeline(Pipeline(steps=[step]), reuse=reuse).results["run"]
+
+    def _load(self, pipeline: Pipeline | str | os.PathLike[str] | Mapping[str, Any]) -> Pipeline:
+        if isinstance(pipeline, Pipeline):
+            return pipeline
+        if isinstance(pipeline, str) and pipeline in self.registry.pipelines:
+            return self.registry.pipeline(pipeline)
+        if isinstance(pipeline, str) and not pipeline.endswith((".yaml", ".yml")) and "\n" not in pipeline:
+            if "." in pipeline and not os.path.exists(pipeline):
+                return self.registry.pipeline(pipeline)
+        return load_pipeline(pipeline)
+
+    def plan(self, pipeline: Pipeline | str | os.PathLike[str] | Mapping[str, Any], *,
+             inputs: Mapping[str, Any] | None = None, reuse: bool = True) -> Plan:
+        """Validate ``pipeline`` and build its whole plan without running anything."""
+        pipe = self._load(pipeline)
+        return _PlanBuilder(self, pipe, dict(inputs or {}), reuse).build()
+
+    def run_pipeline(self, pipeline: Pipeline | str | os.PathLike[str] | Mapping[str, Any], *,
+                     inputs: Mapping[str, Any] | None = None, reuse: bool = True) -> PipelineResult:
+        """Plan, then run every step that is not already in the catalog."""
+        plan = self.plan(pipeline, inputs=inputs, reuse=reuse)
+        return _Run(self, plan).execute()
+
+    # ------------------------------------------------------------------ events
+    def _emit(self, event: RunEvent) -> None:
+        self.last_run_events.append(event)
+        for obs in self._observers:
+            obs(event)
+        self.registry.emit("minjiang_run_event", event=event)
+
+    def coord_values(self, info: ArrayInfo) -> Any:
+        cached = self._coord_cache.get(info.path)
+        if cached is None:
+            from minjiang.storage import read_coord_values
+
+            cached = read_coord_values(self.store, info)
+            self._coord_cache[info.path] = cached
+        return cached
+
+
+def open(ref: str, *, store: str | os.PathLike[str] | None = None) -> xr.Dataset:  # noqa: A001
+    """Open a committed dataset (by name or id) as a lazy xarray Dataset."""
+    rt = Runtime(store=store, executor="local", entry_points=False)
+    return rt.open(ref)
+
+
+# ---------------------------------------------------------------------- planning
+class _PlanBuilder:
+    def __init__(self, rt: Runtime, pipe: Pipeline, inputs: dict[str, Any], reuse: bool) -> None:
+        self.rt = rt
+        self.pipe = pipe
+        self.inputs = inputs
+        self.reuse = reuse
+        self.outputs: dict[str, str] = {}          # step id -> dataset id
+        self.infos: dict[str, DatasetInfo] = {}     # dataset id -> info (existing or planned)
+        self.steps: list[StepPlan | IngestPlan] = []
+        missing = [n for n in pipe.inputs if n not in inputs]
+        if missing:
+            raise PipelineError(
+                f"pipeline {pipe.name or ''!s} needs inputs {missing!r}; give them as "
+                + " ".join(f"--input {m}=..." for m in missing)
+            )
+        unknown = set(inputs) - set(pipe.inputs)
+        if unknown:
+            raise PipelineError(f"pipeline {pipe.name or ''!s} has no inputs {sorted(unknown)!r}; it takes {pipe.inputs!r}")
+
+    def build(self) -> Plan:
+        execu = self.rt.executor
+        workers = execu.workers()
+        per_task = max(1, self.rt.memory_budget // workers)
+        self.planner = StepPlanner(store_url=self.rt.store.url, budget=per_task, workers=workers,
+                                   coord_values=self.coord_values)
+        for step in self.pipe.steps:
+            if step.reader is not None:
+                self._plan_ingest(step)
+            else:
+                self._plan_operator(step)
+        return Plan(self.pipe, self.steps, dict(self.outputs), self.rt.memory_budget, workers, execu.name)
+
+    def coord_values(self, info: ArrayInfo) -> Any:
+        cached = self.rt._coord_cache.get(info.path)
+        if cached is not None:
+            return cached
+        return self.rt.coord_values(info)
+
+    # -- inputs
+    def _dataset(self, dataset_id: str) -> DatasetInfo:
+        info = self.infos.get(dataset_id)
+        if info is None:
+            from minjiang.storage import open_dataset_info
+
+            info = open_dataset_info(self.rt.store, dataset_id)
+            self.infos[dataset_id] = info
+        return info
+
+    def _resolve(self, ref: Any, step: Step) -> tuple[str, str | None]:
+        """-> (dataset id, array/table selector)."""
+        if isinstance(ref, Result):
+            return ref.id, None
+        ref = str(ref)
+        if ref.startswith("$"):
+            value = self.inputs[ref[1:]]
+            return self._resolve(value, step)
+        if ref in self.outputs:
+            return self.outputs[ref], None
+        selector = None
+        if ":" in ref:
+            ref, selector = ref.rsplit(":", 1)
+            if ref in self.outputs:
+                return self.outputs[ref], selector
+        did = self.rt.catalog.resolve(ref)
+        if did is None:
+            import difflib
+
+            names = list(self.rt.catalog.names()) + list(self.outputs)
+            close = difflib.get_close_matches(ref, names, n=3)
+            hint = f" Did you mean {close!r}?" if close else ""
+            raise DatasetNotFoundError(
+                f"step {step.id!r}: no dataset or earlier step named {ref!r}.{hint} "
+                "(`minjiang catalog ls` lists datasets)"
+            )
+        return did, selector
+
+    def _bind(self, op: Operator, step: Step, raw: Mapping[str, Any]) -> dict[str, BoundInput]:
+        bound: dict[str, BoundInput] = {}
+        specs = {i.name: i for i in op.inputs}
+        for key, ref in raw.items():
+            if key not in specs:
+                raise ContractError(f"step {step.id!r}: {op.name} has no input {key!r}; it takes {sorted(specs)!r}")
+            did, selector = self._resolve(ref, step)
+            info = self._dataset(did)
+            spec = specs[key]
+            if spec.kind == "table":
+                tables = sorted(info.tables)
+                name = selector or (tables[0] if len(tables) == 1 else None)
+                if name is None or name not in info.tables:
+                    raise ContractError(
+                        f"step {step.id!r}: input {key!r} needs a table of dataset {did}; it has {tables!r} "
+                        f"(pick one with '<dataset>:<table>')"
+                    )
+                bound[key] = BoundInput(key, did, table=name)
+                continue
+            arrays = sorted(info.arrays)
+            name = selector or (arrays[0] if len(arrays) == 1 else (key if key in info.arrays else None))
+            if name is None or name not in info.arrays:
+                raise ContractError(
+                    f"step {step.id!r}: input {key!r} refers to dataset {did} with arrays {arrays!r}; "
+                    "choose one with '<dataset>:<array>'"
+                )
+            bound[key] = BoundInput(key, did, array=info.arrays[name], whole=spec.whole)
+        return bound
+
+    # -- backend
+    def _backend(self, op: Operator, step: Step) -> str:
+        requested = step.backend or (self.pipe.backend if self.pipe.backend != "auto" else self.rt.backend)
+        if requested == "cpu":
+            return "cpu"
+        gpus = self.rt.executor.gpus()
+        if requested == "gpu":
+            if "gpu" not in op.backends:
+                raise BackendUnavailableError(
+                    f"step {step.id!r}: {op.name} has no GPU kernel (backends {op.backends!r}); use --backend cpu or auto"
+                )
+            if gpus <= 0:
+                raise BackendUnavailableError(
+                    f"step {step.id!r}: backend 'gpu' was asked but the {self.rt.executor.name} executor has no GPU; "
+                    "use --backend auto to fall back to the CPU, or join a cluster with GPUs (--address)"
+                )
+            return "gpu"
+        if "gpu" in op.backends and gpus > 0:
+            return "gpu"
+        if "gpu" in op.backends and _cupy_installed():
+            warnings.warn(
+                f"step {step.id!r}: {op.name} has a GPU kernel and CuPy is installed, but the executor has no "
+                "GPU; running on the CPU",
+                BackendFallbackWarning,
+                stacklevel=4,
+            )
+        return "cpu"
+
+    # -- steps
+    def _plan_ingest(self, step: Step) -> None:
+        from minjiang.storage import hash_files
+
+        reader = self.rt.registry.reader(step.reader or "")
+        params = reader.validate_params(step.params)
+        raw = step.paths
+        if isinstance(raw, str) and raw.startswith("$"):
+            raw = self.inputs[raw[1:]]
+        paths = [raw] if isinstance(raw, str | os.PathLike) else list(raw or [])
+        files = reader.source_files(paths)
+        did = hash_files(files, extra=reader.identity(params))
+        name = self._name(step)
+        reused = self.reuse and self.rt.catalog.exists(did)
+        if reused:
+            info = self._dataset(did)
+            plan = IngestPlan(step.id, reader, params, files, did, info, {}, None, name, True)
+        else:
+            ds = reader.open(files, params)
+            chunks = dict(reader.chunks(ds, params) or _default_chunks(ds))
+            info = _planned_ingest_info(did, ds, chunks, self.rt._coord_cache)
+            self.infos[did] = info
+            plan = IngestPlan(step.id, reader, params, files, did, info, chunks, ds, name, False)
+        self.outputs[step.id] = did
+        self.steps.append(plan)
+
+    def _name(self, step: Step) -> str | None:
+        if step.name is None:
+            return None
+        from minjiang.storage import validate_name
+
+        return validate_name(step.name)
+
+    def _plan_operator(self, step: Step, *, hidden: bool = False, op: Operator | None = None,
+                       raw_inputs: Mapping[str, Any] | None = None, params: Any = None) -> str:
+        op = op or self.rt.registry.operator(step.operator or "")
+        model = params if params is not None else op.validate_params(step.params)
+        bound = self._bind(op, step, raw_inputs if raw_inputs is not None else step.inputs)
+        if isinstance(op.pattern, Composite):
+            return self._plan_composite(step, op, model, bound)
+        from minjiang.storage import content_id
+
+        did = content_id({
+            "operator": op.name,
+            "version": op.version,
+            "params": model.model_dump(mode="json"),
+            "inputs": {k: f"{b.dataset_id}:{b.array.name if b.array is not None else b.table}"
+                       for k, b in sorted(bound.items())},
+            "code": _code_version(),
+        })
+        backend = self._backend(op, step)
+        primary = self.planner.primary(op, bound)
+        src = self._dataset(primary.dataset_id)
+        plan = self.planner.plan(step=step.id, op=op, params=model, inputs=bound, dataset_id=did, backend=backend,
+                                 source_coords=src.coords)
+        plan.name = None if hidden else self._name(step)
+        plan.hidden = hidden
+        plan.reused = self.reuse and self.rt.catalog.exists(did)
+        plan.attrs = {"minjiang_operator": op.name, "minjiang_version": op.version}
+        self.infos[did] = self._dataset(did) if plan.reused else plan.planned_info()
+        self.outputs[step.id] = did
+        self.steps.append(plan)
+        return did
+
+    def _plan_composite(self, step: Step, op: Operator, model: Any, bound: Mapping[str, BoundInput]) -> str:
+        assert isinstance(op.pattern, Composite)
+        infos = {k: b.array for k, b in bound.items() if b.array is not None}
+        subs = op.pattern.expand(model, infos)
+        if not subs:
+            raise ContractError(f"{op.name}: composite expanded to no sub-steps")
+        local: dict[str, str] = {}
+        did = ""
+        for i, sub in enumerate(subs):
+            refs: dict[str, Any] = {}
+            for k, v in sub.inputs.items():
+                if v in local:
+                    refs[k] = local[v]
+                elif v in bound:
+                    b = bound[v]
+                    refs[k] = f"{b.dataset_id}:{b.array.name if b.array is not None else b.table}"
+                else:
+                    raise ContractError(f"{op.name}: sub-step {sub.id!r} refers to unknown {v!r}")
+            last = i == len(subs) - 1
+            sub_step = Step(id=f"{step.id}__{sub.id}" if not last else step.id, operator=sub.operator.name,
+                            inputs={}, params=dict(sub.params), name=step.name if last else None,
+                            backend=step.backend)
+            sub_params = sub.operator.validate_params(sub.params)
+            did = self._plan_operator(sub_step, hidden=not last, op=sub.operator, raw_inputs=refs, params=sub_params)
+            local[sub.id] = did
+        self.outputs[step.id] = did
+        return did
+
+
+def _cupy_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("cupy") is not None
+
+
+def _default_chunks(ds: xr.Dataset) -> dict[str, int]:
+    """~8 MiB chunks: whole extent on small trailing dims, then split the leading ones."""
+    target = 8 << 20
+    chunks: dict[str, int] = {}
+    for var in ds.data_vars.values():
+        itemsize = var.dtype.itemsize
+        remaining = max(1, target // itemsize)
+        for dim in reversed(var.dims):
+            n = ds.sizes[dim]
+            c = max(1, min(n, remaining))
+            chunks[dim] = min(chunks.get(dim, c), c)
+            remaining = max(1, remaining // max(c, 1))
+    return chunks
+
+
+def _planned_ingest_info(did: str, ds: xr.Dataset, chunks: Mapping[str, int], cache: dict[str, Any]) -> DatasetInfo:
+    from minjiang.storage import ArrayInfo, DatasetInfo
+
+    prefix = f"datasets/{did}"
+
+    def info(name: str, var: Any, ch: tuple[int, ...]) -> ArrayInfo:
+        return ArrayInfo(name=name, path=f"{prefix}/arrays.zarr/{name}", dims=tuple(var.dims), shape=tuple(var.shape),
+                         dtype=str(var.dtype), chunks=ch, attrs=dict(var.attrs), dataset_id=did)
+
+    arrays = {str(k): info(str(k), v, tuple(min(chunks.get(d, n), n) for d, n in zip(v.dims, v.shape, strict=True)))
+              for k, v in ds.data_vars.items()}
+    coords = {}
+    for k, v in ds.coords.items():
+        coords[str(k)] = info(str(k), v, tuple(v.shape))
+        cache[coords[str(k)].path] = v.values
+    return DatasetInfo(id=did, prefix=prefix, attrs=dict(ds.attrs), arrays=arrays, coords=coords, tables={})
+
+
+# ---------------------------------------------------------------------- running
+class _Run:
+    def __init__(self, rt: Runtime, plan: Plan) -> None:
+        self.rt = rt
+        self.plan = plan
+        self.run_id = uuid.uuid4().hex[:12]
+        self.results: dict[str, Result] = {}
+
+    def emit(self, kind: str, **kw: Any) -> None:
+        self.rt._emit(RunEvent(kind=kind, run=self.run_id, **kw))  # type: ignore[arg-type]
+
+    def execute(self) -> PipelineResult:
+        self.rt.last_run_events = []
+        self.emit("run_started", tasks_total=sum(0 if s.reused else (s.n_tasks if isinstance(s, StepPlan) else 1)
+                                                 for s in self.plan.steps))
+        progress = _Progress(self.plan) if self.rt.progress else None
+        try:
+            for step in self.plan.steps:
+                if step.reused:
+                    record = self.rt.catalog.get(step.dataset_id)
+                    if step.name:
+                        self.rt.catalog.set_name(step.name, step.dataset_id)
+                    self.results[step.step] = Result(step.dataset_id, record, self.rt, reused=True)
+                    self.emit("step_reused", step=step.step, dataset_id=step.dataset_id,
+                              operator=getattr(getattr(step, "operator", None), "name", ""))
+                    continue
+                if isinstance(step, IngestPlan):
+                    self.results[step.step] = self._ingest(step)
+                else:
+                    self.results[step.step] = self._step(step, progress)
+        except BaseException as err:
+            self.emit("run_failed", message=f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+        self.emit("run_finished")
+        visible = {k: v for k, v in self.results.items() if k in {s.id for s in self.plan.pipeline.steps}}
+        reports = self._report(visible)
+        return PipelineResult(visible, reports, self.plan)
+
+    def _report(self, results: dict[str, Result]) -> list[Path]:
+        fn = self.plan.pipeline.report
+        if not fn or not results:
+            return []
+        last = results[self.plan.pipeline.steps[-1].id]
+        name = (self.plan.pipeline.name or "pipeline").replace("/", "_")
+        directory = self.rt.store.local_path(f"reports/{name}/{last.id}")
+        if directory is None:
+            return []
+        directory.mkdir(parents=True, exist_ok=True)
+        return [Path(p) for p in import_dotted(fn)(results, directory)]
+
+    # -- ingest
+    def _ingest(self, step: IngestPlan) -> Result:
+        from minjiang.storage import Record, write_xarray
+
+        self.emit("step_started", step=step.step, dataset_id=step.dataset_id, operator=step.reader.name, tasks_total=1)
+        t0 = time.perf_counter()
+        started = _now()
+        summary = write_xarray(self.rt.store, step.dataset_id, step.dataset, chunks=step.chunks)
+        record = Record(
+            id=step.dataset_id, kind="ingested", names=[step.name] if step.name else [], domain=step.reader.domain,
+            prefix=f"datasets/{step.dataset_id}", schema=summary.schema,
+            producer={"reader": step.reader.name, "version": step.reader.version,
+                      "params": step.params.model_dump(mode="json") if step.params is not None else {},
+                      "sources": [{"name": f.name, "bytes": f.stat().st_size} for f in step.files]},
+            inputs={}, software=_software(), host=_host(),
+            timings={"started": started, "seconds": round(time.perf_counter() - t0, 3),
+                     "bytes_written": summary.bytes_written, "tasks": 1},
+            checksums=summary.checksums, tables={}, metadata={}, created=_now(),
+        )
+        return self._publish(record, step.name, step.step)
+
+    def _publish(self, record: Record, name: str | None, step: str) -> Result:
+        extra: dict[str, Any] = {}
+        for plugin, fields in self.rt.registry.emit("minjiang_catalog_metadata", record=record):
+            if fields:
+                extra[plugin] = dict(fields)
+        if extra:
+            record = record.model_copy(update={"metadata": {**record.metadata, **extra}})
+        won = self.rt.catalog.publish(record)
+        if not won:
+            log.info("dataset %s was published concurrently by another run; reusing it", record.id)
+            record = self.rt.catalog.get(record.id)
+        if name:
+            self.rt.catalog.set_name(name, record.id)
+        self.emit("step_committed", step=step, dataset_id=record.id, data={"won": won})
+        return Result(record.id, record, self.rt, reused=not won)
+
+    # -- operator steps
+    def _prepare(self, step: StepPlan) -> dict[str, dict[str, str]]:
+        from minjiang.storage import DatasetWriter, read_array
+
+        writer = DatasetWriter(self.rt.store, step.dataset_id)
+        writer.create(attrs=step.attrs)
+        scratch = DatasetWriter(self.rt.store, step.dataset_id, group="_scratch/arrays.zarr")
+        for a in step.arrays.values():
+            w = scratch if a.scratch else writer
+            if a.scratch:
+                scratch.create(attrs={})
+            w.create_array(a.name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, dims=a.dims, attrs=dict(a.attrs),
+                           fill_value=a.fill_value)
+        sums: dict[str, dict[str, str]] = {}
+        import numpy as np
+
+        for c in step.coords:
+            if c.source is not None:
+                values, attrs = read_array(self.rt.store, c.source), dict(c.source.attrs)
+            else:
+                values, attrs = np.asarray(c.values), dict(c.attrs)
+            sums[c.name] = writer.write_coord(c.name, values, dims=c.dims, attrs=attrs)
+        return sums
+
+    def _done_tasks(self, step: StepPlan, stage: Stage) -> dict[str, TaskResult]:
+        """Tasks of ``stage`` whose manifest exists and whose chunks verify."""
+        prefix = f"datasets/{step.dataset_id}/_tasks/{stage.name}"
+        done: dict[str, TaskResult] = {}
+        keys = {t.key for t in stage.tasks}
+        for key in self.rt.store.list(prefix):
+            if not key.endswith(".json"):
+                continue
+            try:
+                res = TaskResult.from_json(self.rt.store.read_json(key))
+            except Exception:
+                continue
+            if res.key in keys and self._verify(res):
+                done[res.key] = dataclasses.replace(res, skipped=True)
+        return done
+
+    def _verify(self, res: TaskResult) -> bool:
+        store = self.rt.store
+        try:
+            for path, chunks in res.checksums.items():
+                for ck, digest in chunks.items():
+                    if hashlib.sha256(store.read_bytes(f"{path}/{ck}")).hexdigest() != digest:
+                        return False
+            for parts in res.tables.values():
+                for key, digest in parts.items():
+                    if hashlib.sha256(store.read_bytes(key)).hexdigest() != digest:
+                        return False
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _check_feasible(self, step: StepPlan) -> None:
+        node = self.rt.executor.node_memory()
+        if node and step.task_memory > node:
+            raise MemoryBudgetError(
+                f"step {step.step!r} ({step.operator.name}): a task needs {format_bytes(step.task_memory)} but the "
+                f"largest node has {format_bytes(node)}; lower --memory-budget or re-chunk the input"
+            )
+
+    def _step(self, step: StepPlan, progress: _Progress | None) -> Result:
+        from minjiang.storage import Record
+
+        self._check_feasible(step)
+        self.emit("step_started", step=step.step, dataset_id=step.dataset_id, operator=step.operator.name,
+                  tasks_total=step.n_tasks)
+        t0 = time.perf_counter()
+        started = _now()
+        coord_sums = self._prepare(step)
+        results: list[TaskResult] = []
+        for stage in step.stages:
+            done = self._done_tasks(step, stage)
+            for res in done.values():
+                results.append(res)
+                self.emit("task_skipped", step=step.step, dataset_id=step.dataset_id, task=res,
+                          tasks_total=step.n_tasks)
+                if progress is not None:
+                    progress.advance(res)
+            todo = [t for t in stage.tasks if t.key not in done]
+
+            def on_result(res: TaskResult) -> None:
+                results.append(res)
+                self.emit("task_finished", step=step.step, dataset_id=step.dataset_id, task=res,
+                          tasks_total=step.n_tasks, tasks_done=len(results))
+                if progress is not None:
+                    progress.advance(res)
+
+            if todo:
+                try:
+                    self.rt.executor.run(todo, on_result)
+                except Exception:
+                    if self.rt.catalog.exists(step.dataset_id):  # another run finished it meanwhile
+                        log.info("dataset %s was committed by another run while this one ran", step.dataset_id)
+                        break
+                    raise
+        if self.rt.catalog.exists(step.dataset_id):
+            record = self.rt.catalog.get(step.dataset_id)
+            if step.name:
+                self.rt.catalog.set_name(step.name, step.dataset_id)
+            return Result(step.dataset_id, record, self.rt, reused=True)
+        return self._commit(step, results, coord_sums, started, time.perf_counter() - t0, Record)
+
+    def _commit(self, step: StepPlan, results: list[TaskResult], coord_sums: dict[str, dict[str, str]],
+                started: str, seconds: float, record_cls: Any) -> Result:
+        from minjiang.storage import DatasetWriter, dataset_schema, open_dataset_info
+
+        prefix = f"datasets/{step.dataset_id}/arrays.zarr/"
+        checksums: dict[str, dict[str, str]] = {k: dict(v) for k, v in coord_sums.items()}
+        tables: dict[str, dict[str, str]] = {}
+        for res in results:
+            for path, sums in res.checksums.items():
+                if path.startswith(prefix):
+                    checksums.setdefault(path[len(prefix):], {}).update(sums)
+            for tname, parts in res.tables.items():
+                if tname != "__agg__":
+                    tables.setdefault(tname, {}).update(parts)
+        writer = DatasetWriter(self.rt.store, step.dataset_id)
+        writer.consolidate()
+        info = open_dataset_info(self.rt.store, step.dataset_id)
+        op = step.operator
+        fresh = [r for r in results if not r.skipped]
+        backends = sorted({r.backend for r in fresh}) or [step.backend]
+        record = record_cls(
+            id=step.dataset_id, kind="computed", names=[step.name] if step.name else [], domain=op.domain,
+            hidden=step.hidden, prefix=f"datasets/{step.dataset_id}", schema=dataset_schema(info),
+            producer={"operator": op.name, "version": op.version, "params": step.params.model_dump(mode="json"),
+                      "pattern": op.pattern.pattern, "backend": backends[0] if len(backends) == 1 else backends,
+                      "kernels": sorted({k for s in step.stages for t in s.tasks for k in t.kernels}),
+                      "executor": self.rt.executor.name, "notes": list(step.notes)},
+            inputs={k: b.dataset_id for k, b in step.inputs.items()},
+            software=_software(), host=_host(),
+            timings={"started": started, "seconds": round(seconds, 3), "tasks": len(results),
+                     "tasks_skipped": len(results) - len(fresh),
+                     "bytes_read": sum(r.bytes_read for r in fresh),
+                     "bytes_written": sum(r.bytes_written for r in fresh),
+                     "read_s": round(sum(r.read_s for r in fresh), 3),
+                     "kernel_s": round(sum(r.kernel_s for r in fresh), 3),
+                     "write_s": round(sum(r.write_s for r in fresh), 3),
+                     "task_memory": step.task_memory,
+                     "decode_amplification": round(step.block.decode_amplification, 3) if step.block else None},
+            checksums=checksums, tables=tables, metadata={}, created=_now(),
+        )
+        result = self._publish(record, step.name, step.step)
+        self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_scratch")
+        self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_tasks")
+        return result
+
+
+class _Progress:
+    """A rich progress bar: tasks done/total, MB/s, ETA."""
+
+    def __init__(self, plan: Plan) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        total = sum(s.n_tasks for s in plan.steps if isinstance(s, StepPlan) and not s.reused)
+        self.bytes = 0
+        self.t0 = time.perf_counter()
+        self.bar = Progress(TextColumn("[bold]tasks"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
+        self.task = self.bar.add_task("run", total=max(total, 1), rate="")
+        self.bar.start()
+
+    def advance(self, res: TaskResult) -> None:
+        self.bytes += 0 if res.skipped else res.bytes_read + res.bytes_written
+        rate = self.bytes / max(time.perf_counter() - self.t0, 1e-6) / 1e6
+        self.bar.update(self.task, advance=1, rate=f"{rate:8.1f} MB/s")
+
+    def close(self) -> None:
+        self.bar.stop()

@@ -1,0 +1,340 @@
+"""What a task does on a worker: read its region from Zarr, run the kernel, write its
+chunks, record their checksums. Only small metadata (a :class:`TaskResult`) goes back.
+
+Every task is idempotent: it rewrites the same chunks with the same bytes, so a retry
+after a killed worker, or a re-run after a killed driver, is safe. A task's manifest
+(``datasets/<id>/_tasks/<stage>/<n>.json``) is written last; on resume the driver
+verifies the checksums it lists and skips the task when they all match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from minjiang.core._events import TaskResult
+from minjiang.core._operator import BlockContext, import_dotted
+from minjiang.core.errors import ExecutionError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from minjiang.core._planner import TaskSpec
+
+__all__ = ["SCRATCH", "manifest_key", "run_task"]
+
+SCRATCH = "_scratch"
+_THREADS_SET: list[int] = []
+
+
+def manifest_key(dataset_id: str, task_key: str) -> str:
+    return f"datasets/{dataset_id}/_tasks/{task_key}.json"
+
+
+def array_key(dataset_id: str, name: str, *, scratch: bool = False) -> str:
+    """Store key of an array of the dataset (or of its scratch group)."""
+    group = f"{SCRATCH}/arrays.zarr" if scratch else "arrays.zarr"
+    return f"datasets/{dataset_id}/{group}/{name}"
+
+
+def _cap_numba_threads(cpus: float) -> None:
+    # numba threads inside a task are capped to the task's CPUs: no oversubscription.
+    n = max(1, int(cpus))
+    if _THREADS_SET and _THREADS_SET[0] == n:
+        return
+    import numba
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    _THREADS_SET[:] = [n]
+
+
+def _pad(block: np.ndarray, pad: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
+    if not any(lo or hi for lo, hi in pad):
+        return block
+    from minjiang.kernels.gaussian import pad_boundary
+
+    return pad_boundary(block, pad, mode)
+
+
+def _to_device(arrays: dict[str, Any], backend: str) -> dict[str, Any]:
+    if backend != "gpu":
+        return arrays
+    import cupy
+
+    return {k: cupy.asarray(v) if hasattr(v, "dtype") and hasattr(v, "shape") else v for k, v in arrays.items()}
+
+
+def _to_host(x: Any) -> Any:
+    if type(x).__module__.split(".", 1)[0] == "cupy":
+        return x.get()
+    return x
+
+
+def _to_arrow(obj: Any, columns: Mapping[str, str] | None = None) -> Any:
+    import pyarrow as pa
+
+    if isinstance(obj, pa.Table):
+        table = obj
+    elif hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # pandas
+        table = pa.Table.from_pandas(obj, preserve_index=False)
+    else:
+        table = pa.table({k: _to_host(v) for k, v in dict(obj).items()})
+    if columns:
+        schema = pa.schema([(name, pa.type_for_alias(t)) for name, t in columns.items()])
+        missing = [c for c in schema.names if c not in table.column_names]
+        if missing:
+            raise ExecutionError(f"table output lacks declared columns {missing!r}")
+        table = table.select(schema.names).cast(schema)
+    return table
+
+
+class _IO:
+    """The task's view of the store: reads, chunk writes with checksums, small files."""
+
+    def __init__(self, spec: TaskSpec) -> None:
+        from minjiang.storage import DatasetWriter, open_store
+
+        self.spec = spec
+        self.store = open_store(spec.store_url)
+        self.writer = DatasetWriter(self.store, spec.dataset_id)
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    def scratch_writer(self) -> Any:
+        from minjiang.storage import DatasetWriter
+
+        return DatasetWriter(self.store, self.spec.dataset_id, group=f"{SCRATCH}/arrays.zarr")
+
+    def read(self, spec_reads: Any) -> dict[str, Any]:
+        from minjiang.core._planner import ArrayRead
+        from minjiang.storage import read_region, read_table
+
+        out: dict[str, Any] = {}
+        for r in spec_reads:
+            if isinstance(r, ArrayRead):
+                block = read_region(self.store, r.info, r.read)
+                self.bytes_read += block.nbytes
+                out[r.input] = _pad(block, r.pad, r.boundary)
+            else:
+                table = read_table(self.store, r.dataset_id, r.table)
+                self.bytes_read += table.nbytes
+                out[r.input] = table
+        return out
+
+    def write_array(self, name: str, region: tuple[slice, ...], data: np.ndarray, *, scratch: bool) -> dict[str, str]:
+        writer = self.scratch_writer() if scratch else self.writer
+        sums = writer.write_region(name, region, data)
+        self.bytes_written += data.nbytes
+        return sums
+
+    def write_part(self, key: str, table: Any) -> str:
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        data = buf.getvalue()
+        self.store.write_bytes(key, data)
+        self.bytes_written += len(data)
+        return hashlib.sha256(data).hexdigest()
+
+    def read_part(self, key: str) -> Any:
+        import pyarrow.parquet as pq
+
+        data = self.store.read_bytes(key)
+        self.bytes_read += len(data)
+        return pq.read_table(io.BytesIO(data))
+
+
+def _context(spec: TaskSpec) -> BlockContext:
+    return BlockContext(
+        operator=spec.operator,
+        backend=spec.backend,
+        task=int(spec.key.rsplit("/", 1)[-1]),
+        dims=spec.dims,
+        region=dict(zip(spec.dims, spec.region, strict=True)),
+        halo=dict(zip(spec.dims, spec.halo, strict=True)),
+        sizes=dict(zip(spec.dims, spec.sizes, strict=True)),
+        coords=dict(spec.coords),
+        attrs=dict(spec.attrs),
+        n_tasks=spec.n_tasks,
+    )
+
+
+def _crop(x: Any, spec: TaskSpec, out_dims: tuple[str, ...], region: tuple[slice, ...]) -> Any:
+    """Crop a kernel result of the padded block shape down to the write region."""
+    want = tuple(s.stop - s.start for s in region)
+    if tuple(x.shape) == want:
+        return x
+    halo = dict(zip(spec.dims, spec.halo, strict=True))
+    idx = []
+    for d, w, n in zip(out_dims, want, x.shape, strict=True):
+        lo, hi = halo.get(d, (0, 0))
+        if n == w + lo + hi:
+            idx.append(slice(lo, lo + w))
+        elif n == w:
+            idx.append(slice(None))
+        else:
+            raise ExecutionError(
+                f"{spec.operator}: kernel returned shape {tuple(x.shape)!r} for a block of {want!r} "
+                f"(dims {out_dims!r}, halo {halo!r}); return the padded or the interior shape"
+            )
+    return x[tuple(idx)]
+
+
+def _write_outputs(io_: _IO, spec: TaskSpec, result: Mapping[str, Any], out_dims: Mapping[str, tuple[str, ...]],
+                   checksums: dict[str, dict[str, str]], tables: dict[str, dict[str, str]]) -> None:
+    import numpy as np
+
+    for w in spec.writes:
+        if w.output not in result:
+            raise ExecutionError(
+                f"{spec.operator}: kernel returned {sorted(result)!r} but output {w.output!r} is declared"
+            )
+        data = _to_host(_crop(result[w.output], spec, out_dims[w.array], w.region))
+        arr = np.ascontiguousarray(data, dtype=spec.extra["out_dtypes"][w.array])
+        sums = io_.write_array(w.array, w.region, arr, scratch=w.scratch)
+        checksums.setdefault(array_key(spec.dataset_id, w.array, scratch=w.scratch), {}).update(sums)
+    if spec.tables:
+        index = spec.key.rsplit("/", 1)[-1]
+        for name in spec.tables:
+            if name not in result:
+                raise ExecutionError(f"{spec.operator}: kernel did not return declared table {name!r}")
+            table = _to_arrow(result[name], spec.extra.get("table_columns", {}).get(name))
+            key, digest = io_.writer.write_table_part(name, index, table)
+            tables.setdefault(name, {})[key] = digest
+
+
+def run_task(spec: TaskSpec) -> TaskResult:
+    """Execute one task (on a Ray worker or in-process) and write its manifest."""
+    t0 = time.perf_counter()
+    if spec.kind != "rechunk":
+        _cap_numba_threads(spec.cpus)
+    io_ = _IO(spec)
+    checksums: dict[str, dict[str, str]] = {}
+    tables: dict[str, dict[str, str]] = {}
+    read_s = kernel_s = 0.0
+    out_dims: dict[str, tuple[str, ...]] = dict(spec.extra.get("out_dims", {}))
+
+    t = time.perf_counter()
+    if spec.kind == "rechunk":
+        arrays = io_.read(spec.reads)
+        read_s = time.perf_counter() - t
+        w = spec.writes[0]
+        sums = io_.write_array(w.array, w.region, arrays[w.output], scratch=True)
+        checksums[array_key(spec.dataset_id, w.array, scratch=True)] = sums
+    elif spec.kind in ("block", "reduce_block"):
+        arrays = _to_device(io_.read(spec.reads), spec.backend)
+        read_s = time.perf_counter() - t
+        ctx = _context(spec)
+        t = time.perf_counter()
+        if spec.kind == "block":
+            result = import_dotted(spec.kernels[0])(arrays, spec.params, ctx)
+        else:
+            partial, _, finalize = (import_dotted(k) for k in spec.kernels)
+            result = finalize(partial(arrays, spec.params, ctx), spec.params, _kept_context(spec, ctx))
+        kernel_s = time.perf_counter() - t
+        _write_outputs(io_, spec, result, out_dims, checksums, tables)
+    elif spec.kind == "reduce_partial":
+        arrays = _to_device(io_.read(spec.reads), spec.backend)
+        read_s = time.perf_counter() - t
+        t = time.perf_counter()
+        state = import_dotted(spec.kernels[0])(arrays, spec.params, _context(spec))
+        kernel_s = time.perf_counter() - t
+        _write_state(io_, spec, state, checksums)
+    elif spec.kind == "reduce_combine":
+        states = _read_states(io_, spec)
+        read_s = time.perf_counter() - t
+        t = time.perf_counter()
+        _, combine, finalize = (import_dotted(k) for k in spec.kernels)
+        acc = states[0]
+        for s in states[1:]:
+            acc = combine(acc, s, spec.params)
+        result = finalize(acc, spec.params, _context(spec))
+        kernel_s = time.perf_counter() - t
+        _write_outputs(io_, spec, result, out_dims, checksums, tables)
+    elif spec.kind == "agg_partial":
+        arrays = _to_device(io_.read(spec.reads), spec.backend)
+        read_s = time.perf_counter() - t
+        t = time.perf_counter()
+        state = import_dotted(spec.kernels[0])(arrays, spec.params, _context(spec))
+        kernel_s = time.perf_counter() - t
+        key = f"datasets/{spec.dataset_id}/{SCRATCH}/agg/{spec.key.rsplit('/', 1)[-1]}.parquet"
+        tables["__agg__"] = {key: io_.write_part(key, _to_arrow({k: _to_host(v) for k, v in state.items()}))}
+    elif spec.kind == "agg_combine":
+        parts = [
+            {k: v.to_numpy(zero_copy_only=False) for k, v in zip(tb.column_names, tb.columns, strict=True)}
+            for tb in (io_.read_part(f"datasets/{spec.dataset_id}/{SCRATCH}/agg/{i:06d}.parquet")
+                       for i in range(spec.extra["n_parts"]))
+        ]
+        read_s = time.perf_counter() - t
+        t = time.perf_counter()
+        _, combine, finalize = (import_dotted(k) for k in spec.kernels)
+        result = finalize(combine(parts, spec.params), spec.params)
+        kernel_s = time.perf_counter() - t
+        _write_outputs(io_, spec, result, out_dims, checksums, tables)
+    else:
+        raise ExecutionError(f"unknown task kind {spec.kind!r}")
+    total = time.perf_counter() - t0
+    write_s = max(0.0, total - read_s - kernel_s)
+    res = TaskResult(
+        key=spec.key, stage=spec.stage, checksums=checksums, tables=tables, bytes_read=io_.bytes_read,
+        bytes_written=io_.bytes_written, read_s=read_s, kernel_s=kernel_s, write_s=write_s, total_s=total,
+        backend=spec.backend, host=socket.gethostname(), pid=os.getpid(),
+    )
+    io_.store.write_json(manifest_key(spec.dataset_id, spec.key), res.to_json())
+    return res
+
+
+def _kept_context(spec: TaskSpec, ctx: BlockContext) -> BlockContext:
+    """The context over the kept dims, for a reduction's finalize step."""
+    rdims = set(spec.extra.get("reduce_dims", ()))
+    keep = tuple(d for d in spec.dims if d not in rdims)
+    return BlockContext(
+        operator=ctx.operator, backend=ctx.backend, task=ctx.task, dims=keep,
+        region={d: ctx.region[d] for d in keep}, halo={d: ctx.halo[d] for d in keep},
+        sizes={d: ctx.sizes[d] for d in keep}, coords={d: v for d, v in ctx.coords.items() if d in keep},
+        attrs=ctx.attrs, n_tasks=ctx.n_tasks,
+    )
+
+
+def _write_state(io_: _IO, spec: TaskSpec, state: Mapping[str, Any], checksums: dict[str, dict[str, str]]) -> None:
+    import numpy as np
+
+    writer = io_.scratch_writer()
+    part, n_parts = spec.extra["part"], spec.extra["n_parts"]
+    kept_region, kept_shape, kept_chunks = spec.extra["kept_region"], spec.extra["kept_shape"], spec.extra["kept_chunks"]
+    for name, value in sorted(state.items()):
+        arr = np.ascontiguousarray(_to_host(value))
+        if arr.shape != tuple(r.stop - r.start for r in kept_region):
+            raise ExecutionError(
+                f"{spec.operator}: partial state {name!r} has shape {arr.shape!r}; it must be shaped like "
+                f"the output block {tuple(r.stop - r.start for r in kept_region)!r}"
+            )
+        aname = f"state_{name}"
+        writer.create_array(aname, shape=(n_parts, *kept_shape), dtype=str(arr.dtype),
+                            chunks=(1, *kept_chunks), dims=("part", *(f"d{i}" for i in range(len(kept_shape)))))
+        region = (slice(part, part + 1), *kept_region)
+        sums = writer.write_region(aname, region, arr[None, ...])
+        io_.bytes_written += arr.nbytes
+        checksums.setdefault(array_key(spec.dataset_id, aname, scratch=True), {}).update(sums)
+
+
+def _read_states(io_: _IO, spec: TaskSpec) -> list[dict[str, Any]]:
+    import zarr
+
+    group = zarr.open_group(io_.store.zarr_store(f"datasets/{spec.dataset_id}/{SCRATCH}/arrays.zarr"), mode="r")
+    n_parts = spec.extra["n_parts"]
+    states: list[dict[str, Any]] = [{} for _ in range(n_parts)]
+    for aname, arr in sorted(group.arrays()):
+        if not aname.startswith("state_"):
+            continue
+        block = arr[(slice(0, n_parts), *spec.region)]
+        io_.bytes_read += block.nbytes
+        for p in range(n_parts):
+            states[p][aname[len("state_"):]] = block[p]
+    return states

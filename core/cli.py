@@ -1,0 +1,308 @@
+"""The ``minjiang`` command line (typer + rich).
+
+Every command takes ``--store`` (default ``$MINJIANG_STORE`` or ``./minjiang-store``).
+Errors minjiang raises on purpose are printed as one red message (exit status 2);
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from minjiang.core._runtime import Plan, Runtime
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="minjiang: distributed compute plugins for research data.")
+catalog_app = typer.Typer(no_args_is_help=True, help="Browse the catalog: datasets, names and lineage.")
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err_console = Console(stderr=True)
+
+StoreOpt = typer.Option(None, "--store", envvar="MINJIANG_STORE", help="Store root (folder or s3://bucket/prefix).")
+
+
+def _runtime(store: str | None, executor: str = "local", **kw: Any) -> Runtime:
+    from minjiang.core._runtime import Runtime
+
+    return Runtime(store=store, executor=executor, **kw)
+
+
+def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"{what} {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        out[key] = yaml.safe_load(value) if value else value
+    return out
+
+
+def _plan_table(plan: Plan) -> Table:
+    table = Table(title=f"plan: {plan.pipeline.name or 'pipeline'} · executor {plan.executor} · "
+                        f"{plan.workers} workers · budget {plan.budget / 2**30:.1f} GiB")
+    rows = plan.summary_rows()
+    for col in ("step", "what", "dataset", "tasks", "memory/task", "decode amp.", "backend", "status"):
+        table.add_column(col, justify="right" if col in ("tasks", "memory/task", "decode amp.") else "left")
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("step", "what", "dataset", "tasks", "memory/task", "decode amp.",
+                                             "backend", "status")))
+    return table
+
+
+def _inputs(items: list[str] | None) -> dict[str, Any]:
+    raw = _parse_kv(items, "--input")
+    return {k: ([str(x) for x in v] if isinstance(v, list) else str(v)) for k, v in raw.items()}
+
+
+@app.command()
+def version() -> None:
+    """Print the minjiang version."""
+    import minjiang
+
+    console.print(f"minjiang {minjiang.__version__}")
+
+
+@app.command()
+def plugins(
+    store: str | None = StoreOpt,
+    operator: str | None = typer.Option(None, "--operator", help="Show one operator's contract and schema."),
+) -> None:
+    """List installed plugins with their operators, readers and pipelines."""
+    rt = _runtime(store)
+    reg = rt.registry
+    if operator:
+        op = reg.operator(operator)
+        console.print(f"[bold]{op.name}[/] v{op.version} · pattern {op.pattern.pattern} · backends {op.backends}")
+        if op.description:
+            console.print(op.description)
+        for i in op.inputs:
+            console.print(f"  input {i.name}: kind={i.kind} dims={i.dims} dtypes={i.dtypes}"
+                          + (" (optional)" if i.optional else ""))
+        console.print_json(json.dumps(op.json_schema()))
+        return
+    table = Table(title="plugins")
+    for col in ("plugin", "operators", "readers", "pipelines"):
+        table.add_column(col)
+    by_plugin: dict[str, dict[str, list[str]]] = {n: {"operators": [], "readers": [], "pipelines": []}
+                                                  for n in reg.plugin_names()}
+    for kind, items in (("operators", reg.operators), ("readers", reg.readers), ("pipelines", reg.pipelines)):
+        for name, (plugin, _) in items.items():
+            by_plugin.setdefault(plugin, {"operators": [], "readers": [], "pipelines": []})[kind].append(name)
+    for name, kinds in sorted(by_plugin.items()):
+        table.add_row(name, "\n".join(kinds["operators"]), "\n".join(kinds["readers"]), "\n".join(kinds["pipelines"]))
+    console.print(table)
+    for p in reg.problems:
+        err_console.print(f"[yellow]plugin {p.plugin!r} skipped ({p.stage}): {p.error}[/]")
+
+
+@app.command()
+def plan(
+    pipeline: str = typer.Argument(..., help="A pipeline YAML file or a registered pipeline name."),
+    input: list[str] = typer.Option(None, "--input", "-i", help="Pipeline input as name=value (repeatable)."),  # noqa: A002
+    store: str | None = StoreOpt,
+    executor: str = typer.Option("local", help="Plan for this executor: local or ray."),
+    address: str | None = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster to plan for."),
+    memory_budget: str | None = typer.Option(None, "--memory-budget", help="Total memory, e.g. 8GiB."),
+    backend: str = typer.Option("auto", help="auto, cpu or gpu."),
+) -> None:
+    """Show the steps, tasks, memory per task and what is reused, without running."""
+    rt = _runtime(store, executor, address=address, memory_budget=memory_budget, backend=backend)
+    try:
+        p = rt.plan(pipeline, inputs=_inputs(input))
+        console.print(_plan_table(p))
+        for s in p.steps:
+            for note in getattr(s, "notes", []):
+                console.print(f"  [dim]{s.step}: {note}[/]")
+    finally:
+        rt.close()
+
+
+@app.command()
+def run(
+    pipeline: str = typer.Argument(..., help="A pipeline YAML file or a registered pipeline name."),
+    input: list[str] = typer.Option(None, "--input", "-i", help="Pipeline input as name=value (repeatable)."),  # noqa: A002
+    store: str | None = StoreOpt,
+    executor: str = typer.Option("ray", help="ray (default: local Ray on demand, or --address) or local."),
+    address: str | None = typer.Option(None, envvar="RAY_ADDRESS", help="Join this Ray cluster."),
+    num_cpus: int | None = typer.Option(None, help="CPUs for a local Ray started on demand."),
+    memory_budget: str | None = typer.Option(None, "--memory-budget", help="Total memory, e.g. 8GiB."),
+    backend: str = typer.Option("auto", help="auto, cpu or gpu."),
+    reuse: bool = typer.Option(True, help="Reuse results already in the catalog."),
+) -> None:
+    """Plan and run a pipeline; interrupted runs resume where they stopped."""
+    rt = _runtime(store, executor, address=address, num_cpus=num_cpus, memory_budget=memory_budget,
+                  backend=backend, progress=sys.stderr.isatty())
+    try:
+        out = rt.run_pipeline(pipeline, inputs=_inputs(input), reuse=reuse)
+        _summary(rt, out)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted: chunks already written are kept; run the same command to resume[/]")
+        raise typer.Exit(130) from None
+    finally:
+        rt.close()
+
+
+def _summary(rt: Runtime, out: Any) -> None:
+    table = Table(title="results")
+    for col in ("step", "status", "tasks", "seconds", "dataset", "name"):
+        table.add_column(col)
+    for step, res in out.results.items():
+        t = res.record.timings
+        status = "reused" if res.reused else "computed"
+        table.add_row(step, status, str(t.get("tasks", "")), str(t.get("seconds", "")), res.id, res.name or "")
+    console.print(table)
+    reused = sum(1 for r in out.results.values() if r.reused)
+    if reused == len(out.results):
+        console.print(f"[green]all {reused} steps reused from the catalog: nothing to compute[/]")
+    console.print(f"store: {rt.store.url}")
+    for path in out.reports:
+        console.print(f"report: {path}")
+
+
+@app.command()
+def ingest(
+    reader: str = typer.Argument(..., help="Reader name, e.g. array.netcdf or ocean.netcdf."),
+    paths: list[Path] = typer.Argument(..., help="Source files or folders."),
+    name: str | None = typer.Option(None, "--name", help="Publish under this name, e.g. ocean/oisst."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="Reader parameter key=value (repeatable)."),
+    store: str | None = StoreOpt,
+) -> None:
+    """Ingest source files into a dataset (id = hash of the source bytes)."""
+    rt = _runtime(store)
+    res = rt.ingest(reader, [str(p) for p in paths], name=name, params=_parse_kv(param, "--param"))
+    console.print(f"{'reused' if res.reused else 'ingested'} {res.id}" + (f" as {name}" if name else ""))
+
+
+@app.command()
+def verify(ref: str = typer.Argument(..., help="Dataset name or id."), store: str | None = StoreOpt) -> None:
+    """Re-read every chunk of a dataset and check it against its recorded sha256."""
+    from minjiang.storage import verify_dataset
+
+    rt = _runtime(store)
+    record = rt.catalog.get(ref)
+    report = verify_dataset(rt.store, record.id, record.checksums)
+    if report.ok:
+        console.print(f"[green]ok[/]: {report.checked} chunks of {record.id} match their checksums")
+        return
+    for p in report.problems[:20]:
+        err_console.print(f"[red]{p.problem}[/]: dataset {record.id} array {p.array!r} chunk {p.chunk_key}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    store: str | None = StoreOpt,
+    executor: str = typer.Option("ray", help="ray (local Ray on demand) or local."),
+    num_cpus: int | None = typer.Option(None, help="CPUs for the local Ray."),
+    years: int = typer.Option(3, help="Years of daily data in the synthetic cube."),
+    data: Path = typer.Option(Path("demo-data"), help="Where the synthetic source files are written."),
+) -> None:
+    """Run the main job on the embedded default: synthetic SST → every chunk pattern."""
+    from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
+    from minjiang.core._pipeline import load_pipeline
+
+    cube, regions = make_demo_inputs(data, years=years)
+    rt = _runtime(store, executor, num_cpus=num_cpus, progress=sys.stderr.isatty())
+    try:
+        pipe = load_pipeline(DEMO_PIPELINE)
+        console.print(_plan_table(rt.plan(pipe, inputs={"cube": str(cube), "regions": str(regions)})))
+        out = rt.run_pipeline(pipe, inputs={"cube": str(cube), "regions": str(regions)})
+        _summary(rt, out)
+        stats = out.results["by_region"].table("stats").to_pandas()
+        table = Table(title="90th percentile of smoothed SST, by region (degC)")
+        for col in ("region", "pixels", "mean", "min", "max"):
+            table.add_column(col, justify="right")
+        for row in stats.itertuples():
+            table.add_row(str(row.label), str(row.count), f"{row.mean:.2f}", f"{row.min:.2f}", f"{row.max:.2f}")
+        console.print(table)
+        console.print("open a result: [bold]python -c \"import minjiang as mj; "
+                      f"print(mj.open('demo/sst-p90', store='{rt.store.url}'))\"[/]")
+    finally:
+        rt.close()
+
+
+@catalog_app.command("ls")
+def catalog_ls(
+    store: str | None = StoreOpt,
+    domain: str | None = typer.Option(None, help="Only this domain."),
+    operator: str | None = typer.Option(None, help="Only results of this operator."),
+    all_: bool = typer.Option(False, "--all", help="Include hidden intermediates."),
+) -> None:
+    """List committed datasets, newest first."""
+    rt = _runtime(store)
+    table = Table(title="catalog")
+    for col in ("id", "names", "kind", "producer", "created"):
+        table.add_column(col)
+    for r in rt.catalog.list(domain=domain, operator=operator, include_hidden=all_):
+        producer = r.producer.get("operator") or r.producer.get("reader") or ""
+        table.add_row(r.id, ", ".join(r.names), r.kind, producer, r.created)
+    console.print(table)
+
+
+@catalog_app.command("show")
+def catalog_show(ref: str = typer.Argument(..., help="Dataset name or id."), store: str | None = StoreOpt) -> None:
+    """Print a dataset's catalog record (schema, producer, inputs, timings)."""
+    rt = _runtime(store)
+    record = rt.catalog.get(ref)
+    data = record.model_dump(mode="json", by_alias=True)
+    data["checksums"] = {k: f"{len(v)} chunks" for k, v in data["checksums"].items()}
+    console.print_json(json.dumps(data))
+
+
+@catalog_app.command("lineage")
+def catalog_lineage(
+    ref: str = typer.Argument(..., help="Dataset name or id."),
+    store: str | None = StoreOpt,
+    down: bool = typer.Option(False, "--down", help="Descendants instead of ancestors."),
+    prov: bool = typer.Option(False, "--prov", help="Print W3C PROV-JSON."),
+    stac: bool = typer.Option(False, "--stac", help="Print a STAC item with processing:* fields."),
+) -> None:
+    """Walk lineage up (inputs) or down (what was derived), or export it."""
+    rt = _runtime(store)
+    did = rt.catalog.get(ref).id
+    if prov:
+        console.print_json(json.dumps(rt.catalog.to_prov(did)))
+        return
+    if stac:
+        console.print_json(json.dumps(rt.catalog.to_stac(did)))
+        return
+    graph = rt.catalog.lineage(did, direction="down" if down else "up")
+    for parent, child, name in graph.edges:
+        p, c = graph.nodes[parent], graph.nodes[child]
+        label = lambda r: f"{r.id} ({', '.join(r.names) or r.producer.get('operator') or r.producer.get('reader')})"  # noqa: E731
+        console.print(f"{label(p)} --{name}--> {label(c)}")
+    if not graph.edges:
+        console.print(f"{did}: no {'descendants' if down else 'inputs'}")
+
+
+@catalog_app.command("search")
+def catalog_search(text: str = typer.Argument(...), store: str | None = StoreOpt) -> None:
+    """Search names, operators and domains."""
+    rt = _runtime(store)
+    for r in rt.catalog.search(text):
+        console.print(f"{r.id}  {', '.join(r.names)}  {r.producer.get('operator') or r.producer.get('reader')}")
+
+
+def main() -> None:
+    """Console entry point: typed errors become one clear message, exit status 2."""
+    from minjiang.core.errors import MinjiangError
+
+    try:
+        app()
+    except MinjiangError as err:
+        err_console.print(f"[red]error:[/] {err}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""The generic ``array`` operators and readers, registered like any plugin.
+
+============================ =========== ==============================================
+operator                     pattern     what
+============================ =========== ==============================================
+``array.band_math``          map         an arithmetic expression over inputs ``a``…``h``
+``array.gaussian``           map + halo  n-D Gaussian filter (SciPy's weights and modes)
+``array.reduce``             reduce      mean/std/var/min/max/count/sum over dims (NaN-skipping)
+``array.quantile``           full_axis   NaN-skipping quantiles along one dim
+``array.doy_climatology``    full_axis   mean per day of year (1..366) along ``time``
+``array.doy_anomaly``        map         x − climatology(day of year)
+``array.label_stats``        aggregate   count/sum/mean/std/min/max per label → table
+============================ =========== ==============================================
+
+Readers: ``array.zarr`` (any Zarr group with dimension names) and ``array.netcdf``
+(NetCDF4/HDF5 or NetCDF3 through xarray).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from minjiang.core._operator import (
+    Aggregate,
+    ArrayOutput,
+    BlockContext,
+    FullAxis,
+    Input,
+    Map,
+    Operator,
+    Reduce,
+    TableOutput,
+)
+from minjiang.core._reader import Reader
+from minjiang.core.errors import ContractError, ReaderError
+from minjiang.core.hookspecs import hookimpl
+
+NUMERIC = ("f", "i", "u", "b")
+_BAND_INPUTS = tuple("abcdefgh")
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- band math
+class BandMathParams(_Params):
+    expression: str = Field(description="Arithmetic over the inputs a..h, e.g. '(a - b) / (a + b)'.")
+    output: str = Field(default="result", description="Name of the output array.")
+    dtype: Literal["float32", "float64"] | None = Field(default=None, description="Output dtype (default: float32 "
+                                                        "when every input is float32, else float64).")
+
+
+def _band_outputs(params: BandMathParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    from minjiang.kernels.bandmath import compile_expression
+
+    try:
+        expr = compile_expression(params.expression, list(inputs))
+    except ValueError as err:
+        raise ContractError(f"array.band_math: {err}") from None
+    unused = set(expr.names) - set(inputs)
+    if unused:
+        raise ContractError(f"array.band_math: expression uses {sorted(unused)!r} but only {sorted(inputs)!r} are given")
+    import numpy as np
+
+    dtype = params.dtype or ("float32" if all(np.dtype(i.dtype) == np.float32 for i in inputs.values()) else "float64")
+    return (ArrayOutput(params.output, dtype=dtype),)
+
+
+def band_math_kernel(arrays: dict[str, Any], params: BandMathParams, ctx: BlockContext) -> dict[str, Any]:
+    from minjiang.kernels.bandmath import band_math
+
+    out = band_math(params.expression, arrays)
+    return {params.output: out}
+
+
+# ---------------------------------------------------------------- gaussian
+class GaussianParams(_Params):
+    sigma: float | dict[str, float] = Field(description="Standard deviation in cells: one number, or per dim.")
+    truncate: float = Field(default=4.0, gt=0, description="Radius = int(truncate * sigma + 0.5), as SciPy.")
+    mode: Literal["reflect", "mirror", "nearest", "wrap", "constant"] = "reflect"
+
+    @field_validator("sigma")
+    @classmethod
+    def _nonneg(cls, v: Any) -> Any:
+        values = v.values() if isinstance(v, dict) else [v]
+        if any(s < 0 for s in values):
+            raise ValueError("sigma must be >= 0")
+        return v
+
+
+def _sigmas(params: GaussianParams, dims: tuple[str, ...]) -> list[float]:
+    if isinstance(params.sigma, dict):
+        unknown = set(params.sigma) - set(dims)
+        if unknown:
+            raise ContractError(f"array.gaussian: sigma names dims {sorted(unknown)!r} not in {dims!r}")
+        return [float(params.sigma.get(d, 0.0)) for d in dims]
+    return [float(params.sigma)] * len(dims)
+
+
+def _gaussian_halo(params: GaussianParams, inputs: dict[str, Any]) -> dict[str, int]:
+    from minjiang.kernels.gaussian import gaussian_radius
+
+    dims = tuple(inputs["x"].dims)
+    return {d: gaussian_radius(s, params.truncate) for d, s in zip(dims, _sigmas(params, dims), strict=True)}
+
+
+def gaussian_kernel(arrays: dict[str, Any], params: GaussianParams, ctx: BlockContext) -> dict[str, Any]:
+    from minjiang.kernels.gaussian import gaussian_valid
+
+    return {"x": gaussian_valid(arrays["x"], _sigmas(params, ctx.dims), truncate=params.truncate)}
+
+
+def _gaussian_memory(size: Any, params: Any) -> int:
+    # padded input, a float64 line buffer per pass and the output
+    return 3 * size.input_bytes + 2 * size.output_bytes
+
+
+# ---------------------------------------------------------------- reduce
+class ReduceParams(_Params):
+    dims: list[str] = Field(min_length=1, description="Dims to reduce over.")
+    stat: Literal["mean", "std", "var", "min", "max", "count", "sum"] = "mean"
+    ddof: int = Field(default=0, ge=0)
+
+
+def _reduce_outputs(params: ReduceParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    import numpy as np
+
+    x = inputs["x"]
+    dtype = "int64" if params.stat == "count" else ("float32" if np.dtype(x.dtype) == np.float32 else "float64")
+    return (ArrayOutput(params.stat, dtype=dtype, attrs={"cell_methods": " ".join(f"{d}: {params.stat}" for d in params.dims)}),)
+
+
+def reduce_partial(arrays: dict[str, Any], params: ReduceParams, ctx: BlockContext) -> dict[str, Any]:
+    from minjiang.kernels.reductions import moments_partial
+
+    axes = tuple(ctx.dims.index(d) for d in params.dims)
+    return moments_partial(arrays["x"], axes)
+
+
+def reduce_combine(a: dict[str, Any], b: dict[str, Any], params: ReduceParams) -> dict[str, Any]:
+    from minjiang.kernels.reductions import moments_combine
+
+    return moments_combine(a, b)
+
+
+def reduce_finalize(state: dict[str, Any], params: ReduceParams, ctx: BlockContext) -> dict[str, Any]:
+    from minjiang.kernels.reductions import moments_finalize
+
+    return {params.stat: moments_finalize(state, params.stat, ddof=params.ddof)}
+
+
+# ---------------------------------------------------------------- quantile
+class QuantileParams(_Params):
+    dim: str = Field(default="time", description="The dim to take quantiles along (read whole).")
+    q: float | list[float] = Field(description="Quantile(s) in [0, 1], e.g. 0.9.")
+
+    @field_validator("q")
+    @classmethod
+    def _in_range(cls, v: Any) -> Any:
+        values = v if isinstance(v, list) else [v]
+        if not values or any(not 0.0 <= q <= 1.0 for q in values):
+            raise ValueError("every q must lie in [0, 1]")
+        return v
+
+
+def _quantile_outputs(params: QuantileParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    import numpy as np
+
+    x = inputs["x"]
+    dtype = "float32" if np.dtype(x.dtype) == np.float32 else "float64"
+    kept = tuple(d for d in x.dims if d != params.dim)
+    if isinstance(params.q, list):
+        return (ArrayOutput("quantile", dtype=dtype, dims=("quantile", *kept), sizes={"quantile": len(params.q)},
+                            coords={"quantile": np.asarray(params.q, dtype=np.float64)}),)
+    return (ArrayOutput("quantile", dtype=dtype, dims=kept, attrs={"quantile": params.q}),)
+
+
+def quantile_kernel(arrays: dict[str, Any], params: QuantileParams, ctx: BlockContext) -> dict[str, Any]:
+    from minjiang.kernels.reductions import nanquantile
+
+    return {"quantile": nanquantile(arrays["x"], params.q, axis=ctx.dims.index(params.dim))}
+
+
+# ---------------------------------------------------------------- day-of-year climatology
+class DoyParams(_Params):
+    pass
+
+
+def _day_of_year(times: Any) -> Any:
+    """1-based day of year for datetime64 or cftime values."""
+    import numpy as np
+
+    values = np.asarray(times)
+    if values.dtype.kind == "M":
+        days = values.astype("datetime64[D]")
+        years = values.astype("datetime64[Y]")
+        return (days - years.astype("datetime64[D]")).astype(np.int64) + 1
+    return np.asarray([t.timetuple().tm_yday for t in values], dtype=np.int64)
+
+
+def _doy_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    import numpy as np
+
+    x = inputs["x"]
+    if "time" not in x.dims or x.dims[0] != "time":
+        raise ContractError(f"array.doy_climatology: input dims {tuple(x.dims)!r} must start with 'time'")
+    return (ArrayOutput("climatology", dtype="float32" if np.dtype(x.dtype) == np.float32 else "float64",
+                        dims=("doy", *x.dims[1:]), sizes={"doy": 366}, coords={"doy": np.arange(1, 367)}),)
+
+
+def doy_climatology_kernel(arrays: dict[str, Any], params: DoyParams, ctx: BlockContext) -> dict[str, Any]:
+    from minjiang.kernels.groupby import group_mean
+
+    if "time" not in ctx.coords:
+        raise ContractError("array.doy_climatology: input has no 'time' coordinate to take the day of year from")
+    doy = _day_of_year(ctx.coords["time"]) - 1
+    return {"climatology": group_mean(arrays["x"], doy, 366)}
+
+
+def doy_anomaly_kernel(arrays: dict[str, Any], params: DoyParams, ctx: BlockContext) -> dict[str, Any]:
+    from minjiang.kernels.groupby import subtract_group
+
+    if "time" not in ctx.coords:
+        raise ContractError("array.doy_anomaly: input has no 'time' coordinate to take the day of year from")
+    doy = _day_of_year(ctx.coords["time"]) - 1
+    return {"anomaly": subtract_group(arrays["x"], doy, arrays["climatology"])}
+
+
+def _anomaly_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    import numpy as np
+
+    x = inputs["x"]
+    return (ArrayOutput("anomaly", dtype="float32" if np.dtype(x.dtype) == np.float32 else "float64"),)
+
+
+# ---------------------------------------------------------------- label stats
+class LabelStatsParams(_Params):
+    ignore: int | None = Field(default=0, description="Label to skip (background); null keeps all.")
+
+
+def label_stats_partial(arrays: dict[str, Any], params: LabelStatsParams, ctx: BlockContext) -> dict[str, Any]:
+    from minjiang.kernels.labelstats import label_stats_partial as partial
+
+    return partial(arrays["values"], arrays["labels"], ignore=params.ignore)
+
+
+def label_stats_combine(states: list[dict[str, Any]], params: LabelStatsParams) -> dict[str, Any]:
+    from minjiang.kernels.labelstats import label_stats_combine as combine
+
+    return combine(states)
+
+
+def label_stats_finalize(state: dict[str, Any], params: LabelStatsParams) -> dict[str, Any]:
+    from minjiang.kernels.labelstats import label_stats_finalize as finalize
+
+    return {"stats": finalize(state)}
+
+
+OPERATORS: tuple[Operator, ...] = (
+    Operator(
+        name="array.band_math", version="1",
+        inputs=tuple(Input(n, dtypes=NUMERIC, optional=n != "a") for n in _BAND_INPUTS),
+        outputs=_band_outputs, pattern=Map(band_math_kernel), params=BandMathParams,
+        description="Elementwise arithmetic expression over inputs a..h (one fused numba loop).",
+    ),
+    Operator(
+        name="array.gaussian", version="1", inputs=(Input("x", dtypes=("f",)),),
+        outputs=(ArrayOutput("x"),), pattern=Map(gaussian_kernel, halo=_gaussian_halo,
+                                                 boundary=lambda p: p.mode),
+        params=GaussianParams, memory=_gaussian_memory,
+        description="n-D Gaussian filter with SciPy's weights; halo = radius, boundary only at the array edge.",
+    ),
+    Operator(
+        name="array.reduce", version="1", inputs=(Input("x", dtypes=NUMERIC),), outputs=_reduce_outputs,
+        pattern=Reduce(dims=lambda p, i: tuple(p.dims), partial=reduce_partial, combine=reduce_combine,
+                       finalize=reduce_finalize),
+        params=ReduceParams, description="NaN-skipping mean/std/var/min/max/count/sum over dims.",
+    ),
+    Operator(
+        name="array.quantile", version="1", inputs=(Input("x", dtypes=("f",)),), outputs=_quantile_outputs,
+        pattern=FullAxis(dims=lambda p, i: (p.dim,), kernel=quantile_kernel), params=QuantileParams,
+        description="NaN-skipping quantiles (linear interpolation, as numpy.nanquantile) along one dim.",
+    ),
+    Operator(
+        name="array.doy_climatology", version="1", inputs=(Input("x", dtypes=("f",)),), outputs=_doy_outputs,
+        pattern=FullAxis(dims=("time",), kernel=doy_climatology_kernel), params=DoyParams,
+        description="Mean per day of year (1..366) along 'time', NaN-skipping.",
+    ),
+    Operator(
+        name="array.doy_anomaly", version="1",
+        inputs=(Input("x", dtypes=("f",)), Input("climatology", dtypes=("f",), whole=("doy",))),
+        outputs=_anomaly_outputs, pattern=Map(doy_anomaly_kernel), params=DoyParams,
+        description="x minus its day-of-year climatology.",
+    ),
+    Operator(
+        name="array.label_stats", version="1",
+        inputs=(Input("values", dtypes=NUMERIC), Input("labels", dtypes=("i", "u"))),
+        outputs=(TableOutput("stats", {"label": "int64", "count": "int64", "sum": "double", "mean": "double",
+                                       "std": "double", "min": "double", "max": "double"}),),
+        pattern=Aggregate(label_stats_partial, label_stats_combine, label_stats_finalize),
+        params=LabelStatsParams, description="Per-label count, sum, mean, std, min, max → table 'stats'.",
+    ),
+)
+
+
+# ---------------------------------------------------------------- readers
+class ZarrReader(Reader):
+    """Any Zarr (v2 or v3) group whose arrays carry dimension names."""
+
+    name = "array.zarr"
+    version = "1"
+    description = "A Zarr group (v2 or v3) with named dimensions."
+    extensions = (".zarr",)
+    supports_directories = True
+    supports_multiple = False
+
+    def guess_can_open(self, path: Any) -> bool:
+        p = Path(path)
+        return p.is_dir() and ((p / "zarr.json").exists() or (p / ".zgroup").exists())
+
+    def source_files(self, paths: Any) -> list[Path]:
+        if len(paths) != 1 or not Path(paths[0]).is_dir():
+            raise ReaderError("array.zarr: give exactly one Zarr group folder")
+        return super().source_files(paths)
+
+    def open(self, files: list[Path], params: Any) -> Any:
+        import xarray as xr
+
+        import os
+
+        root = Path(os.path.commonpath([str(f) for f in files]))  # the group folder holds every file
+        try:
+            return xr.open_zarr(root, chunks={}, consolidated=False)
+        except Exception as err:
+            raise ReaderError(f"array.zarr: cannot open {root.name!r} as a Zarr group: {type(err).__name__}: {err}") from None
+
+    def chunks(self, ds: Any, params: Any) -> dict[str, int] | None:
+        chunks: dict[str, int] = {}
+        for var in ds.data_vars.values():
+            for dim, ch in zip(var.dims, var.encoding.get("chunks") or var.shape, strict=True):
+                chunks[dim] = min(chunks.get(dim, ch), ch)
+        return chunks or None
+
+
+class NetCDFReader(Reader):
+    """NetCDF4/HDF5 or NetCDF3 files, concatenated along their record dimension."""
+
+    name = "array.netcdf"
+    version = "1"
+    description = "NetCDF files (h5netcdf, then netCDF4, then scipy)."
+    extensions = (".nc", ".nc4", ".netcdf", ".cdf")
+
+    def open(self, files: list[Path], params: Any) -> Any:
+        import xarray as xr
+
+        parts = []
+        for f in files:
+            last: Exception | None = None
+            for engine in ("h5netcdf", "netcdf4", "scipy"):
+                try:
+                    parts.append(xr.open_dataset(f, engine=engine, chunks={}))
+                    break
+                except Exception as err:
+                    last = err
+            else:
+                raise ReaderError(
+                    f"array.netcdf: {f.name!r} is not a readable NetCDF file "
+                    f"({type(last).__name__}); check that the file is complete"
+                )
+        if len(parts) == 1:
+            return parts[0]
+        return xr.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override")
+
+
+@hookimpl
+def minjiang_register_operators() -> list[Operator]:
+    return list(OPERATORS)
+
+
+@hookimpl
+def minjiang_register_readers() -> list[Reader]:
+    return [ZarrReader(), NetCDFReader()]

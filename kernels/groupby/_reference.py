@@ -1,0 +1,24 @@
+"""NumPy specification of the group kernels (the slow, obvious version)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def group_mean(x: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """NaN-skipping mean of ``x`` over axis 0 per group id in ``groups`` (0-based)."""
+    out = np.full((n_groups, *x.shape[1:]), np.nan, dtype=np.float64)
+    for g in range(n_groups):
+        sel = x[groups == g]
+        if sel.shape[0]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN
+                out[g] = np.nanmean(sel.astype(np.float64), axis=0)
+    return out
+
+
+def subtract_group(x: np.ndarray, groups: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``x[t] - table[groups[t]]`` along axis 0."""
+    return (x.astype(np.float64) - table[groups]).astype(np.result_type(x.dtype, np.float32))

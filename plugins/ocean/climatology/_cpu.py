@@ -1,0 +1,88 @@
+"""numba kernels of the climatology statistics.
+
+One pass per pixel and pool: gather the finite samples, sum them for the mean and
+sort them for the percentile (NumPy's ``linear`` interpolation, same arithmetic as
+``numpy.nanpercentile`` so both backends agree to rounding of the mean only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _quantile_sorted(a, n, q):
+    # numpy's virtual index and _lerp for method="linear", bit for bit
+    vi = n * q + (1.0 + q * (1.0 - 1.0 - 1.0)) - 1.0
+    if vi <= 0.0:
+        return a[0]
+    if vi >= n - 1:
+        return a[n - 1]
+    lo = int(np.floor(vi))
+    g = vi - lo
+    x0 = a[lo]
+    x1 = a[lo + 1]
+    d = x1 - x0
+    if g >= 0.5:
+        return x1 - d * (1.0 - g)
+    return x0 + d * g
+
+
+@njit(cache=True, parallel=True)
+def _pooled_stats(values, offsets, index, q, seas, thresh):
+    npix = values.shape[0]
+    npool = offsets.size - 1
+    maxlen = 0
+    for k in range(npool):
+        maxlen = max(maxlen, offsets[k + 1] - offsets[k])
+    for p in prange(npix):
+        buf = np.empty(maxlen, dtype=np.float64)
+        row = values[p]
+        for k in range(npool):
+            n = 0
+            total = 0.0
+            for j in range(offsets[k], offsets[k + 1]):
+                v = row[index[j]]
+                if not np.isnan(v):
+                    buf[n] = v
+                    total += v
+                    n += 1
+            if n == 0:
+                seas[p, k] = np.nan
+                thresh[p, k] = np.nan
+                continue
+            seas[p, k] = total / n
+            s = np.sort(buf[:n])
+            thresh[p, k] = _quantile_sorted(s, n, q)
+
+
+def pooled_stats(values: np.ndarray, pools, percentile: float) -> tuple[np.ndarray, np.ndarray]:
+    """See :func:`minjiang.plugins.ocean.climatology._reference.pooled_stats`."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    npix = values.shape[0]
+    seas = np.empty((npix, len(pools)), dtype=np.float64)
+    thresh = np.empty((npix, len(pools)), dtype=np.float64)
+    if npix:
+        _pooled_stats(values, pools.offsets, pools.index, float(np.true_divide(percentile, 100)), seas, thresh)
+    return seas, thresh
+
+
+@njit(cache=True)
+def _smooth(clim, width, out):
+    n = clim.shape[1]
+    h = width // 2
+    for p in range(clim.shape[0]):
+        for i in range(n):
+            total = 0.0
+            for j in range(i - h, i + h + 1):
+                total += clim[p, j % n]
+            out[p, i] = total / width
+
+
+def smooth_circular(clim: np.ndarray, width: int) -> np.ndarray:
+    """See :func:`minjiang.plugins.ocean.climatology._reference.smooth_circular`."""
+    flat = np.ascontiguousarray(clim, dtype=np.float64).reshape(-1, clim.shape[-1])
+    out = np.empty_like(flat)
+    _smooth(flat, int(width), out)
+    return out.reshape(clim.shape)

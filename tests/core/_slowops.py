@@ -1,0 +1,35 @@
+"""A test plugin: a slow map (to interrupt a driver) and a map that kills its worker once."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from minjiang.core import ArrayOutput, Input, Map, Operator, hookimpl
+
+
+class SlowParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    delay: float = 0.2
+    crash_marker: str | None = None
+    crash_task: int = 3
+
+
+def slow_affine(arrays, params: SlowParams, ctx):
+    if params.crash_marker and ctx.task == params.crash_task and not Path(params.crash_marker).exists():
+        Path(params.crash_marker).write_text("crashed once")
+        os._exit(1)  # the worker process dies mid-task, as if the node were lost
+    time.sleep(params.delay)
+    return {"y": arrays["x"] * 2.0 + 1.0}
+
+
+SLOW = Operator(name="testlab.slow_affine", version="1", inputs=(Input("x"),), outputs=(ArrayOutput("y"),),
+                pattern=Map(slow_affine), params=SlowParams)
+
+
+@hookimpl
+def minjiang_register_operators():
+    return [SLOW]

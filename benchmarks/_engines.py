@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmarks._data import ArrayRef, BenchData, array_codecs, xarray_encoding
+from benchmarks._data import ArrayRef, BenchData, array_codecs, parse_bytes, xarray_encoding
 from benchmarks._workloads import (
     GAUSSIAN_SIGMA,
     GAUSSIAN_TRUNCATE,
@@ -311,7 +311,7 @@ class CubedEngine(Engine):
             opts["max_workers"] = self.options.cores
         self.spec = cubed.Spec(
             work_dir=str(Path(self.options.work_dir) / "cubed-work"),
-            allowed_mem=self.options.memory_budget,
+            allowed_mem=parse_bytes(self.options.memory_budget),
             executor_name=ex,
             executor_options=opts,
         )

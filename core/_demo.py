@@ -61,7 +61,7 @@ def synthetic_sst(years: int = 3, ny: int = 48, nx: int = 64, seed: int = 0) -> 
     time = pd.date_range("2020-01-01", periods=int(365.25 * years), freq="D")
     lat = np.linspace(-30, 30, ny)
     lon = np.linspace(120, 180, nx, endpoint=False)
-    doy = time.dayofyear.to_numpy()
+    doy = time.day_of_year.to_numpy()
     base = 20 + 8 * np.cos(np.deg2rad(lat))[:, None] + 0 * lon[None, :]
     season = 3 * np.sin(2 * np.pi * (doy - 80) / 365.25)[:, None, None] * np.sign(lat + 1e-9)[None, :, None]
     sst = base[None] + season + rng.normal(0, 0.6, (len(time), ny, nx))

@@ -41,6 +41,7 @@ class TaskResult:
     backend: str
     host: str
     pid: int
+    fingerprint: str = ""
     skipped: bool = False
 
     def to_json(self) -> dict[str, Any]:

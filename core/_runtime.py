@@ -749,8 +749,10 @@ class _Run:
     def _done_tasks(self, step: StepPlan, stage: Stage) -> dict[str, TaskResult]:
         """Tasks of ``stage`` whose manifest exists and whose chunks verify."""
         prefix = f"datasets/{step.dataset_id}/_tasks/{stage.name}"
+        from minjiang.core._tasks import task_fingerprint
+
         done: dict[str, TaskResult] = {}
-        keys = {t.key for t in stage.tasks}
+        fingerprints = {t.key: task_fingerprint(t) for t in stage.tasks}
         for key in self.rt.store.list(prefix):
             if not key.endswith(".json"):
                 continue
@@ -758,7 +760,7 @@ class _Run:
                 res = TaskResult.from_json(self.rt.store.read_json(key))
             except Exception:
                 continue
-            if res.key in keys and self._verify(res):
+            if fingerprints.get(res.key) == res.fingerprint and self._verify(res):
                 done[res.key] = dataclasses.replace(res, skipped=True)
         return done
 

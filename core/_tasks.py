@@ -42,6 +42,13 @@ def array_key(dataset_id: str, name: str, *, scratch: bool = False) -> str:
     return f"datasets/{dataset_id}/{group}/{name}"
 
 
+def task_fingerprint(spec: TaskSpec) -> str:
+    """What a task writes, so a manifest from a differently shaped plan never counts."""
+    parts = [spec.kind, repr(spec.region), *(f"{w.array}{w.region!r}{w.scratch}" for w in spec.writes),
+             *spec.kernels, repr(spec.tables)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
 def _cap_numba_threads(cpus: float) -> None:
     # numba threads inside a task are capped to the task's CPUs: no oversubscription.
     n = max(1, int(cpus))
@@ -284,7 +291,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
     res = TaskResult(
         key=spec.key, stage=spec.stage, checksums=checksums, tables=tables, bytes_read=io_.bytes_read,
         bytes_written=io_.bytes_written, read_s=read_s, kernel_s=kernel_s, write_s=write_s, total_s=total,
-        backend=spec.backend, host=socket.gethostname(), pid=os.getpid(),
+        backend=spec.backend, host=socket.gethostname(), pid=os.getpid(), fingerprint=task_fingerprint(spec),
     )
     io_.store.write_json(manifest_key(spec.dataset_id, spec.key), res.to_json())
     return res

@@ -321,8 +321,9 @@ class DatasetWriter:
         The store to write into.
     dataset_id : str
         The dataset id (one name segment, normally a content hash).
-    group : str
-        The Zarr group below the dataset prefix (default ``arrays.zarr``).
+    group : str, optional
+        Path of the Zarr group below ``datasets/<id>``: ``"arrays.zarr"`` (the dataset
+        itself, the default) or, for intermediates, ``"_scratch/arrays.zarr"``.
     """
 
     def __init__(self, store: Store, dataset_id: str, *, group: str = ARRAYS) -> None:
@@ -331,13 +332,14 @@ class DatasetWriter:
         self.prefix = dataset_prefix(self.dataset_id)
         # ``group`` lets the runtime stage intermediates (``_scratch/arrays.zarr``)
         # under the same dataset prefix with the same chunk and checksum rules.
-        self.arrays_prefix = f"{self.prefix}/{validate_key(group)}"
+        self.group = validate_key(group)
+        self.arrays_prefix = f"{self.prefix}/{self.group}"
         self.bytes_written = 0
         self._zstore: Any = None
         self._arrays: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"DatasetWriter({self.store.url!r}, {self.dataset_id!r})"
+        return f"DatasetWriter({self.store.url!r}, {self.dataset_id!r}, group={self.group!r})"
 
     # -------------------------------------------------------------- internals
     @property

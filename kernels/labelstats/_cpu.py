@@ -2,9 +2,9 @@
 
 A block's labels usually span a small range (organ ids, or the labels of one region of
 a connected-components result): then one pass accumulates into arrays indexed by
-``label - min_label``. A sparse range (few labels spread over a wide interval) is
-grouped through a stable sort instead, which visits each label's values in the same
-order, so both paths give identical sums. States are sorted by label, so merging two
+``label - min_label``. A sparse range (few labels spread over a wide interval) is first
+renumbered 0..n-1 with ``numpy.unique``; both paths visit each label's values in data
+order, so they give identical sums. States are sorted by label, so merging two
 is a linear two-way merge; many are merged pairwise as a balanced tree.
 
 Serial by design: the runtime runs one task per core, and per-thread accumulators
@@ -83,49 +83,6 @@ def _partial_dense(values, labels, ignore, has_ignore, lo, n_bins):
     return out_label, out_count, out_sum, out_sumsq, out_min, out_max
 
 
-@njit(cache=True)
-def _partial_sorted(values, labels, ignore, has_ignore, kept):
-    index = np.empty(kept, dtype=np.int64)
-    keys = np.empty(kept, dtype=np.int64)
-    m = 0
-    for i in range(labels.size):
-        lab = np.int64(labels[i])
-        if has_ignore and lab == ignore:
-            continue
-        index[m] = i
-        keys[m] = lab
-        m += 1
-    order = np.argsort(keys, kind="mergesort")  # stable: values summed in data order
-    n = 0
-    for t in range(kept):
-        if t == 0 or keys[order[t]] != keys[order[t - 1]]:
-            n += 1
-    out_label = np.empty(n, dtype=np.int64)
-    out_count = np.zeros(n, dtype=np.int64)
-    out_sum = np.zeros(n)
-    out_sumsq = np.zeros(n)
-    out_min = np.full(n, np.inf)
-    out_max = np.full(n, -np.inf)
-    r = -1
-    for t in range(kept):
-        lab = keys[order[t]]
-        if t == 0 or lab != keys[order[t - 1]]:
-            r += 1
-            out_label[r] = lab
-        v = np.float64(values[index[order[t]]])
-        if v == v:
-            out_count[r] += 1
-            out_sum[r] += v
-            out_sumsq[r] += v * v
-            out_min[r] = min(out_min[r], v)
-            out_max[r] = max(out_max[r], v)
-    for r in range(n):
-        if out_count[r] == 0:
-            out_min[r] = np.nan
-            out_max[r] = np.nan
-    return out_label, out_count, out_sum, out_sumsq, out_min, out_max
-
-
 _COLUMNS = ("label", "count", "sum", "sumsq", "min", "max")
 
 
@@ -141,7 +98,14 @@ def label_stats_partial(
     elif int(hi) - int(lo) < kept + _DENSE_SLACK:  # Python ints: no int64 overflow
         cols = _partial_dense(values, labels, ignore64, has_ignore, lo, int(hi) - int(lo) + 1)
     else:
-        cols = _partial_sorted(values, labels, ignore64, has_ignore, kept)
+        # Sparse labels: number them 0..n-1 by sorting (NumPy's sort beats numba's
+        # argsort here), then accumulate densely; values are still visited in data order.
+        if has_ignore:
+            keep = labels != ignore64
+            values, labels = values[keep], labels[keep]
+        uniq, ids = np.unique(labels, return_inverse=True)
+        cols = _partial_dense(values, ids.reshape(-1), ignore64, False, np.int64(0), uniq.size)
+        cols = (uniq.astype(np.int64), *cols[1:])
     return dict(zip(_COLUMNS, cols, strict=True))
 
 

@@ -477,9 +477,7 @@ BASIC_PROFILE: dict[int, str] = {
     0x00741234: "X",  # Receiving AE
     0x00741236: "X",  # Requesting AE
     0x00880140: "U",  # Storage Media File-set UID
-    0x00880200: "X",  # Icon Image Sequence
-
-(see Note 11)
+    0x00880200: "X",  # Icon Image Sequence (see Note 11)
     0x00880904: "X",  # Topic Title
     0x00880906: "X",  # Topic Subject
     0x00880910: "X",  # Topic Author

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -60,6 +59,7 @@ _DUMMY = {
 }
 _NUMERIC_VRS = {"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "DS", "IS", "AT"}
 _BINARY_VRS = {"OB", "OW", "OD", "OF", "OL", "OV", "UN"}
+_REPEATING = {value for _, value, _, _ in REPEATING_GROUPS}
 _KEEP_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010}
 
 
@@ -168,10 +168,10 @@ class Deidentifier:
             if 0x00020003 in meta:
                 meta[0x00020003].value = self.uid(str(meta[0x00020003].value))
         ds.PatientIdentityRemoved = "YES"
-        method = f"minjiang: DICOM PS3.15 E.1 basic profile ({EDITION})"
+        method = f"minjiang PS3.15 E.1 Basic Profile {EDITION}"  # LO: 64 characters at most
         codes = [DEID_METHOD_CODES["basic"]]
         if self.dates == "shift":
-            method += ", dates shifted per patient"
+            method += "; dates shifted"
             codes.append(DEID_METHOD_CODES["shift"])
         ds.DeidentificationMethod = method
         items = []
@@ -188,14 +188,12 @@ class Deidentifier:
     def _clean(self, ds: Dataset, shift: int, *, top: bool = False) -> None:
         for tag in list(ds.keys()):
             t = int(tag)
-            group, element = t >> 16, t & 0xFFFF
+            group = t >> 16
             if group & 1:  # private groups (and their creators)
                 del ds[tag]
                 continue
-            if any(group & mask == value and (el is None or element == el) for mask, value, el, _ in REPEATING_GROUPS) or (
-                group & 0xFF00 in (0x5000, 0x6000)
-            ):  # curves and overlays, whole groups
-                del ds[tag]
+            if group & 0xFF00 in _REPEATING:  # curves and overlays: whole groups, not just
+                del ds[tag]  # the rows the table lists (overlay origins etc. go too)
                 continue
             elem = ds[tag]
             action = BASIC_PROFILE.get(t)
@@ -300,9 +298,6 @@ def _dummy(elem: DataElement) -> None:
         elem.value = b"\x00\x00"
     else:  # PN, LO, SH, LT, ST, UT, UC
         elem.value = _DUMMY_TEXT
-
-
-_Shift = Callable[[str, int, str], "str | None"]
 
 
 def _shift_date(value: str, days: int, vr: str) -> str | None:

@@ -29,6 +29,11 @@ def _values(shape, seed, nan_frac=0.05):
     return x
 
 
+def _budget(chunks, halo=0, factor=12):
+    """A budget that fits a one-chunk task (with halo) but forces many tasks."""
+    return f"{max(16 * 1024, factor * 8 * int(np.prod([c + 2 * halo for c in chunks])))}B"
+
+
 def _dims(n):
     return ("t", "y", "x")[-n:] if n < 3 else ("t", "y", "x")
 
@@ -40,7 +45,9 @@ def test_gaussian_equals_scipy(tmp_path_factory, cube, sigma, mode) -> None:
 
     shape, chunks, seed = cube
     tmp = tmp_path_factory.mktemp("g")
-    rt = Runtime(store=tmp / "store", executor="local", memory_budget=str(64 * 1024) + "B")
+    from minjiang.kernels.gaussian import gaussian_radius
+
+    rt = Runtime(store=tmp / "store", executor="local", memory_budget=_budget(chunks, gaussian_radius(sigma)))
     x = np.nan_to_num(_values(shape, seed, 0.0))
     src = ingest_array(rt, tmp, "t/x", x, _dims(len(shape)), chunks)
     res = rt.run("array.gaussian", inputs={"x": src}, params={"sigma": sigma, "mode": mode})
@@ -55,7 +62,7 @@ def test_reduce_equals_numpy(tmp_path_factory, cube, stat) -> None:
 
     shape, chunks, seed = cube
     tmp = tmp_path_factory.mktemp("r")
-    rt = Runtime(store=tmp / "store", executor="local", memory_budget=str(32 * 1024) + "B")
+    rt = Runtime(store=tmp / "store", executor="local", memory_budget=_budget(chunks))
     x = _values(shape, seed)
     dims = _dims(len(shape))
     src = ingest_array(rt, tmp, "t/x", x, dims, chunks)
@@ -75,7 +82,7 @@ def test_quantile_full_axis_equals_numpy(tmp_path_factory, cube, q) -> None:
 
     shape, chunks, seed = cube
     tmp = tmp_path_factory.mktemp("q")
-    rt = Runtime(store=tmp / "store", executor="local", memory_budget=str(48 * 1024) + "B")
+    rt = Runtime(store=tmp / "store", executor="local", memory_budget=_budget(chunks))
     x = _values(shape, seed)
     dims = _dims(len(shape))
     src = ingest_array(rt, tmp, "t/x", x, dims, chunks)

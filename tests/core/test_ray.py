@@ -39,8 +39,9 @@ def test_ray_matches_local(ray_runtime, runtime, tmp_path) -> None:
 def test_killed_worker_is_retried_with_identical_output(ray_runtime, runtime, tmp_path) -> None:
     x = _values()
     marker = tmp_path / "crashed"
-    params = {"delay": 0.0, "crash_marker": str(marker), "crash_task": 2}
+    params = {"delay": 0.0, "crash_marker": str(marker), "crash_task": 1}
     ray_runtime.register(_slowops, name="slowops")
+    ray_runtime.memory_budget = runtime.memory_budget = 4096  # one chunk per task: several tasks
     src = ingest_array(ray_runtime, tmp_path, "t/x", x, ("y", "x"), (4, 16))
     res = ray_runtime.run("testlab.slow_affine", inputs={"x": src}, params=params)
     assert marker.exists(), "the worker was not killed"
@@ -56,7 +57,7 @@ DRIVER = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     import minjiang as mj
     from tests.core import _slowops
-    rt = mj.Runtime(store={store!r}, executor="local", plugins=[_slowops])
+    rt = mj.Runtime(store={store!r}, executor="local", plugins=[_slowops], memory_budget="2KiB")
     rt.run("testlab.slow_affine", inputs={{"x": "t/x"}}, params={{"delay": 0.25}}, name="t/y")
 """)
 
@@ -67,7 +68,7 @@ def test_resume_after_killing_the_driver(tmp_path) -> None:
 
     x = _values()
     store = tmp_path / "store"
-    rt = Runtime(store=store, executor="local", plugins=[_slowops], memory_budget="2GiB")
+    rt = Runtime(store=store, executor="local", plugins=[_slowops], memory_budget="2KiB")
     ingest_array(rt, tmp_path, "t/x", x, ("y", "x"), (4, 16))
     plan = rt.plan({"steps": [{"id": "s", "operator": "testlab.slow_affine", "inputs": {"x": "t/x"},
                                "params": {"delay": 0.25}}]})

@@ -81,7 +81,7 @@ def test_doy_climatology_and_anomaly(runtime, tmp_path, rng) -> None:
                        coords={"time": ("time", time)})
     clim = runtime.run("array.doy_climatology", inputs={"x": src})
     anom = runtime.run("array.doy_anomaly", inputs={"x": src, "climatology": clim})
-    doy = time.dayofyear.to_numpy()
+    doy = time.day_of_year.to_numpy()
     want = np.stack([np.nanmean(x[doy == d], axis=0) if (doy == d).any() else np.full((3, 4), np.nan)
                      for d in range(1, 367)])
     np.testing.assert_allclose(clim.to_xarray()["climatology"].values, want, rtol=1e-5, equal_nan=True)

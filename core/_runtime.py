@@ -156,14 +156,14 @@ class Plan:
         rows = []
         for s in self.steps:
             if isinstance(s, IngestPlan):
-                rows.append({"step": s.step, "what": f"ingest {s.reader.name}", "dataset": s.dataset_id,
+                rows.append({"step": s.step, "what": f"ingest {s.reader.name}", "dataset": s.dataset_id[:12],
                              "tasks": 0 if s.reused else 1, "memory/task": "", "decode amp.": "",
                              "backend": "cpu", "status": "reuse" if s.reused else "run"})
                 continue
             rows.append({
                 "step": s.step + (" (hidden)" if s.hidden else ""),
                 "what": s.operator.name,
-                "dataset": s.dataset_id,
+                "dataset": s.dataset_id[:12],
                 "tasks": s.n_tasks,
                 "memory/task": format_bytes(s.task_memory),
                 "decode amp.": f"{s.block.decode_amplification:.2f}" if s.block else "",
@@ -559,7 +559,15 @@ class _PlanBuilder:
         plan.hidden = hidden
         plan.reused = self.reuse and self.rt.catalog.exists(did)
         plan.attrs = {"minjiang_operator": op.name, "minjiang_version": op.version}
-        self.infos[did] = self._dataset(did) if plan.reused else plan.planned_info()
+        if plan.reused:
+            self.infos[did] = self._dataset(did)
+        else:
+            info = plan.planned_info()
+            self.infos[did] = info
+            # later steps read block coordinates of this not-yet-written dataset
+            for c in plan.coords:
+                values = self.coord_values(c.source) if c.source is not None else c.values
+                self.rt._coord_cache[info.coords[c.name].path] = values
         self.outputs[step.id] = did
         self.steps.append(plan)
         return did
@@ -724,7 +732,7 @@ class _Run:
 
     # -- operator steps
     def _prepare(self, step: StepPlan) -> dict[str, dict[str, str]]:
-        from minjiang.storage import DatasetWriter, read_array
+        from minjiang.storage import DatasetWriter, open_dataset_info, read_array
 
         writer = DatasetWriter(self.rt.store, step.dataset_id)
         writer.create(attrs=step.attrs)
@@ -740,7 +748,9 @@ class _Run:
 
         for c in step.coords:
             if c.source is not None:
-                values, attrs = read_array(self.rt.store, c.source), dict(c.source.attrs)
+                # the source existed only as a plan when this step was planned: reopen it
+                source = open_dataset_info(self.rt.store, c.source.dataset_id).coords[c.source.name]
+                values, attrs = read_array(self.rt.store, source), dict(source.attrs)
             else:
                 values, attrs = np.asarray(c.values), dict(c.attrs)
             sums[c.name] = writer.write_coord(c.name, values, dims=c.dims, attrs=attrs)

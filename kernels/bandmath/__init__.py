@@ -160,4 +160,5 @@ def band_math(
         return _reference.band_math(expression.tree, inputs, out_dtype)
     from minjiang.kernels.bandmath import _cpu
 
-    return _cpu.band_math(expression.tree, [np.ascontiguousarray(a) for a in inputs], out_dtype)
+    contiguous = [np.ascontiguousarray(a) for a in inputs]
+    return _cpu.band_math(expression.tree, contiguous, out_dtype, inputs[0].shape)

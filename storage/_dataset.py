@@ -986,15 +986,19 @@ def _table_schema(store: Store, parts: list[str]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=256)
-def _cached_array(store: Store, path: str, shape: tuple[int, ...], dtype: str) -> Any:
+def _cached_array(
+    store: Store, path: str, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ...]
+) -> Any:
+    # Opening reads the array's zarr.json; tasks read many regions of few arrays.
     import zarr
 
     arr = zarr.open_array(store.zarr_store(path, read_only=True), mode="r", zarr_format=3)
-    if tuple(arr.shape) != shape or str(np.dtype(arr.dtype)) != dtype:
+    found = (tuple(arr.shape), str(np.dtype(arr.dtype)), tuple(arr.chunks))
+    if found != (shape, dtype, chunks):
         raise StoreError(
-            f"array at {path!r} in store {store.url!r} has shape {tuple(arr.shape)} and dtype "
-            f"{np.dtype(arr.dtype)}, the ArrayInfo says {shape} and {dtype}; reopen the "
-            "dataset info"
+            f"array at {path!r} in store {store.url!r} has shape {found[0]}, dtype {found[1]} "
+            f"and chunks {found[2]}; the ArrayInfo says {shape}, {dtype} and {chunks}: "
+            "reopen the dataset info"
         )
     return arr
 
@@ -1002,8 +1006,12 @@ def _cached_array(store: Store, path: str, shape: tuple[int, ...], dtype: str) -
 def _open_for_read(store: Store, info: ArrayInfo) -> Any:
     validate_key(info.path)
     try:
-        return _cached_array(store, info.path, tuple(info.shape), info.dtype)
+        return _cached_array(
+            store, info.path, tuple(info.shape), str(np.dtype(info.dtype)), tuple(info.chunks)
+        )
     except FileNotFoundError as err:
+        if isinstance(err, KeyNotFoundError):
+            raise
         raise DatasetNotFoundError(
             f"array {info.name!r} of dataset {info.dataset_id!r} is not in store "
             f"{store.url!r} (no {info.path}/zarr.json)"

@@ -181,6 +181,8 @@ def pad_boundary(
         import cupy as xp
     else:
         xp = np
+    if x.ndim == 0:  # no axis to extend (numpy.pad refuses 0-d arrays)
+        return x.copy()
     if mode == "constant":
         return xp.pad(x, widths, mode="constant", constant_values=cval)
     return xp.pad(x, widths, mode=_NUMPY_PAD_MODE[mode])
@@ -273,7 +275,8 @@ def gaussian_valid(
         return _reference.gaussian_valid(x, weights, out_dtype)
     from minjiang.kernels.gaussian import _cpu
 
-    return _cpu.gaussian_valid(np.ascontiguousarray(x), weights, out_dtype)
+    # reshape: ascontiguousarray turns a 0-d array into a 1-d one
+    return _cpu.gaussian_valid(np.ascontiguousarray(x).reshape(x.shape), weights, out_dtype)
 
 
 def gaussian_filter(

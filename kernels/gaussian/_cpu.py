@@ -74,4 +74,4 @@ def gaussian_valid(
                     y.reshape(outer, shape[axis], inner), w, out.reshape(outer, n_out, inner)
                 )
         y = out
-    return y.reshape(padded.shape if y is padded else y.shape).astype(out_dtype, copy=y is padded)
+    return y.astype(out_dtype, copy=y is padded)

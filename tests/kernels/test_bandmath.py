@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -187,32 +188,45 @@ def test_compiled_kernels_are_cached():
     assert len(_cpu._KERNELS) == size + 1  # new input dtype, new kernel
 
 
-_LEAVES = st.sampled_from(["a", "b", "c", "0.5", "2", "0"])
+_NAMES = ("b1", "b2", "b3")
+_LEAVES = st.sampled_from([*_NAMES, *_NAMES, "0.5", "2", "0"])
 
 
 def _grow(children):
     binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**", "<", ">=", "=="]), children)
+    unary = st.tuples(st.sampled_from(["-", "sqrt", "exp", "log", "abs", "isnan"]), children)
+    ternary = st.tuples(st.sampled_from(["where", "clip"]), children, children, children)
     return st.one_of(
         binary.map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-        children.map(lambda e: f"-{e}"),
-        st.tuples(st.sampled_from(["sqrt", "exp", "log", "abs", "isnan"]), children).map(
-            lambda t: f"{t[0]}({t[1]})"
-        ),
-        st.tuples(children, children).map(lambda t: f"minimum({t[0]}, {t[1]})"),
-        st.tuples(children, children, children).map(lambda t: f"where({t[0]}, {t[1]}, {t[2]})"),
-        st.tuples(children, children, children).map(lambda t: f"clip({t[0]}, {t[1]}, {t[2]})"),
+        unary.map(lambda t: f"{t[0]}({t[1]})"),
+        ternary.map(lambda t: f"{t[0]}({t[1]}, {t[2]}, {t[3]})"),
     )
 
 
-@settings(max_examples=12, deadline=None)
-@given(
-    expr=st.recursive(_LEAVES, _grow, max_leaves=6).filter(lambda e: any(n in e for n in "abc")),
-    dtype=st.sampled_from([np.float32, np.float64]),
-    seed=st.integers(0, 2**32 - 1),
+_EXPRESSIONS = st.recursive(_LEAVES, _grow, max_leaves=6).filter(
+    lambda e: re.search(r"\bb[123]\b", e) is not None
 )
+
+
+@settings(max_examples=12, deadline=None)
+@given(expr=_EXPRESSIONS, dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
 def test_fused_kernel_matches_reference(call, close, expr, dtype, seed):
     rng = np.random.default_rng(seed)
-    arrays = {k: rng.uniform(-2, 2, 24).astype(dtype) for k in "abc"}
-    arrays["a"][:3] = [np.nan, 0.0, np.inf]
+    arrays = {k: rng.uniform(-2, 2, 24).astype(dtype) for k in _NAMES}
+    arrays["b1"][:3] = [np.nan, 0.0, np.inf]
     expected = band_math(expr, arrays, backend="reference")
     close(call(band_math, expr, arrays), expected, dtype)
+
+
+def test_large_arrays_use_the_threaded_loop(close):
+    import numba
+
+    from minjiang.kernels.bandmath import _cpu
+
+    n = _cpu._PARALLEL_MIN
+    a = np.linspace(-1, 1, n, dtype=np.float32)
+    b = np.linspace(2, 3, n, dtype=np.float32)
+    got = band_math("(a - b) / (a + b)", {"a": a, "b": b}, backend="cpu")
+    close(got, (a.astype(np.float64) - b) / (a.astype(np.float64) + b), np.float32)
+    threaded = [key[-1] for key in _cpu._KERNELS if key[1] == ("<f4", "<f4")]
+    assert threaded and threaded[-1] == (numba.get_num_threads() > 1)

@@ -1,0 +1,51 @@
+"""minjiang.plugins.medicine: medical imaging readers and operators.
+
+Readers: ``medicine.dicom`` (DICOM series, de-identified on read per PS3.15 Annex E),
+``medicine.nifti`` and ``medicine.nibabel`` (NIfTI and the other nibabel formats).
+Operators: ``medicine.hu_window``, ``medicine.gaussian``, ``medicine.median``,
+``medicine.threshold``, ``medicine.label``, ``medicine.volumetrics``. Pipeline:
+``medicine.lesion_volumetry``. See ``docs/plugins/medicine.md``.
+
+This module only declares hook implementations; the readers, operators and their
+kernels are imported when a runtime asks for them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from minjiang.core.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from minjiang.core._operator import Operator
+    from minjiang.core._pipeline import Pipeline
+    from minjiang.core._reader import Reader
+
+if __name__ != "minjiang.plugins.medicine":  # importable only as minjiang.plugins.medicine
+    raise ImportError(f"'{__name__}' is minjiang.plugins.medicine: install minjiang and import it by that name")
+
+__all__ = ["minjiang_register_operators", "minjiang_register_pipelines", "minjiang_register_readers"]
+
+
+@hookimpl
+def minjiang_register_operators() -> list[Operator]:
+    """The medicine operators."""
+    from minjiang.plugins.medicine._operators import OPERATORS
+
+    return list(OPERATORS)
+
+
+@hookimpl
+def minjiang_register_readers() -> list[Reader]:
+    """The medicine readers (DICOM, NIfTI, other nibabel formats)."""
+    from minjiang.plugins.medicine._readers import DicomReader, NibabelReader, NiftiReader
+
+    return [DicomReader(), NiftiReader(), NibabelReader()]
+
+
+@hookimpl
+def minjiang_register_pipelines() -> list[Pipeline]:
+    """The ``medicine.lesion_volumetry`` pipeline."""
+    from minjiang.plugins.medicine._pipelines import lesion_volumetry
+
+    return [lesion_volumetry()]

@@ -27,11 +27,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 __all__ = [
     "CHUNKINGS",
     "GENERATOR_VERSION",
+    "INPUTS",
     "SIZES",
     "ArrayRef",
     "BenchData",
@@ -40,6 +42,7 @@ __all__ = [
     "chunk_blocks",
     "codec_description",
     "ensure_data",
+    "mask_values",
     "parse_bytes",
     "read_window",
     "stored_bytes",
@@ -47,10 +50,11 @@ __all__ = [
     "xarray_encoding",
 ]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 CHUNKINGS = ("pencil", "slab")
 TIME_START = "2001-01-01"
 N_LABELS = 64
+LABEL_DTYPE = "uint8"
 SEED = 20240917
 
 
@@ -93,7 +97,7 @@ SIZES: dict[str, Size] = {
     ),
     "small": Size(
         "small", (730, 96, 160), {"pencil": (730, 32, 32), "slab": (10, 96, 160)},
-        reps=3, warmup=True, stream_elements=1 << 24, micro_shape=(365, 96, 160),
+        reps=3, warmup=True, stream_elements=1 << 25, micro_shape=(365, 96, 160),
     ),
     "medium": Size(
         "medium", (1095, 512, 448), {"pencil": (1095, 64, 64), "slab": (15, 512, 448)},
@@ -149,7 +153,7 @@ def _split_codecs(codecs: Any) -> dict[str, Any]:
     return out
 
 
-def array_codecs() -> tuple[dict[str, Any], str]:
+def array_codecs(dtype: Any = "float32") -> tuple[dict[str, Any], str]:
     """The codec minjiang writes arrays with, as ``zarr.create_array`` keywords.
 
     Read from ``minjiang.storage.array_codecs()`` when minjiang provides it, so the
@@ -161,24 +165,26 @@ def array_codecs() -> tuple[dict[str, Any], str]:
     except (ImportError, AttributeError):
         _mj_codecs = None
     if _mj_codecs is not None:
-        return _split_codecs(_mj_codecs()), "minjiang.storage.array_codecs()"
+        return _split_codecs(_mj_codecs(dtype)), "minjiang.storage.array_codecs()"
     from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
+    shuffle = "bitshuffle" if np.dtype(dtype).itemsize == 1 else "shuffle"
     kw = {
         "serializer": BytesCodec(),
-        "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=4), Crc32cCodec()),
+        "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle=shuffle), Crc32cCodec()),
     }
     return kw, "blosc lz4 clevel 5 + shuffle + crc32c (built by the benchmarks)"
 
 
 def codec_description() -> dict[str, Any]:
     kw, source = array_codecs()
-    return {"source": source, **{k: [repr(c) for c in v] if isinstance(v, tuple) else repr(v) for k, v in kw.items()}}
+    return {"source": source,
+            **{k: [repr(c) for c in v] if isinstance(v, list | tuple) else repr(v) for k, v in kw.items()}}
 
 
-def xarray_encoding(chunks: tuple[int, ...]) -> dict[str, Any]:
+def xarray_encoding(chunks: tuple[int, ...], dtype: Any = "float32") -> dict[str, Any]:
     """``to_zarr`` encoding for one variable: the chunks and the minjiang codec."""
-    kw, _ = array_codecs()
+    kw, _ = array_codecs(dtype)
     enc: dict[str, Any] = {"chunks": tuple(chunks)}
     enc.update(kw)
     return enc
@@ -192,68 +198,82 @@ def stored_bytes(path: Path) -> int:
 # --------------------------------------------------------------------------- values
 
 
-def _jit() -> Any:
-    import numba
+@numba.njit(inline="always", cache=True)
+def _mix(z: np.uint64) -> np.uint64:  # pragma: no cover - numba
+    # splitmix64 finaliser: a good 64-bit hash of the cell index
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
-    @numba.njit(inline="always")
-    def _mix(z: np.uint64) -> np.uint64:
-        # splitmix64 finaliser: a good 64-bit hash of the cell index
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
-    @numba.njit(parallel=True, cache=False)
-    def fill_cube(out, t0, y0, x0, ny, nx, seed, kind):  # pragma: no cover - numba
-        nt_, ny_, nx_ = out.shape
-        two_pi = 2.0 * np.pi
-        scale = 1.0 / 9007199254740992.0  # 2**-53
-        for i in numba.prange(nt_):
-            t = t0 + i
-            season = two_pi * ((t % 365) / 365.0)
-            for j in range(ny_):
-                y = y0 + j
-                lat = (y + 0.5) / ny
-                for k in range(nx_):
-                    x = x0 + k
-                    idx = np.uint64(((t * ny + y) * nx + x) * 2) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-                    u1 = (_mix(idx) >> np.uint64(11)) * scale
-                    u2 = (_mix(idx + np.uint64(1)) >> np.uint64(11)) * scale
-                    noise = u1 + u2 - 1.0
-                    if kind == 0:
-                        v = (14.0 + 12.0 * np.cos(np.pi * (lat - 0.5))
-                             + 3.0 * np.sin(season + two_pi * lat)
-                             + 0.8 * np.sin(two_pi * 3.0 * x / nx) + 1.5 * noise)
-                    else:
-                        v = (6.0 + 4.0 * np.cos(np.pi * (lat - 0.5))
-                             - 2.0 * np.cos(season + two_pi * x / nx) + 1.0 * noise)
-                    out[i, j, k] = v
+@numba.njit(parallel=True, cache=True)
+def _fill_cube(out, t0, y0, x0, ny, nx, seed, kind):  # pragma: no cover - numba
+    nt_, ny_, nx_ = out.shape
+    two_pi = 2.0 * np.pi
+    scale = 1.0 / 9007199254740992.0  # 2**-53
+    for i in numba.prange(nt_):
+        t = t0 + i
+        season = two_pi * ((t % 365) / 365.0)
+        for j in range(ny_):
+            y = y0 + j
+            lat = (y + 0.5) / ny
+            for k in range(nx_):
+                x = x0 + k
+                idx = np.uint64(((t * ny + y) * nx + x) * 2) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+                u1 = (_mix(idx) >> np.uint64(11)) * scale
+                u2 = (_mix(idx + np.uint64(1)) >> np.uint64(11)) * scale
+                noise = u1 + u2 - 1.0
+                if kind == 0:
+                    v = (14.0 + 12.0 * np.cos(np.pi * (lat - 0.5))
+                         + 3.0 * np.sin(season + two_pi * lat)
+                         + 0.8 * np.sin(two_pi * 3.0 * x / nx) + 1.5 * noise)
+                else:
+                    v = (6.0 + 4.0 * np.cos(np.pi * (lat - 0.5))
+                         - 2.0 * np.cos(season + two_pi * x / nx) + 1.0 * noise)
+                out[i, j, k] = v
 
-    @numba.njit(parallel=True, cache=False)
-    def fill_labels(out, y0, x0, ny, nx, sy, sx):  # pragma: no cover - numba
-        ny_, nx_ = out.shape
-        n = sy.shape[0]
-        for j in numba.prange(ny_):
+
+@numba.njit(parallel=True, cache=True)
+def _fill_labels(out, t0, y0, x0, nt, ny, nx):  # pragma: no cover - numba
+    # 4 x 4 x 4 regions with wavy faces (a segmentation-like label volume), plus
+    # background (label 0) in a few blobs
+    nt_, ny_, nx_ = out.shape
+    two_pi = 2.0 * np.pi
+    for i in numba.prange(nt_):
+        ft = (t0 + i + 0.5) / nt
+        for j in range(ny_):
             fy = (y0 + j + 0.5) / ny
             for k in range(nx_):
                 fx = (x0 + k + 0.5) / nx
-                best, lab = 1e30, 0
-                for s in range(n):
-                    d = (fy - sy[s]) ** 2 + 0.5 * (fx - sx[s]) ** 2
-                    if d < best:
-                        best, lab = d, s
-                out[j, k] = lab + 1
+                if np.sin(two_pi * 3.0 * fx) * np.sin(two_pi * 3.0 * fy) > 0.8:
+                    out[i, j, k] = 0
+                    continue
+                wt = ft + 0.08 * np.sin(two_pi * (fy + fx))
+                wy = fy + 0.08 * np.sin(two_pi * (fx + 2.0 * ft))
+                wx = fx + 0.08 * np.sin(two_pi * (ft + 2.0 * fy))
+                bt = min(3, max(0, int(wt * 4.0)))
+                by = min(3, max(0, int(wy * 4.0)))
+                bx = min(3, max(0, int(wx * 4.0)))
+                out[i, j, k] = 1 + bt * 16 + by * 4 + bx
 
-    return fill_cube, fill_labels
 
-
-_KERNELS: Any = None
-
-
-def _kernels() -> Any:
-    global _KERNELS
-    if _KERNELS is None:
-        _KERNELS = _jit()
-    return _KERNELS
+@numba.njit(parallel=True, cache=True)
+def _fill_mask(out, z0, y0, x0, nz, ny, nx, seed):  # pragma: no cover - numba
+    # a lattice of smooth blobs (a few hundred components) plus isolated specks (noise)
+    nz_, ny_, nx_ = out.shape
+    two_pi = 2.0 * np.pi
+    scale = 1.0 / 9007199254740992.0
+    for i in numba.prange(nz_):
+        fz = (z0 + i + 0.5) / nz
+        for j in range(ny_):
+            fy = (y0 + j + 0.5) / ny
+            for k in range(nx_):
+                fx = (x0 + k + 0.5) / nx
+                v = (np.sin(two_pi * (3.0 * fz + fy)) * np.sin(two_pi * 4.0 * fy)
+                     * np.sin(two_pi * 5.0 * fx + 1.3 * fz))
+                idx = np.uint64(((z0 + i) * ny + y0 + j) * nx + x0 + k) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+                u = (_mix(idx) >> np.uint64(11)) * scale
+                out[i, j, k] = 1 if (v > 0.3 or u < 0.0005) else 0
 
 
 _KIND = {"a": (0, SEED), "b": (1, SEED + 1)}
@@ -261,22 +281,26 @@ _KIND = {"a": (0, SEED), "b": (1, SEED + 1)}
 
 def cube_values(var: str, shape: tuple[int, int, int], region: tuple[slice, slice, slice]) -> np.ndarray:
     """The values of cube ``var`` (``"a"`` or ``"b"``) over ``region`` of ``shape``."""
-    fill_cube, _ = _kernels()
     kind, seed = _KIND[var]
     sl = [s.indices(n) for s, n in zip(region, shape, strict=True)]
     out = np.empty(tuple(stop - start for start, stop, _ in sl), dtype=np.float32)
-    fill_cube(out, sl[0][0], sl[1][0], sl[2][0], shape[1], shape[2], seed, kind)
+    _fill_cube(out, sl[0][0], sl[1][0], sl[2][0], shape[1], shape[2], seed, kind)
     return out
 
 
-def label_values(shape: tuple[int, int], region: tuple[slice, slice]) -> np.ndarray:
-    """The zone raster (``1..N_LABELS``, Voronoi cells) over ``region``."""
-    _, fill_labels = _kernels()
-    rng = np.random.default_rng(SEED)
-    sy, sx = rng.random(N_LABELS), rng.random(N_LABELS)
+def label_values(shape: tuple[int, int, int], region: tuple[slice, slice, slice]) -> np.ndarray:
+    """The label volume (``0`` background, ``1..N_LABELS`` regions) over ``region``."""
     sl = [s.indices(n) for s, n in zip(region, shape, strict=True)]
-    out = np.empty(tuple(stop - start for start, stop, _ in sl), dtype=np.int32)
-    fill_labels(out, sl[0][0], sl[1][0], shape[0], shape[1], sy, sx)
+    out = np.empty(tuple(stop - start for start, stop, _ in sl), dtype=LABEL_DTYPE)
+    _fill_labels(out, sl[0][0], sl[1][0], sl[2][0], *shape)
+    return out
+
+
+def mask_values(shape: tuple[int, int, int], region: tuple[slice, slice, slice]) -> np.ndarray:
+    """The binary ``(z, y, x)`` mask (blobs and specks) over ``region``."""
+    sl = [s.indices(n) for s, n in zip(region, shape, strict=True)]
+    out = np.empty(tuple(stop - start for start, stop, _ in sl), dtype=np.uint8)
+    _fill_mask(out, sl[0][0], sl[1][0], sl[2][0], *shape, SEED + 2)
     return out
 
 
@@ -305,12 +329,18 @@ class ArrayRef:
 
 @dataclasses.dataclass(frozen=True)
 class BenchData:
-    """The stored inputs of one (size, chunking): ``a``, ``b`` and ``labels``."""
+    """The stored inputs of one (size, chunking): ``a``, ``b``, ``labels`` and ``mask``.
+
+    ``datasets`` maps input names to minjiang dataset ids once the inputs are ingested;
+    ``arrays`` then point at the ingested Zarr arrays, so every engine reads the same
+    files.
+    """
 
     size: Size
     chunking: str
     root: str
     arrays: Mapping[str, ArrayRef]
+    datasets: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -362,13 +392,16 @@ def _write_group(path: Path, var: str, dims: tuple[str, ...], shape: tuple[int, 
     full = dict(zip(dims, shape, strict=True))
     if "time" in full:
         coords["time"] = ("time", time_coord(full["time"]))
+    if "z" in full:
+        coords["z"] = ("z", np.arange(full["z"], dtype=np.float64), {"units": "mm"})
+    # lat/lon as coordinates on the y/x dims (not index coordinates named y and x)
     if "y" in full:
-        coords["y"] = ("y", np.linspace(-60.0, 60.0, full["y"]), {"units": "degrees_north"})
+        coords["lat"] = ("y", np.linspace(-60.0, 60.0, full["y"]), {"units": "degrees_north"})
     if "x" in full:
-        coords["x"] = ("x", np.linspace(0.0, 360.0, full["x"], endpoint=False), {"units": "degrees_east"})
+        coords["lon"] = ("x", np.linspace(0.0, 360.0, full["x"], endpoint=False), {"units": "degrees_east"})
     lazy = da.zeros(shape, chunks=chunks, dtype=dtype)
     ds = xr.Dataset({var: (dims, lazy, attrs)}, coords=coords)
-    enc = {var: xarray_encoding(chunks)}
+    enc = {var: xarray_encoding(chunks, dtype)}
     ds.to_zarr(str(path), mode="w", compute=False, zarr_format=3, consolidated=False, encoding=enc)
     arr = zarr.open_array(str(path), path=var, mode="r+")
     for region in chunk_blocks(shape, chunks, 64 << 20):
@@ -385,7 +418,10 @@ def _spec_json(size: Size, chunking: str, var: str) -> dict[str, Any]:
     }
 
 
-def ensure_data(root: Path, size: Size, chunking: str, names: tuple[str, ...] = ("a", "b", "labels"),
+INPUTS = ("a", "b", "labels", "mask")
+
+
+def ensure_data(root: Path, size: Size, chunking: str, names: tuple[str, ...] = INPUTS,
                 log: Any = print) -> BenchData:
     """Generate (or reuse) the inputs ``names`` for ``size`` in ``chunking`` under ``root``.
 
@@ -395,13 +431,11 @@ def ensure_data(root: Path, size: Size, chunking: str, names: tuple[str, ...] = 
     base = Path(root) / f"{size.name}-{chunking}"
     base.mkdir(parents=True, exist_ok=True)
     cube_chunks = tuple(size.chunks[chunking])
-    _, y, x = size.shape
     arrays: dict[str, ArrayRef] = {}
-    for name in ("a", "b", "labels"):
-        if name == "labels":
-            ref = ArrayRef(str(base / "labels.zarr"), "labels", ("y", "x"), (y, x), cube_chunks[1:], "int32")
-        else:
-            ref = ArrayRef(str(base / f"{name}.zarr"), name, ("time", "y", "x"), size.shape, cube_chunks, "float32")
+    for name in INPUTS:
+        dtype = {"labels": LABEL_DTYPE, "mask": "uint8"}.get(name, "float32")
+        dims = ("z", "y", "x") if name == "mask" else ("time", "y", "x")
+        ref = ArrayRef(str(base / f"{name}.zarr"), name, dims, size.shape, cube_chunks, dtype)
         arrays[name] = ref
         if name not in names:
             continue
@@ -413,11 +447,14 @@ def ensure_data(root: Path, size: Size, chunking: str, names: tuple[str, ...] = 
             shutil.rmtree(ref.group)
         log(f"generating {ref.group} {ref.shape} chunks {ref.chunks} ({ref.nbytes / 1e9:.2f} GB)")
         if name == "labels":
-            _write_group(Path(ref.group), "labels", ref.dims, ref.shape, ref.chunks, "int32",
-                         lambda r: label_values((y, x), r), {"long_name": "zone label"})
+            _write_group(Path(ref.group), "labels", ref.dims, ref.shape, ref.chunks, dtype,
+                         lambda r: label_values(size.shape, r), {"long_name": "region label"})
+        elif name == "mask":
+            _write_group(Path(ref.group), "mask", ref.dims, ref.shape, ref.chunks, dtype,
+                         lambda r: mask_values(size.shape, r), {"long_name": "segmentation mask"})
         else:
             attrs = {"units": "degC" if name == "a" else "1", "long_name": f"synthetic field {name}"}
-            _write_group(Path(ref.group), name, ref.dims, ref.shape, ref.chunks, "float32",
+            _write_group(Path(ref.group), name, ref.dims, ref.shape, ref.chunks, dtype,
                          lambda r, n=name: cube_values(n, size.shape, r), attrs)
         marker.write_text(json.dumps(spec))
     return BenchData(size=size, chunking=chunking, root=str(base), arrays=arrays)

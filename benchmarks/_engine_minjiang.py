@@ -1,22 +1,30 @@
 """minjiang as a benchmark engine: the Ray executor and the in-process ``local`` one.
 
-Inputs are ingested once per engine process (untimed) from the same generated Zarr
-groups the peers read; every measured run passes ``reuse=False`` so the catalog
-never short-cuts the work. The runtime's own task events are summarised into the
-per-task breakdown (read + decode, kernel, encode + write, the rest).
+The harness ingests the generated inputs into the store once (untimed) and hands
+every engine the ingested Zarr arrays, so minjiang and its peers read the same files;
+every measured run passes ``reuse=False`` so the catalog never short-cuts the work.
+The runtime's own task events, timestamped as they arrive, give the per-task
+breakdown (read + decode, kernel, encode + write, the rest of a task) and the
+driver's phases (planning, commit).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmarks._data import BenchData
-from benchmarks._engines import Engine, RunOutput
-from benchmarks._workloads import BAND_MATH, GAUSSIAN_SIGMA, QUANTILE, Workload
+import numpy as np
 
-__all__ = ["MinjiangLocalEngine", "MinjiangRayEngine"]
+from benchmarks._data import BenchData
+from benchmarks._engines import Engine, EngineGone, RunOutput
+from benchmarks._workloads import BAND_MATH, GAUSSIAN_SIGMA, QUANTILE, Workload, mhw_years
+
+__all__ = ["MinjiangLocalEngine", "MinjiangRayEngine", "summarise_steps"]
+
+# the canonical output names of the workloads -> minjiang's output array names
+_OUTPUT_NAMES = {"out": "result", "mean": "mean", "q90": "quantile", "anomaly": "anomaly", "smoothed": "x"}
 
 
 class _MinjiangEngine(Engine):
@@ -32,116 +40,181 @@ class _MinjiangEngine(Engine):
             "executor": self.executor,
             "num_cpus": self.options.cores,
             "memory_budget": self.options.memory_budget,
+            "backend": self.options.backend,
             "progress": False,
         }
         if self.executor == "ray" and self.options.address:
             kw["address"] = self.options.address
         self.rt = mj.Runtime(**kw)
-        self.datasets: dict[tuple[str, str], Any] = {}
-        return {"executor": self.executor, "num_cpus": self.options.cores,
+        self.clock: list[tuple[float, Any]] = []
+        self.rt.subscribe(lambda ev: self.clock.append((time.perf_counter(), ev)))
+        # start the executor (a local Ray) now, outside every measured run
+        self.workers = int(self.rt.executor.workers())
+        self._produced: list[str] = []
+        return {"executor": self.executor, "workers": self.workers, "num_cpus": self.options.cores,
                 "memory_budget": self.options.memory_budget, "address": self.options.address,
-                "backend": self.options.backend}
-
-    def _operator_names(self) -> set[str]:
-        for attr in ("operators", "registry"):
-            ops = getattr(self.rt, attr, None)
-            if ops is not None:
-                ops = ops() if callable(ops) else ops
-                return {getattr(o, "name", o) for o in ops}
-        return set()
+                "backend": self.options.backend, "store": self.options.store}
 
     def supports(self, wl: Workload) -> str | None:
-        missing = [op for op in wl.operators if op not in self._operator_names()]
+        missing = [op for op in wl.operators if op not in self.rt.operators]
         return f"operators not registered: {missing!r}" if missing else None
 
     def prepare(self, data: BenchData, names: tuple[str, ...]) -> dict[str, Any]:
-        for n in names:
-            key = (data.tag, n)
-            if key not in self.datasets:
-                ref = data.arrays[n]
-                self.datasets[key] = self.rt.ingest("array.zarr", [ref.group], name=f"bench/{data.tag}/{n}")
+        missing = [n for n in names if n not in data.datasets]
+        if missing:
+            raise RuntimeError(f"inputs {missing!r} were not ingested into the store")
         return {}
 
-    def _run(self, op: str, inputs: dict[str, Any], params: dict[str, Any], events: list[Any]) -> Any:
-        kw: dict[str, Any] = {"reuse": False}
-        if self.options.backend != "auto":
-            kw["backend"] = self.options.backend
-        res = self.rt.run(op, inputs=inputs, params=params, **kw)
-        events.extend(getattr(self.rt, "last_run_events", []) or [])
+    def _run(self, op: str, inputs: dict[str, Any], params: dict[str, Any], steps: list[dict[str, Any]]) -> Any:
+        self.clock.clear()
+        t0 = time.perf_counter()
+        res = self.rt.run(op, inputs=inputs, params=params, reuse=False)
+        steps.append(_step_figures(op, t0, time.perf_counter(), self.clock))
+        # every dataset the call computed, hidden sub-steps of a composite included
+        self._produced += [ev.dataset_id for _, ev in self.clock if ev.kind == "step_started"]
         return res
 
+    def _check_alive(self) -> None:
+        if self.executor != "ray":
+            return
+        import ray
+
+        try:
+            alive = ray.is_initialized() and any(n.get("Alive") for n in ray.nodes())
+        except Exception:
+            alive = False
+        if not alive:
+            raise EngineGone("the engine's Ray cluster is gone (its raylet was stopped); restarting the engine")
+
     def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
-        a = self.datasets[(data.tag, "a")]
-        events: list[Any] = []
+        self._check_alive()
+        self._produced = []
+        try:
+            return self._run_workload(wl, data)
+        except BaseException:
+            # a failed run must not leave half-made datasets for the next engine to trip on
+            self._forget(sorted({*self._produced,
+                                 *(ev.dataset_id for _, ev in self.clock if ev.kind == "step_started")}))
+            raise
+
+    def _run_workload(self, wl: Workload, data: BenchData) -> RunOutput:
+        ids = data.datasets
+        a = ids.get("a")
+        steps: list[dict[str, Any]] = []
         if wl.key == "w1_band_math":
-            b = self.datasets[(data.tag, "b")]
-            out = {"out": self._run("array.band_math", {"a": a, "b": b}, {"expression": BAND_MATH}, events)}
+            out = {"out": self._run("array.band_math", {"a": a, "b": ids["b"]}, {"expression": BAND_MATH}, steps)}
         elif wl.key == "w2_mean":
-            out = {"mean": self._run("array.reduce", {"x": a}, {"dims": ["time"], "stat": "mean"}, events)}
+            out = {"mean": self._run("array.reduce", {"x": a}, {"dims": ["time"], "stat": "mean"}, steps)}
         elif wl.key == "w2_q90":
-            out = {"q90": self._run("array.quantile", {"x": a}, {"dim": "time", "q": QUANTILE}, events)}
+            out = {"q90": self._run("array.quantile", {"x": a}, {"dim": "time", "q": QUANTILE}, steps)}
         elif wl.key == "w3_anomaly":
-            clim = self._run("array.doy_climatology", {"x": a}, {}, events)
-            out = {"anomaly": self._run("array.doy_anomaly", {"x": a, "clim": clim}, {}, events)}
+            clim = self._run("array.doy_climatology", {"x": a}, {}, steps)
+            out = {"anomaly": self._run("array.doy_anomaly", {"x": a, "climatology": clim}, {}, steps)}
         elif wl.key == "w4_gaussian":
-            out = {"smoothed": self._run("array.gaussian", {"x": a}, {"sigma": GAUSSIAN_SIGMA}, events)}
+            out = {"smoothed": self._run("array.gaussian", {"x": a}, {"sigma": GAUSSIAN_SIGMA}, steps)}
         elif wl.key == "w5_label_stats":
-            labels = self.datasets[(data.tag, "labels")]
-            out = {"stats": self._run("array.label_stats", {"values": a, "labels": labels}, {}, events)}
+            out = {"stats": self._run("array.label_stats", {"values": a, "labels": ids["labels"]}, {}, steps)}
+        elif wl.key == "ocean_mhw":
+            clim = self._run("ocean.climatology", {"sst": a}, {}, steps)
+            y0, y1 = mhw_years(data.shape[0])
+            mhw = self._run("ocean.marine_heatwaves",
+                            {"sst": a, "seas": f"{clim.id}:seas", "thresh": f"{clim.id}:thresh"},
+                            {"years": [y0, y1]}, steps)
+            out = {"seas": clim, "thresh": clim, "count": mhw, "days": mhw}
+        elif wl.key == "medicine_label":
+            out = {"labels": self._run("medicine.label", {"mask": ids["mask"]}, {"connectivity": 6}, steps)}
         else:
             raise ValueError(f"minjiang engine: no implementation of {wl.key!r}")
-        return RunOutput(out, {"events": summarise_events(events, self.options.cores, self.executor),
-                               "ids": {k: getattr(v, "id", None) for k, v in out.items()}})
+        events = summarise_steps(steps, self.workers)
+        details: dict[str, Any] = {"events": events, "ids": {k: v.id for k, v in out.items()}}
+        if events["tasks_skipped"]:
+            details["work_skipped"] = (f"the runtime skipped {events['tasks_skipped']} of "
+                                       f"{events['tasks'] + events['tasks_skipped']} tasks as already done")
+        return RunOutput({"outputs": out, "produced": sorted(set(self._produced))}, details)
 
     def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
         got: dict[str, Any] = {}
         for o in wl.outputs:
-            res = handle[o.name]
+            res = handle["outputs"][o.name]
             if o.kind == "table":
-                got[o.name] = res.table("stats").to_pandas()
+                got[o.name] = {k: np.asarray(v) for k, v in res.table(o.name).to_pydict().items()}
                 continue
             ds = res.to_xarray()
-            var = o.name if o.name in ds.data_vars else next(iter(ds.data_vars))
-            da = ds[var]
+            var = _OUTPUT_NAMES.get(o.name, o.name)
+            # an output named like a dimension ('x') opens as a coordinate: look in variables
+            da = ds[var if var in ds.variables else next(iter(ds.data_vars))]
             got[o.name] = da.isel({d: s for d, s in window.items() if d in da.dims}).values
         return got
 
     def discard(self, handle: Any) -> None:
-        """Outputs stay in the store (the next run with ``reuse=False`` rewrites them)."""
+        """Delete every dataset the run computed (untimed, between runs).
+
+        Each measured run then starts from a store without its outputs and computes and
+        commits them, as a first run does. (A repeated ``reuse=False`` run of a dataset
+        that is already committed would instead skip the tasks whose manifests an earlier
+        recompute left behind, and a dataset id planned with another executor's chunking
+        would clash with the one in the store.)
+        """
+        self._forget((handle or {}).get("produced", []))
+
+    def _forget(self, dataset_ids: list[str]) -> None:
+        for did in dataset_ids:  # the store layout of docs/architecture.md
+            self.rt.store.delete(f"catalog/records/{did}.json")
+            self.rt.store.delete_prefix(f"datasets/{did}")
 
     def close(self) -> None:
         rt = getattr(self, "rt", None)
-        close = getattr(rt, "close", None) or getattr(rt, "shutdown", None)
-        if close is not None:
-            close()
-        if self.executor == "ray":
-            try:
-                import ray
-
-                if ray.is_initialized():
-                    ray.shutdown()
-            except ImportError:
-                pass
+        if rt is not None:
+            rt.close()
 
 
-def summarise_events(events: list[Any], cores: int, executor: str) -> dict[str, Any] | None:
-    """Totals of the runtime's task events: how many tasks, and where their seconds went."""
-    tasks = [e for e in events if getattr(e, "kind", None) in ("task", "task_end", "task_done")]
-    if not tasks:
-        return None
-    tot = {k: float(sum(getattr(e, k, 0.0) or 0.0 for e in tasks)) for k in ("seconds", "read_s", "kernel_s", "write_s")}
-    return {
+def _step_figures(op: str, t0: float, t1: float, clock: list[tuple[float, Any]]) -> dict[str, Any]:
+    """One ``rt.run`` call: its task totals and the driver's phases, from timed events."""
+    tasks = [ev.task for _, ev in clock if ev.kind == "task_finished" and ev.task is not None]
+    skipped = sum(1 for _, ev in clock if ev.kind in ("task_skipped", "step_reused"))
+    times = {ev.kind: t for t, ev in clock if ev.kind in ("run_started", "run_finished")}
+    task_times = [t for t, ev in clock if ev.kind == "task_finished"]
+    started = [t for t, ev in clock if ev.kind == "step_started"]
+    committed = [t for t, ev in clock if ev.kind == "step_committed"]
+    fig: dict[str, Any] = {
+        "operator": op,
+        "wall_s": t1 - t0,
         "tasks": len(tasks),
-        "steps": len({getattr(e, "step", None) for e in tasks}),
-        "workers": cores if executor == "ray" else 1,
-        "task_s": tot["seconds"],
-        "read_s": tot["read_s"],
-        "kernel_s": tot["kernel_s"],
-        "write_s": tot["write_s"],
-        "other_task_s": max(tot["seconds"] - tot["read_s"] - tot["kernel_s"] - tot["write_s"], 0.0),
-        "bytes_read": int(sum(getattr(e, "bytes_read", 0) or 0 for e in tasks)),
-        "bytes_written": int(sum(getattr(e, "bytes_written", 0) or 0 for e in tasks)),
+        "tasks_skipped": skipped,
+        "stages": sorted({t.stage for t in tasks}),
+        "task_s": sum(t.total_s for t in tasks),
+        "read_s": sum(t.read_s for t in tasks),
+        "kernel_s": sum(t.kernel_s for t in tasks),
+        "write_s": sum(t.write_s for t in tasks),
+        "bytes_read": sum(t.bytes_read for t in tasks),
+        "bytes_written": sum(t.bytes_written for t in tasks),
+        "backends": sorted({t.backend for t in tasks}),
+        "worker_pids": len({t.pid for t in tasks}),
+        "plan_s": times.get("run_started", t0) - t0,
+        "finish_s": t1 - times.get("run_finished", t1),
+        "commit_s": 0.0,
     }
+    # last task done -> step committed is the driver alone (consolidate, record, publish)
+    if task_times and committed:
+        fig["commit_s"] = max(max(committed) - max(task_times), 0.0)
+    if task_times and started:
+        fig["first_task_s"] = min(task_times) - min(started)
+    return fig
+
+
+def summarise_steps(steps: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """Totals over the steps of one workload run, in the harness's overhead format."""
+    keys = ("task_s", "read_s", "kernel_s", "write_s", "plan_s", "commit_s", "finish_s", "bytes_read",
+            "bytes_written")
+    tot: dict[str, Any] = {k: sum(s.get(k, 0.0) for s in steps) for k in keys}
+    tot["tasks"] = sum(s["tasks"] for s in steps)
+    tot["tasks_skipped"] = sum(s["tasks_skipped"] for s in steps)
+    tot["steps"] = len(steps)
+    tot["workers"] = workers
+    tot["other_task_s"] = max(tot["task_s"] - tot["read_s"] - tot["kernel_s"] - tot["write_s"], 0.0)
+    tot["driver_s"] = tot["plan_s"] + tot["commit_s"] + tot["finish_s"]
+    tot["per_step"] = steps
+    return tot
 
 
 class MinjiangRayEngine(_MinjiangEngine):

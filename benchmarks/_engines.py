@@ -40,11 +40,14 @@ from benchmarks._workloads import (
     QUANTILE,
     WORKLOADS,
     Workload,
+    combine_partials,
+    finalize_partials,
     gaussian_radius,
+    label_partials,
     output_layout,
 )
 
-__all__ = ["ENGINES", "Engine", "EngineOptions", "RunOutput", "create_engine", "serve"]
+__all__ = ["ENGINES", "Engine", "EngineGone", "EngineOptions", "RunOutput", "create_engine", "serve"]
 
 ENGINES: dict[str, str] = {
     "minjiang-ray": "benchmarks._engine_minjiang:MinjiangRayEngine",
@@ -106,7 +109,7 @@ class Engine:
         raise NotImplementedError
 
     def discard(self, handle: Any) -> None:
-        """Delete a run's outputs, so disk use stays bounded across repetitions."""
+        """Delete a run's outputs (untimed), so every run writes afresh and disk use stays bounded."""
         if isinstance(handle, str | os.PathLike) and Path(handle).exists():
             shutil.rmtree(handle, ignore_errors=True)
 
@@ -156,13 +159,13 @@ def _create_outputs(wl: Workload, data: BenchData, path: Path) -> dict[str, Any]
     """Empty output arrays with the workload's layout and minjiang's codec."""
     import zarr
 
-    kw, _ = array_codecs()
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     out = {}
-    for name, shape, chunks, dims in output_layout(wl, data):
+    for name, shape, chunks, dims, dtype in output_layout(wl, data):
+        kw, _ = array_codecs(dtype)
         out[name] = group.create_array(
-            name, shape=shape, chunks=chunks, dtype="float32", dimension_names=dims,
-            fill_value=np.nan, **kw,
+            name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
+            fill_value=np.nan if np.dtype(dtype).kind == "f" else 0, **kw,
         )
     return out
 
@@ -216,8 +219,11 @@ class XarrayDaskEngine(Engine):
     def _write(self, arrays: dict[str, Any], wl: Workload, data: BenchData, path: Path) -> None:
         import xarray as xr
 
-        layout = {n: (c, d) for n, _, c, d in output_layout(wl, data)}
+        layout = {n: (c, d) for n, _, c, d, _ in output_layout(wl, data)}
         ds = xr.Dataset({n: a.chunk(dict(zip(layout[n][1], layout[n][0], strict=True))) for n, a in arrays.items()})
+        # small coordinates: in memory, written with zarr's defaults (their storage chunking
+        # would clash with the re-chunked data's)
+        ds = ds.assign_coords({c: ds[c].compute() for c in ds.coords}).drop_encoding()
         enc = {n: xarray_encoding(layout[n][0]) for n in arrays}
         ds.to_zarr(str(path), mode="w", zarr_format=3, consolidated=False, encoding=enc)
 
@@ -247,32 +253,32 @@ class XarrayDaskEngine(Engine):
             )
             self._write({"smoothed": a.copy(data=sm)}, wl, data, path)
         elif key == "w5_label_stats":
-            labels = self._open(data.arrays["labels"]).load()
-            g = a.groupby(labels.rename("label"))
-            stats = dask.compute(g.count(), g.sum(), g.mean(), g.min(), g.max(), g.std())
+            # xarray's groupby cannot group by a chunked label array without flox; a careful
+            # dask user reduces per-block partial statistics instead (bincount, ufunc.at)
+            labels = self._open(data.arrays["labels"])
+            vb = a.data.to_delayed().ravel()
+            lb = labels.data.to_delayed().ravel()
+            parts = [dask.delayed(label_partials)(v, lab) for v, lab in zip(vb, lb, strict=True)]
+            total = dask.delayed(combine_partials)(parts)
+            table = dask.compute(dask.delayed(finalize_partials)(total))[0]
             path.mkdir(parents=True, exist_ok=True)
-            _write_table(dict(zip(("count", "sum", "mean", "min", "max", "std"), stats, strict=True)),
-                         path / "stats.parquet")
+            _write_table(table, path / "stats.parquet")
         else:
             raise ValueError(f"{self.name}: no implementation of {key!r}")
         return RunOutput(str(path))
 
     def supports(self, wl: Workload) -> str | None:
-        return None if wl.domain is None else "no xarray peer for a domain plugin workload"
+        return None if wl.domain is None else "no xarray + dask peer for a domain plugin's analysis"
 
     def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
         return _fetch_zarr_group(wl, handle, window)
 
 
-def _write_table(stats: dict[str, Any], path: Path) -> None:
+def _write_table(table: dict[str, Any], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    first = next(iter(stats.values()))
-    cols = {"label": np.asarray(first["label"].values, dtype=np.int64)}
-    for name, da in stats.items():
-        cols[name] = np.asarray(da.values, dtype=np.float64)
-    pq.write_table(pa.table(cols), path)
+    pq.write_table(pa.table({k: np.asarray(v) for k, v in table.items()}), path)
 
 
 # --------------------------------------------------------------------------- cubed
@@ -324,7 +330,7 @@ class CubedEngine(Engine):
             "w5_label_stats": "the array API has no group-by",
         }
         if wl.domain is not None:
-            return "no Cubed peer for a domain plugin workload"
+            return "no Cubed peer for a domain plugin's analysis"
         return reasons.get(wl.key)
 
     def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
@@ -390,34 +396,36 @@ class IOFloorEngine(Engine):
 
         path = out_dir / "out.zarr"
         outs = _create_outputs(wl, data, path)
-        cube_in = [zarr.open_array(data.arrays[n].group, path=n, mode="r") for n in wl.inputs if n != "labels"]
-        plane_in = [zarr.open_array(data.arrays[n].group, path=n, mode="r") for n in wl.inputs if n == "labels"]
-        cube_out = [o for o in outs.values() if o.ndim == 3]
-        plane_out = [o for o in outs.values() if o.ndim == 2]
-        first_t = {0}
+        ins = [zarr.open_array(data.arrays[n].group, path=n, mode="r") for n in wl.inputs]
+        cube = data.arrays[wl.inputs[0]].dims
+        same_grid = [o for o in outs.values() if tuple(o.metadata.dimension_names) == cube]
+        others = [o for o in outs.values() if tuple(o.metadata.dimension_names) != cube]
         regions = list(chunk_blocks(data.shape, data.cube_chunks, 1))  # one chunk per task
+        sample: list[np.ndarray] = []
 
-        def task(region: tuple[slice, ...]) -> int:
-            payload = None
-            nbytes = 0
-            for arr in cube_in:
-                blk = arr[region]
-                nbytes += blk.nbytes
-                payload = blk if payload is None else payload
-            if region[0].start in first_t:  # (y, x) arrays: each chunk once
-                for arr in plane_in:
-                    nbytes += arr[region[1:]].nbytes
-                for o in plane_out:
-                    o[region[1:]] = payload[0]
-            for o in cube_out:
-                o[region] = payload
-            return nbytes
+        def read_write(region: tuple[slice, ...]) -> int:
+            blocks = [arr[region] for arr in ins]
+            if not sample:
+                sample.append(blocks[0])
+            for o in same_grid:
+                o[region] = blocks[0].astype(o.dtype, copy=False)
+            return sum(b.nbytes for b in blocks)
+
+        def write_only(job: tuple[Any, tuple[slice, ...]]) -> int:
+            # outputs on other grids (a climatology, yearly grids, (y, x) maps): the
+            # input's values as payload, so that the codec sees real data
+            o, region = job
+            shape = tuple(s.stop - s.start for s in region)
+            o[region] = np.resize(sample[0], shape).astype(o.dtype, copy=False)
+            return 0
 
         with ThreadPoolExecutor(max_workers=self.options.cores) as pool:
-            read = sum(pool.map(task, regions))
+            read = sum(pool.map(read_write, regions))
+            jobs = [(o, r) for o in others for r in chunk_blocks(o.shape, o.chunks, 1)]
+            list(pool.map(write_only, jobs))
         if any(o.kind == "table" for o in wl.outputs):
             path.mkdir(parents=True, exist_ok=True)
-        return RunOutput(str(path), {"tasks": len(regions), "bytes_decoded": int(read)})
+        return RunOutput(str(path), {"tasks": len(regions) + len(jobs), "bytes_decoded": int(read)})
 
     def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
         return {}  # the floor computes nothing to validate
@@ -431,8 +439,26 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": "".join(tb)[-4000:]}
 
 
-def serve(conn: Any, name: str, options: EngineOptions) -> None:
+class EngineGone(RuntimeError):
+    """The engine cannot go on (its Ray died): the process exits and is started afresh."""
+
+
+def _redirect_output(log_path: str | None) -> None:
+    # at the descriptor level, so that what Ray and numba print lands in the log too
+    if not log_path:
+        return
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def serve(conn: Any, name: str, options: EngineOptions, log_path: str | None = None) -> None:
     """The engine process: set the engine up, then answer commands until ``close``."""
+    _redirect_output(log_path)
     try:
         engine = create_engine(name, options)
         info = engine.setup()
@@ -474,6 +500,9 @@ def serve(conn: Any, name: str, options: EngineOptions) -> None:
                 break
             else:
                 reply = {"ok": False, "error": f"unknown command {op!r}"}
+        except EngineGone as exc:
+            conn.send(_error(exc))
+            break
         except BaseException as exc:
             reply = _error(exc)
         conn.send(reply)

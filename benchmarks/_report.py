@@ -14,22 +14,37 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render", "summarise"]
+__all__ = ["best_triad", "render", "summarise"]
 
 FLOOR = "io-floor"
 PEER = "xarray-dask"
 MAIN = "minjiang-ray"
 ENGINE_ORDER = ("io-floor", "minjiang-ray", "minjiang-local", "xarray-dask", "cubed")
 _MIB = 2**20
+_OVERHEAD_KEYS = ("read_s", "kernel_s", "write_s", "other_task_s", "driver_s", "idle_s")
+_OVERHEAD_NAMES = ("read+decode", "kernel", "encode+write", "rest of task", "driver", "scheduling+idle")
 
 
 def _order(name: str) -> tuple[int, str]:
     return (ENGINE_ORDER.index(name) if name in ENGINE_ORDER else len(ENGINE_ORDER), name)
 
 
+def _wl_order(key: str) -> int:
+    from benchmarks._workloads import WORKLOADS
+
+    keys = list(WORKLOADS)
+    return keys.index(key) if key in keys else len(keys)
+
+
 def _median(xs: Iterable[float]) -> float | None:
     xs = list(xs)
     return statistics.median(xs) if xs else None
+
+
+def best_triad(res: dict[str, Any]) -> float | None:
+    """The roofline: the best numba triad of the run (start or end; a busy machine lowers one)."""
+    vals = [s.get("numba_triad_gbs") for s in (res.get("stream") or {}).values() if s]
+    return max((v for v in vals if v), default=None)
 
 
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +87,8 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             row["x_floor"] = row["wall_median_s"] / floor["wall_median_s"] if ok and floor else None
             row["x_xarray"] = (row["wall_median_s"] / peer["wall_median_s"]
                                if ok and peer and peer["valid"] else None)
-    rows.sort(key=lambda r: (r["suite"], r["factor"], r["data"], r["workload"], _order(r["engine"])))
+    rows.sort(key=lambda r: (r["suite"], r["factor"], r["chunking"], _wl_order(r["workload"]), r["data"],
+                             _order(r["engine"])))
     return {
         "summary": rows,
         "headline": _headline(by_block),
@@ -83,7 +99,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 
 def _headline(by_block: dict[tuple[str, str, str], dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     out = []
-    for (suite, data, wl), block in sorted(by_block.items()):
+    for (suite, data, wl), block in sorted(by_block.items(), key=lambda kv: (kv[0][1], _wl_order(kv[0][2]))):
         if suite != "workloads":
             continue
         any_row = next(iter(block.values()))
@@ -111,19 +127,23 @@ def _overhead(results: dict[str, Any], cores: int) -> list[dict[str, Any]]:
             continue
         groups[(r["suite"], r["data"], r["workload"], r["engine"])].append(r)
     out = []
-    for (suite, data, wl, engine), runs in sorted(groups.items()):
+    for (suite, data, wl, engine), runs in sorted(groups.items(), key=lambda kv: (
+            kv[0][0], kv[0][1], _wl_order(kv[0][2]), _order(kv[0][3]))):
         runs.sort(key=lambda r: r["wall_s"])
         r = runs[len(runs) // 2]
         ev = r["details"]["events"]
-        workers = ev.get("workers") or (cores if engine == MAIN else 1)
+        workers = ev.get("workers") or 1
         capacity = r["wall_s"] * workers
         parts = {k: float(ev.get(k, 0.0)) for k in ("read_s", "kernel_s", "write_s", "other_task_s")}
         busy = float(ev.get("task_s", sum(parts.values())))
-        parts["outside_tasks_s"] = max(capacity - busy, 0.0)
+        # while the driver plans and commits, every worker waits
+        parts["driver_s"] = min(float(ev.get("driver_s", 0.0)) * workers, max(capacity - busy, 0.0))
+        parts["idle_s"] = max(capacity - busy - parts["driver_s"], 0.0)
         out.append({
             "suite": suite, "data": data, "workload": wl, "engine": engine, "wall_s": r["wall_s"],
             "workers": workers, "tasks": ev.get("tasks"), "steps": ev.get("steps"),
             "mean_task_s": busy / ev["tasks"] if ev.get("tasks") else None,
+            "bytes_read": ev.get("bytes_read"), "bytes_written": ev.get("bytes_written"),
             **parts, "fractions": {k: v / capacity for k, v in parts.items()} if capacity else {},
         })
     return out
@@ -219,20 +239,20 @@ def markdown(res: dict[str, Any], plots: list[Path]) -> str:
     ovh = res.get("overhead", [])
     if ovh:
         out += ["", "## Where minjiang's time goes (runtime task events, median run)", "",
-                "Shares of wall time × workers: reading and decoding, kernel, encoding and writing, the rest "
-                "of a task, and time outside any task (scheduling, planning, commit, idle workers).", ""]
+                "Shares of wall time × workers (Ray: one per core; local: one): reading and decoding, "
+                "kernel, encoding and writing, the rest of a task (opening arrays, checksums, the task "
+                "manifest), the driver planning and committing (workers wait), and the rest: scheduling, "
+                "task start-up, and workers idle for lack of tasks.", ""]
         rows = []
         for o in ovh:
             f = o.get("fractions", {})
             rows.append([o["workload"], o["data"], o["engine"], o["tasks"], o["mean_task_s"],
-                         *(f"{100 * f.get(k, 0):.0f}%" for k in ("read_s", "kernel_s", "write_s", "other_task_s",
-                                                                 "outside_tasks_s"))])
-        out += _table(["workload", "data", "engine", "tasks", "mean task s", "read", "kernel", "write",
-                       "other in task", "outside tasks"], rows)
+                         *(f"{100 * f.get(k, 0):.0f}%" for k in _OVERHEAD_KEYS)])
+        out += _table(["workload", "data", "engine", "tasks", "mean task s", *_OVERHEAD_NAMES], rows)
     kern = res.get("kernels", [])
     if kern:
-        triad = (res.get("stream", {}).get("start") or {}).get("numba_triad_gbs")
-        out += ["", "## Kernels in memory (vs the same run's numba triad)", ""]
+        triad = best_triad(res)
+        out += ["", "## Kernels in memory (vs the same run's best numba triad)", ""]
         rows = [[k["kernel"], "×".join(map(str, k["shape"])), k.get("gbs"),
                  (k["gbs"] / triad) if k.get("ok") and triad else None,
                  "" if k.get("ok") else k.get("error", "")[:120]] for k in kern]
@@ -269,7 +289,7 @@ def _plots(res: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     written: list[Path] = []
     summ = [r for r in res.get("summary", []) if r["suite"] == "workloads"]
     if summ:
-        blocks = sorted({(r["label"], r["chunking"]) for r in summ})
+        blocks = list(dict.fromkeys((r["label"], r["chunking"]) for r in summ))
         engines = sorted({r["engine"] for r in summ}, key=_order)
         fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.1 * len(blocks) + 3), 8), constrained_layout=True)
         width = 0.8 / max(1, len(engines))
@@ -321,8 +341,7 @@ def _plots(res: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
         written.append(p)
     ovh = [o for o in res.get("overhead", []) if o["suite"] == "workloads"]
     if ovh:
-        keys = ("read_s", "kernel_s", "write_s", "other_task_s", "outside_tasks_s")
-        names = ("read+decode", "kernel", "encode+write", "other in task", "outside tasks")
+        keys, names = _OVERHEAD_KEYS, _OVERHEAD_NAMES
         fig, ax = plt.subplots(figsize=(max(8, 0.8 * len(ovh) + 3), 4.5), constrained_layout=True)
         bottom = [0.0] * len(ovh)
         for k, lab in zip(keys, names, strict=True):
@@ -333,13 +352,13 @@ def _plots(res: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
                       fontsize="x-small")
         ax.set_ylabel("% of wall time × workers")
         ax.set_title("minjiang: where task time goes")
-        ax.legend(fontsize="small", ncols=5)
+        ax.legend(fontsize="small", ncols=6)
         p = out_dir / f"{name}-overhead.png"
         fig.savefig(p, dpi=110)
         plt.close(fig)
         written.append(p)
     kern = [k for k in res.get("kernels", []) if k.get("ok")]
-    triad = (res.get("stream", {}).get("start") or {}).get("numba_triad_gbs")
+    triad = best_triad(res)
     if kern:
         fig, ax = plt.subplots(figsize=(8, 4), constrained_layout=True)
         ax.barh([k["kernel"] for k in kern], [k["gbs"] for k in kern])

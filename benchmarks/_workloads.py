@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,15 +20,21 @@ import numpy as np
 from benchmarks._data import N_LABELS, BenchData, chunk_blocks, read_window, time_coord
 
 __all__ = [
+    "BAND_MATH",
     "GAUSSIAN_SIGMA",
     "GAUSSIAN_TRUNCATE",
     "QUANTILE",
     "WORKLOADS",
     "OutputSpec",
     "Workload",
+    "combine_partials",
     "compare",
     "day_of_year",
+    "finalize_partials",
     "gaussian_radius",
+    "label_partials",
+    "label_stats_reference",
+    "mhw_years",
     "output_layout",
     "validation_window",
 ]
@@ -52,11 +58,17 @@ def day_of_year(time: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class OutputSpec:
-    """One output every engine writes: an array over ``dims`` or a table."""
+    """One output every engine writes: an array over ``dims``, a label array, or a table.
+
+    ``kind`` is ``"array"`` (compared value by value), ``"labels"`` (compared as a
+    partition: the same cells grouped together, whatever the label numbers) or
+    ``"table"``.
+    """
 
     name: str
-    kind: str  # "array" | "table"
+    kind: str
     dims: tuple[str, ...] = ()
+    dtype: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +87,7 @@ class Workload:
     operators: tuple[str, ...] = ()
     domain: str | None = None
     description: str = ""
+    window: Callable[[BenchData], dict[str, slice]] | None = None
 
     def input_bytes(self, data: BenchData) -> int:
         return data.input_bytes(self.inputs)
@@ -87,15 +100,33 @@ def validation_window(data: BenchData) -> dict[str, slice]:
     return {"y": slice(0, min(ny, cy + 8)), "x": slice(0, min(nx, cx + 8))}
 
 
-def output_layout(wl: Workload, data: BenchData) -> list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[str, ...]]]:
-    """``(name, shape, chunks, dims)`` of each array output (the cube's own chunking)."""
-    sizes = dict(zip(("time", "y", "x"), data.shape, strict=True))
-    chunk = dict(zip(("time", "y", "x"), data.cube_chunks, strict=True))
+def mhw_years(n_time: int) -> tuple[int, int]:
+    """First and last calendar year of a daily axis of ``n_time`` days."""
+    t = time_coord(n_time).astype("datetime64[Y]").astype(int) + 1970
+    return int(t[0]), int(t[-1])
+
+
+def small_window(data: BenchData) -> dict[str, slice]:
+    """8 × 8 cells across a pencil corner: for references that cost seconds per cell."""
+    _, ny, nx = data.shape
+    cy, cx = data.pencil_chunks[1:]
+    y0, x0 = max(0, min(cy, ny) - 4), max(0, min(cx, nx) - 4)
+    return {"y": slice(y0, min(ny, y0 + 8)), "x": slice(x0, min(nx, x0 + 8))}
+
+
+def output_layout(wl: Workload, data: BenchData) -> list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[str, ...], str]]:
+    """``(name, shape, chunks, dims, dtype)`` of each array output (the cube's chunking
+    on the cube's dims; new dims such as ``doy`` or ``year`` whole)."""
+    y0, y1 = mhw_years(data.shape[0])
+    sizes = {**dict(zip(("time", "y", "x"), data.shape, strict=True)), "z": data.shape[0], "doy": 366,
+             "year": y1 - y0 + 1}
+    chunk = {**dict(zip(("time", "y", "x"), data.cube_chunks, strict=True)), "z": data.cube_chunks[0]}
     out = []
     for o in wl.outputs:
-        if o.kind != "array":
+        if o.kind == "table":
             continue
-        out.append((o.name, tuple(sizes[d] for d in o.dims), tuple(chunk[d] for d in o.dims), o.dims))
+        out.append((o.name, tuple(sizes[d] for d in o.dims), tuple(chunk.get(d, sizes[d]) for d in o.dims),
+                    o.dims, o.dtype))
     return out
 
 
@@ -146,52 +177,119 @@ def _ref_gaussian(data: BenchData, w: Mapping[str, slice]) -> dict[str, Any]:
     return {"smoothed": out[tuple(crop)]}
 
 
-def label_stats_reference(data: BenchData) -> dict[str, np.ndarray]:
-    """Per-label count/sum/mean/min/max/std of ``a`` over all time, streamed in slabs."""
-    import zarr
+def label_partials(values: np.ndarray, labels: np.ndarray, n: int = N_LABELS + 1) -> np.ndarray:
+    """Per-label ``count, sum, sumsq, min, max`` of one block (rows 0..n-1), in NumPy."""
+    lab = labels.ravel().astype(np.intp)
+    v = values.ravel().astype(np.float64)
+    out = np.empty((5, n))
+    out[0] = np.bincount(lab, minlength=n)
+    out[1] = np.bincount(lab, weights=v, minlength=n)
+    out[2] = np.bincount(lab, weights=v * v, minlength=n)
+    out[3] = np.inf
+    out[4] = -np.inf
+    np.minimum.at(out[3], lab, v)
+    np.maximum.at(out[4], lab, v)
+    return out
 
-    lab2d = read_window(data.arrays["labels"], {})
-    arr = zarr.open_array(data.arrays["a"].group, path="a", mode="r")
-    nt = arr.shape[0]
-    s1 = np.zeros(lab2d.shape)
-    s2 = np.zeros(lab2d.shape)
-    mn = np.full(lab2d.shape, np.inf)
-    mx = np.full(lab2d.shape, -np.inf)
-    # walk whole chunks, so that no chunk is decoded twice (pencils hold all of time)
-    for region in chunk_blocks(arr.shape, arr.chunks, 128 << 20):
-        blk = np.asarray(arr[region], dtype=np.float64)
-        yx = region[1:]
-        s1[yx] += blk.sum(axis=0)
-        s2[yx] += (blk * blk).sum(axis=0)
-        np.minimum(mn[yx], blk.min(axis=0), out=mn[yx])
-        np.maximum(mx[yx], blk.max(axis=0), out=mx[yx])
-    labels, s1, s2, mn, mx = (v.ravel() for v in (lab2d, s1, s2, mn, mx))
-    nlab = N_LABELS + 1
-    count = np.bincount(labels, minlength=nlab).astype(np.float64) * nt
-    total = np.bincount(labels, weights=s1, minlength=nlab)
-    total2 = np.bincount(labels, weights=s2, minlength=nlab)
-    lmin = np.full(nlab, np.inf)
-    lmax = np.full(nlab, -np.inf)
-    np.minimum.at(lmin, labels, mn)
-    np.maximum.at(lmax, labels, mx)
+
+def combine_partials(parts: Iterable[np.ndarray]) -> np.ndarray:
+    """Merge :func:`label_partials` results."""
+    total: np.ndarray | None = None
+    for p in parts:
+        if total is None:
+            total = p.copy()
+            continue
+        total[:3] += p[:3]
+        np.minimum(total[3], p[3], out=total[3])
+        np.maximum(total[4], p[4], out=total[4])
+    if total is None:
+        raise ValueError("no partial statistics to combine")
+    return total
+
+
+def finalize_partials(total: np.ndarray, ignore: int = 0) -> dict[str, np.ndarray]:
+    """The statistics table (labels present, ``ignore`` dropped) from merged partials."""
+    count = total[0]
     present = count > 0
-    present[0] = False  # 0 is background
+    if 0 <= ignore < present.size:
+        present[ignore] = False
     c = count[present]
-    mean = total[present] / c
-    var = np.maximum(total2[present] / c - mean * mean, 0.0)
+    mean = total[1][present] / c
+    var = np.maximum(total[2][present] / c - mean * mean, 0.0)
     return {
         "label": np.nonzero(present)[0].astype(np.int64),
         "count": c,
-        "sum": total[present],
+        "sum": total[1][present],
         "mean": mean,
-        "min": lmin[present],
-        "max": lmax[present],
+        "min": total[3][present],
+        "max": total[4][present],
         "std": np.sqrt(var),
     }
 
 
+def label_stats_reference(data: BenchData) -> dict[str, np.ndarray]:
+    """Per-label count/sum/mean/min/max/std of ``a`` (label 0 is background), whole chunks
+    at a time so that no chunk is decoded twice and memory stays bounded."""
+    import zarr
+
+    va = zarr.open_array(data.arrays["a"].group, path=data.arrays["a"].var, mode="r")
+    la = zarr.open_array(data.arrays["labels"].group, path=data.arrays["labels"].var, mode="r")
+    parts = (label_partials(np.asarray(va[r]), np.asarray(la[r]))
+             for r in chunk_blocks(va.shape, va.chunks, 128 << 20))
+    return finalize_partials(combine_partials(parts))
+
+
 def _ref_label_stats(data: BenchData, w: Mapping[str, slice]) -> dict[str, Any]:
     return {"stats": label_stats_reference(data)}
+
+
+def _ref_mhw(data: BenchData, w: Mapping[str, slice]) -> dict[str, Any]:
+    """The ocean plugin's NumPy specification (``backend="reference"``) on the window:
+    an implementation independent of the numba kernels that the runtime runs."""
+    from minjiang.plugins.ocean._time import decode_time
+    from minjiang.plugins.ocean.climatology import climatology
+    from minjiang.plugins.ocean.mhw import detect_events, yearly_summary
+
+    a = read_window(data.arrays["a"], w)
+    cal = decode_time(time_coord(a.shape[0]))
+    seas, thresh = climatology(a, cal, backend="reference")
+    ev = detect_events(a, cal, seas, thresh, backend="reference")
+    y0, y1 = mhw_years(a.shape[0])
+    grids = yearly_summary(ev, np.arange(y0, y1 + 1), np.isfinite(a).any(axis=0).reshape(-1))
+    shape = (y1 - y0 + 1, *a.shape[1:])
+    return {"seas": seas, "thresh": thresh, "count": grids["count"].reshape(shape),
+            "days": grids["days"].reshape(shape)}
+
+
+MAX_LABEL_REFERENCE_BYTES = 2 << 30
+
+
+def _ref_label(data: BenchData, w: Mapping[str, slice]) -> dict[str, Any]:
+    """``scipy.ndimage.label`` (6-connectivity) of the whole mask, cut to the window."""
+    from scipy import ndimage
+
+    ref = data.arrays["mask"]
+    if ref.nbytes > MAX_LABEL_REFERENCE_BYTES:
+        return {"labels": None}  # too big to label in memory here: not validated
+    mask = read_window(ref, {})
+    labels, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 1))
+    return {"labels": labels[tuple(w.get(d, slice(None)) for d in ref.dims)]}
+
+
+def _compare_labels(got: Any, ref: Any) -> dict[str, Any]:
+    """Same partition: background agrees and (reference, got) label pairs are one-to-one."""
+    if ref is None:
+        return {"ok": True, "reason": "not validated: the reference does not fit in memory at this size"}
+    g = np.asarray(got)
+    if g.shape != ref.shape:
+        return {"ok": False, "reason": f"window shape {g.shape} != reference {ref.shape}"}
+    bg = int(np.count_nonzero((g == 0) != (ref == 0)))
+    fg = ref != 0
+    pairs = np.unique(np.stack([ref[fg].astype(np.int64), g[fg].astype(np.int64)]), axis=1)
+    n_ref, n_got = np.unique(pairs[0]).size, np.unique(pairs[1]).size
+    ok = bg == 0 and pairs.shape[1] == n_ref == n_got
+    return {"ok": ok, "background_mismatch": bg, "components_ref": int(n_ref), "components_got": int(n_got),
+            "pairs": int(pairs.shape[1])}
 
 
 # --------------------------------------------------------------------------- compare
@@ -243,6 +341,8 @@ def compare(wl: Workload, got: Mapping[str, Any], ref: Mapping[str, Any]) -> dic
             continue
         if o.kind == "table":
             r = _compare_table(got[o.name], ref[o.name], wl.rtol)
+        elif o.kind == "labels":
+            r = _compare_labels(got[o.name], ref[o.name])
         else:
             g = np.asarray(got[o.name], dtype=np.float64)
             e = np.asarray(ref[o.name], dtype=np.float64)
@@ -292,7 +392,7 @@ WORKLOADS: dict[str, Workload] = {
             ("a",), (OutputSpec("smoothed", "array", _CUBE),), _ref_gaussian, operators=("array.gaussian",),
         ),
         Workload(
-            "w5_label_stats", "W5", "statistics per label of a zone raster", "aggregate → table",
+            "w5_label_stats", "W5", "statistics per label of a label volume", "aggregate → table",
             ("a", "labels"), (OutputSpec("stats", "table"),), _ref_label_stats, rtol=1e-5,
             operators=("array.label_stats",),
         ),
@@ -300,3 +400,25 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 CORE_WORKLOADS = tuple(WORKLOADS)
+
+# One workload per domain plugin; run where the plugin registers its operators.
+WORKLOADS.update({
+    w.key: w
+    for w in (
+        Workload(
+            "ocean_mhw", "Ocean", "marine heatwaves (Hobday et al. 2016): climatology + events",
+            "full_axis ×2", ("a",),
+            (OutputSpec("seas", "array", ("doy", "y", "x"), "float64"),
+             OutputSpec("thresh", "array", ("doy", "y", "x"), "float64"),
+             OutputSpec("count", "array", ("year", "y", "x")),
+             OutputSpec("days", "array", ("year", "y", "x"))),
+            _ref_mhw, rtol=1e-5, atol=1e-5, operators=("ocean.climatology", "ocean.marine_heatwaves"),
+            domain="ocean", window=small_window,
+        ),
+        Workload(
+            "medicine_label", "Med", "3-D connected components (6-connectivity) of a mask", "composite",
+            ("mask",), (OutputSpec("labels", "labels", ("z", "y", "x"), "int32"),), _ref_label,
+            operators=("medicine.label",), domain="medicine",
+        ),
+    )
+})

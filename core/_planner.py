@@ -529,7 +529,10 @@ class StepPlanner:
         halo = _halo_of(pattern.halo, params, infos)
         boundary = pattern.boundary(params) if callable(pattern.boundary) else pattern.boundary
         arrays, tables = self.output_arrays(op, params, inputs)
-        choice = self._choose(step, op, params, inputs, dims, shape, chunks, halo, arrays)
+        # A wrapped halo comes from the far end of the array: a task must then span
+        # every dim that has a halo, so its own read holds the wrapped cells.
+        fixed = {i: shape[i] for i, d in enumerate(dims) if boundary == "wrap" and halo.get(d, 0) > 0}
+        choice = self._choose(step, op, params, inputs, dims, shape, chunks, halo, arrays, fixed=fixed)
         stage = self._block_stage("map", step, op, params, inputs, dataset_id, backend, dims, shape, choice.block,
                                   halo, boundary, arrays, tables, source_coords, (dotted_path(pattern.kernel),))
         return self._new_plan(step, op, params, inputs, dataset_id, backend, arrays, tables, source_coords,

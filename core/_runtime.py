@@ -430,6 +430,8 @@ class _PlanBuilder:
             ref, selector = ref.rsplit(":", 1)
             if ref in self.outputs:
                 return self.outputs[ref], selector
+        if ref in self.infos:  # planned earlier in this plan (e.g. a composite's sub-step)
+            return ref, selector
         did = self.rt.catalog.resolve(ref)
         if did is None:
             import difflib

@@ -8,6 +8,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="minjiang: distributed compute plugins for research data.")
 catalog_app = typer.Typer(no_args_is_help=True, help="Browse the catalog: datasets, names and lineage.")
 app.add_typer(catalog_app, name="catalog")
+job_app = typer.Typer(no_args_is_help=True, help="Watch and stop jobs on a Ray cluster.")
+app.add_typer(job_app, name="job")
+AddressOpt = typer.Option(..., "--address", envvar="MINJIANG_JOB_ADDRESS",
+                          help="Ray dashboard of the head node, e.g. http://head:8265.")
 console = Console()
 err_console = Console(stderr=True)
+for _c in (console, err_console):
+    if not _c.is_terminal and "COLUMNS" not in os.environ:
+        _c.width = 160  # logs and pipes: keep ids and names on one line
 
 StoreOpt = typer.Option(None, "--store", envvar="MINJIANG_STORE", help="Store root (folder or s3://bucket/prefix).")
 
@@ -229,6 +237,94 @@ def demo(
                       f"print(mj.open('demo/sst-p90', store='{rt.store.url}'))\"[/]")
     finally:
         rt.close()
+
+
+@app.command()
+def submit(
+    pipeline: str = typer.Argument(..., help="A pipeline YAML file or a registered pipeline name."),
+    address: str = AddressOpt,
+    input: list[str] = typer.Option(None, "--input", "-i", help="Pipeline input as name=value (repeatable)."),  # noqa: A002
+    store: str | None = StoreOpt,
+    memory_budget: str | None = typer.Option(None, "--memory-budget", help="Total memory, e.g. 64GiB."),
+    backend: str = typer.Option("auto", help="auto, cpu or gpu."),
+    runtime_env: str | None = typer.Option(None, "--runtime-env", help="Ray runtime_env as JSON, e.g. "
+                                           '\'{"pip": ["mylab-minjiang"]}\' to ship a plugin.'),
+    wait: bool = typer.Option(False, help="Follow the job until it ends; exit 1 if it fails."),
+) -> None:
+    """Submit a pipeline as a Ray job (resumable: submit it again to finish what is missing)."""
+    from minjiang.core._jobs import job_client, submit_pipeline
+
+    env = json.loads(runtime_env) if runtime_env else None
+    job = submit_pipeline(pipeline, address=address, store=store or "./minjiang-store", inputs=_inputs(input),
+                          memory_budget=memory_budget, backend=backend, runtime_env=env)
+    console.print(f"submitted job [bold]{job}[/]; watch it with: minjiang job logs {job} --address {address}")
+    if wait:
+        _follow(job_client(address), job)
+
+
+def _follow(client: Any, job: str) -> None:
+    import time
+
+    from ray.job_submission import JobStatus
+
+    seen = 0
+    while True:
+        logs = client.get_job_logs(job)
+        console.out(logs[seen:], end="")
+        seen = len(logs)
+        status = client.get_job_status(job)
+        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+            console.print(f"job {job}: {status.value}")
+            if status != JobStatus.SUCCEEDED:
+                raise typer.Exit(1)
+            return
+        time.sleep(1.0)
+
+
+@job_app.command("ls")
+def job_ls(address: str = AddressOpt) -> None:
+    """List the cluster's minjiang jobs."""
+    from minjiang.core._jobs import job_client
+
+    table = Table(title="jobs")
+    for col in ("job", "status", "pipeline", "store"):
+        table.add_column(col)
+    for j in job_client(address).list_jobs():
+        meta = j.metadata or {}
+        if "minjiang_pipeline" in meta:
+            table.add_row(j.submission_id or j.job_id or "", str(j.status.value), meta["minjiang_pipeline"],
+                          meta.get("minjiang_store", ""))
+    console.print(table)
+
+
+@job_app.command("status")
+def job_status(job: str = typer.Argument(...), address: str = AddressOpt) -> None:
+    """Print a job's status (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
+    from minjiang.core._jobs import job_client
+
+    console.print(job_client(address).get_job_status(job).value)
+
+
+@job_app.command("logs")
+def job_logs(job: str = typer.Argument(...), address: str = AddressOpt,
+             follow: bool = typer.Option(False, "--follow", "-f", help="Keep following until the job ends.")) -> None:
+    """Print a job's output."""
+    from minjiang.core._jobs import job_client
+
+    client = job_client(address)
+    if follow:
+        _follow(client, job)
+    else:
+        console.out(client.get_job_logs(job), end="")
+
+
+@job_app.command("stop")
+def job_stop(job: str = typer.Argument(...), address: str = AddressOpt) -> None:
+    """Stop a job; what it wrote is kept, and submitting the pipeline again resumes it."""
+    from minjiang.core._jobs import job_client
+
+    stopped = job_client(address).stop_job(job)
+    console.print(f"job {job}: {'stopping' if stopped else 'already finished'}")
 
 
 @catalog_app.command("ls")

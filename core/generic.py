@@ -66,14 +66,15 @@ def _band_outputs(params: BandMathParams, inputs: dict[str, Any]) -> tuple[Array
         raise ContractError(f"array.band_math: expression uses {sorted(unused)!r} but only {sorted(inputs)!r} are given")
     import numpy as np
 
-    dtype = params.dtype or ("float32" if all(np.dtype(i.dtype) == np.float32 for i in inputs.values()) else "float64")
+    used = [inputs[n] for n in expr.names]  # the kernel types its result from the arrays it reads
+    dtype = params.dtype or ("float32" if all(np.dtype(i.dtype) == np.float32 for i in used) else "float64")
     return (ArrayOutput(params.output, dtype=dtype),)
 
 
 def band_math_kernel(arrays: dict[str, Any], params: BandMathParams, ctx: BlockContext) -> dict[str, Any]:
     from minjiang.kernels.bandmath import band_math
 
-    out = band_math(params.expression, arrays)
+    out = band_math(params.expression, arrays, dtype=params.dtype)
     return {params.output: out}
 
 
@@ -265,36 +266,36 @@ OPERATORS: tuple[Operator, ...] = (
         name="array.band_math", version="1",
         inputs=tuple(Input(n, dtypes=NUMERIC, optional=n != "a") for n in _BAND_INPUTS),
         outputs=_band_outputs, pattern=Map(band_math_kernel), params=BandMathParams,
-        description="Elementwise arithmetic expression over inputs a..h (one fused numba loop).",
+        backends=("cpu", "gpu"), description="Elementwise arithmetic expression over inputs a..h (one fused numba loop).",
     ),
     Operator(
         name="array.gaussian", version="1", inputs=(Input("x", dtypes=("f",)),),
         outputs=(ArrayOutput("x"),), pattern=Map(gaussian_kernel, halo=_gaussian_halo,
                                                  boundary=lambda p: p.mode),
         params=GaussianParams, memory=_gaussian_memory,
-        description="n-D Gaussian filter with SciPy's weights; halo = radius, boundary only at the array edge.",
+        backends=("cpu", "gpu"), description="n-D Gaussian filter with SciPy's weights; halo = radius, boundary only at the array edge.",
     ),
     Operator(
         name="array.reduce", version="1", inputs=(Input("x", dtypes=NUMERIC),), outputs=_reduce_outputs,
         pattern=Reduce(dims=lambda p, i: tuple(p.dims), partial=reduce_partial, combine=reduce_combine,
                        finalize=reduce_finalize),
-        params=ReduceParams, description="NaN-skipping mean/std/var/min/max/count/sum over dims.",
+        params=ReduceParams, backends=("cpu", "gpu"), description="NaN-skipping mean/std/var/min/max/count/sum over dims.",
     ),
     Operator(
         name="array.quantile", version="1", inputs=(Input("x", dtypes=("f",)),), outputs=_quantile_outputs,
         pattern=FullAxis(dims=lambda p, i: (p.dim,), kernel=quantile_kernel), params=QuantileParams,
-        description="NaN-skipping quantiles (linear interpolation, as numpy.nanquantile) along one dim.",
+        backends=("cpu", "gpu"), description="NaN-skipping quantiles (linear interpolation, as numpy.nanquantile) along one dim.",
     ),
     Operator(
         name="array.doy_climatology", version="1", inputs=(Input("x", dtypes=("f",)),), outputs=_doy_outputs,
         pattern=FullAxis(dims=("time",), kernel=doy_climatology_kernel), params=DoyParams,
-        description="Mean per day of year (1..366) along 'time', NaN-skipping.",
+        backends=("cpu", "gpu"), description="Mean per day of year (1..366) along 'time', NaN-skipping.",
     ),
     Operator(
         name="array.doy_anomaly", version="1",
         inputs=(Input("x", dtypes=("f",)), Input("climatology", dtypes=("f",), whole=("doy",))),
         outputs=_anomaly_outputs, pattern=Map(doy_anomaly_kernel), params=DoyParams,
-        description="x minus its day-of-year climatology.",
+        backends=("cpu", "gpu"), description="x minus its day-of-year climatology.",
     ),
     Operator(
         name="array.label_stats", version="1",
@@ -302,7 +303,7 @@ OPERATORS: tuple[Operator, ...] = (
         outputs=(TableOutput("stats", {"label": "int64", "count": "int64", "sum": "double", "mean": "double",
                                        "std": "double", "min": "double", "max": "double"}),),
         pattern=Aggregate(label_stats_partial, label_stats_combine, label_stats_finalize),
-        params=LabelStatsParams, description="Per-label count, sum, mean, std, min, max → table 'stats'.",
+        params=LabelStatsParams, backends=("cpu", "gpu"), description="Per-label count, sum, mean, std, min, max → table 'stats'.",
     ),
 )
 

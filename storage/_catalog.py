@@ -313,7 +313,7 @@ class Catalog:
         """Whether a record with that id is published."""
         return self.store.exists(self._record_key(dataset_id))
 
-    def resolve(self, ref: str) -> str | None:
+    def resolve(self, ref: str | Record) -> str | None:
         """The dataset id ``ref`` refers to: an id, a name, or a unique id prefix (6+ hex).
 
         Returns None when nothing matches.
@@ -345,7 +345,7 @@ class Catalog:
                 return matches[0]
         return None
 
-    def get(self, ref: str) -> Record:
+    def get(self, ref: str | Record) -> Record:
         """The record of a dataset by id, name or unique id prefix.
 
         Raises

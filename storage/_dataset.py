@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import math
 import struct
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -537,6 +538,10 @@ class DatasetWriter:
             if wanted:
                 zattrs[_COORDS_ATTR] = " ".join(wanted)
 
+        codec_kw = dict(codecs) if codecs is not None else array_codecs(dtype)
+        want_codecs = [
+            c.to_dict()["name"] for c in (codec_kw["serializer"], *codec_kw["compressors"])
+        ]
         path = self._array_path(name)
         if not self.store.exists(f"{path}/zarr.json"):
             try:
@@ -550,7 +555,7 @@ class DatasetWriter:
                     attributes=zattrs,
                     fill_value=fill_value,
                     overwrite=False,
-                    **(dict(codecs) if codecs is not None else array_codecs()),
+                    **codec_kw,
                 )
             except zarr.errors.ContainsArrayError:
                 pass  # created concurrently: check it below like any existing array
@@ -580,6 +585,9 @@ class DatasetWriter:
         ) or bool(np.asarray(have_fill == dtype.type(fill_value)).all())
         if not same_fill:
             diffs.append(f"fill_value {have_fill!r} (asked {fill_value!r})")
+        have_codecs = [c.to_dict()["name"] for c in getattr(arr.metadata, "codecs", ())]
+        if have_codecs != want_codecs:
+            diffs.append(f"codecs {have_codecs} (asked {want_codecs})")
         have_attrs = dict(arr.attrs)
         have_coords = _coord_list(have_attrs.pop(_COORDS_ATTR, None))
         want_attrs = dict(zattrs)
@@ -843,7 +851,7 @@ def _as_arrow_table(data: Any) -> pa.Table:
         return pa.Table.from_batches([data])
     if hasattr(data, "to_arrow") and not isinstance(data, Mapping):
         return data.to_arrow()
-    pd = __import__("sys").modules.get("pandas")
+    pd = sys.modules.get("pandas")
     if pd is not None and isinstance(data, pd.DataFrame):
         return pa.Table.from_pandas(data, preserve_index=False)
     if isinstance(data, Mapping):
@@ -986,19 +994,16 @@ def _table_schema(store: Store, parts: list[str]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=256)
-def _cached_array(
-    store: Store, path: str, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ...]
-) -> Any:
+def _cached_array(store: Store, path: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Any:
     # Opening reads the array's zarr.json; tasks read many regions of few arrays.
     import zarr
 
     arr = zarr.open_array(store.zarr_store(path, read_only=True), mode="r", zarr_format=3)
-    found = (tuple(arr.shape), str(np.dtype(arr.dtype)), tuple(arr.chunks))
-    if found != (shape, dtype, chunks):
+    if (tuple(arr.shape), tuple(arr.chunks)) != (shape, chunks):
         raise StoreError(
-            f"array at {path!r} in store {store.url!r} has shape {found[0]}, dtype {found[1]} "
-            f"and chunks {found[2]}; the ArrayInfo says {shape}, {dtype} and {chunks}: "
-            "reopen the dataset info"
+            f"array at {path!r} in store {store.url!r} has shape {tuple(arr.shape)} and chunks "
+            f"{tuple(arr.chunks)}; the ArrayInfo says {shape} and {chunks}: reopen the "
+            "dataset info"
         )
     return arr
 
@@ -1006,12 +1011,8 @@ def _cached_array(
 def _open_for_read(store: Store, info: ArrayInfo) -> Any:
     validate_key(info.path)
     try:
-        return _cached_array(
-            store, info.path, tuple(info.shape), str(np.dtype(info.dtype)), tuple(info.chunks)
-        )
+        return _cached_array(store, info.path, tuple(info.shape), tuple(info.chunks))
     except FileNotFoundError as err:
-        if isinstance(err, KeyNotFoundError):
-            raise
         raise DatasetNotFoundError(
             f"array {info.name!r} of dataset {info.dataset_id!r} is not in store "
             f"{store.url!r} (no {info.path}/zarr.json)"

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import resolve_backend
 from minjiang.kernels.bandmath._expression import CONSTANTS, FUNCTIONS, Node, check_names, parse
 
@@ -136,8 +135,9 @@ def band_math(
             f"among the arrays given {sorted(arrays)!r}"
         )
     inputs = [arrays[n] for n in expression.names]
-    chosen = resolve_backend(backend, *inputs, kernel="band_math", has_gpu=False)
-    inputs = [np.asarray(a) for a in inputs]
+    chosen = resolve_backend(backend, *inputs, kernel="band_math", has_gpu=True)
+    if chosen != "gpu":
+        inputs = [np.asarray(a) for a in inputs]
     for name, a in zip(expression.names, inputs, strict=True):
         if a.dtype.kind not in "biuf":
             raise TypeError(
@@ -158,6 +158,10 @@ def band_math(
         from minjiang.kernels.bandmath import _reference
 
         return _reference.band_math(expression.tree, inputs, out_dtype)
+    if chosen == "gpu":
+        from minjiang.kernels.bandmath import _gpu
+
+        return _gpu.band_math(expression.tree, inputs, out_dtype, inputs[0].shape)
     from minjiang.kernels.bandmath import _cpu
 
     contiguous = [np.ascontiguousarray(a) for a in inputs]

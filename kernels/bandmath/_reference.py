@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels.bandmath._expression import Node
 
 _BINOPS = {

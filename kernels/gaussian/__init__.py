@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import is_gpu_array, resolve_backend
 
 __all__ = ["BOUNDARY_MODES", "gaussian_filter", "gaussian_radius", "gaussian_valid", "pad_boundary"]
@@ -69,8 +68,13 @@ def _sigmas(sigma: Sequence[float] | float, ndim: int, kernel: str) -> tuple[flo
         raise TypeError(
             f"{kernel}: sigma={sigma!r} must be a number or a sequence of one number per axis"
         )
-    values = tuple(np.asarray(sigma, dtype=object).ravel().tolist())
-    if len(values) != ndim or np.ndim(sigma) != 1:
+    if np.ndim(sigma) != 1:
+        raise ValueError(
+            f"{kernel}: sigma must be one number or a flat sequence of {ndim} numbers "
+            f"(one per axis), got {sigma!r}"
+        )
+    values = tuple(np.asarray(sigma, dtype=object).tolist())
+    if len(values) != ndim:
         raise ValueError(
             f"{kernel}: sigma has {len(values)} values for an array with {ndim} axes; "
             f"give one number or {ndim} numbers (one per axis)"
@@ -191,9 +195,7 @@ def pad_boundary(
 def _pad_widths(pad_width: Any, ndim: int) -> tuple[tuple[int, int], ...]:
     def _int(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-            raise ValueError(
-                f"pad_boundary: pad_width entry {v!r} must be a non-negative integer"
-            )
+            raise ValueError(f"pad_boundary: pad_width entry {v!r} must be a non-negative integer")
         return int(v)
 
     if isinstance(pad_width, numbers.Integral) and not isinstance(pad_width, bool):
@@ -256,9 +258,10 @@ def gaussian_valid(
         float64 otherwise; accumulation is in float64. NaN and inf spread over the
         kernel's footprint, as in SciPy.
     """
-    chosen = resolve_backend(backend, padded, kernel="gaussian_valid", has_gpu=False)
-    x = np.asarray(padded)
+    chosen = resolve_backend(backend, padded, kernel="gaussian_valid", has_gpu=True)
+    x = padded if chosen == "gpu" else np.asarray(padded)
     out_dtype = _out_dtype(x, "gaussian_valid", "padded")
+    x = x.astype(out_dtype, copy=False)  # integers and booleans are filtered as float64
     sigmas = _sigmas(sigma, x.ndim, "gaussian_valid")
     truncate = _check_truncate(truncate, "gaussian_valid")
     weights, radii = _axis_weights(sigmas, truncate)
@@ -273,6 +276,10 @@ def gaussian_valid(
         from minjiang.kernels.gaussian import _reference
 
         return _reference.gaussian_valid(x, weights, out_dtype)
+    if chosen == "gpu":
+        from minjiang.kernels.gaussian import _gpu
+
+        return _gpu.gaussian_valid(x, weights, out_dtype)
     from minjiang.kernels.gaussian import _cpu
 
     # reshape: ascontiguousarray turns a 0-d array into a 1-d one
@@ -310,8 +317,8 @@ def gaussian_filter(
     ndarray
         Same shape as ``x``; float32 for float32 input, float64 otherwise.
     """
-    resolve_backend(backend, x, kernel="gaussian_filter", has_gpu=False)
-    x = np.asarray(x)
+    chosen = resolve_backend(backend, x, kernel="gaussian_filter", has_gpu=True)
+    x = x if chosen == "gpu" else np.asarray(x)
     out_dtype = _out_dtype(x, "gaussian_filter", "x")
     sigmas = _sigmas(sigma, x.ndim, "gaussian_filter")
     truncate = _check_truncate(truncate, "gaussian_filter")
@@ -321,7 +328,7 @@ def gaussian_filter(
             "(scipy.ndimage's names)"
         )
     if x.size == 0:
-        return np.empty(x.shape, dtype=out_dtype)
+        return x.astype(out_dtype)  # an empty array of x's type (NumPy or CuPy)
     _, radii = _axis_weights(sigmas, truncate)
     # Pad in the output type so that an integer array's cval is not truncated.
     padded = pad_boundary(x.astype(out_dtype, copy=False), radii, mode, cval)

@@ -65,7 +65,7 @@ def gaussian_valid(
         n_out = shape[axis] - (w.size - 1)
         outer = int(np.prod(shape[:axis], dtype=np.int64))
         inner = int(np.prod(shape[axis + 1 :], dtype=np.int64))
-        out = np.empty(shape[:axis] + (n_out,) + shape[axis + 1 :], dtype=np.float64)
+        out = np.empty((*shape[:axis], n_out, *shape[axis + 1 :]), dtype=np.float64)
         if out.size:
             if inner == 1:
                 _correlate_last(y.reshape(outer, shape[axis]), w, out.reshape(outer, n_out))

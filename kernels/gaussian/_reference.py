@@ -24,7 +24,7 @@ def gaussian_valid(
         if w is None:
             continue
         n_out = y.shape[axis] - (w.size - 1)
-        acc = np.zeros(y.shape[:axis] + (n_out,) + y.shape[axis + 1 :])
+        acc = np.zeros((*y.shape[:axis], n_out, *y.shape[axis + 1 :]))
         for k in range(w.size):
             window = [slice(None)] * y.ndim
             window[axis] = slice(k, k + n_out)

@@ -46,11 +46,15 @@ def group_mean(x: np.ndarray, groups: np.ndarray, n_groups: int, *, backend: str
     if x.ndim < 1:
         raise ValueError("group_mean: x must have at least one axis")
     g = _check_groups(x, groups, n_groups, "group_mean")
-    chosen = resolve_backend(backend, x, kernel="group_mean")
+    chosen = resolve_backend(backend, x, kernel="group_mean", has_gpu=True)
     if chosen == "reference":
         from minjiang.kernels.groupby import _reference
 
         return _reference.group_mean(np.asarray(x), g, n_groups)
+    if chosen == "gpu":
+        from minjiang.kernels.groupby import _gpu
+
+        return _gpu.group_mean(x, g, int(n_groups))
     from minjiang.kernels.groupby import _cpu
 
     flat = np.ascontiguousarray(x).reshape(x.shape[0], -1)
@@ -65,11 +69,15 @@ def subtract_group(x: np.ndarray, groups: np.ndarray, table: np.ndarray, *, back
     g = _check_groups(x, groups, table.shape[0], "subtract_group")
     if tuple(table.shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"subtract_group: table shape {table.shape!r} does not match x {x.shape!r} beyond axis 0")
-    chosen = resolve_backend(backend, x, table, kernel="subtract_group")
+    chosen = resolve_backend(backend, x, table, kernel="subtract_group", has_gpu=True)
     if chosen == "reference":
         from minjiang.kernels.groupby import _reference
 
         return _reference.subtract_group(np.asarray(x), g, np.asarray(table, dtype=np.float64))
+    if chosen == "gpu":
+        from minjiang.kernels.groupby import _gpu
+
+        return _gpu.subtract_group(x, g, table)
     from minjiang.kernels.groupby import _cpu
 
     dtype = np.result_type(x.dtype, np.float32)

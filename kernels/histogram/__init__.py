@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import resolve_backend
 
 __all__ = [
@@ -38,7 +37,7 @@ def _outer_edges(lo: float, hi: float) -> tuple[float, float]:
     return lo, hi
 
 
-def histogram_edges(bins: int, range: tuple[float, float]) -> np.ndarray:  # noqa: A002
+def histogram_edges(bins: int, range: tuple[float, float]) -> np.ndarray:
     """Bin edges used by :func:`histogram_partial` (``bins + 1`` float64 values).
 
     Parameters
@@ -75,13 +74,17 @@ def finite_range(x: Any, *, backend: str | None = None) -> tuple[float, float, i
         ``(min, max, count)``; ``(inf, -inf, 0)`` when no value is finite, so that
         partial results combine with ``min``/``max``/``+``.
     """
-    chosen = resolve_backend(backend, x, kernel="finite_range", has_gpu=False)
-    x = np.asarray(x)
+    chosen = resolve_backend(backend, x, kernel="finite_range", has_gpu=True)
+    x = x if chosen == "gpu" else np.asarray(x)
     _check_real(x, "finite_range")
     if chosen == "reference":
         from minjiang.kernels.histogram import _reference
 
         return _reference.finite_range(x)
+    if chosen == "gpu":
+        from minjiang.kernels.histogram import _gpu
+
+        return _gpu.finite_range(x)
     from minjiang.kernels.histogram import _cpu
 
     lo, hi, n = _cpu.finite_range(np.ravel(x))
@@ -91,7 +94,7 @@ def finite_range(x: Any, *, backend: str | None = None) -> tuple[float, float, i
 def histogram_partial(
     x: Any,
     bins: int,
-    range: tuple[float, float],  # noqa: A002
+    range: tuple[float, float],
     *,
     backend: str | None = None,
 ) -> np.ndarray:
@@ -116,14 +119,18 @@ def histogram_partial(
     numpy.ndarray
         int64 counts of length ``bins``.
     """
-    chosen = resolve_backend(backend, x, kernel="histogram_partial", has_gpu=False)
-    x = np.asarray(x)
+    chosen = resolve_backend(backend, x, kernel="histogram_partial", has_gpu=True)
+    x = x if chosen == "gpu" else np.asarray(x)
     _check_real(x, "histogram_partial")
     edges = histogram_edges(bins, range)
     if chosen == "reference":
         from minjiang.kernels.histogram import _reference
 
         return _reference.histogram_partial(x, int(bins), float(edges[0]), float(edges[-1]))
+    if chosen == "gpu":
+        from minjiang.kernels.histogram import _gpu
+
+        return _gpu.histogram_partial(x, edges)
     from minjiang.kernels.histogram import _cpu
 
     return _cpu.histogram_partial(np.ravel(x), edges)

@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import resolve_backend
 
 __all__ = [
@@ -77,7 +76,9 @@ def _foreground(mask: Any) -> np.ndarray:
     return m != 0
 
 
-def label_local(mask: Any, connectivity: int, *, backend: str | None = None) -> tuple[np.ndarray, int]:
+def label_local(
+    mask: Any, connectivity: int, *, backend: str | None = None
+) -> tuple[np.ndarray, int]:
     """Label the connected components of a mask.
 
     Parameters
@@ -115,7 +116,9 @@ def _halo(halo: int | Any, ndim: int) -> tuple[tuple[int, int], ...]:
         return ((int(halo), int(halo)),) * ndim
     out = tuple((int(h), int(h)) if np.isscalar(h) else (int(h[0]), int(h[1])) for h in halo)
     if len(out) != ndim or any(a < 0 or b < 0 for a, b in out):
-        raise ValueError(f"face_equivalences: halo {halo!r} must give (before, after) >= 0 for {ndim} dims")
+        raise ValueError(
+            f"face_equivalences: halo {halo!r} must give (before, after) >= 0 for {ndim} dims"
+        )
     return out
 
 
@@ -179,7 +182,9 @@ def _check_pairs(pairs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     return p, lab
 
 
-def union_find_roots(pairs: Any, labels: Any, *, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def union_find_roots(
+    pairs: Any, labels: Any, *, backend: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Join equivalent labels: each label's smallest equivalent.
 
     Parameters
@@ -206,11 +211,15 @@ def union_find_roots(pairs: Any, labels: Any, *, backend: str | None = None) -> 
         return lab, _reference.union_find_roots(p, lab)
     from minjiang.kernels.label import _cpu
 
-    idx = _cpu.union_find_roots(np.searchsorted(lab, p[:, 0]), np.searchsorted(lab, p[:, 1]), lab.size)
+    idx = _cpu.union_find_roots(
+        np.searchsorted(lab, p[:, 0]), np.searchsorted(lab, p[:, 1]), lab.size
+    )
     return lab, lab[idx]
 
 
-def union_find_relabel(pairs: Any, labels: Any, *, backend: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def union_find_relabel(
+    pairs: Any, labels: Any, *, backend: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The relabelling table ``old -> new`` of equivalent labels.
 
     Parameters

@@ -22,7 +22,9 @@ def half_offsets(ndim: int, order: int) -> list[tuple[int, ...]]:
     return out
 
 
-def _shift_slices(shape: tuple[int, ...], o: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+def _shift_slices(
+    shape: tuple[int, ...], o: tuple[int, ...]
+) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
     a = tuple(slice(max(0, -c), n - max(0, c)) for n, c in zip(shape, o, strict=True))
     b = tuple(slice(max(0, c), n - max(0, -c)) for n, c in zip(shape, o, strict=True))
     return a, b
@@ -76,7 +78,9 @@ def union_find_roots(pairs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return labels[roots_by_hooking(labels.size, p, q)]
 
 
-def face_equivalences(padded: np.ndarray, halo: tuple[tuple[int, int], ...], order: int) -> np.ndarray:
+def face_equivalences(
+    padded: np.ndarray, halo: tuple[tuple[int, int], ...], order: int
+) -> np.ndarray:
     """Label pairs ``(a, b)``, ``a < b``, of neighbouring foreground cells with different
     labels, one cell of each pair inside the block's interior (sorted, unique)."""
     shape = padded.shape

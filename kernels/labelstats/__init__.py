@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import resolve_backend
 
 __all__ = [
@@ -58,9 +57,10 @@ def label_stats_partial(
         (float64). A label whose values are all NaN still has a row: count 0, sums 0,
         min and max NaN.
     """
-    chosen = resolve_backend(backend, values, labels, kernel="label_stats_partial", has_gpu=False)
-    values = np.asarray(values)
-    labels = np.asarray(labels)
+    chosen = resolve_backend(backend, values, labels, kernel="label_stats_partial", has_gpu=True)
+    if chosen != "gpu":
+        values = np.asarray(values)
+        labels = np.asarray(labels)
     if values.dtype.kind not in "biuf":
         raise TypeError(
             f"label_stats_partial: values have dtype {values.dtype.name!r}; expected a real "
@@ -71,6 +71,8 @@ def label_stats_partial(
             f"label_stats_partial: labels have dtype {labels.dtype.name!r}; expected an "
             "integer type (cast a float label image with .astype('int64') first)"
         )
+    if values.dtype not in (np.float32, np.float64):  # keeps numba to two value types
+        values = values.astype(np.float64)
     if values.shape != labels.shape:
         raise ValueError(
             f"label_stats_partial: values have shape {values.shape} and labels "
@@ -81,7 +83,9 @@ def label_stats_partial(
             "label_stats_partial: uint64 labels above 2**63 - 1 do not fit the int64 "
             "label column; renumber the labels"
         )
-    if ignore is not None and (isinstance(ignore, bool) or not isinstance(ignore, numbers.Integral)):
+    if ignore is not None and (
+        isinstance(ignore, bool) or not isinstance(ignore, numbers.Integral)
+    ):
         raise TypeError(f"label_stats_partial: ignore={ignore!r} must be an int or None")
     if ignore is not None and not -(2**63) <= int(ignore) <= _INT64_MAX:
         raise ValueError(f"label_stats_partial: ignore={ignore!r} does not fit in int64")
@@ -90,6 +94,10 @@ def label_stats_partial(
         from minjiang.kernels.labelstats import _reference
 
         return _reference.label_stats_partial(values, labels, ignore)
+    if chosen == "gpu":
+        from minjiang.kernels.labelstats import _gpu
+
+        return _gpu.label_stats_partial(values, labels, ignore)
     from minjiang.kernels.labelstats import _cpu
 
     return _cpu.label_stats_partial(
@@ -134,9 +142,10 @@ def label_stats_combine(
     ----------
     states : sequence of dict
         States from :func:`label_stats_partial` or this function, in any order.
-    backend : {"reference", "cpu"}, optional
+    backend : {"reference", "cpu", "gpu"}, optional
         ``"cpu"`` (default) merges the sorted states pairwise with numba in linear
-        time; ``"reference"`` concatenates and groups with NumPy.
+        time; ``"reference"`` concatenates and groups with NumPy; ``"gpu"`` (the
+        default for states of CuPy columns) merges on the device.
 
     Returns
     -------
@@ -149,9 +158,22 @@ def label_stats_combine(
             "label_stats_combine: states must be a sequence of states "
             f"(e.g. [state_a, state_b]), got {type(states).__name__}"
         )
+    # States are host data (NumPy columns) whatever produced them; states of CuPy
+    # columns are merged on the device (and give a NumPy state too).
+    columns = [
+        v for s in states if isinstance(s, Mapping) for c, v in s.items() if c in STATE_COLUMNS
+    ]
+    chosen = resolve_backend(
+        None if backend == "gpu" and not columns else backend,  # no states: nothing to place
+        *columns,
+        kernel="label_stats_combine",
+        has_gpu=True,
+    )
+    if chosen == "gpu":
+        from minjiang.kernels.labelstats import _gpu
+
+        return _gpu.label_stats_combine(states)
     checked = [_check_state(s, f"label_stats_combine: state {i}") for i, s in enumerate(states)]
-    # States are host data (NumPy columns) whatever produced them.
-    chosen = resolve_backend(backend, kernel="label_stats_combine", has_gpu=False)
     if not checked:
         return {
             c: np.empty(0, dtype=np.int64 if c in _INT_COLUMNS else np.float64)

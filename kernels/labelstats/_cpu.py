@@ -140,12 +140,22 @@ def _merge2(la, ca, sa, qa, mna, mxa, lb, cb, sb, qb, mnb, mxb):
     for r in range(n):
         if j >= nb or (i < na and la[i] < lb[j]):
             label[r], count[r], total[r], sumsq[r], mn[r], mx[r] = (
-                la[i], ca[i], sa[i], qa[i], mna[i], mxa[i]
+                la[i],
+                ca[i],
+                sa[i],
+                qa[i],
+                mna[i],
+                mxa[i],
             )
             i += 1
         elif i >= na or lb[j] < la[i]:
             label[r], count[r], total[r], sumsq[r], mn[r], mx[r] = (
-                lb[j], cb[j], sb[j], qb[j], mnb[j], mxb[j]
+                lb[j],
+                cb[j],
+                sb[j],
+                qb[j],
+                mnb[j],
+                mxb[j],
             )
             j += 1
         else:

@@ -48,4 +48,6 @@ def label_stats_partial(
 def label_stats_combine(states: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Concatenate the states' rows and merge rows of equal label."""
     cols = {k: np.concatenate([s[k] for s in states]) for k in states[0]}
-    return _group(cols["label"], cols["count"], cols["sum"], cols["sumsq"], cols["min"], cols["max"])
+    return _group(
+        cols["label"], cols["count"], cols["sum"], cols["sumsq"], cols["min"], cols["max"]
+    )

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import resolve_backend
 
 __all__ = ["median_filter", "median_halo", "median_valid"]
@@ -26,7 +25,9 @@ _NP_MODE = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wra
 def _sizes(size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
     sizes = (int(size),) * ndim if np.isscalar(size) else tuple(int(s) for s in size)  # type: ignore[arg-type]
     if len(sizes) != ndim:
-        raise ValueError(f"median: size {tuple(sizes)!r} has {len(sizes)} entries for a {ndim}-D array")
+        raise ValueError(
+            f"median: size {tuple(sizes)!r} has {len(sizes)} entries for a {ndim}-D array"
+        )
     if any(s < 1 for s in sizes):
         raise ValueError(f"median: window size {sizes!r} must be >= 1 along every axis")
     return sizes
@@ -51,7 +52,9 @@ def median_halo(size: int | Sequence[int], ndim: int | None = None) -> tuple[tup
     return tuple((s // 2, s - 1 - s // 2) for s in sizes)
 
 
-def median_valid(padded: Any, size: int | Sequence[int], *, backend: str | None = None) -> np.ndarray:
+def median_valid(
+    padded: Any, size: int | Sequence[int], *, backend: str | None = None
+) -> np.ndarray:
     """Median filter of the interior of a block padded by the window's reach.
 
     Parameters
@@ -69,8 +72,8 @@ def median_valid(padded: Any, size: int | Sequence[int], *, backend: str | None 
     numpy.ndarray
         Shape ``padded.shape - (size - 1)``, same dtype as ``padded``.
     """
-    chosen = resolve_backend(backend, padded, kernel="median_valid", has_gpu=False)
-    x = np.asarray(padded)
+    chosen = resolve_backend(backend, padded, kernel="median_valid", has_gpu=True)
+    x = padded if chosen == "gpu" else np.asarray(padded)
     if x.dtype.kind not in "biuf":
         raise TypeError(f"median_valid: needs a real-valued array, got dtype {x.dtype.name!r}")
     if not 1 <= x.ndim <= 3:
@@ -83,6 +86,11 @@ def median_valid(padded: Any, size: int | Sequence[int], *, backend: str | None 
         )
     if x.dtype == np.bool_:
         x = x.view(np.uint8)
+    if chosen == "gpu":
+        from minjiang.kernels.median import _gpu
+
+        out = _gpu.median_valid(x, sizes)
+        return out.view(np.bool_) if padded.dtype == np.bool_ else out
     if chosen == "reference":
         from minjiang.kernels.median import _reference
 
@@ -92,7 +100,9 @@ def median_valid(padded: Any, size: int | Sequence[int], *, backend: str | None 
 
         x3 = x.reshape((1,) * (3 - x.ndim) + x.shape)
         s3 = (1,) * (3 - x.ndim) + sizes
-        out = _cpu.median_valid(np.ascontiguousarray(x3), *s3).reshape(tuple(n - s + 1 for n, s in zip(x.shape, sizes, strict=True)))
+        out = _cpu.median_valid(np.ascontiguousarray(x3), *s3).reshape(
+            tuple(n - s + 1 for n, s in zip(x.shape, sizes, strict=True))
+        )
     return out.view(np.bool_) if np.asarray(padded).dtype == np.bool_ else out
 
 
@@ -125,8 +135,8 @@ def median_filter(
     numpy.ndarray
         Same shape and dtype as ``x``.
     """
-    resolve_backend(backend, x, kernel="median_filter", has_gpu=False)
-    arr = np.asarray(x)
+    chosen = resolve_backend(backend, x, kernel="median_filter", has_gpu=True)
+    arr = x if chosen == "gpu" else np.asarray(x)  # np.pad below dispatches to cupy.pad
     sizes = _sizes(size, arr.ndim)
     halo = median_halo(sizes)
     if mode == "constant":

@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from minjiang.kernels._dispatch import resolve_backend
+from minjiang.kernels._dispatch import is_gpu_array, resolve_backend
 
 __all__ = [
     "MOMENT_KEYS",
@@ -33,12 +32,14 @@ MOMENT_STATS: tuple[str, ...] = ("mean", "std", "var", "min", "max", "count", "s
 
 
 def _real_array(x: Any, kernel: str, name: str = "x") -> np.ndarray:
-    x = np.asarray(x)
+    x = x if is_gpu_array(x) else np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise TypeError(
             f"{kernel}: {name} has dtype {x.dtype.name!r}; expected a real number type "
             "(float32 or float64; integers and booleans are read as float64)"
         )
+    if x.dtype not in (np.float32, np.float64):  # keeps numba to two compiled variants
+        x = x.astype(np.float64)
     return x
 
 
@@ -85,13 +86,17 @@ def moments_partial(
         the sum of squared deviations from it), ``min`` and ``max`` (float64). Where
         ``count`` is 0 the others are NaN.
     """
-    chosen = resolve_backend(backend, x, kernel="moments_partial", has_gpu=False)
+    chosen = resolve_backend(backend, x, kernel="moments_partial", has_gpu=True)
     x = _real_array(x, "moments_partial")
     axes = _normalise_axes(axes, x.ndim, "moments_partial")
     if chosen == "reference":
         from minjiang.kernels.reductions import _reference
 
         return _reference.moments_partial(x, axes)
+    if chosen == "gpu":
+        from minjiang.kernels.reductions import _gpu
+
+        return _gpu.moments_partial(x, axes)
     from minjiang.kernels.reductions import _cpu
 
     return _cpu.moments_partial(x, axes)
@@ -109,7 +114,9 @@ def _check_state(state: Any, kernel: str, name: str) -> dict[str, np.ndarray]:
             f"{kernel}: {name} lacks {missing!r}; a moments state has the keys "
             f"{list(MOMENT_KEYS)!r} (build it with moments_partial)"
         )
-    out = {k: np.asarray(state[k], dtype=np.int64 if k == "count" else np.float64) for k in MOMENT_KEYS}
+    out = {
+        k: np.asarray(state[k], dtype=np.int64 if k == "count" else np.float64) for k in MOMENT_KEYS
+    }
     shapes = {k: v.shape for k, v in out.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{kernel}: the arrays of {name} differ in shape: {shapes!r}")
@@ -235,7 +242,7 @@ def nanquantile(
         NumPy's formula term for term, so infinite values behave as in NumPy (an
         interpolation that touches ``inf`` can give NaN).
     """
-    chosen = resolve_backend(backend, x, kernel="nanquantile", has_gpu=False)
+    chosen = resolve_backend(backend, x, kernel="nanquantile", has_gpu=True)
     x = _real_array(x, "nanquantile")
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"nanquantile: axis={axis!r} must be one int")
@@ -246,6 +253,10 @@ def nanquantile(
         from minjiang.kernels.reductions import _reference
 
         result = _reference.nanquantile(x, qs, axis)
+    elif chosen == "gpu":
+        from minjiang.kernels.reductions import _gpu
+
+        result = _gpu.nanquantile(x, qs, axis)
     else:
         from minjiang.kernels.reductions import _cpu
 

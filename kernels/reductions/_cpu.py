@@ -225,4 +225,4 @@ def nanquantile(x: np.ndarray, q: np.ndarray, axis: int) -> np.ndarray:
         # Selection costs O(N) per quantile, a sort O(N log N) once: sort for many q.
         sort_all = q.size > 8
         _nanquantile(x3, np.ascontiguousarray(q[order]), order, sort_all, out)
-    return out.reshape((q.size,) + shape[:axis] + shape[axis + 1 :])
+    return out.reshape((q.size, *shape[:axis], *shape[axis + 1 :]))

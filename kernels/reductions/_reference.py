@@ -28,6 +28,8 @@ def moments_partial(x: np.ndarray, axes: tuple[int, ...]) -> dict[str, np.ndarra
 
 def nanquantile(x: np.ndarray, q: np.ndarray, axis: int) -> np.ndarray:
     """``numpy.nanquantile(..., method="linear")`` in float64, quantiles on a leading axis."""
+    if x.size == 0:  # numpy returns nanmean's shape here, without the quantile axis
+        return np.full((q.size, *x.shape[:axis], *x.shape[axis + 1 :]), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN lines give NaN
         return np.nanquantile(x.astype(np.float64), q, axis=axis, method="linear")

@@ -4,7 +4,8 @@ Readers: ``medicine.dicom`` (DICOM series, de-identified on read per PS3.15 Anne
 ``medicine.nifti`` and ``medicine.nibabel`` (NIfTI and the other nibabel formats).
 Operators: ``medicine.hu_window``, ``medicine.gaussian``, ``medicine.median``,
 ``medicine.threshold``, ``medicine.label``, ``medicine.volumetrics``. Pipeline:
-``medicine.lesion_volumetry``. See ``docs/plugins/medicine.md``.
+``medicine.lesion_volumetry``. Helpers: :func:`write_ct_series` and :func:`phantom_hu`
+write small synthetic CT series (examples, tests). See ``docs/plugins/medicine.md``.
 
 This module only declares hook implementations; the readers, operators and their
 kernels are imported when a runtime asks for them.
@@ -12,7 +13,7 @@ kernels are imported when a runtime asks for them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from minjiang.core.hookspecs import hookimpl
 
@@ -22,9 +23,25 @@ if TYPE_CHECKING:
     from minjiang.core._reader import Reader
 
 if __name__ != "minjiang.plugins.medicine":  # importable only as minjiang.plugins.medicine
-    raise ImportError(f"'{__name__}' is minjiang.plugins.medicine: install minjiang and import it by that name")
+    raise ImportError(
+        f"'{__name__}' is minjiang.plugins.medicine: install minjiang and import it by that name"
+    )
 
-__all__ = ["minjiang_register_operators", "minjiang_register_pipelines", "minjiang_register_readers"]
+__all__ = [
+    "minjiang_register_operators",
+    "minjiang_register_pipelines",
+    "minjiang_register_readers",
+    "phantom_hu",
+    "write_ct_series",
+]
+
+
+def __getattr__(name: str) -> Any:  # lazy: the synthetic-series helpers need pydicom
+    if name in ("phantom_hu", "write_ct_series"):
+        from minjiang.plugins.medicine import _synthetic
+
+        return getattr(_synthetic, name)
+    raise AttributeError(f"module 'minjiang.plugins.medicine' has no attribute {name!r}")
 
 
 @hookimpl

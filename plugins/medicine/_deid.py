@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEID_METHOD_CODES",
-    "Deidentifier",
     "KEY_ENV",
+    "Deidentifier",
     "load_key",
 ]
 
@@ -114,9 +114,10 @@ class Deidentifier:
         The secret key (:func:`load_key`).
     dates
         ``"remove"``: the profile's actions on dates and times (removed, emptied or
-        dummy). ``"shift"``: every remaining date (DA, and the date part of DT) is moved
-        back by a whole number of days (1 to 3650) derived from the key and the patient
-        ID, the same for all of a patient's files, so intervals are kept; times are kept.
+        dummy). ``"shift"`` (the Retain Longitudinal Temporal Information with Modified
+        Dates option): every date (DA, and the date part of DT) is moved back by a whole
+        number of days (1 to 3650) derived from the key and the patient ID, the same for
+        all of a patient's files, so intervals are kept; times (TM) are kept as they are.
         The birth date is emptied in both modes.
     """
 
@@ -128,7 +129,9 @@ class Deidentifier:
 
     # -- keyed mappings ---------------------------------------------------------------
     def _mac(self, domain: bytes, value: str) -> bytes:
-        return hmac.new(self._key, domain + b"\0" + value.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+        return hmac.new(
+            self._key, domain + b"\0" + value.encode("utf-8", "surrogateescape"), hashlib.sha256
+        ).digest()
 
     def uid(self, uid: str) -> str:
         """The replacement of ``uid`` (``2.25.`` and a 128-bit keyed integer)."""
@@ -155,8 +158,10 @@ class Deidentifier:
         from pydicom.dataset import Dataset as _Dataset
         from pydicom.sequence import Sequence
 
-        patient = str(ds.get(_PATIENT_ID, _Empty()).value or "") + "\\" + str(
-            ds.get(_ISSUER_OF_PATIENT_ID, _Empty()).value or ""
+        patient = (
+            str(ds.get(_PATIENT_ID, _Empty()).value or "")
+            + "\\"
+            + str(ds.get(_ISSUER_OF_PATIENT_ID, _Empty()).value or "")
         )
         shift = self.date_shift_days(patient) if self.dates == "shift" else 0
         self._clean(ds, shift, top=True)
@@ -182,7 +187,9 @@ class Deidentifier:
             item.CodeMeaning = meaning
             items.append(item)
         ds.DeidentificationMethodCodeSequence = Sequence(items)
-        ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.dates == "shift" else "REMOVED"
+        ds.LongitudinalTemporalInformationModified = (
+            "MODIFIED" if self.dates == "shift" else "REMOVED"
+        )
         return ds
 
     def _clean(self, ds: Dataset, shift: int, *, top: bool = False) -> None:
@@ -200,6 +207,12 @@ class Deidentifier:
             if action is None:
                 self._unlisted(ds, elem, shift)
                 continue
+            if self.dates == "shift" and elem.VR in ("DA", "DT", "TM") and t != _PATIENT_BIRTH_DATE:
+                # Retain Longitudinal Temporal Information with Modified Dates: dates move
+                # by the patient's whole-day shift, so times keep their meaning as they are.
+                if elem.VR != "TM":
+                    self._shift(elem, shift)
+                continue
             if action in _REMOVE:
                 del ds[tag]
             elif action == "X/Z/U*":
@@ -212,14 +225,9 @@ class Deidentifier:
             elif action == "Z/D" and t == _PATIENT_ID:
                 elem.value = self.pseudonym(str(elem.value or ""))
             elif action in ("Z", "Z/D"):
-                if self.dates == "shift" and elem.VR in ("DA", "DT") and t != _PATIENT_BIRTH_DATE:
-                    self._shift(elem, shift)
-                else:
-                    _empty(elem)
+                _empty(elem)
             elif action == "D":
-                if self.dates == "shift" and elem.VR in ("DA", "DT"):
-                    self._shift(elem, shift)
-                elif elem.VR == "SQ":
+                if elem.VR == "SQ":
                     self._recurse(elem, shift)
                 elif elem.VR == "UI":
                     self._replace_uid(elem)
@@ -248,7 +256,9 @@ class Deidentifier:
         if elem.VR == "SQ":
             self._recurse(elem, 0)
             return
-        new = [v if (keep_registered and _registered_uid(v)) else self.uid(v) for v in _values(elem)]
+        new = [
+            v if (keep_registered and _registered_uid(v)) else self.uid(v) for v in _values(elem)
+        ]
         elem.value = new if len(new) > 1 else (new[0] if new else "")
 
     def _shift(self, elem: DataElement, days: int) -> None:

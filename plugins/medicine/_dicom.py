@@ -8,14 +8,15 @@ by their position in the sorted source list (``file #3 of 12``), never by name.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from minjiang.core.errors import ReaderError
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,32 @@ _BURNED_IN_RISK = {
 # Attributes this reader relies on; a file whose VR for one of them differs from the
 # data dictionary is malformed (a wrong VR silently reinterprets the bytes).
 _CHECKED_VR = (
-    0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280102, 0x00280103, 0x00280002,
-    0x00280004, 0x00280008, 0x00200032, 0x00200037, 0x00280030, 0x00180050, 0x00281052,
-    0x00281053, 0x00280120, 0x00280121, 0x00281050, 0x00281051,
+    0x00280010,
+    0x00280011,
+    0x00280100,
+    0x00280101,
+    0x00280102,
+    0x00280103,
+    0x00280002,
+    0x00280004,
+    0x00280008,
+    0x00200032,
+    0x00200037,
+    0x00280030,
+    0x00180050,
+    0x00281052,
+    0x00281053,
+    0x00280120,
+    0x00280121,
+    0x00281050,
+    0x00281051,
 )
-_NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+_NATIVE = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.1.99",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +91,10 @@ class SeriesError(ReaderError):
     def __init__(self, message: str, quarantined: list[QuarantinedFile] | None = None) -> None:
         super().__init__(message)
         self.quarantined = list(quarantined or [])
+
+
+class _Malformed(ValueError):
+    """A file problem found by this module (its message quotes no value)."""
 
 
 @dataclasses.dataclass
@@ -110,6 +136,41 @@ class DicomVolume:
     quarantined: list[QuarantinedFile]
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[list[warnings.WarningMessage]]:
+    """Silence pydicom while it parses PHI: its warnings and log lines may quote values.
+
+    Yields the warnings caught, so a caller can treat parser complaints as malformation.
+    """
+    logger = logging.getLogger("pydicom")
+    was = logger.disabled
+    logger.disabled = True
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        logger.disabled = was
+
+
+def _parser_complaints(caught: list[warnings.WarningMessage]) -> bool:
+    return any(
+        "pydicom" in (w.filename or "") and "valuerep" not in (w.filename or "") for w in caught
+    )
+
+
+def _overlong(ds: Any) -> bool:
+    """True when an element's declared length runs past the end of the file."""
+    from pydicom.dataelem import RawDataElement
+
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if isinstance(raw, RawDataElement) and raw.length != 0xFFFFFFFF and raw.value is not None:
+            if len(raw.value) < raw.length:
+                return True
+    return False
+
+
 def _label(index: int, total: int) -> str:
     return f"file #{index + 1} of {total}"
 
@@ -138,12 +199,13 @@ def _check_vrs(ds: Any) -> str | None:
 
 
 def _floats(value: Any, n: int, what: str) -> np.ndarray:
+    values = [value] if isinstance(value, str) or not hasattr(value, "__len__") else list(value)
     try:
-        arr = np.array([float(v) for v in (value if isinstance(value, list | tuple) or hasattr(value, "__len__") and not isinstance(value, str) else [value])], dtype=np.float64)
+        arr = np.array([float(v) for v in values], dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} is not numeric") from None
+        raise _Malformed(f"{what} is not numeric") from None
     if arr.size != n or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what} needs {n} finite numbers, has {arr.size}")
+        raise _Malformed(f"{what} needs {n} finite numbers, has {arr.size}")
     return arr
 
 
@@ -177,27 +239,41 @@ def _frames(ds: Any, index: int, n_frames: int) -> list[_Frame]:
         src_ori = ori if ori is not None and "ImageOrientationPatient" in ori else ds
         src_meas = meas if meas is not None and "PixelSpacing" in meas else ds
         if "ImagePositionPatient" not in src_pos or "ImageOrientationPatient" not in src_ori:
-            raise ValueError("no Image Position/Orientation (Patient)")
+            raise _Malformed("no Image Position/Orientation (Patient)")
         if "PixelSpacing" not in src_meas:
-            raise ValueError("no Pixel Spacing")
+            raise _Malformed("no Pixel Spacing")
         ipp = _floats(src_pos.ImagePositionPatient, 3, "Image Position (Patient)")
         iop = _floats(src_ori.ImageOrientationPatient, 6, "Image Orientation (Patient)")
         ps = _floats(src_meas.PixelSpacing, 2, "Pixel Spacing")
         if np.any(ps <= 0):
-            raise ValueError("Pixel Spacing is not positive")
+            raise _Malformed("Pixel Spacing is not positive")
         row, col = iop[:3], iop[3:]
-        if abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3 or abs(row @ col) > 1e-3:
-            raise ValueError("Image Orientation (Patient) is not two orthogonal unit vectors")
+        if (
+            abs(np.linalg.norm(row) - 1) > 1e-3
+            or abs(np.linalg.norm(col) - 1) > 1e-3
+            or abs(row @ col) > 1e-3
+        ):
+            raise _Malformed("Image Orientation (Patient) is not two orthogonal unit vectors")
         # Rescale: Pixel Value Transformation of the frame's functional groups wins over
         # the top-level attributes (which enhanced objects do not carry).
         src_rs = pvt if pvt is not None and "RescaleSlope" in pvt else ds
         slope = float(src_rs.get("RescaleSlope", 1.0) or 1.0) if "RescaleSlope" in src_rs else 1.0
-        intercept = float(src_rs.get("RescaleIntercept", 0.0) or 0.0) if "RescaleIntercept" in src_rs else 0.0
+        intercept = (
+            float(src_rs.get("RescaleIntercept", 0.0) or 0.0)
+            if "RescaleIntercept" in src_rs
+            else 0.0
+        )
         if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
-            raise ValueError("Rescale Slope/Intercept are not finite numbers with a non-zero slope")
-        thick = src_meas.get("SliceThickness") if "SliceThickness" in src_meas else ds.get("SliceThickness")
+            raise _Malformed("Rescale Slope/Intercept are not finite numbers with a non-zero slope")
+        thick = (
+            src_meas.get("SliceThickness")
+            if "SliceThickness" in src_meas
+            else ds.get("SliceThickness")
+        )
         thickness = float(thick) if thick not in (None, "") else None
-        frames.append(_Frame(index, i, ipp, iop, (float(ps[0]), float(ps[1])), slope, intercept, thickness))
+        frames.append(
+            _Frame(index, i, ipp, iop, (float(ps[0]), float(ps[1])), slope, intercept, thickness)
+        )
     return frames
 
 
@@ -217,42 +293,55 @@ def _window(ds: Any) -> dict[str, Any]:
     return out
 
 
-def _read_header(path: Path, index: int, total: int, deid: Any, allow_burned_in: bool) -> _Header | str:
+def _read_header(path: Path, index: int, deid: Any, allow_burned_in: bool) -> _Header | str:
     """A de-identified header, or the reason to quarantine the file."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with _quiet() as caught:
+        try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
-        return "not a DICOM file (no 'DICM' marker after the preamble)"
-    except (MemoryError, RecursionError):
-        return "malformed: absurd element lengths or nesting"
-    except Exception as err:  # noqa: BLE001 - any parser failure quarantines the file
-        return f"malformed: the header cannot be parsed ({type(err).__name__})"
-    parse_problems = [w for w in caught if "pydicom" in (w.filename or "")]
-    if parse_problems:
-        return "malformed: the header does not follow its transfer syntax (truncated, wrong VR or wrong transfer syntax)"
-    try:
-        deid(ds)
-    except Exception as err:  # noqa: BLE001
-        return f"malformed: de-identification failed on an unreadable element ({type(err).__name__})"
+        except InvalidDicomError:
+            return "not a DICOM file (no 'DICM' marker after the preamble)"
+        except (MemoryError, RecursionError):
+            return "malformed: absurd element lengths or nesting"
+        except Exception as err:
+            return f"malformed: the header cannot be parsed ({type(err).__name__})"
+        if _parser_complaints(caught) or _overlong(ds):
+            return (
+                "malformed: the header does not follow its transfer syntax (truncated, wrong VR, "
+                "absurd length or wrong transfer syntax)"
+            )
+        try:
+            deid(ds)
+        except Exception as err:
+            return f"malformed: de-identification failed on an unreadable element ({type(err).__name__})"
+        try:
+            return _header_fields(ds, path, index, allow_burned_in)
+        except Exception as err:  # pydicom's conversion errors may quote the value
+            return f"malformed: an attribute cannot be read ({type(err).__name__})"
+
+
+def _header_fields(ds: Any, path: Path, index: int, allow_burned_in: bool) -> _Header | str:
     problem = _check_vrs(ds)
     if problem:
         return f"malformed: {problem}"
     sop_class = str(ds.get("SOPClassUID", "") or "")
     if "Rows" not in ds or "Columns" not in ds:
-        return "not an image (no Rows/Columns)"
+        return "not an image, or truncated before the image attributes (no Rows/Columns)"
     burned = str(ds.get("BurnedInAnnotation", "") or "").upper()
-    if not allow_burned_in and (burned == "YES" or (sop_class in _BURNED_IN_RISK and burned != "NO")):
+    if not allow_burned_in and (
+        burned == "YES" or (sop_class in _BURNED_IN_RISK and burned != "NO")
+    ):
         return (
             "may carry burned-in text (Burned In Annotation is YES, or an image type that often "
             "does and no explicit NO)"
         )
     photometric = str(ds.get("PhotometricInterpretation", "") or "")
-    if photometric not in ("MONOCHROME1", "MONOCHROME2") or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+    if (
+        photometric not in ("MONOCHROME1", "MONOCHROME2")
+        or int(ds.get("SamplesPerPixel", 1) or 1) != 1
+    ):
         return "unsupported: only greyscale (MONOCHROME1/2, one sample per pixel) images are read"
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         return "unsupported: float pixel data"
@@ -266,8 +355,10 @@ def _read_header(path: Path, index: int, total: int, deid: Any, allow_burned_in:
         return "malformed: Rows, Columns, Number of Frames or Bits Allocated are not valid"
     try:
         frames = _frames(ds, index, n_frames)
-    except ValueError as err:
+    except _Malformed as err:
         return f"no usable patient geometry: {err}"
+    except Exception as err:  # pydicom's conversion errors may quote the value
+        return f"no usable patient geometry: an attribute cannot be read ({type(err).__name__})"
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", "") if meta is not None else "") or "1.2.840.10008.1.2"
     attrs: dict[str, Any] = {"photometric_interpretation": photometric}
@@ -280,7 +371,11 @@ def _read_header(path: Path, index: int, total: int, deid: Any, allow_burned_in:
     for kw in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
         if kw in ds and ds[kw].value is not None:
             v = ds[kw].value
-            attrs[kw] = int(v[0] if isinstance(v, list | tuple) else v) if not isinstance(v, bytes) else None
+            attrs[kw] = (
+                int(v[0] if isinstance(v, list | tuple) else v)
+                if not isinstance(v, bytes)
+                else None
+            )
     try:
         series_number = int(ds.SeriesNumber) if ds.get("SeriesNumber") not in (None, "") else None
     except (TypeError, ValueError):
@@ -291,9 +386,18 @@ def _read_header(path: Path, index: int, total: int, deid: Any, allow_burned_in:
     attrs["bits_stored"] = int(ds.get("BitsStored", bits) or bits)
     attrs["pixel_representation"] = int(ds.get("PixelRepresentation", 0) or 0)
     return _Header(
-        index=index, path=path, series=attrs["series_uid"], series_number=series_number,
-        modality=str(ds.get("Modality", "") or ""), sop_class=sop_class, transfer_syntax=ts,
-        rows=rows, columns=cols, n_frames=n_frames, frames=frames, attrs=attrs,
+        index=index,
+        path=path,
+        series=attrs["series_uid"],
+        series_number=series_number,
+        modality=str(ds.get("Modality", "") or ""),
+        sop_class=sop_class,
+        transfer_syntax=ts,
+        rows=rows,
+        columns=cols,
+        n_frames=n_frames,
+        frames=frames,
+        attrs=attrs,
         has_modality_lut_seq="ModalityLUTSequence" in ds,
     )
 
@@ -309,15 +413,17 @@ def _summary(quarantined: list[QuarantinedFile], total: int) -> str:
     return f"{len(quarantined)} of {total} source files quarantined: " + "; ".join(parts)
 
 
-def _geometry(frames: list[_Frame], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[float], list[_Frame]]:
+def _geometry(frames: list[_Frame]) -> tuple[np.ndarray, np.ndarray, list[float], list[_Frame]]:
     iop0 = frames[0].iop
     for f in frames[1:]:
         if np.max(np.abs(f.iop - iop0)) > 1e-4:
-            raise ValueError("the frames do not share one Image Orientation (Patient)")
-        if abs(f.pixel_spacing[0] - frames[0].pixel_spacing[0]) > 1e-4 * frames[0].pixel_spacing[0] or abs(
-            f.pixel_spacing[1] - frames[0].pixel_spacing[1]
-        ) > 1e-4 * frames[0].pixel_spacing[1]:
-            raise ValueError("the frames do not share one Pixel Spacing")
+            raise _Malformed("the frames do not share one Image Orientation (Patient)")
+        if (
+            abs(f.pixel_spacing[0] - frames[0].pixel_spacing[0]) > 1e-4 * frames[0].pixel_spacing[0]
+            or abs(f.pixel_spacing[1] - frames[0].pixel_spacing[1])
+            > 1e-4 * frames[0].pixel_spacing[1]
+        ):
+            raise _Malformed("the frames do not share one Pixel Spacing")
     row, col = iop0[:3], iop0[3:]
     normal = np.cross(row, col)
     # Slice order: position along the normal of the image plane (never Instance Number).
@@ -329,13 +435,13 @@ def _geometry(frames: list[_Frame], shape: tuple[int, int]) -> tuple[np.ndarray,
     if len(frames) > 1:
         gaps = np.diff(d)
         if np.any(gaps < 1e-3):
-            raise ValueError(
+            raise _Malformed(
                 f"{int(np.sum(gaps < 1e-3))} frame(s) share a slice position: the series holds several "
                 "volumes (echoes, phases or time points); split it before ingest"
             )
         mean = float(np.mean(gaps))
         if float(np.max(np.abs(gaps - mean))) > max(0.01 * mean, 1e-3):
-            raise ValueError(
+            raise _Malformed(
                 f"the slice spacing is not uniform (from {float(gaps.min()):.4g} to {float(gaps.max()):.4g} mm); "
                 "resample the series to uniform spacing before ingest"
             )
@@ -359,26 +465,27 @@ def _decode(path: Path, header: _Header, max_voxels: int) -> np.ndarray:
 
     n = header.n_frames * header.rows * header.columns
     if n > max_voxels:
-        raise ValueError(f"decodes to {n} voxels, over the max_voxels limit of {max_voxels}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        raise _Malformed(f"decodes to {n} voxels, over the max_voxels limit of {max_voxels}")
+    with _quiet() as caught:
         ds = pydicom.dcmread(path)
-    if any("pydicom" in (w.filename or "") and "filereader" in (w.filename or "") for w in caught):
-        raise ValueError("the file does not follow its transfer syntax")
-    if "PixelData" not in ds:
-        raise ValueError("no Pixel Data")
-    if header.transfer_syntax in _NATIVE:
-        expected = n * int(ds.BitsAllocated) // 8
-        if len(ds.PixelData) < expected:
-            raise ValueError("Pixel Data is shorter than Rows x Columns x Frames (truncated)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        arr = ds.pixel_array
-    arr = np.asarray(arr).reshape(header.n_frames, header.rows, header.columns)
-    if header.has_modality_lut_seq:
-        from pydicom.pixels import apply_modality_lut
+        if _parser_complaints(caught) or _overlong(ds):
+            raise _Malformed(
+                "malformed: the file does not follow its transfer syntax (truncated or absurd length)"
+            )
+        if "PixelData" not in ds:
+            raise _Malformed("not an image (no Pixel Data)")
+        if header.transfer_syntax in _NATIVE:
+            expected = n * int(ds.BitsAllocated) // 8
+            if len(ds.PixelData) < expected:
+                raise _Malformed(
+                    "malformed: Pixel Data is shorter than Rows x Columns x Frames (truncated)"
+                )
+        arr = np.asarray(ds.pixel_array).reshape(header.n_frames, header.rows, header.columns)
+        if header.has_modality_lut_seq:
+            from pydicom.pixels import apply_modality_lut
 
-        return np.asarray(apply_modality_lut(arr if header.n_frames > 1 else arr[0], ds), dtype=np.float64).reshape(arr.shape)
+            lut = apply_modality_lut(arr if header.n_frames > 1 else arr[0], ds)
+            return np.asarray(lut, dtype=np.float64).reshape(arr.shape)
     return arr
 
 
@@ -416,7 +523,7 @@ def read_series(
     headers: list[_Header] = []
     quarantined: list[QuarantinedFile] = []
     for i, path in enumerate(files):
-        got = _read_header(path, i, total, deid, allow_burned_in)
+        got = _read_header(path, i, deid, allow_burned_in)
         if isinstance(got, str):
             quarantined.append(QuarantinedFile(i, path, got))
         else:
@@ -425,49 +532,65 @@ def read_series(
         raise SeriesError(
             f"{READER}: {_summary(quarantined, total)}. Remove or fix them, pass "
             "params={'on_quarantine': 'skip'} to ingest the rest"
-            + (", or params={'allow_burned_in': True} if you have checked the pixels" if any(
-                "burned-in" in q.reason for q in quarantined) else ""),
+            + (
+                ", or params={'allow_burned_in': True} if you have checked the pixels"
+                if any("burned-in" in q.reason for q in quarantined)
+                else ""
+            ),
             quarantined,
         )
     if not headers:
-        raise SeriesError(f"{READER}: no usable image among {total} source files; " + _summary(quarantined, total), quarantined)
+        raise SeriesError(
+            f"{READER}: no usable image among {total} source files; "
+            + _summary(quarantined, total),
+            quarantined,
+        )
     groups: dict[str, list[_Header]] = {}
     for h in headers:
         groups.setdefault(h.series, []).append(h)
-    ordered = sorted(groups.values(), key=lambda g: (g[0].series_number if g[0].series_number is not None else -1, g[0].series))
+    ordered = sorted(
+        groups.values(),
+        key=lambda g: (g[0].series_number if g[0].series_number is not None else -1, g[0].series),
+    )
     if len(ordered) > 1 and series is None:
         listing = "; ".join(
             f"{i}: {g[0].modality or '?'} series number {g[0].series_number}, {len(g)} file(s)"
             for i, g in enumerate(ordered)
         )
-        raise SeriesError(f"{READER}: the sources hold {len(ordered)} series ({listing}); choose one with params={{'series': i}}")
+        raise SeriesError(
+            f"{READER}: the sources hold {len(ordered)} series ({listing}); choose one with params={{'series': i}}"
+        )
     if series is not None and not 0 <= series < len(ordered):
-        raise SeriesError(f"{READER}: series={series} but the sources hold {len(ordered)} series (0..{len(ordered) - 1})")
+        raise SeriesError(
+            f"{READER}: series={series} but the sources hold {len(ordered)} series (0..{len(ordered) - 1})"
+        )
     chosen = ordered[series or 0]
     first = chosen[0]
     for h in chosen[1:]:
         if (h.rows, h.columns) != (first.rows, first.columns):
-            raise SeriesError(f"{READER}: {_label(h.index, total)} has a different image size from the rest of the series")
+            raise SeriesError(
+                f"{READER}: {_label(h.index, total)} has a different image size from the rest of the series"
+            )
     while True:
         frames = [f for h in chosen for f in h.frames]
         try:
-            affine, orientation, spacing, frames = _geometry(frames, (first.rows, first.columns))
-        except ValueError as err:
+            affine, orientation, spacing, frames = _geometry(frames)
+        except _Malformed as err:
             raise SeriesError(f"{READER}: cannot assemble a volume: {err}") from None
         n_vox = len(frames) * first.rows * first.columns
         if n_vox > max_voxels:
-            raise SeriesError(f"{READER}: the series has {n_vox} voxels, over the max_voxels limit of {max_voxels}")
+            raise SeriesError(
+                f"{READER}: the series has {n_vox} voxels, over the max_voxels limit of {max_voxels}"
+            )
         stored: dict[int, np.ndarray] = {}
         failed = []
         for h in chosen:
             try:
                 stored[h.index] = _decode(h.path, h, max_voxels)
-            except Exception as err:  # noqa: BLE001 - any decoder failure quarantines the file
-                reason = str(err) if isinstance(err, ValueError) and "voxels" in str(err) else (
-                    f"malformed: the pixel data cannot be decoded ({type(err).__name__})"
-                )
-                if isinstance(err, ValueError) and ("truncated" in str(err) or "transfer syntax" in str(err)):
-                    reason = f"malformed: {err}"
+            except _Malformed as err:  # our own, value-free message
+                failed.append(QuarantinedFile(h.index, h.path, str(err)))
+            except Exception as err:  # any decoder failure; its message may quote values
+                reason = f"malformed: the pixel data cannot be decoded ({type(err).__name__})"
                 failed.append(QuarantinedFile(h.index, h.path, reason))
         if not failed:
             break
@@ -481,13 +604,19 @@ def read_series(
         bad = {q.index for q in failed}
         chosen = [h for h in chosen if h.index not in bad]
         if not chosen:
-            raise SeriesError(f"{READER}: no decodable image left; " + _summary(quarantined, total), quarantined)
+            raise SeriesError(
+                f"{READER}: no decodable image left; " + _summary(quarantined, total), quarantined
+            )
     by_file = {h.index: h for h in chosen}
     values = np.empty((len(frames), first.rows, first.columns), dtype=np.float32)
     any_masked = False
     for z, f in enumerate(frames):
         raw = stored[f.file][f.frame]
-        plane = raw.astype(np.float64) * f.slope + f.intercept if not by_file[f.file].has_modality_lut_seq else raw
+        plane = (
+            raw.astype(np.float64) * f.slope + f.intercept
+            if not by_file[f.file].has_modality_lut_seq
+            else raw
+        )
         if mask_padding:
             m = _padding_mask(raw, by_file[f.file].attrs)
             if m is not None and m.any():
@@ -498,7 +627,8 @@ def read_series(
     ct = first.modality == "CT"
     units = "HU" if ct and a0.get("rescale_type", "") in ("", "HU") else a0.get("rescale_type", "")
     array_attrs: dict[str, Any] = {
-        "long_name": f"{first.modality or 'image'} values" + (" (Hounsfield units)" if units == "HU" else ""),
+        "long_name": f"{first.modality or 'image'} values"
+        + (" (Hounsfield units)" if units == "HU" else ""),
         "units": units,
         "spacing": [float(s) for s in spacing],
         "affine": affine.tolist(),
@@ -513,7 +643,9 @@ def read_series(
         if k in a0:
             array_attrs[k] = a0[k]
     if len(frames) == 1:
-        array_attrs["note"] = "single slice: the z spacing is the slice thickness (or 1 mm when absent)"
+        array_attrs["note"] = (
+            "single slice: the z spacing is the slice thickness (or 1 mm when absent)"
+        )
     dataset_attrs = {
         "modality": first.modality,
         "sop_class_uid": first.sop_class,
@@ -523,5 +655,11 @@ def read_series(
         "n_source_files": len(chosen),
         "n_quarantined_files": len(quarantined),
     }
-    log.info("%s: assembled %d frames from %d files (%d quarantined)", READER, len(frames), len(chosen), len(quarantined))
+    log.info(
+        "%s: assembled %d frames from %d files (%d quarantined)",
+        READER,
+        len(frames),
+        len(chosen),
+        len(quarantined),
+    )
     return DicomVolume(values, array_attrs, dataset_attrs, quarantined)

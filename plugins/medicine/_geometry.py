@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from minjiang.core.errors import ContractError
 
 __all__ = [

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from minjiang.core.errors import ExecutionError
 from minjiang.plugins.medicine._geometry import affine_of, median_size, sigma_voxels, spacing_of
 
@@ -45,10 +44,6 @@ def _interior(x: np.ndarray, ctx: Any) -> np.ndarray:
     return x[tuple(sl)]
 
 
-def _float(x: np.ndarray) -> np.ndarray:
-    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
-
-
 # -- medicine.hu_window ---------------------------------------------------------------
 def window_center_width(params: Any, attrs: Mapping[str, Any]) -> tuple[float, float, str]:
     """Window from the parameters, else from the image's DICOM window attributes."""
@@ -56,7 +51,9 @@ def window_center_width(params: Any, attrs: Mapping[str, Any]) -> tuple[float, f
     width = params.width if params.width is not None else attrs.get("window_width")
     function = params.function or attrs.get("voi_lut_function") or "LINEAR"
     if center is None or width is None:
-        raise ExecutionError("medicine.hu_window: no window given and the image carries none; pass center and width")
+        raise ExecutionError(
+            "medicine.hu_window: no window given and the image carries none; pass center and width"
+        )
     return float(center), float(width), str(function)
 
 
@@ -66,8 +63,15 @@ def window_block(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, 
 
     center, width, function = window_center_width(params, ctx.attrs.get("image", {}))
     out = voi_window(
-        arrays["image"], center, width, function, y_min=params.y_min, y_max=params.y_max,
-        slope=params.slope, intercept=params.intercept, dtype=params.dtype,
+        arrays["image"],
+        center,
+        width,
+        function,
+        y_min=params.y_min,
+        y_max=params.y_max,
+        slope=params.slope,
+        intercept=params.intercept,
+        dtype=params.dtype,
         backend="reference" if ctx.backend == "reference" else None,
     )
     return {"image": out}
@@ -80,7 +84,9 @@ def gaussian_block(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str
 
     spacing = spacing_of(ctx.attrs.get("image", {}), params.spacing, "medicine.gaussian")
     sigma = sigma_voxels(params.sigma_mm_zyx, spacing)
-    return {"image": gaussian_valid(_float(arrays["image"]), sigma, truncate=params.truncate)}
+    x = arrays["image"]
+    dtype = params.dtype or ("float64" if x.dtype == np.float64 else "float32")
+    return {"image": gaussian_valid(x.astype(dtype, copy=False), sigma, truncate=params.truncate)}
 
 
 def median_block(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
@@ -111,7 +117,11 @@ def range_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, 
     mins = np.concatenate([np.asarray(p["min"], dtype=np.float64) for p in parts])
     maxs = np.concatenate([np.asarray(p["max"], dtype=np.float64) for p in parts])
     counts = np.concatenate([np.asarray(p["count"], dtype=np.int64) for p in parts])
-    return {"min": np.array([mins.min()]), "max": np.array([maxs.max()]), "count": np.array([counts.sum()])}
+    return {
+        "min": np.array([mins.min()]),
+        "max": np.array([maxs.max()]),
+        "count": np.array([counts.sum()]),
+    }
 
 
 def range_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
@@ -124,7 +134,9 @@ def _hist_range(arrays: Mapping[str, Any], params: Any) -> tuple[float, float, b
         return float(params.range[0]), float(params.range[1]), True
     table = arrays.get("range")
     if table is None:
-        raise ExecutionError("medicine.threshold: Otsu needs a 'range' parameter or a range table input")
+        raise ExecutionError(
+            "medicine.threshold: Otsu needs a 'range' parameter or a range table input"
+        )
     n = _scalar(table, "count")
     return _scalar(table, "min"), _scalar(table, "max"), n > 0
 
@@ -135,7 +147,11 @@ def otsu_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, 
 
     lo, hi, any_value = _hist_range(arrays, params)
     bins = int(params.bins)
-    counts = histogram_partial(arrays["image"], bins, (lo, hi)) if any_value else np.zeros(bins, np.int64)
+    counts = (
+        histogram_partial(arrays["image"], bins, (lo, hi))
+        if any_value
+        else np.zeros(bins, np.int64)
+    )
     return {"count": counts, "lo": np.full(bins, lo), "hi": np.full(bins, hi)}
 
 
@@ -164,8 +180,15 @@ def otsu_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
     lo, hi = float(np.asarray(state["lo"])[0]), float(np.asarray(state["hi"])[0])
     edges = histogram_edges(int(params.bins), (lo, hi))
     t = otsu_threshold(counts, edges)
-    return {"threshold": {"threshold": np.array([t]), "lo": np.array([edges[0]]), "hi": np.array([edges[-1]]),
-                          "bins": np.array([int(params.bins)], dtype=np.int64), "count": np.array([total])}}
+    return {
+        "threshold": {
+            "threshold": np.array([t]),
+            "lo": np.array([edges[0]]),
+            "hi": np.array([edges[-1]]),
+            "bins": np.array([int(params.bins)], dtype=np.int64),
+            "count": np.array([total]),
+        }
+    }
 
 
 def threshold_block(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
@@ -196,7 +219,9 @@ def label_blocks(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, 
         first[lab[new]] = idx[new]
         local = np.unravel_index(first[1:], labels.shape)
         shape = tuple(int(ctx.sizes[d]) for d in ctx.dims)
-        glob = np.ravel_multi_index(tuple(a + o for a, o in zip(local, ctx.origin, strict=True)), shape)
+        glob = np.ravel_multi_index(
+            tuple(a + o for a, o in zip(local, ctx.origin, strict=True)), shape
+        )
         lut = np.zeros(n + 1, dtype=np.int64)
         lut[1:] = glob + 1
         out = lut[labels]
@@ -219,8 +244,16 @@ def equivalences_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dic
     """Union-find over all pairs, kept as (label, root) rows: one row per label."""
     from minjiang.kernels.label import union_find_roots
 
-    a = np.concatenate([np.asarray(p["a"], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
-    b = np.concatenate([np.asarray(p["b"], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+    a = (
+        np.concatenate([np.asarray(p["a"], dtype=np.int64) for p in parts])
+        if parts
+        else np.zeros(0, np.int64)
+    )
+    b = (
+        np.concatenate([np.asarray(p["b"], dtype=np.int64) for p in parts])
+        if parts
+        else np.zeros(0, np.int64)
+    )
     labels, roots = union_find_roots(np.stack([a, b], axis=1), a)
     return {"a": labels, "b": roots}
 

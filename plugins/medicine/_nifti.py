@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from minjiang.core.errors import ReaderError
 
 __all__ = ["index_affine", "open_nibabel"]
@@ -57,11 +56,15 @@ def _nifti_affine(img: Any, mode: str, reader: str) -> tuple[np.ndarray, str]:
     qform, qcode = hdr.get_qform(coded=True)
     if mode == "sform":
         if not scode:
-            raise ReaderError(f"{reader}: affine='sform' but the file's sform_code is 0; use affine='auto' or 'qform'")
+            raise ReaderError(
+                f"{reader}: affine='sform' but the file's sform_code is 0; use affine='auto' or 'qform'"
+            )
         return np.asarray(sform), "sform"
     if mode == "qform":
         if not qcode:
-            raise ReaderError(f"{reader}: affine='qform' but the file's qform_code is 0; use affine='auto' or 'sform'")
+            raise ReaderError(
+                f"{reader}: affine='qform' but the file's qform_code is 0; use affine='auto' or 'sform'"
+            )
         return np.asarray(qform), "qform"
     if scode:
         return np.asarray(sform), "sform"
@@ -81,7 +84,7 @@ def open_nibabel(reader: str, path: Path, params: Any) -> Any:
         proxy = img.dataobj
         shape = tuple(int(s) for s in proxy.shape)
         raw_dtype = np.dtype(img.get_data_dtype())
-    except Exception as err:  # noqa: BLE001 - any parser failure becomes a ReaderError
+    except Exception as err:
         raise ReaderError(
             f"{reader}: the source cannot be read as an image ({type(err).__name__}); check that it is "
             "a complete NIfTI/Analyze/MGH/MINC/PAR file"
@@ -90,13 +93,20 @@ def open_nibabel(reader: str, path: Path, params: Any) -> Any:
         raise ReaderError(f"{reader}: expected a 2-D to 4-D image, got shape {shape}")
     if raw_dtype.kind not in "biuf":
         raise ReaderError(f"{reader}: unsupported voxel type {raw_dtype.name!r} (complex or RGB)")
-    slope = getattr(proxy, "slope", 1.0)
-    inter = getattr(proxy, "inter", 0.0)
-    scaled = (slope is not None and float(slope) != 1.0) or (inter is not None and float(inter) != 0.0)
-    if scaled or raw_dtype.kind == "f":
+    try:
+        probe = np.asarray(proxy[(slice(0, 1),) * len(shape)]).dtype  # what slicing returns
+    except Exception as err:
+        raise ReaderError(
+            f"{reader}: the image data cannot be read ({type(err).__name__}); the file may be truncated "
+            "or its data file missing"
+        ) from None
+    # Scaling (NIfTI scl_slope/scl_inter, MINC, PAR/REC, AFNI) makes floats: float32
+    # unless the file itself holds float64.
+    scaled = probe.kind == "f" and raw_dtype.kind != "f"
+    if probe.kind == "f":
         dtype = np.dtype(np.float64 if raw_dtype == np.float64 else np.float32)
     else:
-        dtype = raw_dtype.newbyteorder("=")
+        dtype = probe.newbyteorder("=")
     if dtype == np.bool_:
         dtype = np.dtype(np.uint8)
 
@@ -105,18 +115,24 @@ def open_nibabel(reader: str, path: Path, params: Any) -> Any:
     else:
         unit_name = "mm"
     unit = _UNIT_MM.get(unit_name, 1.0)
-    affine, source = _nifti_affine(img, params.affine, reader) if reader == "medicine.nifti" else (
-        np.asarray(img.affine), "header"
+    affine, source = (
+        _nifti_affine(img, params.affine, reader)
+        if reader == "medicine.nifti"
+        else (np.asarray(img.affine), "header")
     )
     zooms = [float(z) * unit for z in img.header.get_zooms()[:3]]
     zooms += [1.0] * (3 - len(zooms))
-    arr = da.from_array(_Scaled(proxy, dtype), chunks=_io_chunks(shape, dtype.itemsize), asarray=False)
+    arr = da.from_array(
+        _Scaled(proxy, dtype), chunks=_io_chunks(shape, dtype.itemsize), asarray=False
+    )
     if len(shape) == 2:
         arr = arr[:, :, None]
     if arr.ndim == 4:
         if params.volume is not None:
             if params.volume >= arr.shape[3]:
-                raise ReaderError(f"{reader}: volume={params.volume} but the image has {arr.shape[3]} volumes")
+                raise ReaderError(
+                    f"{reader}: volume={params.volume} but the image has {arr.shape[3]} volumes"
+                )
             arr = arr[..., params.volume]
     elif params.volume not in (None, 0):
         raise ReaderError(f"{reader}: volume={params.volume} but the image is 3-D")

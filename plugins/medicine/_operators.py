@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from minjiang.core._operator import (
     Aggregate,
     ArrayOutput,
@@ -25,13 +23,15 @@ from minjiang.plugins.medicine._geometry import (
     sigma_voxels,
     spacing_of,
 )
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["OPERATORS"]
 
 _K = "minjiang.plugins.medicine._kernels:"
 _ZYX = ("z", "y", "x")
 _REAL = ("b", "i", "u", "f")
-Boundary = Literal["reflect", "mirror", "nearest", "wrap", "constant"]
+# No "wrap": periodic edges have no meaning for a patient volume.
+Boundary = Literal["reflect", "mirror", "nearest", "constant"]
 
 
 class _Params(BaseModel):
@@ -55,14 +55,21 @@ def _check_spacing(v: list[float] | None) -> list[float] | None:
 class WindowParams(_Params):
     """Modality LUT (rescale) and VOI window."""
 
-    center: float | None = Field(default=None, description="Window center; default: the image's DICOM window.")
-    width: float | None = Field(default=None, description="Window width; default: the image's DICOM window.")
+    center: float | None = Field(
+        default=None, description="Window center; default: the image's DICOM window."
+    )
+    width: float | None = Field(
+        default=None, description="Window width; default: the image's DICOM window."
+    )
     function: Literal["LINEAR", "LINEAR_EXACT", "SIGMOID"] | None = Field(
-        default=None, description="VOI LUT function (PS3.3 C.11.2.1.2); default: the image's, else LINEAR."
+        default=None,
+        description="VOI LUT function (PS3.3 C.11.2.1.2); default: the image's, else LINEAR.",
     )
     y_min: float = Field(default=0.0, description="Output value of the window's bottom.")
     y_max: float = Field(default=1.0, description="Output value of the window's top.")
-    slope: float = Field(default=1.0, description="Rescale slope applied first (1 for data stored in HU).")
+    slope: float = Field(
+        default=1.0, description="Rescale slope applied first (1 for data stored in HU)."
+    )
     intercept: float = Field(default=0.0, description="Rescale intercept applied first.")
     dtype: Literal["float32", "float64"] = "float32"
 
@@ -81,11 +88,19 @@ class WindowParams(_Params):
 def _window_outputs(params: WindowParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
     info = inputs.get("image")
     attrs = dict(getattr(info, "attrs", None) or {})
-    if (params.center is None and "window_center" not in attrs) or (params.width is None and "window_width" not in attrs):
+    if (params.center is None and "window_center" not in attrs) or (
+        params.width is None and "window_width" not in attrs
+    ):
         raise ContractError(
             "medicine.hu_window: the image carries no DICOM window; pass params={'center': ..., 'width': ...}"
         )
-    return (ArrayOutput("image", dtype=params.dtype, attrs=geometry_attrs(info, units="", long_name="windowed values")),)
+    return (
+        ArrayOutput(
+            "image",
+            dtype=params.dtype,
+            attrs=geometry_attrs(info, units="", long_name="windowed values"),
+        ),
+    )
 
 
 HU_WINDOW = Operator(
@@ -103,9 +118,18 @@ HU_WINDOW = Operator(
 class GaussianParams(_Params):
     """3-D Gaussian smoothing with sigma in millimetres."""
 
-    sigma_mm: float | list[float] = Field(description="Standard deviation in mm: one value or (z, y, x).")
-    truncate: float = Field(default=4.0, gt=0, le=10, description="Kernel radius in standard deviations.")
-    mode: Boundary = Field(default="reflect", description="Boundary mode at the array's edges (SciPy's).")
+    sigma_mm: float | list[float] = Field(
+        description="Standard deviation in mm: one value or (z, y, x)."
+    )
+    truncate: float = Field(
+        default=4.0, gt=0, le=10, description="Kernel radius in standard deviations."
+    )
+    mode: Boundary = Field(
+        default="reflect", description="Boundary mode at the array's edges (SciPy's)."
+    )
+    dtype: Literal["float32", "float64"] | None = Field(
+        default=None, description="Output dtype; default float64 for float64 input, else float32."
+    )
     spacing: list[float] | None = _spacing_field()
 
     @field_validator("spacing")
@@ -129,7 +153,9 @@ class GaussianParams(_Params):
 def _gaussian_halo(params: GaussianParams, inputs: dict[str, Any]) -> dict[str, int]:
     from minjiang.kernels.gaussian import gaussian_radius
 
-    spacing = spacing_of(getattr(inputs.get("image"), "attrs", {}) or {}, params.spacing, "medicine.gaussian")
+    spacing = spacing_of(
+        getattr(inputs.get("image"), "attrs", {}) or {}, params.spacing, "medicine.gaussian"
+    )
     sig = sigma_voxels(params.sigma_mm_zyx, spacing)
     return {d: gaussian_radius(s, params.truncate) for d, s in zip(_ZYX, sig, strict=True)}
 
@@ -138,15 +164,26 @@ def _mode(params: Any) -> str:
     return str(params.mode)
 
 
-def _float_out(info: Any) -> str:
-    dt = str(getattr(info, "dtype", "float32"))
-    return "float64" if dt == "float64" else "float32"
+def float_out(params: Any, info: Any) -> str:
+    """The output dtype of a smoothing step: the ``dtype`` parameter, else by input."""
+    if getattr(params, "dtype", None):
+        return str(params.dtype)
+    return "float64" if str(getattr(info, "dtype", "float32")) == "float64" else "float32"
 
 
 def _gaussian_outputs(params: GaussianParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
     info = inputs.get("image")
-    return (ArrayOutput("image", dtype=_float_out(info), attrs=geometry_attrs(
-        info, units=(getattr(info, "attrs", {}) or {}).get("units", ""), sigma_mm=list(params.sigma_mm_zyx))),)
+    return (
+        ArrayOutput(
+            "image",
+            dtype=float_out(params, info),
+            attrs=geometry_attrs(
+                info,
+                units=(getattr(info, "attrs", {}) or {}).get("units", ""),
+                sigma_mm=list(params.sigma_mm_zyx),
+            ),
+        ),
+    )
 
 
 GAUSSIAN = Operator(
@@ -168,7 +205,9 @@ class MedianParams(_Params):
         description="Window extent in mm: one value or (z, y, x); per axis the odd voxel count closest "
         "to size_mm / spacing (ties go up)."
     )
-    mode: Boundary = Field(default="reflect", description="Boundary mode at the array's edges (SciPy's).")
+    mode: Boundary = Field(
+        default="reflect", description="Boundary mode at the array's edges (SciPy's)."
+    )
     spacing: list[float] | None = _spacing_field()
 
     @field_validator("spacing")
@@ -189,7 +228,9 @@ class MedianParams(_Params):
 
 
 def _median_halo(params: MedianParams, inputs: dict[str, Any]) -> dict[str, int]:
-    spacing = spacing_of(getattr(inputs.get("image"), "attrs", {}) or {}, params.spacing, "medicine.median")
+    spacing = spacing_of(
+        getattr(inputs.get("image"), "attrs", {}) or {}, params.spacing, "medicine.median"
+    )
     size = median_size(params.size_mm_zyx, spacing)
     if max(size) > 101:
         raise ContractError(
@@ -203,7 +244,12 @@ def _median_outputs(params: MedianParams, inputs: dict[str, Any]) -> tuple[Array
     info = inputs.get("image")
     attrs = getattr(info, "attrs", {}) or {}
     size = median_size(params.size_mm_zyx, spacing_of(attrs, params.spacing, "medicine.median"))
-    return (ArrayOutput("image", attrs=geometry_attrs(info, units=attrs.get("units", ""), window_voxels=list(size))),)
+    return (
+        ArrayOutput(
+            "image",
+            attrs=geometry_attrs(info, units=attrs.get("units", ""), window_voxels=list(size)),
+        ),
+    )
 
 
 MEDIAN = Operator(
@@ -225,10 +271,12 @@ class ThresholdParams(_Params):
     value: float | None = Field(default=None, description="The threshold, for method='fixed'.")
     bins: int = Field(default=256, ge=2, le=1 << 20, description="Histogram bins for Otsu.")
     range: tuple[float, float] | None = Field(
-        default=None, description="Histogram range for Otsu; default: the image's finite min and max."
+        default=None,
+        description="Histogram range for Otsu; default: the image's finite min and max.",
     )
     direction: Literal["above", "below"] = Field(
-        default="above", description="Foreground: values > threshold ('above') or <= threshold ('below')."
+        default="above",
+        description="Foreground: values > threshold ('above') or <= threshold ('below').",
     )
 
     @model_validator(mode="after")
@@ -257,7 +305,13 @@ class _ApplyParams(_Params):
 
 
 def _mask_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
-    return (ArrayOutput("mask", dtype="uint8", attrs=geometry_attrs(inputs.get("image"), units="", long_name="mask")),)
+    return (
+        ArrayOutput(
+            "mask",
+            dtype="uint8",
+            attrs=geometry_attrs(inputs.get("image"), units="", long_name="mask"),
+        ),
+    )
 
 
 _VALUE_RANGE = Operator(
@@ -265,7 +319,9 @@ _VALUE_RANGE = Operator(
     version="1",
     inputs=(Input("image", dtypes=_REAL),),
     outputs=(TableOutput("range", {"min": "float64", "max": "float64", "count": "int64"}),),
-    pattern=Aggregate(partial=_K + "range_partial", combine=_K + "range_combine", finalize=_K + "range_finalize"),
+    pattern=Aggregate(
+        partial=_K + "range_partial", combine=_K + "range_combine", finalize=_K + "range_finalize"
+    ),
     params=_RangeParams,
     description="Finite minimum, maximum and count of an image (the histogram range for Otsu).",
 )
@@ -273,9 +329,21 @@ _OTSU = Operator(
     name="medicine.otsu",
     version="1",
     inputs=(Input("image", dtypes=_REAL), Input("range", kind="table", optional=True)),
-    outputs=(TableOutput("threshold", {"threshold": "float64", "lo": "float64", "hi": "float64",
-                                       "bins": "int64", "count": "int64"}),),
-    pattern=Aggregate(partial=_K + "otsu_partial", combine=_K + "otsu_combine", finalize=_K + "otsu_finalize"),
+    outputs=(
+        TableOutput(
+            "threshold",
+            {
+                "threshold": "float64",
+                "lo": "float64",
+                "hi": "float64",
+                "bins": "int64",
+                "count": "int64",
+            },
+        ),
+    ),
+    pattern=Aggregate(
+        partial=_K + "otsu_partial", combine=_K + "otsu_combine", finalize=_K + "otsu_finalize"
+    ),
     params=_OtsuParams,
     description="Otsu's threshold of the global histogram (partial histograms per block, summed).",
 )
@@ -292,7 +360,14 @@ _APPLY = Operator(
 
 def _threshold_expand(params: ThresholdParams, inputs: dict[str, Any]) -> list[SubStep]:
     if params.method == "fixed":
-        return [SubStep("apply", _APPLY, {"image": "image"}, {"value": params.value, "direction": params.direction})]
+        return [
+            SubStep(
+                "apply",
+                _APPLY,
+                {"image": "image"},
+                {"value": params.value, "direction": params.direction},
+            )
+        ]
     steps = []
     otsu_inputs = {"image": "image"}
     if params.range is None:
@@ -302,7 +377,14 @@ def _threshold_expand(params: ThresholdParams, inputs: dict[str, Any]) -> list[S
     if params.range is not None:
         otsu_params["range"] = list(params.range)
     steps.append(SubStep("otsu", _OTSU, otsu_inputs, otsu_params))
-    steps.append(SubStep("apply", _APPLY, {"image": "image", "threshold": "otsu"}, {"direction": params.direction}))
+    steps.append(
+        SubStep(
+            "apply",
+            _APPLY,
+            {"image": "image", "threshold": "otsu"},
+            {"direction": params.direction},
+        )
+    )
     return steps
 
 
@@ -330,12 +412,20 @@ def _label_memory(size: TaskSize, params: Any) -> int:
     cells = 1
     for n in size.block_shape:
         cells *= n
-    return 2 * size.input_bytes + 2 * size.output_bytes + 16 * cells  # union-find parents + root labels
+    return (
+        2 * size.input_bytes + 2 * size.output_bytes + 16 * cells
+    )  # union-find parents + root labels
 
 
 def _labels_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
     info = inputs.get("mask") or inputs.get("labels")
-    return (ArrayOutput("labels", dtype="int64", attrs=geometry_attrs(info, units="", long_name="provisional labels")),)
+    return (
+        ArrayOutput(
+            "labels",
+            dtype="int64",
+            attrs=geometry_attrs(info, units="", long_name="provisional labels"),
+        ),
+    )
 
 
 def _final_labels_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
@@ -344,7 +434,14 @@ def _final_labels_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOut
     for n in getattr(info, "shape", ()) or ():
         cells *= int(n)
     dtype = "int32" if cells < (1 << 31) else "int64"  # never more components than cells
-    return (ArrayOutput("labels", dtype=dtype, fill_value=0, attrs=geometry_attrs(info, units="", long_name="labels")),)
+    return (
+        ArrayOutput(
+            "labels",
+            dtype=dtype,
+            fill_value=0,
+            attrs=geometry_attrs(info, units="", long_name="labels"),
+        ),
+    )
 
 
 _LABEL_BLOCKS = Operator(
@@ -363,8 +460,11 @@ _LABEL_EQUIV = Operator(
     inputs=(Input("labels", dims=_ZYX, dtypes=("i", "u")),),
     outputs=(TableOutput("equivalences", {"old": "int64", "new": "int64"}),),
     pattern=Aggregate(
-        partial=_K + "equivalences_partial", combine=_K + "equivalences_combine",
-        finalize=_K + "equivalences_finalize", halo={"z": 1, "y": 1, "x": 1}, boundary="constant",
+        partial=_K + "equivalences_partial",
+        combine=_K + "equivalences_combine",
+        finalize=_K + "equivalences_finalize",
+        halo={"z": 1, "y": 1, "x": 1},
+        boundary="constant",
     ),
     params=LabelParams,
     description="Label pairs touching across block faces (edges, corners), joined by union-find.",
@@ -413,16 +513,30 @@ class VolumetricsParams(_Params):
 
 
 _VOLUME_COLUMNS = {
-    "label": "int64", "voxel_count": "int64", "volume_ml": "float64",
-    "centroid_z": "float64", "centroid_y": "float64", "centroid_x": "float64",
-    "centroid_x_mm": "float64", "centroid_y_mm": "float64", "centroid_z_mm": "float64",
-    "bbox_z0": "int64", "bbox_y0": "int64", "bbox_x0": "int64",
-    "bbox_z1": "int64", "bbox_y1": "int64", "bbox_x1": "int64",
-    "mean": "float64", "min": "float64", "max": "float64",
+    "label": "int64",
+    "voxel_count": "int64",
+    "volume_ml": "float64",
+    "centroid_z": "float64",
+    "centroid_y": "float64",
+    "centroid_x": "float64",
+    "centroid_x_mm": "float64",
+    "centroid_y_mm": "float64",
+    "centroid_z_mm": "float64",
+    "bbox_z0": "int64",
+    "bbox_y0": "int64",
+    "bbox_x0": "int64",
+    "bbox_z1": "int64",
+    "bbox_y1": "int64",
+    "bbox_x1": "int64",
+    "mean": "float64",
+    "min": "float64",
+    "max": "float64",
 }
 
 
-def _volumetrics_outputs(params: VolumetricsParams, inputs: dict[str, Any]) -> tuple[TableOutput, ...]:
+def _volumetrics_outputs(
+    params: VolumetricsParams, inputs: dict[str, Any]
+) -> tuple[TableOutput, ...]:
     attrs = dict(getattr(inputs.get("image"), "attrs", None) or {})
     if "spacing" not in attrs:
         attrs = dict(getattr(inputs.get("labels"), "attrs", None) or {})
@@ -433,10 +547,15 @@ def _volumetrics_outputs(params: VolumetricsParams, inputs: dict[str, Any]) -> t
 VOLUMETRICS = Operator(
     name="medicine.volumetrics",
     version="1",
-    inputs=(Input("labels", dims=_ZYX, dtypes=("i", "u")), Input("image", dims=_ZYX, dtypes=_REAL, optional=True)),
+    inputs=(
+        Input("labels", dims=_ZYX, dtypes=("i", "u")),
+        Input("image", dims=_ZYX, dtypes=_REAL, optional=True),
+    ),
     outputs=_volumetrics_outputs,
     pattern=Aggregate(
-        partial=_K + "volumetrics_partial", combine=_K + "volumetrics_combine", finalize=_K + "volumetrics_finalize"
+        partial=_K + "volumetrics_partial",
+        combine=_K + "volumetrics_combine",
+        finalize=_K + "volumetrics_finalize",
     ),
     params=VolumetricsParams,
     description="Per label: voxel count, volume (mL), world centroid (LPS mm), bounding box, mean/min/max intensity.",

@@ -22,10 +22,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from minjiang.core._reader import Reader
 from minjiang.core.errors import ReaderError
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -62,7 +61,9 @@ class DicomParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     series: int | None = Field(
-        default=None, ge=0, description="Which series to read when the sources hold several (0-based)."
+        default=None,
+        ge=0,
+        description="Which series to read when the sources hold several (0-based).",
     )
     dates: Literal["remove", "shift"] = Field(
         default="remove",
@@ -77,7 +78,9 @@ class DicomParams(BaseModel):
     )
     mask_padding: bool = Field(default=True, description="Pixel Padding Value voxels become NaN.")
     max_voxels: int = Field(default=1 << 30, gt=0, description="Refuse series larger than this.")
-    chunks: dict[str, int] | None = Field(default=None, description="Chunk length per dim (z, y, x).")
+    chunks: dict[str, int] | None = Field(
+        default=None, description="Chunk length per dim (z, y, x)."
+    )
 
 
 class DicomReader(Reader):
@@ -101,7 +104,20 @@ class DicomReader(Reader):
     supports_multiple: ClassVar[bool] = True
 
     def source_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-        files = _existing_files(self.name, paths)
+        # In folders, files that are not DICOM Part 10 (no "DICM" after the preamble:
+        # notes, thumbnails, OS metadata) and the DICOMDIR index are not part of the
+        # series; a file named explicitly is always taken, and quarantined if bad.
+        files = [
+            f
+            for raw in paths
+            for f in (
+                [p for p in _existing_files(self.name, [raw]) if _is_part10(p)]
+                if Path(raw).is_dir()
+                else _existing_files(self.name, [raw])
+            )
+        ]
+        if not files:
+            raise ReaderError(f"{self.name}: the folders hold no DICOM file")
         return _neutral_links([[f] for f in files], [[".dcm"] for _ in files])
 
     def identity(self, params: Any) -> dict[str, Any]:
@@ -113,7 +129,6 @@ class DicomReader(Reader):
 
     def open(self, files: list[Path], params: Any) -> xr.Dataset:
         import xarray as xr
-
         from minjiang.plugins.medicine._annex_e import EDITION
         from minjiang.plugins.medicine._deid import DEID_METHOD_CODES, Deidentifier, load_key
         from minjiang.plugins.medicine._dicom import read_series
@@ -121,10 +136,17 @@ class DicomReader(Reader):
         params = params or DicomParams()
         deid = Deidentifier(load_key(), dates=params.dates)
         vol = read_series(
-            list(files), deid=deid, series=params.series, allow_burned_in=params.allow_burned_in,
-            on_quarantine=params.on_quarantine, max_voxels=params.max_voxels, mask_padding=params.mask_padding,
+            list(files),
+            deid=deid,
+            series=params.series,
+            allow_burned_in=params.allow_burned_in,
+            on_quarantine=params.on_quarantine,
+            max_voxels=params.max_voxels,
+            mask_padding=params.mask_padding,
         )
-        codes = [DEID_METHOD_CODES["basic"][0]] + ([DEID_METHOD_CODES["shift"][0]] if params.dates == "shift" else [])
+        codes = [DEID_METHOD_CODES["basic"][0]] + (
+            [DEID_METHOD_CODES["shift"][0]] if params.dates == "shift" else []
+        )
         attrs = {
             **vol.dataset_attrs,
             "patient_identity_removed": "YES",
@@ -144,7 +166,9 @@ class NiftiParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    volume: int | None = Field(default=None, ge=0, description="Pick one volume of a 4-D image (0-based).")
+    volume: int | None = Field(
+        default=None, ge=0, description="Pick one volume of a 4-D image (0-based)."
+    )
     affine: Literal["auto", "sform", "qform"] = Field(
         default="auto",
         description="NIfTI only: 'auto' takes the sform when its code is set, else the qform "
@@ -191,25 +215,56 @@ class NibabelReader(NiftiReader):
 
     name: ClassVar[str] = "medicine.nibabel"
     description: ClassVar[str] = "Analyze, MGH/MGZ, MINC, PAR/REC, AFNI, ECAT volumes (nibabel)"
-    extensions: ClassVar[tuple[str, ...]] = (".hdr", ".img", ".mgh", ".mgz", ".mnc", ".par", ".head", ".v")
+    extensions: ClassVar[tuple[str, ...]] = (
+        ".hdr",
+        ".img",
+        ".mgh",
+        ".mgz",
+        ".mnc",
+        ".par",
+        ".head",
+        ".v",
+    )
 
 
-_COMPANIONS = {".hdr": (".img",), ".img": (".hdr",), ".par": (".rec",), ".rec": (".par",), ".head": (".brik", ".brik.gz")}
-_KNOWN = (".nii.gz", ".nii", ".hdr", ".img", ".mgh", ".mgz", ".mnc", ".par", ".rec", ".head", ".brik.gz", ".brik", ".v")
+_COMPANIONS = {
+    ".hdr": (".img",),
+    ".img": (".hdr",),
+    ".par": (".rec",),
+    ".rec": (".par",),
+    ".head": (".brik", ".brik.gz"),
+}
+_KNOWN = (
+    ".nii.gz",
+    ".nii",
+    ".hdr",
+    ".img",
+    ".mgh",
+    ".mgz",
+    ".mnc",
+    ".par",
+    ".rec",
+    ".head",
+    ".brik.gz",
+    ".brik",
+    ".v",
+)
 
 
 def _suffix(path: Path) -> str:
     low = path.name.lower()
     for ext in _KNOWN:
         if low.endswith(ext):
-            return path.name[len(path.name) - len(ext):]
+            return path.name[len(path.name) - len(ext) :]
     return ""
 
 
 def _with_companions(reader: str, path: Path) -> tuple[list[Path], list[str]]:
     sfx = _suffix(path)
     if not sfx:
-        raise ReaderError(f"{reader}: the source does not have a known image extension ({', '.join(_KNOWN)})")
+        raise ReaderError(
+            f"{reader}: the source does not have a known image extension ({', '.join(_KNOWN)})"
+        )
     stem = path.name[: len(path.name) - len(sfx)]
     group, sfxs = [path], [sfx]
     for comp in _COMPANIONS.get(sfx.lower(), ()):
@@ -220,8 +275,20 @@ def _with_companions(reader: str, path: Path) -> tuple[list[Path], list[str]]:
                 sfxs.append(cand)
                 break
     if sfx.lower() in (".hdr", ".img", ".par", ".rec", ".head") and len(group) == 1:
-        raise ReaderError(f"{reader}: the source's companion file (image data or header) is missing beside it")
+        raise ReaderError(
+            f"{reader}: the source's companion file (image data or header) is missing beside it"
+        )
     return group, sfxs
+
+
+def _is_part10(path: Path) -> bool:
+    if path.name.upper() == "DICOMDIR":
+        return False
+    try:
+        with path.open("rb") as f:
+            return f.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
 
 
 def _existing_files(reader: str, paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -233,7 +300,9 @@ def _existing_files(reader: str, paths: Sequence[str | os.PathLike[str]]) -> lis
         elif p.is_file():
             files.append(p)
         else:
-            raise ReaderError(f"{reader}: a source path does not exist (source #{len(files) + 1}); check the paths")
+            raise ReaderError(
+                f"{reader}: a source path does not exist (source #{len(files) + 1}); check the paths"
+            )
     if not files:
         raise ReaderError(f"{reader}: no source files given (the folders are empty)")
     return files

@@ -14,7 +14,7 @@ def _pick(results: dict[str, Any], variable: str) -> Any:
     for res in reversed(list(results.values())):
         try:
             ds = res.to_xarray()
-        except Exception:  # noqa: BLE001 - a table-only result has no arrays
+        except Exception:
             continue
         if variable in ds.data_vars:
             return ds[variable]
@@ -46,7 +46,7 @@ def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
     for res in results.values():
         try:
             ds = res.to_xarray()
-        except Exception:  # noqa: BLE001
+        except Exception:
             continue
         if "image" in ds.data_vars and ds["image"].ndim == 3:
             image = ds["image"]
@@ -67,26 +67,64 @@ def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
     spacing = list(image.attrs.get("spacing", [1.0, 1.0, 1.0]))
     vol = image
     views = [
-        ("axial", vol[centre[0], :, :].values, None if lab is None else lab[centre[0]], spacing[1] / spacing[2]),
-        ("coronal", vol[:, centre[1], :].values, None if lab is None else lab[:, centre[1]], spacing[0] / spacing[2]),
-        ("sagittal", vol[:, :, centre[2]].values, None if lab is None else lab[:, :, centre[2]], spacing[0] / spacing[1]),
+        (
+            "axial",
+            vol[centre[0], :, :].values,
+            None if lab is None else lab[centre[0]],
+            spacing[1] / spacing[2],
+        ),
+        (
+            "coronal",
+            vol[:, centre[1], :].values,
+            None if lab is None else lab[:, centre[1]],
+            spacing[0] / spacing[2],
+        ),
+        (
+            "sagittal",
+            vol[:, :, centre[2]].values,
+            None if lab is None else lab[:, :, centre[2]],
+            spacing[0] / spacing[1],
+        ),
     ]
-    finite = np.concatenate([v[1][np.isfinite(v[1])].ravel() for v in views])
-    lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    if image.attrs.get("units") == "HU":  # soft-tissue window: lesions stand out
+        lo, hi = -160.0, 240.0
+    else:
+        finite = np.concatenate([v[1][np.isfinite(v[1])].ravel() for v in views])
+        lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
     fig = Figure(figsize=(12, 4.4), dpi=100)
     FigureCanvasAgg(fig)
     rng = np.random.default_rng(0)
-    colours = np.concatenate([[[0, 0, 0, 0]], np.c_[rng.uniform(0.3, 1, (255, 3)), np.full(255, 0.55)]])
+    colours = np.concatenate(
+        [[[0, 0, 0, 0]], np.c_[rng.uniform(0.3, 1, (255, 3)), np.full(255, 0.6)]]
+    )
     cmap = ListedColormap(colours)
     for ax, (title, plane, lplane, aspect) in zip(fig.subplots(1, 3), views, strict=True):
-        ax.imshow(plane, cmap="gray", vmin=lo, vmax=hi, aspect=aspect, origin="upper", interpolation="nearest")
+        origin = "upper" if title == "axial" else "lower"  # slice index grows upwards
+        ax.imshow(
+            plane,
+            cmap="gray",
+            vmin=lo,
+            vmax=hi,
+            aspect=aspect,
+            origin=origin,
+            interpolation="nearest",
+        )
         if lplane is not None and lplane.any():
-            ax.imshow(np.where(lplane > 0, 1 + (lplane - 1) % 255, 0), cmap=cmap, vmin=0, vmax=255,
-                      aspect=aspect, origin="upper", interpolation="nearest")
+            ax.imshow(
+                np.where(lplane > 0, 1 + (lplane - 1) % 255, 0),
+                cmap=cmap,
+                vmin=0,
+                vmax=255,
+                aspect=aspect,
+                origin=origin,
+                interpolation="nearest",
+            )
         ax.set_title(title)
         ax.set_axis_off()
-    n = 0 if lab is None else int(len(np.unique(lab[lab > 0])))
-    fig.suptitle(f"{n} labelled component(s); slices through ({centre[0]}, {centre[1]}, {centre[2]})")
+    n = 0 if lab is None else len(np.unique(lab[lab > 0]))
+    fig.suptitle(
+        f"{n} labelled component(s); slices through ({centre[0]}, {centre[1]}, {centre[2]})"
+    )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     out = directory / "quicklook.png"

@@ -15,7 +15,9 @@ called or a task runs (see docs/plugins/ocean.md).
 from __future__ import annotations
 
 if __name__ != "minjiang.plugins.ocean":  # importable only as minjiang.plugins.ocean
-    raise ImportError(f"'{__name__}' is minjiang.plugins.ocean: install minjiang and import it by that name")
+    raise ImportError(
+        f"'{__name__}' is minjiang.plugins.ocean: install minjiang and import it by that name"
+    )
 
 from typing import Any
 
@@ -50,4 +52,3 @@ def minjiang_register_pipelines() -> list[Any]:
     from minjiang.plugins.ocean._pipelines import pipelines
 
     return pipelines()
-

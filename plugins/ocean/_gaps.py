@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pad_gaps_reference", "pad_gaps_cpu"]
+__all__ = ["pad_gaps_cpu", "pad_gaps_reference"]
 
 
 def pad_gaps_reference(values: np.ndarray, max_length: int) -> np.ndarray:

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
 from minjiang.core.errors import ContractError
 
 __all__ = [
@@ -130,13 +129,23 @@ def event_columns() -> dict[str, str]:
     return {**EVENT_COLUMNS, **{m: "double" for m in FLOAT_METRICS}}
 
 
-def _pixel_latlon(arrays: Mapping[str, Any], ctx: Any, dims: tuple[str, str], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_latlon(
+    arrays: Mapping[str, Any], ctx: Any, dims: tuple[str, str], shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     if "lat" in arrays and "lon" in arrays:
         return np.asarray(arrays["lat"], np.float64), np.asarray(arrays["lon"], np.float64)
     lat = ctx.coords.get(dims[0]) if dims[0] in ("lat", "latitude") else None
     lon = ctx.coords.get(dims[1]) if dims[1] in ("lon", "longitude") else None
-    lat2 = np.full(shape, np.nan) if lat is None else np.broadcast_to(np.asarray(lat, np.float64)[:, None], shape)
-    lon2 = np.full(shape, np.nan) if lon is None else np.broadcast_to(np.asarray(lon, np.float64)[None, :], shape)
+    lat2 = (
+        np.full(shape, np.nan)
+        if lat is None
+        else np.broadcast_to(np.asarray(lat, np.float64)[:, None], shape)
+    )
+    lon2 = (
+        np.full(shape, np.nan)
+        if lon is None
+        else np.broadcast_to(np.asarray(lon, np.float64)[None, :], shape)
+    )
     return lat2, lon2
 
 
@@ -146,7 +155,9 @@ def marine_heatwaves(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
 
     sst = np.asarray(arrays["sst"])
     if sst.ndim != 3:
-        raise ContractError(f"ocean.marine_heatwaves: expected a (time, y, x) block, got shape {sst.shape!r}")
+        raise ContractError(
+            f"ocean.marine_heatwaves: expected a (time, y, x) block, got shape {sst.shape!r}"
+        )
     ev = detect_events(
         sst,
         _time(ctx, "ocean.marine_heatwaves"),
@@ -185,7 +196,14 @@ def marine_heatwaves(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
         "date_peak": np.array([cal.iso(i) for i in ev.column("index_peak")], dtype=object),
         "date_end": np.array([cal.iso(i) for i in ev.column("index_end")], dtype=object),
     }
-    for name in ("duration", "category", "duration_moderate", "duration_strong", "duration_severe", "duration_extreme"):
+    for name in (
+        "duration",
+        "category",
+        "duration_moderate",
+        "duration_strong",
+        "duration_severe",
+        "duration_extreme",
+    ):
         table[name] = ev.column(name).astype(np.int32)
     for name in FLOAT_METRICS:
         table[name] = ev.column(name).astype(np.float64)
@@ -193,12 +211,16 @@ def marine_heatwaves(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
         table["date_start"] = table["date_peak"] = table["date_end"] = np.array([], dtype=object)
     import pyarrow as pa
 
-    out["events"] = pa.table({k: pa.array(v, type=pa.type_for_alias(event_columns()[k])) for k, v in table.items()})
+    out["events"] = pa.table(
+        {k: pa.array(v, type=pa.type_for_alias(event_columns()[k])) for k, v in table.items()}
+    )
     return out
 
 
 # --------------------------------------------------------------------- regional means
-def _cell_geometry(arrays: Mapping[str, Any], ctx: Any, shape: tuple[int, int], what: str) -> tuple[np.ndarray, np.ndarray]:
+def _cell_geometry(
+    arrays: Mapping[str, Any], ctx: Any, shape: tuple[int, int], what: str
+) -> tuple[np.ndarray, np.ndarray]:
     dims = tuple(d for d in ctx.dims if d != "time")
     if "lat" in arrays and "lon" in arrays:
         return np.asarray(arrays["lat"], np.float64), np.asarray(arrays["lon"], np.float64)
@@ -233,12 +255,16 @@ def regional_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
     return state
 
 
-def regional_combine(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], params: Any) -> dict[str, np.ndarray]:
+def regional_combine(
+    a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], params: Any
+) -> dict[str, np.ndarray]:
     """Reduce combine: the sums add."""
     return {k: np.asarray(a[k]) + np.asarray(b[k]) for k in a}
 
 
-def regional_finalize(state: Mapping[str, np.ndarray], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+def regional_finalize(
+    state: Mapping[str, np.ndarray], params: Any, ctx: Any
+) -> dict[str, np.ndarray]:
     """Reduce finalize: mean = Σw·x / Σw (NaN where no valid cell)."""
     n = len(params.boxes())
     total = np.stack([np.asarray(state[f"sum_{r:02d}"]) for r in range(n)])
@@ -250,15 +276,16 @@ def regional_finalize(state: Mapping[str, np.ndarray], params: Any, ctx: Any) ->
 
 # --------------------------------------------------------------------- running mean
 def running_mean_1d(x: np.ndarray, window: int) -> np.ndarray:
-    """Centred running mean along the last axis; NaN where the window is incomplete."""
+    """Centred running mean along the last axis; NaN where the window is incomplete
+    (at the ends, or when a value in it is missing)."""
     x = np.asarray(x, dtype=np.float64)
     h = window // 2
     out = np.full(x.shape, np.nan)
     n = x.shape[-1]
     if n < window:
         return out
-    c = np.cumsum(np.concatenate([np.zeros((*x.shape[:-1], 1)), x], axis=-1), axis=-1)
-    out[..., h : n - h] = (c[..., window:] - c[..., :-window]) / window
+    windows = np.lib.stride_tricks.sliding_window_view(x, window, axis=-1)
+    out[..., h : n - h] = windows.sum(axis=-1) / window
     return out
 
 
@@ -272,7 +299,9 @@ def running_mean(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, 
 
 
 # --------------------------------------------------------------------- EOF
-def _eof_weights(arrays: Mapping[str, Any], params: Any, ctx: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+def _eof_weights(
+    arrays: Mapping[str, Any], params: Any, ctx: Any, shape: tuple[int, ...]
+) -> np.ndarray | None:
     if "weights" in arrays:
         return np.asarray(arrays["weights"], np.float64)
     if params.weights == "none":
@@ -321,7 +350,7 @@ def eof_finalize(state: Mapping[str, np.ndarray], params: Any) -> dict[str, Any]
     from minjiang.plugins.ocean.eof import solve
 
     g = np.asarray(state["gram"], dtype=np.float64)
-    n = int(round(np.sqrt(g.size)))
+    n = round(float(np.sqrt(g.size)))
     sol = solve(g.reshape(n, n), min(params.n_modes, n))
     k = sol["u"].shape[1]
     return {
@@ -347,11 +376,18 @@ def _modes(table: Any, n_modes: int, n_time: int) -> dict[str, np.ndarray]:
         )
     u = cols["u"].reshape(k, n_time).T
     first = np.arange(k) * n_time
-    out = {"u": u, "sigma": cols["sigma"][first], "eigenvalues": cols["eigenvalue"][first],
-           "variance_fraction": cols["variance_fraction"][first]}
+    out = {
+        "u": u,
+        "sigma": cols["sigma"][first],
+        "eigenvalues": cols["eigenvalue"][first],
+        "variance_fraction": cols["variance_fraction"][first],
+    }
     pad = n_modes - k  # fewer time steps than modes asked: pad with NaN
     if pad > 0:
-        out = {name: np.concatenate([v, np.full((*v.shape[:-1], pad), np.nan)], axis=-1) for name, v in out.items()}
+        out = {
+            name: np.concatenate([v, np.full((*v.shape[:-1], pad), np.nan)], axis=-1)
+            for name, v in out.items()
+        }
     return out
 
 

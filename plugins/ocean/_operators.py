@@ -66,10 +66,22 @@ def _clim_outputs(params: ClimatologyParams, inputs: Mapping[str, Any]) -> tuple
     base = _units(inputs, "sst")
     what = "day of the 366-day year" if axis == "doy" else "calendar month"
     return (
-        ArrayOutput("seas", dtype="float64", dims=(axis, ydim, xdim), sizes={axis: n}, coords=coords,
-                    attrs={**base, "long_name": f"climatological mean by {what}"}),
-        ArrayOutput("thresh", dtype="float64", dims=(axis, ydim, xdim), sizes={axis: n}, coords=coords,
-                    attrs={**base, "long_name": f"{params.percentile:g}th percentile by {what}"}),
+        ArrayOutput(
+            "seas",
+            dtype="float64",
+            dims=(axis, ydim, xdim),
+            sizes={axis: n},
+            coords=coords,
+            attrs={**base, "long_name": f"climatological mean by {what}"},
+        ),
+        ArrayOutput(
+            "thresh",
+            dtype="float64",
+            dims=(axis, ydim, xdim),
+            sizes={axis: n},
+            coords=coords,
+            attrs={**base, "long_name": f"{params.percentile:g}th percentile by {what}"},
+        ),
     )
 
 
@@ -105,7 +117,12 @@ def _anomaly_outputs(params: AnomalyParams, inputs: Mapping[str, Any]) -> tuple[
             f"ocean.anomaly: input {params.reference!r} has dims {tuple(ref.dims)!r}; expected ('doy'|'month', ...) "
             "from ocean.climatology"
         )
-    return (ArrayOutput("anomaly", attrs={**_units(inputs, "sst"), "long_name": f"anomaly from {params.reference}"}),)
+    return (
+        ArrayOutput(
+            "anomaly",
+            attrs={**_units(inputs, "sst"), "long_name": f"anomaly from {params.reference}"},
+        ),
+    )
 
 
 ANOMALY = Operator(
@@ -129,18 +146,19 @@ SUMMARY_ATTRS = {
     "days": {"long_name": "days of the year within an event", "units": "days"},
     "intensity_mean": {"long_name": "mean intensity of the events starting in the year"},
     "intensity_max": {"long_name": "largest peak intensity of the events starting in the year"},
-    "intensity_cumulative": {"long_name": "summed cumulative intensity of the events starting in the year"},
+    "intensity_cumulative": {
+        "long_name": "summed cumulative intensity of the events starting in the year"
+    },
 }
 
 
 def _mhw_outputs(params: MHWParams, inputs: Mapping[str, Any]) -> tuple[Any, ...]:
     import numpy as np
-
     from minjiang.plugins.ocean._kernels import event_columns, year_range
 
     ydim, xdim = _grid(inputs, "sst", "ocean.marine_heatwaves")
     for name in ("seas", "thresh"):
-        if tuple(inputs[name].dims)[0] != "doy":
+        if next(iter(inputs[name].dims)) != "doy":
             raise ContractError(
                 f"ocean.marine_heatwaves: input {name!r} has dims {tuple(inputs[name].dims)!r}; expected a daily "
                 "climatology ('doy', ...) from ocean.climatology with frequency='daily'"
@@ -149,8 +167,14 @@ def _mhw_outputs(params: MHWParams, inputs: Mapping[str, Any]) -> tuple[Any, ...
     years = np.arange(y0, y1 + 1, dtype=np.int32)
     units = _units(inputs, "sst")
     arrays = tuple(
-        ArrayOutput(name, dtype="float32", dims=("year", ydim, xdim), sizes={"year": years.size},
-                    coords={"year": years}, attrs={**(units if name.startswith("intensity") else {}), **attrs})
+        ArrayOutput(
+            name,
+            dtype="float32",
+            dims=("year", ydim, xdim),
+            sizes={"year": years.size},
+            coords={"year": years},
+            attrs={**(units if name.startswith("intensity") else {}), **attrs},
+        )
         for name, attrs in SUMMARY_ATTRS.items()
     )
     return (*arrays, TableOutput("events", columns=event_columns()))
@@ -166,8 +190,9 @@ MARINE_HEATWAVES = Operator(
     version="1",
     inputs=(
         Input("sst", dtypes=_FLOAT),
-        Input("seas", dtypes=_FLOAT, whole=("doy",)),
-        Input("thresh", dtypes=_FLOAT, whole=("doy",)),
+        # "month" is accepted here only so that a monthly climatology gets a clear error
+        Input("seas", dtypes=_FLOAT, whole=("doy", "month")),
+        Input("thresh", dtypes=_FLOAT, whole=("doy", "month")),
         Input("lat", dtypes=_FLOAT, optional=True),
         Input("lon", dtypes=_FLOAT, optional=True),
     ),
@@ -184,7 +209,9 @@ def _spatial_dims(params: Any, inputs: Mapping[str, Any]) -> tuple[str, str]:
     return _grid(inputs, "sst", "ocean.regional_mean")
 
 
-def _regional_outputs(params: RegionalMeanParams, inputs: Mapping[str, Any]) -> tuple[ArrayOutput, ...]:
+def _regional_outputs(
+    params: RegionalMeanParams, inputs: Mapping[str, Any]
+) -> tuple[ArrayOutput, ...]:
     import numpy as np
 
     _grid(inputs, "sst", "ocean.regional_mean")
@@ -192,10 +219,22 @@ def _regional_outputs(params: RegionalMeanParams, inputs: Mapping[str, Any]) -> 
     coords = {"region": np.arange(len(names), dtype=np.int32)}
     common = {"regions": names, "weights": params.weights}
     return (
-        ArrayOutput("mean", dtype="float64", dims=("region", "time"), sizes={"region": len(names)}, coords=coords,
-                    attrs={**_units(inputs, "sst"), **common, "long_name": "area-weighted regional mean"}),
-        ArrayOutput("weight", dtype="float64", dims=("region", "time"), sizes={"region": len(names)},
-                    coords=coords, attrs={**common, "long_name": "sum of the weights of the cells with data"}),
+        ArrayOutput(
+            "mean",
+            dtype="float64",
+            dims=("region", "time"),
+            sizes={"region": len(names)},
+            coords=coords,
+            attrs={**_units(inputs, "sst"), **common, "long_name": "area-weighted regional mean"},
+        ),
+        ArrayOutput(
+            "weight",
+            dtype="float64",
+            dims=("region", "time"),
+            sizes={"region": len(names)},
+            coords=coords,
+            attrs={**common, "long_name": "sum of the weights of the cells with data"},
+        ),
     )
 
 
@@ -221,12 +260,24 @@ REGIONAL_MEAN = Operator(
 )
 
 
-def _running_outputs(params: RunningMeanParams, inputs: Mapping[str, Any]) -> tuple[ArrayOutput, ...]:
+def _running_outputs(
+    params: RunningMeanParams, inputs: Mapping[str, Any]
+) -> tuple[ArrayOutput, ...]:
     if "time" not in tuple(inputs["x"].dims):
-        raise ContractError(f"ocean.running_mean: input 'x' has dims {tuple(inputs['x'].dims)!r}; it needs 'time'")
-    return (ArrayOutput("running_mean", dtype="float64",
-                        attrs={**_units(inputs, "x"), "window": params.window,
-                               "long_name": f"centred {params.window}-step running mean"}),)
+        raise ContractError(
+            f"ocean.running_mean: input 'x' has dims {tuple(inputs['x'].dims)!r}; it needs 'time'"
+        )
+    return (
+        ArrayOutput(
+            "running_mean",
+            dtype="float64",
+            attrs={
+                **_units(inputs, "x"),
+                "window": params.window,
+                "long_name": f"centred {params.window}-step running mean",
+            },
+        ),
+    )
 
 
 RUNNING_MEAN = Operator(
@@ -241,8 +292,14 @@ RUNNING_MEAN = Operator(
 
 
 # ------------------------------------------------------------------ EOF
-_MODE_COLUMNS = {"mode": "int32", "time_index": "int32", "u": "double", "sigma": "double",
-                 "eigenvalue": "double", "variance_fraction": "double"}
+_MODE_COLUMNS = {
+    "mode": "int32",
+    "time_index": "int32",
+    "u": "double",
+    "sigma": "double",
+    "eigenvalue": "double",
+    "variance_fraction": "double",
+}
 
 
 def _eof_gram_outputs(params: EOFParams, inputs: Mapping[str, Any]) -> tuple[TableOutput, ...]:
@@ -257,14 +314,38 @@ def _eof_outputs(params: EOFParams, inputs: Mapping[str, Any]) -> tuple[ArrayOut
     k = params.n_modes
     coords = {"mode": np.arange(1, k + 1, dtype=np.int32)}
     return (
-        ArrayOutput("eofs", dtype="float64", dims=("mode", ydim, xdim), sizes={"mode": k}, coords=coords,
-                    attrs={"long_name": "EOFs (unit norm, weighted space)", "weights": params.weights}),
-        ArrayOutput("pcs", dtype="float64", dims=("mode", "time"), sizes={"mode": k}, coords=coords,
-                    attrs={**_units(inputs, "x"), "long_name": "principal components (unscaled)"}),
-        ArrayOutput("variance_fraction", dtype="float64", dims=("mode",), sizes={"mode": k}, coords=coords,
-                    attrs={"long_name": "fraction of the total (weighted) variance", "units": "1"}),
-        ArrayOutput("eigenvalues", dtype="float64", dims=("mode",), sizes={"mode": k}, coords=coords,
-                    attrs={"long_name": "eigenvalues of the covariance matrix (sigma**2 / (n_time - 1))"}),
+        ArrayOutput(
+            "eofs",
+            dtype="float64",
+            dims=("mode", ydim, xdim),
+            sizes={"mode": k},
+            coords=coords,
+            attrs={"long_name": "EOFs (unit norm, weighted space)", "weights": params.weights},
+        ),
+        ArrayOutput(
+            "pcs",
+            dtype="float64",
+            dims=("mode", "time"),
+            sizes={"mode": k},
+            coords=coords,
+            attrs={**_units(inputs, "x"), "long_name": "principal components (unscaled)"},
+        ),
+        ArrayOutput(
+            "variance_fraction",
+            dtype="float64",
+            dims=("mode",),
+            sizes={"mode": k},
+            coords=coords,
+            attrs={"long_name": "fraction of the total (weighted) variance", "units": "1"},
+        ),
+        ArrayOutput(
+            "eigenvalues",
+            dtype="float64",
+            dims=("mode",),
+            sizes={"mode": k},
+            coords=coords,
+            attrs={"long_name": "eigenvalues of the covariance matrix (sigma**2 / (n_time - 1))"},
+        ),
     )
 
 
@@ -286,7 +367,9 @@ EOF_GRAM = Operator(
     version="1",
     inputs=_EOF_INPUTS,
     outputs=_eof_gram_outputs,
-    pattern=Aggregate(partial=f"{_K}:eof_partial", combine=f"{_K}:eof_combine", finalize=f"{_K}:eof_finalize"),
+    pattern=Aggregate(
+        partial=f"{_K}:eof_partial", combine=f"{_K}:eof_combine", finalize=f"{_K}:eof_finalize"
+    ),
     params=EOFParams,
     memory=_eof_memory,
     description="First stage of ocean.eof: the time × time Gram matrix summed over blocks, and its modes.",
@@ -330,4 +413,13 @@ EOF = Operator(
 
 def operators() -> list[Operator]:
     """Every operator of the ocean plugin."""
-    return [CLIMATOLOGY, ANOMALY, MARINE_HEATWAVES, REGIONAL_MEAN, RUNNING_MEAN, EOF, EOF_GRAM, EOF_PROJECT]
+    return [
+        CLIMATOLOGY,
+        ANOMALY,
+        MARINE_HEATWAVES,
+        REGIONAL_MEAN,
+        RUNNING_MEAN,
+        EOF,
+        EOF_GRAM,
+        EOF_PROJECT,
+    ]

@@ -34,11 +34,21 @@ class ClimatologyParams(BaseModel):
     climatology_period: tuple[int, int] | None = Field(
         default=None, description="Base period, inclusive years (first, last); default: all years."
     )
-    window_half_width: int = Field(default=5, ge=0, le=60, description="Days pooled each side (daily).")
-    percentile: float = Field(default=90.0, gt=0, lt=100, description="Threshold percentile (10 for cold spells).")
-    smooth_percentile: bool = Field(default=True, description="31-day periodic running mean of seas and thresh.")
-    smooth_percentile_width: int = Field(default=31, ge=1, le=181, description="Odd width (days) of the smoothing.")
-    max_pad_length: int = Field(default=0, ge=0, description="Interpolate gaps of at most this many days first.")
+    window_half_width: int = Field(
+        default=5, ge=0, le=60, description="Days pooled each side (daily)."
+    )
+    percentile: float = Field(
+        default=90.0, gt=0, lt=100, description="Threshold percentile (10 for cold spells)."
+    )
+    smooth_percentile: bool = Field(
+        default=True, description="31-day periodic running mean of seas and thresh."
+    )
+    smooth_percentile_width: int = Field(
+        default=31, ge=1, le=181, description="Odd width (days) of the smoothing."
+    )
+    max_pad_length: int = Field(
+        default=0, ge=0, description="Interpolate gaps of at most this many days first."
+    )
     convention: Literal["marineHeatWaves", "heatwaveR"] = Field(
         default="marineHeatWaves",
         description="Window and 29 February handling of the marineHeatWaves (Oliver) or heatwaveR code.",
@@ -70,8 +80,12 @@ class MHWParams(BaseModel):
     min_duration: int = Field(default=5, ge=1, description="Shortest event (days).")
     join_across_gaps: bool = Field(default=True, description="Join events separated by short gaps.")
     max_gap: int = Field(default=2, ge=0, description="Longest gap (days) joined.")
-    max_pad_length: int = Field(default=0, ge=0, description="Interpolate gaps of at most this many days first.")
-    cold_spells: bool = Field(default=False, description="Detect cold spells (use a 10th-percentile threshold).")
+    max_pad_length: int = Field(
+        default=0, ge=0, description="Interpolate gaps of at most this many days first."
+    )
+    cold_spells: bool = Field(
+        default=False, description="Detect cold spells (use a 10th-percentile threshold)."
+    )
     years: tuple[int, int] | None = Field(
         default=None,
         description="Years of the gridded yearly summaries; default: the input's time coverage.",
@@ -92,7 +106,9 @@ class Box(BaseModel):
     @model_validator(mode="after")
     def _order(self) -> Box:
         if self.lat_min > self.lat_max:
-            raise ValueError(f"box {self.name!r}: lat_min {self.lat_min} is above lat_max {self.lat_max}")
+            raise ValueError(
+                f"box {self.name!r}: lat_min {self.lat_min} is above lat_max {self.lat_max}"
+            )
         return self
 
 
@@ -129,7 +145,9 @@ class RegionalMeanParams(BaseModel):
         names = []
         for r in v:
             if isinstance(r, str) and r not in NAMED_REGIONS:
-                raise ValueError(f"unknown region {r!r}; named regions are {sorted(NAMED_REGIONS)!r} or give a box")
+                raise ValueError(
+                    f"unknown region {r!r}; named regions are {sorted(NAMED_REGIONS)!r} or give a box"
+                )
             names.append(r if isinstance(r, str) else r.name)
         if len(set(names)) != len(names):
             raise ValueError(f"region names must be unique, got {names!r}")
@@ -144,7 +162,9 @@ class RunningMeanParams(BaseModel):
 
     model_config = _STRICT
 
-    window: int = Field(default=3, ge=1, le=1001, description="Odd number of time steps (3 for the ONI).")
+    window: int = Field(
+        default=3, ge=1, le=1001, description="Odd number of time steps (3 for the ONI)."
+    )
 
     @field_validator("window")
     @classmethod

@@ -19,7 +19,11 @@ MHW_REPORT: dict[str, Any] = {
     "steps": [
         {"id": "ingest", "reader": "ocean.netcdf", "paths": "$files"},
         {"id": "climatology", "operator": "ocean.climatology", "inputs": {"sst": "ingest"}},
-        {"id": "anomaly", "operator": "ocean.anomaly", "inputs": {"sst": "ingest", "seas": "climatology"}},
+        {
+            "id": "anomaly",
+            "operator": "ocean.anomaly",
+            "inputs": {"sst": "ingest", "seas": "climatology"},
+        },
         {
             "id": "heatwaves",
             "operator": "ocean.marine_heatwaves",

@@ -23,15 +23,15 @@ What it does, in order:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from minjiang.core._reader import Reader
 from minjiang.core.errors import ReaderError
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -63,7 +63,9 @@ class NetCDFParams(BaseModel):
         description="'pencils': whole time axis, small tiles (per-pixel analyses); 'slabs': whole "
         "maps, few time steps (spatial analyses); 'auto': pencils for series of a year or more.",
     )
-    chunk_mib: float = Field(default=8.0, gt=0, le=256, description="Target chunk size (MiB, decoded).")
+    chunk_mib: float = Field(
+        default=8.0, gt=0, le=256, description="Target chunk size (MiB, decoded)."
+    )
 
 
 def _engine_available(engine: str) -> bool:
@@ -83,7 +85,12 @@ def _open_one(path: Path, reader: str) -> xr.Dataset:
         try:
             coder = xr.coders.CFDatetimeCoder(use_cftime=None)
             return xr.open_dataset(
-                path, engine=engine, decode_times=coder, mask_and_scale=True, chunks={}, decode_timedelta=False
+                path,
+                engine=engine,
+                decode_times=coder,
+                mask_and_scale=True,
+                chunks={},
+                decode_timedelta=False,
             )
         except Exception as err:  # each engine fails in its own way on a foreign file
             problems.append(f"{engine}: {type(err).__name__}")
@@ -105,10 +112,16 @@ def _time_dim(ds: xr.Dataset, path: Path, reader: str) -> tuple[str, str]:
     """(time dimension, time coordinate variable) of one file."""
     candidates = []
     for name, var in ds.variables.items():
-        if _is_time_var(var) and "bounds" not in str(name).lower() and "bnds" not in str(name).lower():
+        if (
+            _is_time_var(var)
+            and "bounds" not in str(name).lower()
+            and "bnds" not in str(name).lower()
+        ):
             candidates.append((str(name), str(var.dims[0])))
     # the dimension coordinate first, then anything with standard_name time
-    candidates.sort(key=lambda c: (c[0] != c[1], ds[c[0]].attrs.get("standard_name") != "time", c[0]))
+    candidates.sort(
+        key=lambda c: (c[0] != c[1], ds[c[0]].attrs.get("standard_name") != "time", c[0])
+    )
     if not candidates:
         raise ReaderError(
             f"{reader}: {path.name!r} has no decodable CF time coordinate (a variable with units "
@@ -118,7 +131,9 @@ def _time_dim(ds: xr.Dataset, path: Path, reader: str) -> tuple[str, str]:
     return dim, name
 
 
-def _find(ds: xr.Dataset, names: tuple[str, ...], units: tuple[str, ...], standard: str) -> str | None:
+def _find(
+    ds: xr.Dataset, names: tuple[str, ...], units: tuple[str, ...], standard: str
+) -> str | None:
     for name, var in ds.variables.items():
         if var.attrs.get("standard_name") == standard:
             return str(name)
@@ -148,7 +163,12 @@ def cell_area_from_bounds(lat_b: Any, lon_b: Any, radius: float = _EARTH_RADIUS)
     for k in range(1, lat.shape[-1] - 1):
         b, c = xyz[..., k, :], xyz[..., k + 1, :]
         num = np.abs(np.einsum("...i,...i", a, np.cross(b, c)))
-        den = 1.0 + np.einsum("...i,...i", a, b) + np.einsum("...i,...i", b, c) + np.einsum("...i,...i", c, a)
+        den = (
+            1.0
+            + np.einsum("...i,...i", a, b)
+            + np.einsum("...i,...i", b, c)
+            + np.einsum("...i,...i", c, a)
+        )
         area += 2.0 * np.arctan2(num, den)
     return area * radius**2
 
@@ -204,8 +224,15 @@ class NetCDFReader(Reader):
         else:
             static = [v for v in ref.data_vars if "time" not in ref[v].dims]
             timed = [d.drop_vars(static) for d in datasets]
-            out = xr.concat(timed, dim="time", data_vars="minimal", coords="minimal", compat="override",
-                            join="override", combine_attrs="override")
+            out = xr.concat(
+                timed,
+                dim="time",
+                data_vars="minimal",
+                coords="minimal",
+                compat="override",
+                join="override",
+                combine_attrs="override",
+            )
             for v in static:
                 out[v] = ref[v]
         times = out["time"].values
@@ -227,7 +254,9 @@ class NetCDFReader(Reader):
                 out[v].attrs.update(time_coverage_start=first, time_coverage_end=last)
         return out
 
-    def _normalise(self, ds: xr.Dataset, path: Path, params: NetCDFParams) -> tuple[xr.Dataset, Path]:
+    def _normalise(
+        self, ds: xr.Dataset, path: Path, params: NetCDFParams
+    ) -> tuple[xr.Dataset, Path]:
         import numpy as np
 
         tdim, tname = _time_dim(ds, path, self.name)
@@ -258,9 +287,14 @@ class NetCDFReader(Reader):
             keep = list(wanted)
         else:
             keep = [
-                str(n) for n, v in ds.data_vars.items()
-                if "time" in v.dims and v.ndim >= 2 and v.dtype.kind in "biuf" and str(n) not in (lat_name, lon_name)
-                and "bnds" not in str(n) and "bounds" not in str(n)
+                str(n)
+                for n, v in ds.data_vars.items()
+                if "time" in v.dims
+                and v.ndim >= 2
+                and v.dtype.kind in "biuf"
+                and str(n) not in (lat_name, lon_name)
+                and "bnds" not in str(n)
+                and "bounds" not in str(n)
             ]
         absent = [k for k in keep if k not in ds.variables]
         if absent or not keep:
@@ -290,23 +324,47 @@ class NetCDFReader(Reader):
             dims_map = {ydim: "lat", xdim: "lon"}
             coords: dict[str, Any] = {
                 "time": ds["time"].variable,
-                "lat": ("lat", np.asarray(lat.values, dtype=np.float64), _coord_attrs(lat, "latitude")),
-                "lon": ("lon", np.asarray(lon.values, dtype=np.float64), _coord_attrs(lon, "longitude")),
+                "lat": (
+                    "lat",
+                    np.asarray(lat.values, dtype=np.float64),
+                    _coord_attrs(lat, "latitude"),
+                ),
+                "lon": (
+                    "lon",
+                    np.asarray(lon.values, dtype=np.float64),
+                    _coord_attrs(lon, "longitude"),
+                ),
             }
             if lat_bounds in ds.variables and lon_bounds in ds.variables:
-                coords["lat_bounds"] = (("lat", "nv"), np.asarray(ds[lat_bounds].values, dtype=np.float64))
-                coords["lon_bounds"] = (("lon", "nv"), np.asarray(ds[lon_bounds].values, dtype=np.float64))
+                coords["lat_bounds"] = (
+                    ("lat", "nv"),
+                    np.asarray(ds[lat_bounds].values, dtype=np.float64),
+                )
+                coords["lon_bounds"] = (
+                    ("lon", "nv"),
+                    np.asarray(ds[lon_bounds].values, dtype=np.float64),
+                )
         elif lat.ndim == 2 and lon.ndim == 2 and lat.dims == lon.dims:
             ydim, xdim = (str(d) for d in lat.dims)
             dims_map = {ydim: "y", xdim: "x"}
             coords = {"time": ds["time"].variable}
-            out_vars["lat"] = xr.Variable(("y", "x"), np.asarray(lat.values, np.float64), _coord_attrs(lat, "latitude"))
-            out_vars["lon"] = xr.Variable(("y", "x"), np.asarray(lon.values, np.float64), _coord_attrs(lon, "longitude"))
+            out_vars["lat"] = xr.Variable(
+                ("y", "x"), np.asarray(lat.values, np.float64), _coord_attrs(lat, "latitude")
+            )
+            out_vars["lon"] = xr.Variable(
+                ("y", "x"), np.asarray(lon.values, np.float64), _coord_attrs(lon, "longitude")
+            )
             if lat_bounds in ds.variables and lon_bounds in ds.variables:
                 area = cell_area_from_bounds(ds[lat_bounds].values, ds[lon_bounds].values)
                 out_vars["cell_area"] = xr.Variable(
-                    ("y", "x"), area, {"units": "m2", "standard_name": "cell_area",
-                                       "comment": "spherical polygon area from the cell-corner bounds"})
+                    ("y", "x"),
+                    area,
+                    {
+                        "units": "m2",
+                        "standard_name": "cell_area",
+                        "comment": "spherical polygon area from the cell-corner bounds",
+                    },
+                )
         else:
             raise ReaderError(
                 f"{self.name}: {path.name!r} has latitude {lat_name!r} with dims {lat.dims!r} and longitude "
@@ -323,10 +381,18 @@ class NetCDFReader(Reader):
                 )
             order = [d for d in ("time", ydim, xdim) if d in var.dims]
             var = var.transpose(*order)
-            attrs = {a: v for a, v in var.attrs.items() if a not in ("coordinates", "grid_mapping", "cell_methods")}
-            if var.dtype.kind in "iu":  # integers without scale/fill: keep as float so NaN works downstream
+            attrs = {
+                a: v
+                for a, v in var.attrs.items()
+                if a not in ("coordinates", "grid_mapping", "cell_methods")
+            }
+            if (
+                var.dtype.kind in "iu"
+            ):  # integers without scale/fill: keep as float so NaN works downstream
                 var = var.astype(np.float32)
-            out_vars[rename.get(k, k)] = xr.Variable(tuple(dims_map.get(d, d) for d in var.dims), var.data, attrs)
+            out_vars[rename.get(k, k)] = xr.Variable(
+                tuple(dims_map.get(d, d) for d in var.dims), var.data, attrs
+            )
         new = xr.Dataset(out_vars, coords=coords)
         new.attrs = {a: v for a, v in ds.attrs.items() if isinstance(v, str | int | float)}
         new.attrs["source_files"] = path.name
@@ -383,7 +449,7 @@ def _duplicates(times: Any) -> Any:
     import numpy as np
 
     if times.dtype == object:
-        for a, b in zip(times[:-1], times[1:], strict=True):
+        for a, b in itertools.pairwise(times):
             if not a < b:
                 return b
         return None

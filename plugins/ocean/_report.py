@@ -9,7 +9,7 @@ __all__ = ["quicklook"]
 
 
 def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
-    """Draw MHW days of the last year (map) and the regional anomaly index (time series).
+    """Draw MHW days of the year with the most of them (map) and the regional index (time series).
 
     Parameters
     ----------
@@ -32,13 +32,17 @@ def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
     mhw = results["heatwaves"].to_xarray()
     index = results["index"].to_xarray()
     days = mhw["days"]
-    year = int(days["year"].values[-1]) if "year" in days.coords else None
-    last = np.asarray(days.isel(year=-1).values)
+    totals = np.nan_to_num(np.asarray(days.sum(days.dims[1:]).values))
+    k = int(np.argmax(totals))
+    year = int(days["year"].values[k]) if "year" in days.coords else k
+    last = np.asarray(days.isel(year=k).values)
     ydim, xdim = days.dims[1], days.dims[2]
 
     fig, (ax_map, ax_ts) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     if ydim in mhw.coords and xdim in mhw.coords:
-        mesh = ax_map.pcolormesh(mhw[xdim].values, mhw[ydim].values, last, shading="auto", cmap="inferno")
+        mesh = ax_map.pcolormesh(
+            mhw[xdim].values, mhw[ydim].values, last, shading="auto", cmap="inferno"
+        )
         ax_map.set_xlabel(xdim)
         ax_map.set_ylabel(ydim)
     else:

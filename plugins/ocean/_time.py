@@ -15,10 +15,9 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-
 from minjiang.core.errors import ContractError
 
-__all__ = ["Calendar", "DOY_FEB29", "daily_axis", "decode_time", "doy366"]
+__all__ = ["DOY_FEB29", "Calendar", "daily_axis", "decode_time", "doy366"]
 
 #: Day-of-year of 29 February in the 366-day climatological year.
 DOY_FEB29 = 60
@@ -102,7 +101,9 @@ def decode_time(values: Any, attrs: Any = None, *, what: str = "time") -> Calend
         return Calendar(*(np.zeros(0, np.int64) for _ in range(4)), "standard")  # type: ignore[arg-type]
     if np.issubdtype(arr.dtype, np.datetime64):
         if np.isnat(arr).any():
-            raise ContractError(f"{what}: the time coordinate holds NaT values; drop or fix those steps")
+            raise ContractError(
+                f"{what}: the time coordinate holds NaT values; drop or fix those steps"
+            )
         return _from_datetime64(arr)
     if arr.dtype == object:
         return _from_cftime(arr)
@@ -164,7 +165,9 @@ def daily_axis(cal: Calendar, *, what: str = "time") -> DailyAxis:
     else:
         import cftime
 
-        dates = cftime.num2date(dense_day, _DAY_UNITS, calendar=cal.calendar, only_use_cftime_datetimes=True)
+        dates = cftime.num2date(
+            dense_day, _DAY_UNITS, calendar=cal.calendar, only_use_cftime_datetimes=True
+        )
         dense = _from_cftime(np.asarray(dates, dtype=object))
         dense = dataclasses.replace(dense, day=dense_day)
     return DailyAxis(dense, position)

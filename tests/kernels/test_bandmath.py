@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from minjiang.kernels.bandmath import Expression, band_math, compile_expression
 
 # expression -> the same computation written directly with NumPy
@@ -100,7 +99,11 @@ def test_non_contiguous_views(call, close, rng):
     a = base[::2, ::-3]
     b = base.T[::3, 1::2].T
     assert a.shape == b.shape and not a.flags.c_contiguous and not b.flags.c_contiguous
-    close(call(band_math, "a * b - sqrt(abs(a))", {"a": a, "b": b}), a * b - np.sqrt(np.abs(a)), np.float64)
+    close(
+        call(band_math, "a * b - sqrt(abs(a))", {"a": a, "b": b}),
+        a * b - np.sqrt(np.abs(a)),
+        np.float64,
+    )
 
 
 def test_result_is_a_new_array(call):
@@ -193,7 +196,9 @@ _LEAVES = st.sampled_from([*_NAMES, *_NAMES, "0.5", "2", "0"])
 
 
 def _grow(children):
-    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**", "<", ">=", "=="]), children)
+    binary = st.tuples(
+        children, st.sampled_from(["+", "-", "*", "/", "**", "<", ">=", "=="]), children
+    )
     unary = st.tuples(st.sampled_from(["-", "sqrt", "exp", "log", "abs", "isnan"]), children)
     ternary = st.tuples(st.sampled_from(["where", "clip"]), children, children, children)
     return st.one_of(
@@ -209,7 +214,11 @@ _EXPRESSIONS = st.recursive(_LEAVES, _grow, max_leaves=6).filter(
 
 
 @settings(max_examples=12, deadline=None)
-@given(expr=_EXPRESSIONS, dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1))
+@given(
+    expr=_EXPRESSIONS,
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_fused_kernel_matches_reference(call, close, expr, dtype, seed):
     rng = np.random.default_rng(seed)
     arrays = {k: rng.uniform(-2, 2, 24).astype(dtype) for k in _NAMES}
@@ -220,7 +229,6 @@ def test_fused_kernel_matches_reference(call, close, expr, dtype, seed):
 
 def test_large_arrays_use_the_threaded_loop(close):
     import numba
-
     from minjiang.kernels.bandmath import _cpu
 
     n = _cpu._PARALLEL_MIN

@@ -5,7 +5,6 @@ import pytest
 import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from minjiang.kernels.gaussian import (
     BOUNDARY_MODES,
     gaussian_filter,
@@ -43,7 +42,9 @@ def test_truncate_and_integer_input(call, close, rng):
     x = rng.integers(-50, 50, size=(8, 9)).astype(np.int16)
     got = call(gaussian_filter, x, (1.0, 2.0), truncate=2.5, mode="constant", cval=0.5)
     assert got.dtype == np.float64
-    expected = ndi.gaussian_filter(x.astype(np.float64), (1.0, 2.0), truncate=2.5, mode="constant", cval=0.5)
+    expected = ndi.gaussian_filter(
+        x.astype(np.float64), (1.0, 2.0), truncate=2.5, mode="constant", cval=0.5
+    )
     close(got, expected, np.float64)
 
 
@@ -62,9 +63,17 @@ def test_nan_and_inf_spread_as_in_scipy(call, close, dtype):
 def test_non_contiguous_views(call, close, rng):
     base = rng.standard_normal((12, 14, 6))
     x = base[::2, ::-1, 1:5]
-    close(call(gaussian_filter, x, (1.0, 0.7, 0.5), mode="mirror"), _scipy(x, (1.0, 0.7, 0.5), "mirror"), np.float64)
+    close(
+        call(gaussian_filter, x, (1.0, 0.7, 0.5), mode="mirror"),
+        _scipy(x, (1.0, 0.7, 0.5), "mirror"),
+        np.float64,
+    )
     padded = pad_boundary(base, 3, "reflect")[:, ::-1, :]
-    close(call(gaussian_valid, padded, 0.7), gaussian_valid(np.ascontiguousarray(padded), 0.7, backend="reference"), np.float64)
+    close(
+        call(gaussian_valid, padded, 0.7),
+        gaussian_valid(np.ascontiguousarray(padded), 0.7, backend="reference"),
+        np.float64,
+    )
 
 
 @pytest.mark.parametrize("shape", [(0,), (0, 5), (4, 0, 3)])
@@ -165,13 +174,19 @@ def _block_padded(x: np.ndarray, starts, stops, radii, mode: str) -> np.ndarray:
     """The padded block the runtime reads: real neighbours inside the array,
     ``pad_boundary`` beyond its edges (periodic neighbours for ``wrap``)."""
     if mode == "wrap":
-        index = np.ix_(*(np.arange(s - r, e + r) % n for s, e, r, n in zip(starts, stops, radii, x.shape, strict=True)))
+        index = np.ix_(
+            *(
+                np.arange(s - r, e + r) % n
+                for s, e, r, n in zip(starts, stops, radii, x.shape, strict=True)
+            )
+        )
         return x[index]
     lo = [max(0, s - r) for s, r in zip(starts, radii, strict=True)]
     hi = [min(n, e + r) for e, r, n in zip(stops, radii, x.shape, strict=True)]
     region = x[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
     widths = [
-        (r - (s - a), r - (b - e)) for s, e, r, a, b in zip(starts, stops, radii, lo, hi, strict=True)
+        (r - (s - a), r - (b - e))
+        for s, e, r, a, b in zip(starts, stops, radii, lo, hi, strict=True)
     ]
     return pad_boundary(region, widths, mode, cval=0.5)
 

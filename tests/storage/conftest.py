@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from minjiang.storage import LocalStore, ObjectStore, Store, open_store
 
 BUCKET = "minjiang-test"
@@ -32,7 +31,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """An S3-compatible server (moto) on 127.0.0.1, with a bucket and dummy credentials."""
-    server_mod = pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 store tests")
+    server_mod = pytest.importorskip(
+        "moto.server", reason="moto[server] is needed for the S3 store tests"
+    )
     boto3 = pytest.importorskip("boto3")
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     server.start()
@@ -49,7 +50,9 @@ def s3_endpoint() -> Iterator[str]:
         for key, value in env.items():
             mp.setenv(key, value)
         mp.delenv("AWS_PROFILE", raising=False)
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket=BUCKET
+        )
         try:
             yield endpoint
         finally:

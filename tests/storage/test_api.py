@@ -8,7 +8,18 @@ import sys
 
 import minjiang.storage as storage
 
-HEAVY = ("zarr", "numcodecs", "pyarrow", "xarray", "pydantic", "s3fs", "fsspec", "numpy", "pandas", "dask")
+HEAVY = (
+    "zarr",
+    "numcodecs",
+    "pyarrow",
+    "xarray",
+    "pydantic",
+    "s3fs",
+    "fsspec",
+    "numpy",
+    "pandas",
+    "dask",
+)
 
 
 def test_import_storage_is_light() -> None:
@@ -27,7 +38,9 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_descriptions_pickle(store: storage.Store) -> None:
-    info = storage.ArrayInfo("v", "datasets/d/arrays.zarr/v", ("x",), (4,), "float32", (2,), {"u": 1}, "d")
+    info = storage.ArrayInfo(
+        "v", "datasets/d/arrays.zarr/v", ("x",), (4,), "float32", (2,), {"u": 1}, "d"
+    )
     ds = storage.DatasetInfo("d", "datasets/d", {}, {"v": info}, {}, {})
     assert pickle.loads(pickle.dumps(info)) == info
     assert pickle.loads(pickle.dumps(ds)) == ds

@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from minjiang.core.errors import DatasetNotFoundError, InvalidNameError, StoreError
 from minjiang.storage import (
     Catalog,
@@ -27,17 +26,38 @@ def _dataset(store: Store, did: str) -> dict:
     return {"schema": dataset_schema(open_dataset_info(store, did)), "checksums": {"v": sums}}
 
 
-def _record(store: Store, did: str, *, inputs: dict[str, str] | None = None, created: str,
-            operator: str = "ocean.op", domain: str = "ocean", names: list[str] | None = None,
-            hidden: bool = False) -> Record:
+def _record(
+    store: Store,
+    did: str,
+    *,
+    inputs: dict[str, str] | None = None,
+    created: str,
+    operator: str = "ocean.op",
+    domain: str = "ocean",
+    names: list[str] | None = None,
+    hidden: bool = False,
+) -> Record:
     extra = _dataset(store, did)
     kind = "computed" if inputs else "ingested"
-    producer = {"operator": operator, "version": "1.0", "params": {"k": 1}} if inputs else {
-        "reader": "ocean.netcdf", "version": "0.3", "params": {}}
-    return Record(id=did, kind=kind, names=names or [], domain=domain, hidden=hidden, producer=producer,
-                  inputs=inputs or {}, software={"minjiang": "0.1.0", "numpy": "2.4"},
-                  host={"hostname": "node-1"}, timings={"started": created, "seconds": 1.0},
-                  created=created, **extra)
+    producer = (
+        {"operator": operator, "version": "1.0", "params": {"k": 1}}
+        if inputs
+        else {"reader": "ocean.netcdf", "version": "0.3", "params": {}}
+    )
+    return Record(
+        id=did,
+        kind=kind,
+        names=names or [],
+        domain=domain,
+        hidden=hidden,
+        producer=producer,
+        inputs=inputs or {},
+        software={"minjiang": "0.1.0", "numpy": "2.4"},
+        host={"hostname": "node-1"},
+        timings={"started": created, "seconds": 1.0},
+        created=created,
+        **extra,
+    )
 
 
 #     a ──sst──▶ c ──x──▶ e
@@ -49,11 +69,25 @@ def dag(store: Store) -> Catalog:
     recs = [
         _record(store, "aaaa0001", created="2026-01-01T00:00:00.000000Z", names=["ocean/sst"]),
         _record(store, "bbbb0002", created="2026-01-02T00:00:00.000000Z", names=["ocean/clim"]),
-        _record(store, "cccc0003", inputs={"sst": "aaaa0001", "clim": "bbbb0002"},
-                created="2026-01-03T00:00:00.000000Z", operator="ocean.anomaly", names=["ocean/anom"]),
-        _record(store, "dddd0004", created="2026-01-04T00:00:00.000000Z", domain="medicine", hidden=True),
-        _record(store, "eeee0005", inputs={"x": "cccc0003", "y": "dddd0004"},
-                created="2026-01-05T00:00:00.000000Z", operator="ocean.heatwaves", names=["ocean/mhw"]),
+        _record(
+            store,
+            "cccc0003",
+            inputs={"sst": "aaaa0001", "clim": "bbbb0002"},
+            created="2026-01-03T00:00:00.000000Z",
+            operator="ocean.anomaly",
+            names=["ocean/anom"],
+        ),
+        _record(
+            store, "dddd0004", created="2026-01-04T00:00:00.000000Z", domain="medicine", hidden=True
+        ),
+        _record(
+            store,
+            "eeee0005",
+            inputs={"x": "cccc0003", "y": "dddd0004"},
+            created="2026-01-05T00:00:00.000000Z",
+            operator="ocean.heatwaves",
+            names=["ocean/mhw"],
+        ),
     ]
     for r in recs:
         assert cat.publish(r) is True
@@ -96,27 +130,36 @@ def test_publish_is_exclusive_and_atomic(store: Store) -> None:
     assert store.read_bytes("catalog/records/feed0001.json") == rec.to_json()
 
 
+def _publish_race(store: Store, did: str) -> dict[str, bool]:
+    """Two catalogs (two jobs) publish the same id at the same moment."""
+    barrier = threading.Barrier(2)
+    results: dict[str, bool] = {}
+
+    def publish(who: str) -> None:
+        rec = Record(
+            id=did,
+            kind="ingested",
+            domain="ocean",
+            producer={"reader": who},
+            schema={"arrays": {"v": {}}},
+        )
+        cat = Catalog(store)
+        barrier.wait()
+        results[who] = cat.publish(rec)
+
+    threads = [threading.Thread(target=publish, args=(who,)) for who in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_publish_race_two_threads(any_store: Store) -> None:
-    _dataset(any_store, "race0001")
-    cat_a, cat_b = Catalog(any_store), Catalog(any_store)
     for trial in range(3):
-        did = f"race000{trial + 1}"
-        if trial:
-            _dataset(any_store, did)
-        barrier = threading.Barrier(2)
-        results: dict[str, bool] = {}
-
-        def publish(who: str, cat: Catalog, did: str = did, barrier: threading.Barrier = barrier) -> None:
-            rec = Record(id=did, kind="ingested", domain="ocean", producer={"reader": who},
-                         schema={"arrays": {"v": {}}})
-            barrier.wait()
-            results[who] = cat.publish(rec)
-
-        threads = [threading.Thread(target=publish, args=(w, c)) for w, c in [("a", cat_a), ("b", cat_b)]]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        did = f"race000{trial}"
+        _dataset(any_store, did)
+        results = _publish_race(any_store, did)
         assert sorted(results.values()) == [False, True]
         winner = next(w for w, won in results.items() if won)
         assert Catalog(any_store).get(did).producer == {"reader": winner}
@@ -135,7 +178,9 @@ def test_get_resolve_and_suggestions(dag: Catalog) -> None:
     assert dag.get("cccc00").id == "cccc0003"  # unique id prefix (6+ hex digits)
     assert dag.resolve("cccc") is None  # too short to be a prefix
     assert dag.resolve("ocean/nothing") is None
-    with pytest.raises(DatasetNotFoundError, match=r"'ocean/anon'.*did you mean 'ocean/anom'") as info:
+    with pytest.raises(
+        DatasetNotFoundError, match=r"'ocean/anon'.*did you mean 'ocean/anom'"
+    ) as info:
         dag.get("ocean/anon")
     assert isinstance(info.value, FileNotFoundError)
     with pytest.raises(InvalidNameError):
@@ -143,8 +188,12 @@ def test_get_resolve_and_suggestions(dag: Catalog) -> None:
 
 
 def test_names_and_history(dag: Catalog) -> None:
-    assert dag.names() == {"ocean/anom": "cccc0003", "ocean/clim": "bbbb0002", "ocean/mhw": "eeee0005",
-                           "ocean/sst": "aaaa0001"}
+    assert dag.names() == {
+        "ocean/anom": "cccc0003",
+        "ocean/clim": "bbbb0002",
+        "ocean/mhw": "eeee0005",
+        "ocean/sst": "aaaa0001",
+    }
     dag.set_name("ocean/sst", "aaaa0001")  # no change, no history entry
     dag.set_name("ocean/sst", "bbbb0002")
     assert dag.get("ocean/sst").id == "bbbb0002"
@@ -183,8 +232,12 @@ def test_lineage(dag: Catalog) -> None:
     up = dag.lineage("eeee0005")
     assert up.root == "eeee0005"
     assert set(up.nodes) == {"aaaa0001", "bbbb0002", "cccc0003", "dddd0004", "eeee0005"}
-    assert up.edges == [("aaaa0001", "cccc0003", "sst"), ("bbbb0002", "cccc0003", "clim"),
-                        ("cccc0003", "eeee0005", "x"), ("dddd0004", "eeee0005", "y")]
+    assert up.edges == [
+        ("aaaa0001", "cccc0003", "sst"),
+        ("bbbb0002", "cccc0003", "clim"),
+        ("cccc0003", "eeee0005", "x"),
+        ("dddd0004", "eeee0005", "y"),
+    ]
     assert up.parents_of("eeee0005") == ["cccc0003", "dddd0004"]
     one = dag.lineage("eeee0005", depth=1)
     assert set(one.nodes) == {"cccc0003", "dddd0004", "eeee0005"}
@@ -205,7 +258,9 @@ def test_lineage(dag: Catalog) -> None:
 
 def test_lineage_reports_missing_inputs(store: Store) -> None:
     cat = Catalog(store)
-    cat.publish(_record(store, "orph0001", inputs={"src": "gone0000"}, created="2026-01-01T00:00:00Z"))
+    cat.publish(
+        _record(store, "orph0001", inputs={"src": "gone0000"}, created="2026-01-01T00:00:00Z")
+    )
     graph = cat.lineage("orph0001")
     assert graph.missing == ("gone0000",)
     assert graph.edges == [("gone0000", "orph0001", "src")]
@@ -213,23 +268,41 @@ def test_lineage_reports_missing_inputs(store: Store) -> None:
 
 def test_to_prov(dag: Catalog) -> None:
     doc = dag.to_prov("eeee0005")
-    for section in ("prefix", "entity", "activity", "agent", "used", "wasGeneratedBy", "wasDerivedFrom",
-                    "wasAssociatedWith"):
+    for section in (
+        "prefix",
+        "entity",
+        "activity",
+        "agent",
+        "used",
+        "wasGeneratedBy",
+        "wasDerivedFrom",
+        "wasAssociatedWith",
+    ):
         assert section in doc
-    assert set(doc["entity"]) == {f"mjdata:{i}" for i in
-                                  ["aaaa0001", "bbbb0002", "cccc0003", "dddd0004", "eeee0005"]}
+    assert set(doc["entity"]) == {
+        f"mjdata:{i}" for i in ["aaaa0001", "bbbb0002", "cccc0003", "dddd0004", "eeee0005"]
+    }
     assert doc["activity"]["mjrun:eeee0005"]["prov:label"] == "ocean.heatwaves"
     assert doc["activity"]["mjrun:aaaa0001"]["prov:type"] == "minjiang:Ingest"
     used = {(u["prov:activity"], u["prov:entity"], u["prov:role"]) for u in doc["used"].values()}
     assert ("mjrun:eeee0005", "mjdata:cccc0003", "x") in used
     assert ("mjrun:cccc0003", "mjdata:aaaa0001", "sst") in used
-    derived = {(d["prov:generatedEntity"], d["prov:usedEntity"]) for d in doc["wasDerivedFrom"].values()}
-    assert derived == {("mjdata:cccc0003", "mjdata:aaaa0001"), ("mjdata:cccc0003", "mjdata:bbbb0002"),
-                       ("mjdata:eeee0005", "mjdata:cccc0003"), ("mjdata:eeee0005", "mjdata:dddd0004")}
+    derived = {
+        (d["prov:generatedEntity"], d["prov:usedEntity"]) for d in doc["wasDerivedFrom"].values()
+    }
+    assert derived == {
+        ("mjdata:cccc0003", "mjdata:aaaa0001"),
+        ("mjdata:cccc0003", "mjdata:bbbb0002"),
+        ("mjdata:eeee0005", "mjdata:cccc0003"),
+        ("mjdata:eeee0005", "mjdata:dddd0004"),
+    }
     assert len(doc["wasGeneratedBy"]) == 5
     agents = doc["agent"]
-    assert agents["mjsw:numpy-2.4"] == {"prov:type": "prov:SoftwareAgent", "prov:label": "numpy",
-                                        "minjiang:version": "2.4"}
+    assert agents["mjsw:numpy-2.4"] == {
+        "prov:type": "prov:SoftwareAgent",
+        "prov:label": "numpy",
+        "minjiang:version": "2.4",
+    }
     # every qualified name used is declared or a PROV/blank name
     import json
 
@@ -240,12 +313,16 @@ def test_to_prov(dag: Catalog) -> None:
 
 def test_to_stac(dag: Catalog) -> None:
     item = dag.to_stac("ocean/anom")
-    assert item["type"] == "Feature" and item["stac_version"] == "1.0.0" and item["id"] == "cccc0003"
+    assert (
+        item["type"] == "Feature" and item["stac_version"] == "1.0.0" and item["id"] == "cccc0003"
+    )
     assert any("processing" in e for e in item["stac_extensions"])
     props = item["properties"]
     assert props["processing:software"] == {"minjiang": "0.1.0", "numpy": "2.4"}
     assert props["processing:facility"] == "node-1"
-    assert "ocean.anomaly" in props["processing:lineage"] and "aaaa0001" in props["processing:lineage"]
+    assert (
+        "ocean.anomaly" in props["processing:lineage"] and "aaaa0001" in props["processing:lineage"]
+    )
     assert props["processing:expression"]["expression"]["params"] == {"k": 1}
     assert props["datetime"] == "2026-01-03T00:00:00.000000Z"
     assert item["geometry"] is None and "bbox" not in item

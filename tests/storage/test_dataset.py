@@ -8,8 +8,12 @@ import math
 
 import numpy as np
 import pytest
-
-from minjiang.core.errors import ChecksumMismatchError, DatasetNotFoundError, KeyNotFoundError, StoreError
+from minjiang.core.errors import (
+    ChecksumMismatchError,
+    DatasetNotFoundError,
+    KeyNotFoundError,
+    StoreError,
+)
 from minjiang.storage import (
     ArrayInfo,
     DatasetWriter,
@@ -31,11 +35,19 @@ def _cube(rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal((4, 6, 5)).astype("float32")
 
 
-def _write_cube(store: Store, values: np.ndarray, did: str = "ds1") -> tuple[DatasetWriter, dict[str, str]]:
+def _write_cube(
+    store: Store, values: np.ndarray, did: str = "ds1"
+) -> tuple[DatasetWriter, dict[str, str]]:
     w = DatasetWriter(store, did)
     w.create({"title": "cube", "count": np.int64(3)})
-    w.create_array("v", shape=values.shape, dtype=values.dtype, chunks=(2, 3, 5), dims=("t", "y", "x"),
-                   attrs={"units": "K"})
+    w.create_array(
+        "v",
+        shape=values.shape,
+        dtype=values.dtype,
+        chunks=(2, 3, 5),
+        dims=("t", "y", "x"),
+        attrs={"units": "K"},
+    )
     sums: dict[str, str] = {}
     for t0 in (0, 2):
         for y0 in (0, 3):
@@ -54,15 +66,26 @@ def test_roundtrip(any_store: Store, rng: np.random.Generator) -> None:
     w.consolidate()
     info = open_dataset_info(any_store, "ds1")
     v = info.arrays["v"]
-    assert v == ArrayInfo(name="v", path="datasets/ds1/arrays.zarr/v", dims=("t", "y", "x"), shape=(4, 6, 5),
-                          dtype="float32", chunks=(2, 3, 5), attrs={"units": "K"}, dataset_id="ds1")
+    assert v == ArrayInfo(
+        name="v",
+        path="datasets/ds1/arrays.zarr/v",
+        dims=("t", "y", "x"),
+        shape=(4, 6, 5),
+        dtype="float32",
+        chunks=(2, 3, 5),
+        attrs={"units": "K"},
+        dataset_id="ds1",
+    )
     assert (v.itemsize, v.nbytes, v.chunk_nbytes, v.grid_shape) == (4, 480, 120, (2, 2, 1))
     assert info.attrs == {"title": "cube", "count": 3}
     assert info.prefix == "datasets/ds1" and info.coords == {} and info.tables == {}
     np.testing.assert_array_equal(read_array(any_store, v), values)
-    np.testing.assert_array_equal(read_region(any_store, v, (slice(1, 3), slice(2, 5), slice(None))),
-                                  values[1:3, 2:5])
-    assert w.bytes_written == sum(len(any_store.read_bytes(f"datasets/ds1/arrays.zarr/v/{k}")) for k in sums)
+    np.testing.assert_array_equal(
+        read_region(any_store, v, (slice(1, 3), slice(2, 5), slice(None))), values[1:3, 2:5]
+    )
+    assert w.bytes_written == sum(
+        len(any_store.read_bytes(f"datasets/ds1/arrays.zarr/v/{k}")) for k in sums
+    )
 
 
 def test_codecs_are_blosc_lz4_shuffle_crc32c(store: Store) -> None:
@@ -92,12 +115,33 @@ def test_create_array_conflict(store: Store) -> None:
     w = DatasetWriter(store, "c1")
     w.create({})
     w.create_array("v", shape=(4, 4), dtype="f4", chunks=(2, 2), dims=("y", "x"))
-    for change in [dict(shape=(4, 5)), dict(dtype="f8"), dict(chunks=(4, 4)), dict(dims=("a", "b")),
-                   dict(attrs={"units": "m"}), dict(fill_value=1.0)]:
+    for change in [
+        dict(shape=(4, 5)),
+        dict(dtype="f8"),
+        dict(chunks=(4, 4)),
+        dict(dims=("a", "b")),
+        dict(attrs={"units": "m"}),
+        dict(fill_value=1.0),
+    ]:
         kw = dict(shape=(4, 4), dtype="f4", chunks=(2, 2), dims=("y", "x")) | change
         with pytest.raises(StoreError, match="already exists with different metadata") as info:
             w.create_array("v", **kw)  # type: ignore[arg-type]
         assert "'c1'" in str(info.value) and "'v'" in str(info.value)
+
+
+def test_create_array_refuses_foreign_codecs(store: Store) -> None:
+    import zarr
+
+    # an array written with zarr's defaults (no CRC-32C) is not silently adopted
+    zs = store.zarr_store("datasets/zs/arrays.zarr")
+    zarr.create_group(zs, zarr_format=3)
+    zarr.create_array(
+        zs, name="v", shape=(4,), chunks=(2,), dtype="f4", dimension_names=("x",), fill_value=np.nan
+    )
+    with pytest.raises(StoreError, match=r"codecs \['bytes', 'zstd'\]"):
+        DatasetWriter(store, "zs").create_array(
+            "v", shape=(4,), dtype="f4", chunks=(2,), dims=("x",)
+        )
 
 
 @pytest.mark.parametrize(
@@ -191,7 +235,9 @@ def test_zero_d_and_empty_arrays(store: Store) -> None:
     assert read_array(store, info.arrays["e"]).shape == (0, 3)
 
 
-def test_checksums_detect_flipped_byte_and_truncation(store: Store, rng: np.random.Generator) -> None:
+def test_checksums_detect_flipped_byte_and_truncation(
+    store: Store, rng: np.random.Generator
+) -> None:
     values = _cube(rng)
     _, sums = _write_cube(store, values, "dmg")
     checks = {"v": sums}
@@ -219,18 +265,23 @@ def test_checksums_detect_flipped_byte_and_truncation(store: Store, rng: np.rand
     with pytest.raises(ChecksumMismatchError) as info:
         ensure_verified(report, "dmg")
     msg = str(info.value)
-    assert "'dmg'" in msg and "3 of 4" in msg and "v/c/0/0/0 (missing)" in msg and "v/c/1/0/0" in msg
+    assert (
+        "'dmg'" in msg and "3 of 4" in msg and "v/c/0/0/0 (missing)" in msg and "v/c/1/0/0" in msg
+    )
     assert isinstance(info.value, OSError)
 
     # zarr's own CRC-32C refuses the damaged chunks on read, named by key
     v = open_dataset_info(store, "dmg").arrays["v"]
-    with pytest.raises(ChecksumMismatchError, match=r"chunk 'c/1/0/0' of array 'v' in dataset 'dmg'"):
+    with pytest.raises(
+        ChecksumMismatchError, match=r"chunk 'c/1/0/0' of array 'v' in dataset 'dmg'"
+    ):
         read_region(store, v, (slice(2, 4), slice(0, 3), slice(0, 5)))
     with pytest.raises(ChecksumMismatchError, match="c/0/1/0"):
         read_array(store, v)
     # untouched chunks still read
-    np.testing.assert_array_equal(read_region(store, v, (slice(2, 4), slice(3, 6), slice(0, 5))),
-                                  values[2:4, 3:6])
+    np.testing.assert_array_equal(
+        read_region(store, v, (slice(2, 4), slice(3, 6), slice(0, 5))), values[2:4, 3:6]
+    )
 
 
 def test_verify_tables_and_hostile_checksum_keys(store: Store) -> None:
@@ -257,12 +308,17 @@ def test_tables(any_store: Store) -> None:
     w = DatasetWriter(any_store, "tab")
     w.create({})
     k1, _ = w.write_table_part("events", "0001", pa.table({"id": [3, 4], "v": [0.5, 1.5]}))
-    k0, _ = w.write_table_part("events", "0000", {"id": np.array([1, 2]), "v": np.array([0.1, 0.2])})
+    k0, _ = w.write_table_part(
+        "events", "0000", {"id": np.array([1, 2]), "v": np.array([0.1, 0.2])}
+    )
     w.write_table_part("other", "a", {"x": ["p", "q", "r"]})
     table = read_table(any_store, "tab", "events")
     assert table.column("id").to_pylist() == [1, 2, 3, 4]  # sorted by part name
     info = open_dataset_info(any_store, "tab")
-    assert info.tables == {"events": [k0, k1], "other": ["datasets/tab/tables/other/part-a.parquet"]}
+    assert info.tables == {
+        "events": [k0, k1],
+        "other": ["datasets/tab/tables/other/part-a.parquet"],
+    }
     schema = dataset_schema(info)
     assert schema["tables"] == {
         "events": {"columns": {"id": "int64", "v": "double"}, "rows": 4},
@@ -277,8 +333,13 @@ def test_dataset_schema_is_json(store: Store, rng: np.random.Generator) -> None:
     w.write_coord("t", np.arange(4.0), dims=("t",), attrs={"valid_range": np.array([0.0, np.inf])})
     schema = dataset_schema(open_dataset_info(store, "sch"))
     assert json.loads(json.dumps(schema, allow_nan=False)) == schema
-    assert schema["arrays"]["v"] == {"dims": ["t", "y", "x"], "shape": [4, 6, 5], "dtype": "float32",
-                                     "chunks": [2, 3, 5], "attrs": {"units": "K"}}
+    assert schema["arrays"]["v"] == {
+        "dims": ["t", "y", "x"],
+        "shape": [4, 6, 5],
+        "dtype": "float32",
+        "chunks": [2, 3, 5],
+        "attrs": {"units": "K"},
+    }
     assert schema["coords"]["t"]["attrs"] == {"valid_range": [0.0, "Infinity"]}
     assert schema["tables"] == {}
 
@@ -287,7 +348,7 @@ def test_missing_dataset(store: Store) -> None:
     with pytest.raises(DatasetNotFoundError, match="'nope'"):
         open_dataset_info(store, "nope")
     bogus = ArrayInfo("v", "datasets/nope/arrays.zarr/v", ("x",), (2,), "f4", (2,), {}, "nope")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DatasetNotFoundError, match="array 'v' of dataset 'nope'"):
         read_array(store, bogus)
 
 
@@ -340,7 +401,12 @@ def test_default_chunks() -> None:
 
 @pytest.mark.parametrize(
     ("shape", "chunks", "limit"),
-    [((20, 16, 16), (2, 8, 8), 4096), ((7, 9), (2, 4), 64), ((7, 9), (2, 4), 10_000), ((5,), (5,), 20)],
+    [
+        ((20, 16, 16), (2, 8, 8), 4096),
+        ((7, 9), (2, 4), 64),
+        ((7, 9), (2, 4), 10_000),
+        ((5,), (5,), 20),
+    ],
 )
 def test_blocks_are_aligned_bounded_and_cover(shape: tuple, chunks: tuple, limit: int) -> None:
     seen = np.zeros(shape, dtype=int)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from minjiang.core.errors import InvalidNameError
 from minjiang.storage import (
     canonical_json,
@@ -103,8 +102,14 @@ def test_keys() -> None:
 
 
 def test_canonical_json() -> None:
-    payload = {"b": np.float32(1.5), "a": [np.int64(2), np.arange(3)], "c": {"z": float("inf")},
-               "p": Path("x/y"), "n": None, "t": (1, 2)}
+    payload = {
+        "b": np.float32(1.5),
+        "a": [np.int64(2), np.arange(3)],
+        "c": {"z": float("inf")},
+        "p": Path("x/y"),
+        "n": None,
+        "t": (1, 2),
+    }
     assert canonical_json(payload) == (
         b'{"a":[2,[0,1,2]],"b":1.5,"c":{"z":"Infinity"},"n":null,"p":"x/y","t":[1,2]}'
     )
@@ -113,7 +118,9 @@ def test_canonical_json() -> None:
 
 
 def test_content_id_is_stable_and_order_free() -> None:
-    a = content_id({"operator": "ocean.x", "params": {"a": 1, "b": np.float64(0.5)}, "inputs": ["i"]})
+    a = content_id(
+        {"operator": "ocean.x", "params": {"a": 1, "b": np.float64(0.5)}, "inputs": ["i"]}
+    )
     b = content_id({"inputs": ["i"], "params": {"b": 0.5, "a": np.int32(1)}, "operator": "ocean.x"})
     assert a == b
     assert len(a) == 32 and int(a, 16) >= 0
@@ -134,7 +141,9 @@ def test_hash_files(tmp_path: Path) -> None:
     assert hash_files([b, a], extra={"version": "1", "reader": "ocean.netcdf"}) == h  # order-free
     moved = tmp_path / "a.nc"
     moved.write_bytes(a.read_bytes())
-    assert hash_files([moved, b], extra={"reader": "ocean.netcdf", "version": "1"}) == h  # folder-free
+    assert (
+        hash_files([moved, b], extra={"reader": "ocean.netcdf", "version": "1"}) == h
+    )  # folder-free
     assert hash_files([a, b], extra={"reader": "ocean.netcdf", "version": "2"}) != h
     renamed = tmp_path / "c.nc"
     renamed.write_bytes(b"beta")

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from minjiang.core.errors import StoreError
 from minjiang.storage import LocalStore, ObjectStore, Store, open_store
 from minjiang.storage.testing import StoreTests

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
 from minjiang.storage import (
     DatasetWriter,
     Store,
@@ -34,7 +33,13 @@ def _curvilinear(rng: np.random.Generator) -> xr.Dataset:
     sst = rng.standard_normal((nt, ny, nx)).astype("float32")
     sst[0, 0, 0] = np.nan
     return xr.Dataset(
-        {"sst": (("time", "y", "x"), sst, {"units": "degC", "standard_name": "sea_surface_temperature"})},
+        {
+            "sst": (
+                ("time", "y", "x"),
+                sst,
+                {"units": "degC", "standard_name": "sea_surface_temperature"},
+            )
+        },
         coords={
             "time": ("time", time, {"standard_name": "time"}),
             "lat": (("y", "x"), lat, {"units": "degrees_north", "standard_name": "latitude"}),
@@ -45,7 +50,9 @@ def _curvilinear(rng: np.random.Generator) -> xr.Dataset:
     )
 
 
-def _write_by_hand(store: Store, ds: xr.Dataset, did: str, *, coords_first: bool) -> dict[str, dict[str, str]]:
+def _write_by_hand(
+    store: Store, ds: xr.Dataset, did: str, *, coords_first: bool
+) -> dict[str, dict[str, str]]:
     w = DatasetWriter(store, did)
     w.create(dict(ds.attrs))
     sums: dict[str, dict[str, str]] = {}
@@ -57,7 +64,9 @@ def _write_by_hand(store: Store, ds: xr.Dataset, did: str, *, coords_first: bool
     if coords_first:
         coords()
     v = ds.sst
-    w.create_array("sst", shape=v.shape, dtype=v.dtype, chunks=(2, 3, 8), dims=v.dims, attrs=v.attrs)
+    w.create_array(
+        "sst", shape=v.shape, dtype=v.dtype, chunks=(2, 3, 8), dims=v.dims, attrs=v.attrs
+    )
     sums["sst"] = {}
     for t0 in range(0, 5, 2):
         for y0 in (0, 3):
@@ -70,8 +79,9 @@ def _write_by_hand(store: Store, ds: xr.Dataset, did: str, *, coords_first: bool
 
 
 @pytest.mark.parametrize("coords_first", [True, False])
-def test_plain_xarray_opens_cf_time_and_curvilinear(store: Store, rng: np.random.Generator,
-                                                     coords_first: bool) -> None:
+def test_plain_xarray_opens_cf_time_and_curvilinear(
+    store: Store, rng: np.random.Generator, coords_first: bool
+) -> None:
     ds = _curvilinear(rng)
     sums = _write_by_hand(store, ds, "curv", coords_first=coords_first)
     assert verify_dataset(store, "curv", sums).ok
@@ -102,7 +112,10 @@ def test_plain_xarray_opens_cf_time_and_curvilinear(store: Store, rng: np.random
 
 def test_cftime_calendar_coordinate(store: Store) -> None:
     cftime = pytest.importorskip("cftime")
-    times = np.array([cftime.DatetimeNoLeap(2001, 2, 28) + np.timedelta64(i, "D") for i in range(3)], dtype=object)
+    times = np.array(
+        [cftime.DatetimeNoLeap(2001, 2, 28) + np.timedelta64(i, "D") for i in range(3)],
+        dtype=object,
+    )
     w = DatasetWriter(store, "noleap")
     w.write_coord("time", times, dims=("time",))
     w.consolidate()
@@ -141,9 +154,16 @@ def _netcdf(tmp_path: Path, rng: np.random.Generator) -> Path:
     nt, ny, nx = 20, 16, 16
     ds = xr.Dataset(
         {
-            "sst": (("time", "lat", "lon"), rng.uniform(-2, 30, (nt, ny, nx)).astype("float32"),
-                    {"units": "degC", "long_name": "sea surface temperature"}),
-            "mask": (("lat", "lon"), (rng.random((ny, nx)) > 0.3).astype("int8"), {"flag_values": [0, 1]}),
+            "sst": (
+                ("time", "lat", "lon"),
+                rng.uniform(-2, 30, (nt, ny, nx)).astype("float32"),
+                {"units": "degC", "long_name": "sea surface temperature"},
+            ),
+            "mask": (
+                ("lat", "lon"),
+                (rng.random((ny, nx)) > 0.3).astype("int8"),
+                {"flag_values": [0, 1]},
+            ),
             "when": (("time",), pd.date_range("2020-01-01", periods=nt, freq="6h").values),
         },
         coords={
@@ -156,27 +176,35 @@ def _netcdf(tmp_path: Path, rng: np.random.Generator) -> Path:
     ds.sst.values[3, 4, 5] = np.nan
     path = tmp_path / "sst.nc"
     # packed the way real products are: int16 with scale, offset and a fill value
-    ds.to_netcdf(path, engine=_netcdf_engine(), encoding={
-        "sst": {"dtype": "int16", "scale_factor": 0.01, "add_offset": 0.0, "_FillValue": -32768}})
+    ds.to_netcdf(
+        path,
+        engine=_netcdf_engine(),
+        encoding={
+            "sst": {"dtype": "int16", "scale_factor": 0.01, "add_offset": 0.0, "_FillValue": -32768}
+        },
+    )
     return path
 
 
-def test_write_xarray_from_lazy_netcdf_in_bounded_blocks(store: Store, tmp_path: Path,
-                                                         rng: np.random.Generator,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_xarray_from_lazy_netcdf_in_bounded_blocks(
+    store: Store, tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _netcdf(tmp_path, rng)
     blocks: list[tuple[str, int]] = []
     original = dataset_module.DatasetWriter.write_region
 
-    def spy(self: DatasetWriter, name: str, region: tuple[slice, ...], data: np.ndarray) -> dict[str, str]:
+    def spy(
+        self: DatasetWriter, name: str, region: tuple[slice, ...], data: np.ndarray
+    ) -> dict[str, str]:
         blocks.append((name, np.asarray(data).nbytes))
         return original(self, name, region, data)
 
     monkeypatch.setattr(dataset_module.DatasetWriter, "write_region", spy)
     limit = 4096
     with xr.open_dataset(path, engine=_netcdf_engine()) as src:  # lazy: no dask, nothing loaded
-        summary = write_xarray(store, "ingest1", src, chunks={"time": 2, "lat": 8, "lon": 8},
-                               max_block_bytes=limit)
+        summary = write_xarray(
+            store, "ingest1", src, chunks={"time": 2, "lat": 8, "lon": 8}, max_block_bytes=limit
+        )
         assert not src.sst.variable._in_memory  # never loaded whole
         expected = src.load()
 
@@ -233,16 +261,17 @@ def test_plain_readers_without_minjiang(store: Store, rng: np.random.Generator) 
     code = f"""
 import sys, json
 import xarray as xr, pyarrow.parquet as pq
-ds = xr.open_zarr({str(root / 'datasets/plain/arrays.zarr')!r})
-t = pq.read_table({str(root / 'datasets/plain/tables/events')!r})
+ds = xr.open_zarr({str(root / "datasets/plain/arrays.zarr")!r})
+t = pq.read_table({str(root / "datasets/plain/tables/events")!r})
 print(json.dumps({{
     "vars": sorted(ds.data_vars), "coords": sorted(ds.coords), "time": str(ds.time.dtype),
     "sst": float(ds.sst.sum()), "ids": sorted(t.column("id").to_pylist()),
     "minjiang": sorted(m for m in sys.modules if m.startswith("minjiang")),
 }}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=root)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
     got = json.loads(out.stdout)
     assert got["minjiang"] == []
     assert got["vars"] == ["sst"]
@@ -251,3 +280,13 @@ print(json.dumps({{
     assert got["sst"] == pytest.approx(float(ds.sst.sum()), rel=1e-5)
     assert got["ids"] == [1, 2, 3]
     assert read_table(store, "plain", "events").num_rows == 3
+
+
+def test_write_xarray_on_s3(s3_store: Store, rng: np.random.Generator) -> None:
+    ds = _curvilinear(rng)
+    summary = write_xarray(s3_store, "ons3", ds)
+    assert verify_dataset(s3_store, "ons3", summary.checksums).ok
+    info = open_dataset_info(s3_store, "ons3")
+    np.testing.assert_array_equal(read_coord_values(s3_store, info.coords["time"]), ds.time.values)
+    got = xr.open_zarr(s3_store.zarr_store("datasets/ons3/arrays.zarr", read_only=True))
+    xr.testing.assert_identical(got.load(), ds)

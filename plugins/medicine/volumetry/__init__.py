@@ -12,15 +12,27 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import resolve_backend
 
 __all__ = ["STAT_COLUMNS", "combine_stats", "label_stats"]
 
 #: Columns of a partial, all of one length (one row per label).
 STAT_COLUMNS = (
-    "label", "count", "sum_z", "sum_y", "sum_x", "z0", "y0", "x0", "z1", "y1", "x1",
-    "valid", "isum", "imin", "imax",
+    "label",
+    "count",
+    "sum_z",
+    "sum_y",
+    "sum_x",
+    "z0",
+    "y0",
+    "x0",
+    "z1",
+    "y1",
+    "x1",
+    "valid",
+    "isum",
+    "imin",
+    "imax",
 )
 _SUM = ("count", "sum_z", "sum_y", "sum_x", "valid", "isum")
 _MIN = ("z0", "y0", "x0", "imin")
@@ -55,7 +67,9 @@ def label_stats(
     chosen = resolve_backend(backend, labels, values, kernel="label_stats", has_gpu=False)
     lab = np.asarray(labels)
     if lab.ndim != 3 or lab.dtype.kind not in "iu":
-        raise TypeError(f"label_stats: needs 3-D integer labels, got {lab.ndim}-D {lab.dtype.name!r}")
+        raise TypeError(
+            f"label_stats: needs 3-D integer labels, got {lab.ndim}-D {lab.dtype.name!r}"
+        )
     vals = None if values is None else np.asarray(values)
     if vals is not None and vals.shape != lab.shape:
         raise ValueError(f"label_stats: values {vals.shape} and labels {lab.shape} differ in shape")
@@ -91,7 +105,10 @@ def combine_stats(parts: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     dict
         One row per label, sorted by label.
     """
-    cols = {k: np.concatenate([np.asarray(p[k]) for p in parts]) if parts else np.zeros(0) for k in STAT_COLUMNS}
+    cols = {
+        k: np.concatenate([np.asarray(p[k]) for p in parts]) if parts else np.zeros(0)
+        for k in STAT_COLUMNS
+    }
     labels = cols["label"].astype(np.int64)
     uniq, inv = np.unique(labels, return_inverse=True)
     n = uniq.size
@@ -103,8 +120,11 @@ def combine_stats(parts: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         out[k] = acc
     for k in _MIN + _MAX:
         dtype = np.float64 if k.startswith("i") else np.int64
-        init = (np.inf if k in _MIN else -np.inf) if dtype == np.float64 else (
-            np.iinfo(np.int64).max if k in _MIN else np.iinfo(np.int64).min)
+        init = (
+            (np.inf if k in _MIN else -np.inf)
+            if dtype == np.float64
+            else (np.iinfo(np.int64).max if k in _MIN else np.iinfo(np.int64).min)
+        )
         acc = np.full(n, init, dtype=dtype)
         (np.minimum if k in _MIN else np.maximum).at(acc, inv, cols[k].astype(dtype))
         out[k] = acc

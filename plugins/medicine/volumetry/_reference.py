@@ -5,14 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def label_stats(labels: np.ndarray, values: np.ndarray | None, origin: tuple[int, int, int]) -> dict[str, np.ndarray]:
+def label_stats(
+    labels: np.ndarray, values: np.ndarray | None, origin: tuple[int, int, int]
+) -> dict[str, np.ndarray]:
     """Per label present in ``labels`` (> 0): counts, index sums, bounding box, intensity."""
     fg = labels > 0
     lab = labels[fg].astype(np.int64)
     uniq, inv = np.unique(lab, return_inverse=True)
     n = uniq.size
     idx = np.nonzero(fg)
-    out: dict[str, np.ndarray] = {"label": uniq, "count": np.bincount(inv, minlength=n).astype(np.int64)}
+    out: dict[str, np.ndarray] = {
+        "label": uniq,
+        "count": np.bincount(inv, minlength=n).astype(np.int64),
+    }
     for axis, name in enumerate("zyx"):
         g = idx[axis].astype(np.int64) + origin[axis]
         out[f"sum_{name}"] = np.bincount(inv, weights=g.astype(np.float64), minlength=n)

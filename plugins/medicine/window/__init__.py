@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import resolve_backend
 
 __all__ = ["FUNCTIONS", "voi_window"]
@@ -66,14 +65,18 @@ def voi_window(
         raise TypeError(f"voi_window: needs real values, got dtype {arr.dtype.name!r}")
     func = str(function).upper()
     if func not in FUNCTIONS:
-        raise ValueError(f"voi_window: unknown function {function!r}; expected one of {sorted(FUNCTIONS)!r}")
+        raise ValueError(
+            f"voi_window: unknown function {function!r}; expected one of {sorted(FUNCTIONS)!r}"
+        )
     if func == "LINEAR" and not width >= 1:
         raise ValueError(f"voi_window: LINEAR needs width >= 1 (PS3.3 C.11.2.1.2.1), got {width!r}")
     if func != "LINEAR" and not width > 0:
         raise ValueError(f"voi_window: {func} needs width > 0, got {width!r}")
     values = (center, width, y_min, y_max, slope, intercept)
     if not all(np.isfinite(v) for v in values):
-        raise ValueError("voi_window: center, width, y_min, y_max, slope and intercept must be finite")
+        raise ValueError(
+            "voi_window: center, width, y_min, y_max, slope and intercept must be finite"
+        )
     out_dtype = np.dtype(dtype)
     if out_dtype not in (np.float32, np.float64):
         raise ValueError(f"voi_window: dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -81,11 +84,22 @@ def voi_window(
     if chosen == "reference":
         from minjiang.plugins.medicine.window import _reference
 
-        return _reference.voi_window(arr, slope, intercept, center, width, code, y_min, y_max, out_dtype)
+        return _reference.voi_window(
+            arr, slope, intercept, center, width, code, y_min, y_max, out_dtype
+        )
     from minjiang.plugins.medicine.window import _cpu
 
     flat = np.ascontiguousarray(arr).reshape(-1)
     out = np.empty(flat.size, dtype=out_dtype)
-    _cpu.voi_window(flat, out, float(slope), float(intercept), float(center), float(width), code,
-                    float(y_min), float(y_max))
+    _cpu.voi_window(
+        flat,
+        out,
+        float(slope),
+        float(intercept),
+        float(center),
+        float(width),
+        code,
+        float(y_min),
+        float(y_max),
+    )
     return out.reshape(arr.shape)

@@ -7,7 +7,9 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def voi_window(flat, out, slope, intercept, center, width, function, y_min, y_max):  # pragma: no cover
+def voi_window(
+    flat, out, slope, intercept, center, width, function, y_min, y_max
+):  # pragma: no cover
     # Same operations, same order as the reference (no fastmath: NaN must stay NaN and
     # no fused multiply-add may change a rounding).
     y_range = y_max - y_min

@@ -14,15 +14,23 @@ LINEAR, LINEAR_EXACT, SIGMOID = 0, 1, 2
 
 
 def voi_window(
-    x: np.ndarray, slope: float, intercept: float, center: float, width: float,
-    function: int, y_min: float, y_max: float, out_dtype: np.dtype,
+    x: np.ndarray,
+    slope: float,
+    intercept: float,
+    center: float,
+    width: float,
+    function: int,
+    y_min: float,
+    y_max: float,
+    out_dtype: np.dtype,
 ) -> np.ndarray:
     """Rescale (``x * slope + intercept``) then window into ``[y_min, y_max]``."""
     v = x.astype(np.float64) * slope
     v += intercept
     y_range = y_max - y_min
     if function == SIGMOID:
-        out = y_range / (1 + np.exp(-4 * (v - center) / width)) + y_min
+        with np.errstate(over="ignore"):  # exp -> inf gives y_min, as it should
+            out = y_range / (1 + np.exp(-4 * (v - center) / width)) + y_min
         return out.astype(out_dtype)
     if function == LINEAR:
         center = center - 0.5

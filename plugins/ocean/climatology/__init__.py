@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-
 from minjiang.core.errors import ContractError, ParameterError
 from minjiang.plugins.ocean._time import DOY_FEB29, Calendar, daily_axis
 
@@ -111,7 +110,9 @@ def climatology(
         cal = time
         values = np.ascontiguousarray(data.reshape(len(time), npix).T, dtype=np.float64)
     else:
-        raise ParameterError(f"ocean.climatology: frequency must be 'daily' or 'monthly', got {frequency!r}")
+        raise ParameterError(
+            f"ocean.climatology: frequency must be 'daily' or 'monthly', got {frequency!r}"
+        )
     if max_pad_length:
         values = _pad(values, max_pad_length, backend)
     y0, y1 = _pools.base_range(cal, period, what="ocean.climatology")

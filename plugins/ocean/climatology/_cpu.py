@@ -64,7 +64,9 @@ def pooled_stats(values: np.ndarray, pools, percentile: float) -> tuple[np.ndarr
     seas = np.empty((npix, len(pools)), dtype=np.float64)
     thresh = np.empty((npix, len(pools)), dtype=np.float64)
     if npix:
-        _pooled_stats(values, pools.offsets, pools.index, float(np.true_divide(percentile, 100)), seas, thresh)
+        _pooled_stats(
+            values, pools.offsets, pools.index, float(np.true_divide(percentile, 100)), seas, thresh
+        )
     return seas, thresh
 
 

@@ -25,7 +25,6 @@ Two conventions are implemented:
 from __future__ import annotations
 
 import numpy as np
-
 from minjiang.core.errors import ContractError
 from minjiang.plugins.ocean._time import DOY_FEB29, Calendar
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-
 from minjiang.plugins.ocean.climatology._pools import Pools
 
 __all__ = ["pooled_stats", "smooth_circular"]
 
 
-def pooled_stats(values: np.ndarray, pools: Pools, percentile: float) -> tuple[np.ndarray, np.ndarray]:
+def pooled_stats(
+    values: np.ndarray, pools: Pools, percentile: float
+) -> tuple[np.ndarray, np.ndarray]:
     """NaN-skipping mean and percentile (NumPy's ``linear`` = R type 7) of each pool.
 
     ``values`` is (pixel, sample); returns ``seas``, ``thresh`` of shape (pixel, pool),

@@ -25,7 +25,9 @@ import numpy as np
 __all__ = ["gram_partial", "project", "solve"]
 
 
-def _prepare(values: np.ndarray, weights: np.ndarray | None, center: bool) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(
+    values: np.ndarray, weights: np.ndarray | None, center: bool
+) -> tuple[np.ndarray, np.ndarray]:
     n = values.shape[0]
     x = values.reshape(n, -1).astype(np.float64)
     valid = np.all(np.isfinite(x), axis=0)
@@ -40,7 +42,9 @@ def _prepare(values: np.ndarray, weights: np.ndarray | None, center: bool) -> tu
     return a, valid
 
 
-def gram_partial(values: np.ndarray, weights: np.ndarray | None, *, center: bool = True, backend: str = "cpu") -> np.ndarray:
+def gram_partial(
+    values: np.ndarray, weights: np.ndarray | None, *, center: bool = True, backend: str = "cpu"
+) -> np.ndarray:
     """``A_b A_bᵀ`` (n_time × n_time, float64) of one block (time, ...)."""
     if backend == "reference":
         a, _ = _prepare(values, weights, center)
@@ -49,7 +53,11 @@ def gram_partial(values: np.ndarray, weights: np.ndarray | None, *, center: bool
 
     n = values.shape[0]
     x = np.ascontiguousarray(values.reshape(n, -1))
-    w = np.ones(x.shape[1]) if weights is None else np.ascontiguousarray(np.asarray(weights, np.float64).reshape(-1))
+    w = (
+        np.ones(x.shape[1])
+        if weights is None
+        else np.ascontiguousarray(np.asarray(weights, np.float64).reshape(-1))
+    )
     return gram(x, w, bool(center))
 
 
@@ -74,9 +82,15 @@ def solve(gram: np.ndarray, n_modes: int) -> dict[str, np.ndarray]:
     }
 
 
-def project(values: np.ndarray, weights: np.ndarray | None, u: np.ndarray, sigma: np.ndarray, *, center: bool = True) -> np.ndarray:
+def project(
+    values: np.ndarray,
+    weights: np.ndarray | None,
+    u: np.ndarray,
+    sigma: np.ndarray,
+    *,
+    center: bool = True,
+) -> np.ndarray:
     """EOFs of one block: (k, cells) with NaN on dropped cells."""
-    n = values.shape[0]
     a, valid = _prepare(values, weights, center)
     out = np.full((u.shape[1], valid.size), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):

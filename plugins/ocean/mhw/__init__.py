@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-
 from minjiang.core.errors import ContractError, ParameterError
 from minjiang.plugins.ocean._time import Calendar, daily_axis
 from minjiang.plugins.ocean.mhw._reference import FLOAT_METRICS, INT_METRICS
@@ -107,7 +106,12 @@ def detect_events(
     s2 = np.ascontiguousarray(seas.reshape(366, npix).T, dtype=np.float64)
     t2 = np.ascontiguousarray(thresh.reshape(366, npix).T, dtype=np.float64)
     doy = cal.doy
-    opts = {"min_duration": min_duration, "join_gaps": join_gaps, "max_gap": max_gap, "cold_spells": cold_spells}
+    opts = {
+        "min_duration": min_duration,
+        "join_gaps": join_gaps,
+        "max_gap": max_gap,
+        "cold_spells": cold_spells,
+    }
     if backend == "reference":
         from minjiang.plugins.ocean.mhw._reference import detect_pixel
 
@@ -135,7 +139,9 @@ def detect_events(
 SUMMARIES = ("count", "days", "intensity_mean", "intensity_max", "intensity_cumulative")
 
 
-def yearly_summary(events: Events, years: np.ndarray, valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def yearly_summary(
+    events: Events, years: np.ndarray, valid: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Grid events into yearly statistics, each (year, pixel) float32.
 
     ``count``: events starting in the year; ``days``: days of the year inside an
@@ -161,9 +167,17 @@ def yearly_summary(events: Events, years: np.ndarray, valid: np.ndarray | None =
     yi = cal.year[start] - y0
     keep = (yi >= 0) & (yi < ny)
     np.add.at(out["count"], (yi[keep], events.pixel[keep]), 1.0)
-    np.add.at(out["intensity_mean"], (yi[keep], events.pixel[keep]), events.column("intensity_mean")[keep])
-    np.add.at(out["intensity_cumulative"], (yi[keep], events.pixel[keep]), events.column("intensity_cumulative")[keep])
-    np.maximum.at(out["intensity_max"], (yi[keep], events.pixel[keep]), events.column("intensity_max")[keep])
+    np.add.at(
+        out["intensity_mean"], (yi[keep], events.pixel[keep]), events.column("intensity_mean")[keep]
+    )
+    np.add.at(
+        out["intensity_cumulative"],
+        (yi[keep], events.pixel[keep]),
+        events.column("intensity_cumulative")[keep],
+    )
+    np.maximum.at(
+        out["intensity_max"], (yi[keep], events.pixel[keep]), events.column("intensity_max")[keep]
+    )
     # days: a +1/-1 difference array over the dense axis, summed per calendar year
     n = len(cal)
     inside = np.zeros((npix, n + 1))

@@ -49,7 +49,10 @@ FLIPPED = (0, 1, 3, 4, 5, 7, 8, 9, 11)
 
 def _runs(mask: np.ndarray) -> list[list[int]]:
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return [[int(s), int(e) - 1] for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)]
+    return [
+        [int(s), int(e) - 1]
+        for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+    ]
 
 
 def detect_pixel(

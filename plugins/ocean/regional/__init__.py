@@ -16,7 +16,9 @@ import numpy as np
 __all__ = ["box_mask", "grid_weights", "weighted_sums"]
 
 
-def box_mask(lat: np.ndarray, lon: np.ndarray, lat_min: float, lat_max: float, lon_min: float, lon_max: float) -> np.ndarray:
+def box_mask(
+    lat: np.ndarray, lon: np.ndarray, lat_min: float, lat_max: float, lon_min: float, lon_max: float
+) -> np.ndarray:
     """Cells (broadcast of ``lat`` and ``lon``) whose centre is inside the box."""
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.mod(np.asarray(lon, dtype=np.float64), 360.0)
@@ -39,7 +41,9 @@ def grid_weights(kind: str, lat: np.ndarray, area: np.ndarray | None) -> np.ndar
     return np.cos(np.deg2rad(np.asarray(lat, dtype=np.float64)))
 
 
-def weighted_sums_reference(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def weighted_sums_reference(
+    values: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(Σ w·x, Σ w) over the trailing axes, skipping NaN values; ``weights`` is (cells,)."""
     v = values.reshape(values.shape[0], -1).astype(np.float64)
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
@@ -47,7 +51,9 @@ def weighted_sums_reference(values: np.ndarray, weights: np.ndarray) -> tuple[np
     return np.where(ok, v * w[None, :], 0.0).sum(axis=1), np.where(ok, w[None, :], 0.0).sum(axis=1)
 
 
-def weighted_sums(values: np.ndarray, weights: np.ndarray, *, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def weighted_sums(
+    values: np.ndarray, weights: np.ndarray, *, backend: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """See :func:`weighted_sums_reference`; ``backend="cpu"`` runs the numba kernel."""
     if backend == "reference":
         return weighted_sums_reference(values, weights)

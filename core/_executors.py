@@ -125,6 +125,10 @@ class RayExecutor(Executor):
         self._started = False
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS") or None
+            if address is not None:
+                from minjiang.core._jobs import use_cluster_token
+
+                use_cluster_token()
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
                                       "configure_logging": False}
             if address is None:

@@ -17,10 +17,10 @@ from typing import Any
 
 from minjiang.core.errors import PipelineError, PlanError
 
-__all__ = ["job_client", "submit_pipeline"]
+__all__ = ["job_client", "submit_pipeline", "use_cluster_token"]
 
 
-def _use_cluster_token() -> None:
+def use_cluster_token() -> None:
     """Ray clusters started with ``ray start`` require a token by default; when this host
     has one (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) send it."""
     import os
@@ -42,7 +42,7 @@ def _use_cluster_token() -> None:
 
 def job_client(address: str) -> Any:
     """A :class:`ray.job_submission.JobSubmissionClient` for the dashboard at ``address``."""
-    _use_cluster_token()
+    use_cluster_token()
     from ray.job_submission import JobSubmissionClient
 
     try:

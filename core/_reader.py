@@ -93,6 +93,14 @@ class Reader(abc.ABC):
         """The chunking to write (dim -> chunk length); ``None`` lets storage decide."""
         return None
 
+    def describe_sources(self, files: Sequence[Path]) -> list[dict[str, Any]]:
+        """How the sources appear in the catalog record (default: file name and size).
+
+        Readers of sensitive data override this so that no file name (which may carry
+        patient identifiers) is recorded.
+        """
+        return [{"name": f.name, "bytes": f.stat().st_size} for f in files]
+
     def identity(self, params: Any) -> dict[str, Any]:
         """What besides the source bytes defines the dataset (reader, version, params)."""
         return {

@@ -708,7 +708,7 @@ class _Run:
             prefix=f"datasets/{step.dataset_id}", schema=summary.schema,
             producer={"reader": step.reader.name, "version": step.reader.version,
                       "params": step.params.model_dump(mode="json") if step.params is not None else {},
-                      "sources": [{"name": f.name, "bytes": f.stat().st_size} for f in step.files]},
+                      "sources": step.reader.describe_sources(step.files)},
             inputs={}, software=_software(), host=_host(),
             timings={"started": started, "seconds": round(time.perf_counter() - t0, 3),
                      "bytes_written": summary.bytes_written, "tasks": 1},
@@ -860,12 +860,12 @@ class _Run:
         info = open_dataset_info(self.rt.store, step.dataset_id)
         op = step.operator
         fresh = [r for r in results if not r.skipped]
-        backends = sorted({r.backend for r in fresh}) or [step.backend]
         record = record_cls(
             id=step.dataset_id, kind="computed", names=[step.name] if step.name else [], domain=op.domain,
             hidden=step.hidden, prefix=f"datasets/{step.dataset_id}", schema=dataset_schema(info),
             producer={"operator": op.name, "version": op.version, "params": step.params.model_dump(mode="json"),
-                      "pattern": op.pattern.pattern, "backend": backends[0] if len(backends) == 1 else backends,
+                      # the kernels' backend; rechunk and combine tasks only move bytes
+                      "pattern": op.pattern.pattern, "backend": step.backend,
                       "kernels": sorted({k for s in step.stages for t in s.tasks for k in t.kernels}),
                       "executor": self.rt.executor.name, "notes": list(step.notes)},
             inputs={k: b.dataset_id for k, b in step.inputs.items()},

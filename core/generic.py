@@ -175,8 +175,8 @@ def _quantile_outputs(params: QuantileParams, inputs: dict[str, Any]) -> tuple[A
     dtype = "float32" if np.dtype(x.dtype) == np.float32 else "float64"
     kept = tuple(d for d in x.dims if d != params.dim)
     if isinstance(params.q, list):
-        return (ArrayOutput("quantile", dtype=dtype, dims=("quantile", *kept), sizes={"quantile": len(params.q)},
-                            coords={"quantile": np.asarray(params.q, dtype=np.float64)}),)
+        return (ArrayOutput("quantile", dtype=dtype, dims=("q", *kept), sizes={"q": len(params.q)},
+                            coords={"q": np.asarray(params.q, dtype=np.float64)}),)
     return (ArrayOutput("quantile", dtype=dtype, dims=kept, attrs={"quantile": params.q}),)
 
 
@@ -266,7 +266,7 @@ OPERATORS: tuple[Operator, ...] = (
         name="array.band_math", version="1",
         inputs=tuple(Input(n, dtypes=NUMERIC, optional=n != "a") for n in _BAND_INPUTS),
         outputs=_band_outputs, pattern=Map(band_math_kernel), params=BandMathParams,
-        backends=("cpu", "gpu"), description="Elementwise arithmetic expression over inputs a..h (one fused numba loop).",
+        backends=("cpu", "gpu"), description="Elementwise arithmetic expression over inputs a..h (one fused loop: numba or CUDA).",
     ),
     Operator(
         name="array.gaussian", version="1", inputs=(Input("x", dtypes=("f",)),),

@@ -34,7 +34,7 @@ def head():
     before = {p.pid for p in psutil.process_iter()}
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
-    cmd = [str(BIN / "ray"), "start", "--head", f"--port={gcs}", f"--dashboard-port={dash}",
+    cmd = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", f"--dashboard-port={dash}",
            "--dashboard-host=127.0.0.1", f"--ray-client-server-port={client}", "--min-worker-port=21000",
            "--max-worker-port=21400", f"--dashboard-agent-listen-port={agent_http}",
            f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
@@ -53,7 +53,7 @@ def head():
             if time.time() > deadline:
                 raise
             time.sleep(1)
-    yield address
+    yield {"jobs": address, "client": f"ray://127.0.0.1:{client}", "env": env}
     # stop only the processes this head brought (a session Ray may be running beside it)
     for proc in psutil.process_iter(["cmdline"]):
         try:
@@ -80,6 +80,7 @@ def _wait(address: str, job: str, timeout: float = 240) -> str:
 def test_submit_watch_and_resubmit(head, tmp_path) -> None:
     from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
 
+    head = head["jobs"]
     cube, regions = make_demo_inputs(tmp_path / "data", years=1, ny=16, nx=16)
     pipe = tmp_path / "pipe" / "demo.yaml"
     pipe.parent.mkdir()
@@ -103,3 +104,20 @@ def test_submit_watch_and_resubmit(head, tmp_path) -> None:
     assert "reused from the catalog" in logs2.output
     ls = runner.invoke(app, ["job", "ls", "--address", head])
     assert job in ls.output and job2 in ls.output
+
+
+def test_run_through_ray_client_address(head, tmp_path) -> None:
+    from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
+
+    cube, regions = make_demo_inputs(tmp_path / "data", years=1, ny=12, nx=12)
+    pipe = tmp_path / "demo.yaml"
+    pipe.write_text(DEMO_PIPELINE)
+    store = tmp_path / "store"
+    out = subprocess.run([str(BIN / "minjiang"), "run", str(pipe), "--address", head["client"], "--store", str(store),
+                          "-i", f"cube={cube}", "-i", f"regions={regions}"], env=head["env"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    from minjiang.storage import Catalog, open_store
+
+    rec = Catalog(open_store(store)).get("demo/sst-mean")
+    assert rec.producer["executor"] == "ray"

@@ -90,7 +90,8 @@ def choose_block(
             per_dim.append(_candidates(n))
     best: BlockChoice | None = None
     max_tasks = math.prod(max(1, math.ceil(shape[d] / chunks[d])) for d in range(ndim))
-    want_tasks = min(workers, max_tasks)
+    # two tasks per worker keep every worker busy while the slowest task finishes
+    want_tasks = min(2 * workers, max_tasks)
     for ks in itertools.product(*per_dim):
         block = tuple(min(k * c, s) for k, c, s in zip(ks, chunks, shape, strict=True))
         mem = memory(block)

@@ -366,7 +366,8 @@ class BlockContext:
     ``region`` is the output block in global index space over the primary input's
     dims; ``halo`` the cells of padding on each side of the arrays given; ``coords`` the
     coordinate values of the block (interior, no halo) for dims that have them;
-    ``sizes`` the global size of each dim; ``attrs`` each input array's attributes.
+    ``sizes`` the global size of each dim; ``attrs`` each input array's attributes;
+    ``outputs`` the names of the arrays and tables the kernel is expected to return.
     """
 
     operator: str
@@ -379,6 +380,7 @@ class BlockContext:
     coords: Mapping[str, np.ndarray]
     attrs: Mapping[str, Mapping[str, Any]]
     n_tasks: int = 1
+    outputs: tuple[str, ...] = ()
 
     @property
     def origin(self) -> tuple[int, ...]:

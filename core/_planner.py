@@ -61,6 +61,8 @@ __all__ = [
 
 #: No storage chunk may decode to more than this (Ray retries OOM kills forever).
 MAX_CHUNK_BYTES = 512 << 20
+#: Memory one full-axis pencil task aims at; sets the pencil (and output) chunking.
+PENCIL_TARGET_BYTES = 256 << 20
 
 
 def format_bytes(n: float) -> str:
@@ -756,7 +758,10 @@ class StepPlanner:
         full_cells = math.prod(full.values())
         # bytes per pencil cell across all array inputs (whole dims included) and outputs
         per_cell = 4 * itemsize * full_cells * max(1, sum(1 for b in inputs.values() if b.array is not None))
-        max_cells = max(1, (self.budget // 4) // max(per_cell, 1))
+        # The pencil is the output's chunking, part of what the dataset *is*: it must not
+        # depend on the executor's worker count, only on a fixed target (or a budget
+        # smaller than it).
+        max_cells = max(1, (min(self.budget, PENCIL_TARGET_BYTES) // 4) // max(per_cell, 1))
         target: list[int] = []
         others = [i for i in range(len(dims)) if i not in full]
         side = max(1, int(max_cells ** (1 / max(len(others), 1))))

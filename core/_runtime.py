@@ -151,6 +151,7 @@ class Plan:
     budget: int
     workers: int
     executor: str
+    reuse: bool = True
 
     def summary_rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -397,7 +398,8 @@ class _PlanBuilder:
                 self._plan_ingest(step)
             else:
                 self._plan_operator(step)
-        return Plan(self.pipe, self.steps, dict(self.outputs), self.rt.memory_budget, workers, execu.name)
+        return Plan(self.pipe, self.steps, dict(self.outputs), self.rt.memory_budget, workers, execu.name,
+                    self.reuse)
 
     def coord_values(self, info: ArrayInfo) -> Any:
         cached = self.rt._coord_cache.get(info.path)
@@ -810,7 +812,8 @@ class _Run:
         coord_sums = self._prepare(step)
         results: list[TaskResult] = []
         for stage in step.stages:
-            done = self._done_tasks(step, stage)
+            # reuse=False recomputes everything: manifests of earlier runs are not trusted
+            done = self._done_tasks(step, stage) if self.plan.reuse else {}
             for res in done.values():
                 results.append(res)
                 self.emit("task_skipped", step=step.step, dataset_id=step.dataset_id, task=res,
@@ -834,12 +837,17 @@ class _Run:
                         log.info("dataset %s was committed by another run while this one ran", step.dataset_id)
                         break
                     raise
-        if self.rt.catalog.exists(step.dataset_id):
+        if self.rt.catalog.exists(step.dataset_id):  # committed meanwhile, or recomputed on purpose
+            self._cleanup(step)
             record = self.rt.catalog.get(step.dataset_id)
             if step.name:
                 self.rt.catalog.set_name(step.name, step.dataset_id)
-            return Result(step.dataset_id, record, self.rt, reused=True)
+            return Result(step.dataset_id, record, self.rt, reused=self.plan.reuse)
         return self._commit(step, results, coord_sums, started, time.perf_counter() - t0, Record)
+
+    def _cleanup(self, step: StepPlan) -> None:
+        self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_scratch")
+        self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_tasks")
 
     def _commit(self, step: StepPlan, results: list[TaskResult], coord_sums: dict[str, dict[str, str]],
                 started: str, seconds: float, record_cls: Any) -> Result:
@@ -882,8 +890,7 @@ class _Run:
             checksums=checksums, tables=tables, metadata={}, created=_now(),
         )
         result = self._publish(record, step.name, step.step)
-        self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_scratch")
-        self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_tasks")
+        self._cleanup(step)
         return result
 
 

@@ -169,6 +169,7 @@ def _context(spec: TaskSpec) -> BlockContext:
         coords=dict(spec.coords),
         attrs=dict(spec.attrs),
         n_tasks=spec.n_tasks,
+        outputs=tuple(spec.extra.get("out_dims", {})) + tuple(spec.tables),
     )
 
 
@@ -305,7 +306,7 @@ def _kept_context(spec: TaskSpec, ctx: BlockContext) -> BlockContext:
         operator=ctx.operator, backend=ctx.backend, task=ctx.task, dims=keep,
         region={d: ctx.region[d] for d in keep}, halo={d: ctx.halo[d] for d in keep},
         sizes={d: ctx.sizes[d] for d in keep}, coords={d: v for d, v in ctx.coords.items() if d in keep},
-        attrs=ctx.attrs, n_tasks=ctx.n_tasks,
+        attrs=ctx.attrs, n_tasks=ctx.n_tasks, outputs=ctx.outputs,
     )
 
 

@@ -109,10 +109,17 @@ def _gaussian_halo(params: GaussianParams, inputs: dict[str, Any]) -> dict[str, 
     return {d: gaussian_radius(s, params.truncate) for d, s in zip(dims, _sigmas(params, dims), strict=True)}
 
 
+def _gaussian_outputs(params: GaussianParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    x = inputs["x"]
+    return (ArrayOutput(x.name, attrs={k: v for k, v in x.attrs.items() if k in ("units", "standard_name",
+                                                                                    "long_name")}),)
+
+
 def gaussian_kernel(arrays: dict[str, Any], params: GaussianParams, ctx: BlockContext) -> dict[str, Any]:
     from minjiang.kernels.gaussian import gaussian_valid
 
-    return {"x": gaussian_valid(arrays["x"], _sigmas(params, ctx.dims), truncate=params.truncate)}
+    (name,) = ctx.outputs
+    return {name: gaussian_valid(arrays["x"], _sigmas(params, ctx.dims), truncate=params.truncate)}
 
 
 def _gaussian_memory(size: Any, params: Any) -> int:
@@ -270,10 +277,11 @@ OPERATORS: tuple[Operator, ...] = (
     ),
     Operator(
         name="array.gaussian", version="1", inputs=(Input("x", dtypes=("f",)),),
-        outputs=(ArrayOutput("x"),), pattern=Map(gaussian_kernel, halo=_gaussian_halo,
+        outputs=_gaussian_outputs, pattern=Map(gaussian_kernel, halo=_gaussian_halo,
                                                  boundary=lambda p: p.mode),
         params=GaussianParams, memory=_gaussian_memory,
-        backends=("cpu", "gpu"), description="n-D Gaussian filter with SciPy's weights; halo = radius, boundary only at the array edge.",
+        backends=("cpu", "gpu"), description="n-D Gaussian filter with SciPy's weights; keeps the input's array name; halo = radius, "
+        "boundary only at the array edge.",
     ),
     Operator(
         name="array.reduce", version="1", inputs=(Input("x", dtypes=NUMERIC),), outputs=_reduce_outputs,

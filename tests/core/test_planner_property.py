@@ -51,7 +51,7 @@ def test_gaussian_equals_scipy(tmp_path_factory, cube, sigma, mode) -> None:
     x = np.nan_to_num(_values(shape, seed, 0.0))
     src = ingest_array(rt, tmp, "t/x", x, _dims(len(shape)), chunks)
     res = rt.run("array.gaussian", inputs={"x": src}, params={"sigma": sigma, "mode": mode})
-    got = res.to_xarray()["x"].values
+    got = res.to_xarray()["data"].values
     np.testing.assert_allclose(got, ndi.gaussian_filter(x, sigma, mode=mode), rtol=1e-10, atol=1e-12)
 
 

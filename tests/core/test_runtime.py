@@ -113,3 +113,21 @@ def test_over_budget_plan_fails_before_running(runtime, cube) -> None:
 def test_unknown_dataset_is_a_typed_error(runtime) -> None:
     with pytest.raises(DatasetNotFoundError, match="nope"):
         runtime.run("array.reduce", inputs={"x": "test/nope"}, params={"dims": ["time"]})
+
+
+def test_reuse_false_recomputes_every_time(runtime, cube) -> None:
+    _, src = cube
+    params = {"dims": ["time"], "stat": "mean"}
+    first = runtime.run("array.reduce", inputs={"x": src}, params=params)
+    for _ in range(2):
+        again = runtime.run("array.reduce", inputs={"x": src}, params=params, reuse=False)
+        kinds = [e.kind for e in runtime.last_run_events]
+        assert again.id == first.id and not again.reused
+        assert kinds.count("task_finished") >= 1 and "task_skipped" not in kinds
+    assert not runtime.store.list(f"datasets/{first.id}/_tasks")
+
+
+def test_gaussian_keeps_the_array_name(runtime, cube) -> None:
+    _, src = cube
+    res = runtime.run("array.gaussian", inputs={"x": src}, params={"sigma": 1})
+    assert list(res.to_xarray().data_vars) == ["data"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -54,10 +55,13 @@ def head():
                 raise
             time.sleep(1)
     yield {"jobs": address, "client": f"ray://127.0.0.1:{client}", "env": env}
-    # stop only the processes this head brought (a session Ray may be running beside it)
+    # stop only the Ray processes this head brought (a session Ray may run beside it,
+    # and unrelated processes such as 'xarray' ones must survive)
+    marker = re.compile(r"site-packages/ray/|\bray::|-m ray\.|ray\.dashboard|ray-dashboard-|raylet|gcs_server|"
+                        + re.escape(temp))
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if proc.pid not in before and "ray" in " ".join(proc.info["cmdline"] or ()):
+            if proc.pid not in before and marker.search(" ".join(proc.info["cmdline"] or ())):
                 proc.kill()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue

@@ -131,3 +131,35 @@ def test_gaussian_keeps_the_array_name(runtime, cube) -> None:
     _, src = cube
     res = runtime.run("array.gaussian", inputs={"x": src}, params={"sigma": 1})
     assert list(res.to_xarray().data_vars) == ["data"]
+
+
+def test_netcdf_ingest_concatenates_and_rejects_broken_files(runtime, tmp_path, rng) -> None:
+    import pandas as pd
+    import xarray as xr
+
+    from minjiang.core.errors import ReaderError
+
+    files = []
+    for year in (2020, 2021):
+        time = pd.date_range(f"{year}-01-01", periods=10, freq="D")
+        ds = xr.Dataset({"sst": (("time", "lat", "lon"), rng.normal(size=(10, 3, 4)).astype(np.float32),
+                                 {"units": "degC"})}, coords={"time": time, "lat": [0.0, 1, 2], "lon": [0.0, 1, 2, 3]})
+        files.append(tmp_path / f"sst_{year}.nc")
+        ds.to_netcdf(files[-1], engine="netcdf4")
+    res = runtime.ingest("array.netcdf", files, name="test/sst")
+    out = res.to_xarray()
+    assert out.sizes["time"] == 20 and out["sst"].attrs["units"] == "degC"
+    assert str(out.time.values[10])[:10] == "2021-01-01"
+    assert res.record.producer["sources"][0]["name"] == "sst_2020.nc"
+    broken = tmp_path / "broken.nc"
+    broken.write_bytes(files[0].read_bytes()[:200])
+    with pytest.raises(ReaderError, match="broken.nc"):
+        runtime.ingest("array.netcdf", [broken])
+
+
+def test_open_by_name(runtime, cube) -> None:
+    import minjiang as mj
+
+    x, _ = cube
+    ds = mj.open("test/cube", store=runtime.store.url)
+    np.testing.assert_array_equal(ds["data"].values, x)

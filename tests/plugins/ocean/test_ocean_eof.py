@@ -116,10 +116,5 @@ def test_eof_composite_end_to_end(runtime, tmp_path: Path) -> None:  # type: ign
         params={"variables": ["sst", "weights"]},
         name="test/eofs",
     )
-    try:
-        res = runtime.run("ocean.eof", inputs={"x": "test/eofs:sst"}, params={"n_modes": 4})
-    except Exception as err:  # the runtime resolves a later sub-step's input by planned id
-        if "no dataset or earlier step named" in str(err):
-            pytest.xfail(f"composite sub-steps cannot yet refer to earlier sub-steps: {err}")
-        raise
+    res = runtime.run("ocean.eof", inputs={"x": "test/eofs:sst"}, params={"n_modes": 4})
     _check(res.to_xarray(), "latitude", 4)

@@ -51,34 +51,80 @@ def _parser() -> argparse.ArgumentParser:
         description="minjiang benchmarks: workloads on minjiang and its peers against the I/O floor "
         "and the machine's memory bandwidth, in one run.",
     )
-    p.add_argument("--suite", choices=["all", "workloads", "scaling", "micro"], default="all",
-                   help="what to run (default: all)")
-    p.add_argument("--size", choices=list(SIZES), default="small", metavar="{" + ",".join(visible) + "}",
-                   help="data size: small finishes in minutes on 2 cores; large is bigger than RAM "
-                   "(default: small)")
+    p.add_argument(
+        "--suite",
+        choices=["all", "workloads", "scaling", "micro"],
+        default="all",
+        help="what to run (default: all)",
+    )
+    p.add_argument(
+        "--size",
+        choices=list(SIZES),
+        default="small",
+        metavar="{" + ",".join(visible) + "}",
+        help="data size: small finishes in minutes on 2 cores; large is bigger than RAM "
+        "(default: small)",
+    )
     p.add_argument("--name", help="results name (default: SUITE-SIZE-UTCDATE-TIME)")
     p.add_argument("--results", type=Path, default=HERE / "results", help="results folder")
-    p.add_argument("--data-dir", type=Path, default=HERE / "data",
-                   help="where the generated inputs, outputs and minjiang store live (default: benchmarks/data)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=HERE / "data",
+        help="where the generated inputs, outputs and minjiang store live (default: benchmarks/data)",
+    )
     p.add_argument("--engines", type=_csv, help="comma-separated engines (default: all)")
-    p.add_argument("--workloads", type=_csv, help="comma-separated workloads or prefixes (default: all)")
-    p.add_argument("--chunkings", type=_csv, default=list(CHUNKINGS), help="pencil,slab (default: both)")
+    p.add_argument(
+        "--workloads", type=_csv, help="comma-separated workloads or prefixes (default: all)"
+    )
+    p.add_argument(
+        "--chunkings", type=_csv, default=list(CHUNKINGS), help="pencil,slab (default: both)"
+    )
     p.add_argument("--reps", type=int, help="measured repetitions (default: per size, at least 3)")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up run")
-    p.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else os.cpu_count(), help="cores every engine may use (default: all usable)")
-    p.add_argument("--memory-budget", default="4GiB", help="minjiang's memory budget and Cubed's allowed_mem")
-    p.add_argument("--address", default=None, help="Ray cluster address for minjiang-ray (default: a local Ray)")
-    p.add_argument("--backend", choices=["auto", "cpu", "gpu"], default="auto", help="minjiang's kernel backend")
-    p.add_argument("--cubed-executor", default="threads", choices=["threads", "processes", "ray"],
-                   help="Cubed's executor (default: threads)")
-    p.add_argument("--scaling-factors", type=lambda s: [int(x) for x in _csv(s)], default=None,
-                   help="data multiples for the scaling series (default: 1,2,4; 1 for large)")
+    p.add_argument(
+        "--cores",
+        type=int,
+        default=len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        help="cores every engine may use (default: all usable)",
+    )
+    p.add_argument(
+        "--memory-budget", default="4GiB", help="minjiang's memory budget and Cubed's allowed_mem"
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address for minjiang-ray (default: a local Ray)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["auto", "cpu", "gpu"],
+        default="auto",
+        help="minjiang's kernel backend",
+    )
+    p.add_argument(
+        "--cubed-executor",
+        default="threads",
+        choices=["threads", "processes", "ray"],
+        help="Cubed's executor (default: threads)",
+    )
+    p.add_argument(
+        "--scaling-factors",
+        type=lambda s: [int(x) for x in _csv(s)],
+        default=None,
+        help="data multiples for the scaling series (default: 1,2,4; 1 for large)",
+    )
     p.add_argument("--scaling-workloads", type=_csv, default=list(DEFAULT_SCALING_WORKLOADS))
     p.add_argument("--scaling-engines", type=_csv, default=list(DEFAULT_SCALING_ENGINES))
-    p.add_argument("--timeout", type=float, default=None, help="seconds one run may take (default: per size)")
+    p.add_argument(
+        "--timeout", type=float, default=None, help="seconds one run may take (default: per size)"
+    )
     p.add_argument("--no-plots", action="store_true", help="write the JSON only")
-    p.add_argument("--list", action="store_true", help="list workloads, engines and sizes, then exit")
+    p.add_argument(
+        "--list", action="store_true", help="list workloads, engines and sizes, then exit"
+    )
     return p
 
 
@@ -89,19 +135,25 @@ def _list() -> int:
 
     print("workloads:")
     for w in WORKLOADS.values():
-        print(f"  {w.key:16s} {w.label:4s} {w.pattern:18s} {w.title}  [minjiang: {', '.join(w.operators)}]")
+        print(
+            f"  {w.key:16s} {w.label:4s} {w.pattern:18s} {w.title}  [minjiang: {', '.join(w.operators)}]"
+        )
     print("engines:", ", ".join(ENGINES))
     print("sizes:")
     for s in SIZES.values():
         if not s.hidden:
-            print(f"  {s.name:7s} {s.shape} float32 = {s.nbytes / 1e9:.2f} GB per cube; chunks {dict(s.chunks)}")
+            print(
+                f"  {s.name:7s} {s.shape} float32 = {s.nbytes / 1e9:.2f} GB per cube; chunks {dict(s.chunks)}"
+            )
     return 0
 
 
 def _report(argv: list[str]) -> int:
     from benchmarks import _report
 
-    p = argparse.ArgumentParser(prog="python -m benchmarks report", description="re-render a report")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks report", description="re-render a report"
+    )
     p.add_argument("json", type=Path)
     args = p.parse_args(argv)
     res = json.loads(args.json.read_text())
@@ -146,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         scaling_factors=args.scaling_factors or ([1] if args.size == "large" else [1, 2, 4]),
         scaling_workloads=_pick(args.scaling_workloads, workloads, "workload"),
         scaling_engines=_pick(args.scaling_engines, list(ENGINES), "engine"),
-        timeout_s=args.timeout or {"tiny": 300.0, "small": 900.0, "medium": 3600.0}.get(args.size, 6 * 3600.0),
+        timeout_s=args.timeout
+        or {"tiny": 300.0, "small": 900.0, "medium": 3600.0}.get(args.size, 6 * 3600.0),
         plots=not args.no_plots,
         command=["python", "-m", "benchmarks", *argv],
     )

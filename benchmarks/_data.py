@@ -92,26 +92,61 @@ class Size:
 
 SIZES: dict[str, Size] = {
     "tiny": Size(
-        "tiny", (64, 24, 32), {"pencil": (64, 12, 16), "slab": (8, 24, 32)},
-        reps=2, warmup=True, stream_elements=1 << 21, micro_shape=(32, 64, 64), hidden=True,
+        "tiny",
+        (64, 24, 32),
+        {"pencil": (64, 12, 16), "slab": (8, 24, 32)},
+        reps=2,
+        warmup=True,
+        stream_elements=1 << 21,
+        micro_shape=(32, 64, 64),
+        hidden=True,
     ),
     "small": Size(
-        "small", (730, 96, 160), {"pencil": (730, 32, 32), "slab": (10, 96, 160)},
-        reps=3, warmup=True, stream_elements=1 << 25, micro_shape=(365, 96, 160),
+        "small",
+        (730, 96, 160),
+        {"pencil": (730, 32, 32), "slab": (10, 96, 160)},
+        reps=3,
+        warmup=True,
+        stream_elements=1 << 25,
+        micro_shape=(365, 96, 160),
     ),
     "medium": Size(
-        "medium", (1095, 512, 448), {"pencil": (1095, 64, 64), "slab": (15, 512, 448)},
-        reps=3, warmup=True, stream_elements=1 << 25, micro_shape=(365, 256, 256),
+        "medium",
+        (1095, 512, 448),
+        {"pencil": (1095, 64, 64), "slab": (15, 512, 448)},
+        reps=3,
+        warmup=True,
+        stream_elements=1 << 25,
+        micro_shape=(365, 256, 256),
     ),
     "large": Size(
-        "large", (1095, 2048, 3584), {"pencil": (1095, 64, 128), "slab": (1, 2048, 3584)},
-        reps=3, warmup=False, stream_elements=1 << 26, micro_shape=(365, 256, 256),
+        "large",
+        (1095, 2048, 3584),
+        {"pencil": (1095, 64, 128), "slab": (1, 2048, 3584)},
+        reps=3,
+        warmup=False,
+        stream_elements=1 << 26,
+        micro_shape=(365, 256, 256),
     ),
 }
 
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_bytes(text: str | int) -> int:
@@ -120,7 +155,7 @@ def parse_bytes(text: str | int) -> int:
         return text
     s = str(text).strip().lower().replace(" ", "")
     num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(num):]
+    unit = s[len(num) :]
     if unit not in _UNITS or not num:
         raise ValueError(f"cannot read {text!r} as a size; write it like '4GiB' or '500MB'")
     return int(float(num) * _UNITS[unit])
@@ -178,8 +213,13 @@ def array_codecs(dtype: Any = "float32") -> tuple[dict[str, Any], str]:
 
 def codec_description() -> dict[str, Any]:
     kw, source = array_codecs()
-    return {"source": source,
-            **{k: [repr(c) for c in v] if isinstance(v, list | tuple) else repr(v) for k, v in kw.items()}}
+    return {
+        "source": source,
+        **{
+            k: [repr(c) for c in v] if isinstance(v, list | tuple) else repr(v)
+            for k, v in kw.items()
+        },
+    }
 
 
 def xarray_encoding(chunks: tuple[int, ...], dtype: Any = "float32") -> dict[str, Any]:
@@ -219,17 +259,27 @@ def _fill_cube(out, t0, y0, x0, ny, nx, seed, kind):  # pragma: no cover - numba
             lat = (y + 0.5) / ny
             for k in range(nx_):
                 x = x0 + k
-                idx = np.uint64(((t * ny + y) * nx + x) * 2) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+                idx = np.uint64(((t * ny + y) * nx + x) * 2) + np.uint64(seed) * np.uint64(
+                    0x9E3779B97F4A7C15
+                )
                 u1 = (_mix(idx) >> np.uint64(11)) * scale
                 u2 = (_mix(idx + np.uint64(1)) >> np.uint64(11)) * scale
                 noise = u1 + u2 - 1.0
                 if kind == 0:
-                    v = (14.0 + 12.0 * np.cos(np.pi * (lat - 0.5))
-                         + 3.0 * np.sin(season + two_pi * lat)
-                         + 0.8 * np.sin(two_pi * 3.0 * x / nx) + 1.5 * noise)
+                    v = (
+                        14.0
+                        + 12.0 * np.cos(np.pi * (lat - 0.5))
+                        + 3.0 * np.sin(season + two_pi * lat)
+                        + 0.8 * np.sin(two_pi * 3.0 * x / nx)
+                        + 1.5 * noise
+                    )
                 else:
-                    v = (6.0 + 4.0 * np.cos(np.pi * (lat - 0.5))
-                         - 2.0 * np.cos(season + two_pi * x / nx) + 1.0 * noise)
+                    v = (
+                        6.0
+                        + 4.0 * np.cos(np.pi * (lat - 0.5))
+                        - 2.0 * np.cos(season + two_pi * x / nx)
+                        + 1.0 * noise
+                    )
                 out[i, j, k] = v
 
 
@@ -269,9 +319,14 @@ def _fill_mask(out, z0, y0, x0, nz, ny, nx, seed):  # pragma: no cover - numba
             fy = (y0 + j + 0.5) / ny
             for k in range(nx_):
                 fx = (x0 + k + 0.5) / nx
-                v = (np.sin(two_pi * (3.0 * fz + fy)) * np.sin(two_pi * 4.0 * fy)
-                     * np.sin(two_pi * 5.0 * fx + 1.3 * fz))
-                idx = np.uint64(((z0 + i) * ny + y0 + j) * nx + x0 + k) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+                v = (
+                    np.sin(two_pi * (3.0 * fz + fy))
+                    * np.sin(two_pi * 4.0 * fy)
+                    * np.sin(two_pi * 5.0 * fx + 1.3 * fz)
+                )
+                idx = np.uint64(((z0 + i) * ny + y0 + j) * nx + x0 + k) + np.uint64(
+                    seed
+                ) * np.uint64(0x9E3779B97F4A7C15)
                 u = (_mix(idx) >> np.uint64(11)) * scale
                 out[i, j, k] = 1 if (v > 0.3 or u < 0.0005) else 0
 
@@ -279,7 +334,9 @@ def _fill_mask(out, z0, y0, x0, nz, ny, nx, seed):  # pragma: no cover - numba
 _KIND = {"a": (0, SEED), "b": (1, SEED + 1)}
 
 
-def cube_values(var: str, shape: tuple[int, int, int], region: tuple[slice, slice, slice]) -> np.ndarray:
+def cube_values(
+    var: str, shape: tuple[int, int, int], region: tuple[slice, slice, slice]
+) -> np.ndarray:
     """The values of cube ``var`` (``"a"`` or ``"b"``) over ``region`` of ``shape``."""
     kind, seed = _KIND[var]
     sl = [s.indices(n) for s, n in zip(region, shape, strict=True)]
@@ -362,7 +419,9 @@ class BenchData:
         return sum(self.arrays[n].nbytes for n in names)
 
 
-def chunk_blocks(shape: tuple[int, ...], chunks: tuple[int, ...], target: int) -> Iterator[tuple[slice, ...]]:
+def chunk_blocks(
+    shape: tuple[int, ...], chunks: tuple[int, ...], target: int
+) -> Iterator[tuple[slice, ...]]:
     """Chunk-aligned regions of about ``target`` bytes (float32), for bounded-memory writes."""
     per_chunk = 4 * math.prod(chunks)
     group = max(1, target // per_chunk)
@@ -378,11 +437,21 @@ def chunk_blocks(shape: tuple[int, ...], chunks: tuple[int, ...], target: int) -
 
 
 def time_coord(n: int) -> np.ndarray:
-    return np.arange(np.datetime64(TIME_START), np.datetime64(TIME_START) + n).astype("datetime64[ns]")
+    return np.arange(np.datetime64(TIME_START), np.datetime64(TIME_START) + n).astype(
+        "datetime64[ns]"
+    )
 
 
-def _write_group(path: Path, var: str, dims: tuple[str, ...], shape: tuple[int, ...],
-                 chunks: tuple[int, ...], dtype: str, fill: Any, attrs: dict[str, Any]) -> None:
+def _write_group(
+    path: Path,
+    var: str,
+    dims: tuple[str, ...],
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dtype: str,
+    fill: Any,
+    attrs: dict[str, Any],
+) -> None:
     """Write the group's metadata and coords with xarray, then fill the data with zarr."""
     import dask.array as da
     import xarray as xr
@@ -398,7 +467,11 @@ def _write_group(path: Path, var: str, dims: tuple[str, ...], shape: tuple[int, 
     if "y" in full:
         coords["lat"] = ("y", np.linspace(-60.0, 60.0, full["y"]), {"units": "degrees_north"})
     if "x" in full:
-        coords["lon"] = ("x", np.linspace(0.0, 360.0, full["x"], endpoint=False), {"units": "degrees_east"})
+        coords["lon"] = (
+            "x",
+            np.linspace(0.0, 360.0, full["x"], endpoint=False),
+            {"units": "degrees_east"},
+        )
     lazy = da.zeros(shape, chunks=chunks, dtype=dtype)
     ds = xr.Dataset({var: (dims, lazy, attrs)}, coords=coords)
     enc = {var: xarray_encoding(chunks, dtype)}
@@ -421,8 +494,9 @@ def _spec_json(size: Size, chunking: str, var: str) -> dict[str, Any]:
 INPUTS = ("a", "b", "labels", "mask")
 
 
-def ensure_data(root: Path, size: Size, chunking: str, names: tuple[str, ...] = INPUTS,
-                log: Any = print) -> BenchData:
+def ensure_data(
+    root: Path, size: Size, chunking: str, names: tuple[str, ...] = INPUTS, log: Any = print
+) -> BenchData:
     """Generate (or reuse) the inputs ``names`` for ``size`` in ``chunking`` under ``root``.
 
     A group is reused when its marker file matches the requested shape, chunks,
@@ -447,15 +521,42 @@ def ensure_data(root: Path, size: Size, chunking: str, names: tuple[str, ...] = 
             shutil.rmtree(ref.group)
         log(f"generating {ref.group} {ref.shape} chunks {ref.chunks} ({ref.nbytes / 1e9:.2f} GB)")
         if name == "labels":
-            _write_group(Path(ref.group), "labels", ref.dims, ref.shape, ref.chunks, dtype,
-                         lambda r: label_values(size.shape, r), {"long_name": "region label"})
+            _write_group(
+                Path(ref.group),
+                "labels",
+                ref.dims,
+                ref.shape,
+                ref.chunks,
+                dtype,
+                lambda r: label_values(size.shape, r),
+                {"long_name": "region label"},
+            )
         elif name == "mask":
-            _write_group(Path(ref.group), "mask", ref.dims, ref.shape, ref.chunks, dtype,
-                         lambda r: mask_values(size.shape, r), {"long_name": "segmentation mask"})
+            _write_group(
+                Path(ref.group),
+                "mask",
+                ref.dims,
+                ref.shape,
+                ref.chunks,
+                dtype,
+                lambda r: mask_values(size.shape, r),
+                {"long_name": "segmentation mask"},
+            )
         else:
-            attrs = {"units": "degC" if name == "a" else "1", "long_name": f"synthetic field {name}"}
-            _write_group(Path(ref.group), name, ref.dims, ref.shape, ref.chunks, dtype,
-                         lambda r, n=name: cube_values(n, size.shape, r), attrs)
+            attrs = {
+                "units": "degC" if name == "a" else "1",
+                "long_name": f"synthetic field {name}",
+            }
+            _write_group(
+                Path(ref.group),
+                name,
+                ref.dims,
+                ref.shape,
+                ref.chunks,
+                dtype,
+                lambda r, n=name: cube_values(n, size.shape, r),
+                attrs,
+            )
         marker.write_text(json.dumps(spec))
     return BenchData(size=size, chunking=chunking, root=str(base), arrays=arrays)
 

@@ -24,7 +24,13 @@ from benchmarks._workloads import BAND_MATH, GAUSSIAN_SIGMA, QUANTILE, Workload,
 __all__ = ["MinjiangLocalEngine", "MinjiangRayEngine", "summarise_steps"]
 
 # the canonical output names of the workloads -> minjiang's output array names
-_OUTPUT_NAMES = {"out": "result", "mean": "mean", "q90": "quantile", "anomaly": "anomaly", "smoothed": "x"}
+_OUTPUT_NAMES = {
+    "out": "result",
+    "mean": "mean",
+    "q90": "quantile",
+    "anomaly": "anomaly",
+    "smoothed": "x",
+}
 
 
 class _MinjiangEngine(Engine):
@@ -32,7 +38,9 @@ class _MinjiangEngine(Engine):
 
     def setup(self) -> dict[str, Any]:
         if importlib.util.find_spec("minjiang.core._runtime") is None:
-            raise RuntimeError("minjiang's runtime (minjiang.core._runtime) is not in this checkout")
+            raise RuntimeError(
+                "minjiang's runtime (minjiang.core._runtime) is not in this checkout"
+            )
         import minjiang as mj
 
         kw: dict[str, Any] = {
@@ -51,9 +59,15 @@ class _MinjiangEngine(Engine):
         # start the executor (a local Ray) now, outside every measured run
         self.workers = int(self.rt.executor.workers())
         self._produced: list[str] = []
-        return {"executor": self.executor, "workers": self.workers, "num_cpus": self.options.cores,
-                "memory_budget": self.options.memory_budget, "address": self.options.address,
-                "backend": self.options.backend, "store": self.options.store}
+        return {
+            "executor": self.executor,
+            "workers": self.workers,
+            "num_cpus": self.options.cores,
+            "memory_budget": self.options.memory_budget,
+            "address": self.options.address,
+            "backend": self.options.backend,
+            "store": self.options.store,
+        }
 
     def supports(self, wl: Workload) -> str | None:
         missing = [op for op in wl.operators if op not in self.rt.operators]
@@ -65,7 +79,9 @@ class _MinjiangEngine(Engine):
             raise RuntimeError(f"inputs {missing!r} were not ingested into the store")
         return {}
 
-    def _run(self, op: str, inputs: dict[str, Any], params: dict[str, Any], steps: list[dict[str, Any]]) -> Any:
+    def _run(
+        self, op: str, inputs: dict[str, Any], params: dict[str, Any], steps: list[dict[str, Any]]
+    ) -> Any:
         self.clock.clear()
         t0 = time.perf_counter()
         res = self.rt.run(op, inputs=inputs, params=params, reuse=False)
@@ -84,7 +100,9 @@ class _MinjiangEngine(Engine):
         except Exception:
             alive = False
         if not alive:
-            raise EngineGone("the engine's Ray cluster is gone (its raylet was stopped); restarting the engine")
+            raise EngineGone(
+                "the engine's Ray cluster is gone (its raylet was stopped); restarting the engine"
+            )
 
     def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
         self._check_alive()
@@ -93,8 +111,14 @@ class _MinjiangEngine(Engine):
             return self._run_workload(wl, data)
         except BaseException:
             # a failed run must not leave half-made datasets for the next engine to trip on
-            self._forget(sorted({*self._produced,
-                                 *(ev.dataset_id for _, ev in self.clock if ev.kind == "step_started")}))
+            self._forget(
+                sorted(
+                    {
+                        *self._produced,
+                        *(ev.dataset_id for _, ev in self.clock if ev.kind == "step_started"),
+                    }
+                )
+            )
             raise
 
     def _run_workload(self, wl: Workload, data: BenchData) -> RunOutput:
@@ -102,34 +126,61 @@ class _MinjiangEngine(Engine):
         a = ids.get("a")
         steps: list[dict[str, Any]] = []
         if wl.key == "w1_band_math":
-            out = {"out": self._run("array.band_math", {"a": a, "b": ids["b"]}, {"expression": BAND_MATH}, steps)}
+            out = {
+                "out": self._run(
+                    "array.band_math", {"a": a, "b": ids["b"]}, {"expression": BAND_MATH}, steps
+                )
+            }
         elif wl.key == "w2_mean":
-            out = {"mean": self._run("array.reduce", {"x": a}, {"dims": ["time"], "stat": "mean"}, steps)}
+            out = {
+                "mean": self._run(
+                    "array.reduce", {"x": a}, {"dims": ["time"], "stat": "mean"}, steps
+                )
+            }
         elif wl.key == "w2_q90":
-            out = {"q90": self._run("array.quantile", {"x": a}, {"dim": "time", "q": QUANTILE}, steps)}
+            out = {
+                "q90": self._run("array.quantile", {"x": a}, {"dim": "time", "q": QUANTILE}, steps)
+            }
         elif wl.key == "w3_anomaly":
             clim = self._run("array.doy_climatology", {"x": a}, {}, steps)
-            out = {"anomaly": self._run("array.doy_anomaly", {"x": a, "climatology": clim}, {}, steps)}
+            out = {
+                "anomaly": self._run("array.doy_anomaly", {"x": a, "climatology": clim}, {}, steps)
+            }
         elif wl.key == "w4_gaussian":
-            out = {"smoothed": self._run("array.gaussian", {"x": a}, {"sigma": GAUSSIAN_SIGMA}, steps)}
+            out = {
+                "smoothed": self._run("array.gaussian", {"x": a}, {"sigma": GAUSSIAN_SIGMA}, steps)
+            }
         elif wl.key == "w5_label_stats":
-            out = {"stats": self._run("array.label_stats", {"values": a, "labels": ids["labels"]}, {}, steps)}
+            out = {
+                "stats": self._run(
+                    "array.label_stats", {"values": a, "labels": ids["labels"]}, {}, steps
+                )
+            }
         elif wl.key == "ocean_mhw":
             clim = self._run("ocean.climatology", {"sst": a}, {}, steps)
             y0, y1 = mhw_years(data.shape[0])
-            mhw = self._run("ocean.marine_heatwaves",
-                            {"sst": a, "seas": f"{clim.id}:seas", "thresh": f"{clim.id}:thresh"},
-                            {"years": [y0, y1]}, steps)
+            mhw = self._run(
+                "ocean.marine_heatwaves",
+                {"sst": a, "seas": f"{clim.id}:seas", "thresh": f"{clim.id}:thresh"},
+                {"years": [y0, y1]},
+                steps,
+            )
             out = {"seas": clim, "thresh": clim, "count": mhw, "days": mhw}
         elif wl.key == "medicine_label":
-            out = {"labels": self._run("medicine.label", {"mask": ids["mask"]}, {"connectivity": 6}, steps)}
+            out = {
+                "labels": self._run(
+                    "medicine.label", {"mask": ids["mask"]}, {"connectivity": 6}, steps
+                )
+            }
         else:
             raise ValueError(f"minjiang engine: no implementation of {wl.key!r}")
         events = summarise_steps(steps, self.workers)
         details: dict[str, Any] = {"events": events, "ids": {k: v.id for k, v in out.items()}}
         if events["tasks_skipped"]:
-            details["work_skipped"] = (f"the runtime skipped {events['tasks_skipped']} of "
-                                       f"{events['tasks'] + events['tasks_skipped']} tasks as already done")
+            details["work_skipped"] = (
+                f"the runtime skipped {events['tasks_skipped']} of "
+                f"{events['tasks'] + events['tasks_skipped']} tasks as already done"
+            )
         return RunOutput({"outputs": out, "produced": sorted(set(self._produced))}, details)
 
     def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
@@ -204,8 +255,17 @@ def _step_figures(op: str, t0: float, t1: float, clock: list[tuple[float, Any]])
 
 def summarise_steps(steps: list[dict[str, Any]], workers: int) -> dict[str, Any]:
     """Totals over the steps of one workload run, in the harness's overhead format."""
-    keys = ("task_s", "read_s", "kernel_s", "write_s", "plan_s", "commit_s", "finish_s", "bytes_read",
-            "bytes_written")
+    keys = (
+        "task_s",
+        "read_s",
+        "kernel_s",
+        "write_s",
+        "plan_s",
+        "commit_s",
+        "finish_s",
+        "bytes_read",
+        "bytes_written",
+    )
     tot: dict[str, Any] = {k: sum(s.get(k, 0.0) for s in steps) for k in keys}
     tot["tasks"] = sum(s["tasks"] for s in steps)
     tot["tasks_skipped"] = sum(s["tasks_skipped"] for s in steps)

@@ -47,7 +47,15 @@ from benchmarks._workloads import (
     output_layout,
 )
 
-__all__ = ["ENGINES", "Engine", "EngineGone", "EngineOptions", "RunOutput", "create_engine", "serve"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "EngineGone",
+    "EngineOptions",
+    "RunOutput",
+    "create_engine",
+    "serve",
+]
 
 ENGINES: dict[str, str] = {
     "minjiang-ray": "benchmarks._engine_minjiang:MinjiangRayEngine",
@@ -164,8 +172,13 @@ def _create_outputs(wl: Workload, data: BenchData, path: Path) -> dict[str, Any]
     for name, shape, chunks, dims, dtype in output_layout(wl, data):
         kw, _ = array_codecs(dtype)
         out[name] = group.create_array(
-            name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
-            fill_value=np.nan if np.dtype(dtype).kind == "f" else 0, **kw,
+            name,
+            shape=shape,
+            chunks=chunks,
+            dtype=dtype,
+            dimension_names=dims,
+            fill_value=np.nan if np.dtype(dtype).kind == "f" else 0,
+            **kw,
         )
     return out
 
@@ -174,7 +187,9 @@ def gaussian_block(block: np.ndarray) -> np.ndarray:
     """SciPy's Gaussian on one (halo-padded) block; the reference's parameters."""
     from scipy import ndimage
 
-    return ndimage.gaussian_filter(block, GAUSSIAN_SIGMA, mode="reflect", truncate=GAUSSIAN_TRUNCATE)
+    return ndimage.gaussian_filter(
+        block, GAUSSIAN_SIGMA, mode="reflect", truncate=GAUSSIAN_TRUNCATE
+    )
 
 
 # --------------------------------------------------------------------------- xarray + dask
@@ -220,7 +235,12 @@ class XarrayDaskEngine(Engine):
         import xarray as xr
 
         layout = {n: (c, d) for n, _, c, d, _ in output_layout(wl, data)}
-        ds = xr.Dataset({n: a.chunk(dict(zip(layout[n][1], layout[n][0], strict=True))) for n, a in arrays.items()})
+        ds = xr.Dataset(
+            {
+                n: a.chunk(dict(zip(layout[n][1], layout[n][0], strict=True)))
+                for n, a in arrays.items()
+            }
+        )
         # small coordinates: in memory, written with zarr's defaults (their storage chunking
         # would clash with the re-chunked data's)
         ds = ds.assign_coords({c: ds[c].compute() for c in ds.coords}).drop_encoding()
@@ -248,8 +268,11 @@ class XarrayDaskEngine(Engine):
         elif key == "w4_gaussian":
             r = gaussian_radius()
             sm = a.data.map_overlap(
-                gaussian_block, depth=dict.fromkeys(range(3), r), boundary="reflect",
-                dtype=np.float32, meta=np.array((), dtype=np.float32),
+                gaussian_block,
+                depth=dict.fromkeys(range(3), r),
+                boundary="reflect",
+                dtype=np.float32,
+                meta=np.array((), dtype=np.float32),
             )
             self._write({"smoothed": a.copy(data=sm)}, wl, data, path)
         elif key == "w5_label_stats":
@@ -284,8 +307,12 @@ def _write_table(table: dict[str, Any], path: Path) -> None:
 # --------------------------------------------------------------------------- cubed
 
 
-def _cubed_gaussian_block(block: np.ndarray, block_id: tuple[int, ...] = (), numblocks: tuple[int, ...] = (),
-                          depth: int = 0) -> np.ndarray:
+def _cubed_gaussian_block(
+    block: np.ndarray,
+    block_id: tuple[int, ...] = (),
+    numblocks: tuple[int, ...] = (),
+    depth: int = 0,
+) -> np.ndarray:
     """Gaussian on a Cubed overlap block whose edge padding is a constant.
 
     Cubed pads the true array edges with a constant only; dropping that padding and
@@ -321,7 +348,11 @@ class CubedEngine(Engine):
             executor_name=ex,
             executor_options=opts,
         )
-        return {"executor": ex, "max_workers": self.options.cores, "allowed_mem": self.options.memory_budget}
+        return {
+            "executor": ex,
+            "max_workers": self.options.cores,
+            "allowed_mem": self.options.memory_budget,
+        }
 
     def supports(self, wl: Workload) -> str | None:
         reasons = {
@@ -465,8 +496,15 @@ def serve(conn: Any, name: str, options: EngineOptions, log_path: str | None = N
     except BaseException as exc:
         conn.send({**_error(exc), "pid": os.getpid()})
         return
-    conn.send({"ok": True, "pid": os.getpid(), "info": info, "description": engine.description,
-               "is_floor": engine.is_floor})
+    conn.send(
+        {
+            "ok": True,
+            "pid": os.getpid(),
+            "info": info,
+            "description": engine.description,
+            "is_floor": engine.is_floor,
+        }
+    )
     handles: dict[str, Any] = {}
     while True:
         try:
@@ -476,7 +514,10 @@ def serve(conn: Any, name: str, options: EngineOptions, log_path: str | None = N
         op = msg.get("op")
         try:
             if op == "supports":
-                reply = {"ok": True, "supports": {k: engine.supports(WORKLOADS[k]) for k in msg["workloads"]}}
+                reply = {
+                    "ok": True,
+                    "supports": {k: engine.supports(WORKLOADS[k]) for k in msg["workloads"]},
+                }
             elif op == "prepare":
                 reply = {"ok": True, "info": engine.prepare(msg["data"], tuple(msg["names"]))}
             elif op == "run":
@@ -490,7 +531,10 @@ def serve(conn: Any, name: str, options: EngineOptions, log_path: str | None = N
                 reply = {"ok": True, "wall_s": wall, "details": res.details}
             elif op == "fetch":
                 wl = WORKLOADS[msg["workload"]]
-                reply = {"ok": True, "outputs": engine.fetch(wl, handles[msg["run_id"]], msg["window"])}
+                reply = {
+                    "ok": True,
+                    "outputs": engine.fetch(wl, handles[msg["run_id"]], msg["window"]),
+                }
             elif op == "discard":
                 engine.discard(handles.pop(msg["run_id"], None))
                 reply = {"ok": True}

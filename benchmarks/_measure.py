@@ -152,13 +152,17 @@ def software_versions() -> dict[str, str | None]:
 
 def git_state(repo: Path) -> dict[str, Any]:
     """Commit and dirty flag of the working tree the benchmark ran from."""
+
     def _git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20, check=False
         ).stdout.strip()
 
     try:
-        return {"commit": _git("rev-parse", "HEAD") or None, "dirty": bool(_git("status", "--porcelain"))}
+        return {
+            "commit": _git("rev-parse", "HEAD") or None,
+            "dirty": bool(_git("status", "--porcelain")),
+        }
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 

@@ -69,7 +69,9 @@ def stream(n: int, cores: int, repeat: int = 8) -> dict[str, Any]:
             triad(a, b, c, s)  # compile / warm
             copy(a, b)
             out[f"numba_copy_{threads}t_gbs"] = 16 * n / _best(lambda: copy(a, b), repeat) / 1e9
-            out[f"numba_triad_{threads}t_gbs"] = 24 * n / _best(lambda: triad(a, b, c, s), repeat) / 1e9
+            out[f"numba_triad_{threads}t_gbs"] = (
+                24 * n / _best(lambda: triad(a, b, c, s), repeat) / 1e9
+            )
             out["numba_triad_threads"] = threads
             out["numba_triad_gbs"] = out[f"numba_triad_{threads}t_gbs"]
     finally:
@@ -98,25 +100,64 @@ def _cases() -> list[KernelCase]:
     from benchmarks._workloads import BAND_MATH, GAUSSIAN_SIGMA, QUANTILE
 
     return [
-        KernelCase("bandmath.band_math", "minjiang.kernels.bandmath", "band_math",
-                   lambda f, x: f(BAND_MATH, {"a": x["a"], "b": x["b"]}), ("a", "b")),
-        KernelCase("gaussian.gaussian_filter", "minjiang.kernels.gaussian", "gaussian_filter",
-                   lambda f, x: f(x["a"], GAUSSIAN_SIGMA, mode="reflect"), ("a",), "pads the block itself"),
-        KernelCase("reductions.moments_partial", "minjiang.kernels.reductions", "moments_partial",
-                   lambda f, x: f(x["a"], (0,)), ("a",)),
-        KernelCase("reductions.nanquantile", "minjiang.kernels.reductions", "nanquantile",
-                   lambda f, x: f(x["a"], QUANTILE, axis=0), ("a",)),
-        KernelCase("groupby.group_mean", "minjiang.kernels.groupby", "group_mean",
-                   lambda f, x: f(x["a"], x["doy"], 366), ("a",), "day-of-year climatology"),
-        KernelCase("groupby.subtract_group", "minjiang.kernels.groupby", "subtract_group",
-                   lambda f, x: f(x["a"], x["doy"], x["clim"]), ("a",), "day-of-year anomaly"),
-        KernelCase("labelstats.label_stats_partial", "minjiang.kernels.labelstats", "label_stats_partial",
-                   lambda f, x: f(x["a"], x["labels3"]), ("a", "labels3")),
+        KernelCase(
+            "bandmath.band_math",
+            "minjiang.kernels.bandmath",
+            "band_math",
+            lambda f, x: f(BAND_MATH, {"a": x["a"], "b": x["b"]}),
+            ("a", "b"),
+        ),
+        KernelCase(
+            "gaussian.gaussian_filter",
+            "minjiang.kernels.gaussian",
+            "gaussian_filter",
+            lambda f, x: f(x["a"], GAUSSIAN_SIGMA, mode="reflect"),
+            ("a",),
+            "pads the block itself",
+        ),
+        KernelCase(
+            "reductions.moments_partial",
+            "minjiang.kernels.reductions",
+            "moments_partial",
+            lambda f, x: f(x["a"], (0,)),
+            ("a",),
+        ),
+        KernelCase(
+            "reductions.nanquantile",
+            "minjiang.kernels.reductions",
+            "nanquantile",
+            lambda f, x: f(x["a"], QUANTILE, axis=0),
+            ("a",),
+        ),
+        KernelCase(
+            "groupby.group_mean",
+            "minjiang.kernels.groupby",
+            "group_mean",
+            lambda f, x: f(x["a"], x["doy"], 366),
+            ("a",),
+            "day-of-year climatology",
+        ),
+        KernelCase(
+            "groupby.subtract_group",
+            "minjiang.kernels.groupby",
+            "subtract_group",
+            lambda f, x: f(x["a"], x["doy"], x["clim"]),
+            ("a",),
+            "day-of-year anomaly",
+        ),
+        KernelCase(
+            "labelstats.label_stats_partial",
+            "minjiang.kernels.labelstats",
+            "label_stats_partial",
+            lambda f, x: f(x["a"], x["labels3"]),
+            ("a", "labels3"),
+        ),
     ]
 
 
-def kernel_benchmarks(shape: tuple[int, int, int], repeat: int = 5,
-                      cases: list[KernelCase] | None = None) -> list[dict[str, Any]]:
+def kernel_benchmarks(
+    shape: tuple[int, int, int], repeat: int = 5, cases: list[KernelCase] | None = None
+) -> list[dict[str, Any]]:
     """Time each minjiang kernel that exists on an in-memory block of ``shape``."""
     from benchmarks._data import cube_values, label_values
 

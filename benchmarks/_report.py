@@ -22,7 +22,14 @@ MAIN = "minjiang-ray"
 ENGINE_ORDER = ("io-floor", "minjiang-ray", "minjiang-local", "xarray-dask", "cubed")
 _MIB = 2**20
 _OVERHEAD_KEYS = ("read_s", "kernel_s", "write_s", "other_task_s", "driver_s", "idle_s")
-_OVERHEAD_NAMES = ("read+decode", "kernel", "encode+write", "rest of task", "driver", "scheduling+idle")
+_OVERHEAD_NAMES = (
+    "read+decode",
+    "kernel",
+    "encode+write",
+    "rest of task",
+    "driver",
+    "scheduling+idle",
+)
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -63,19 +70,34 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         valid = None if all(v is None for v in valid_flags) else all(bool(v) for v in valid_flags)
         first = runs[0]
         ib = first["input_bytes"]
-        rows.append({
-            "suite": suite, "data": data, "size": first["size"], "chunking": first["chunking"],
-            "factor": first.get("factor", 1), "workload": wl, "label": first["label"], "engine": engine,
-            "n": len(runs), "wall_min_s": min(walls), "wall_median_s": med,
-            "cpu_median_s": _median(r["cpu_seconds"] for r in runs),
-            "input_bytes": ib, "throughput_gbs": ib / med / 1e9 if med else None,
-            "s_per_gb": med / (ib / 1e9) if ib else None,
-            "peak_pss_bytes": max(r["peak_pss_bytes"] for r in runs),
-            "working_set_bytes": max(r["peak_pss_bytes"] - r["baseline_pss_bytes"] for r in runs),
-            "peak_hwm_sum_bytes": max(r["peak_hwm_sum_bytes"] for r in runs),
-            "foreign_cores": _median(r["foreign_cpu_seconds"] / max(r["wall_s"], 1e-9) for r in runs),
-            "valid": valid,
-        })
+        rows.append(
+            {
+                "suite": suite,
+                "data": data,
+                "size": first["size"],
+                "chunking": first["chunking"],
+                "factor": first.get("factor", 1),
+                "workload": wl,
+                "label": first["label"],
+                "engine": engine,
+                "n": len(runs),
+                "wall_min_s": min(walls),
+                "wall_median_s": med,
+                "cpu_median_s": _median(r["cpu_seconds"] for r in runs),
+                "input_bytes": ib,
+                "throughput_gbs": ib / med / 1e9 if med else None,
+                "s_per_gb": med / (ib / 1e9) if ib else None,
+                "peak_pss_bytes": max(r["peak_pss_bytes"] for r in runs),
+                "working_set_bytes": max(
+                    r["peak_pss_bytes"] - r["baseline_pss_bytes"] for r in runs
+                ),
+                "peak_hwm_sum_bytes": max(r["peak_hwm_sum_bytes"] for r in runs),
+                "foreign_cores": _median(
+                    r["foreign_cpu_seconds"] / max(r["wall_s"], 1e-9) for r in runs
+                ),
+                "valid": valid,
+            }
+        )
     by_block: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for row in rows:
         by_block[(row["suite"], row["data"], row["workload"])][row["engine"]] = row
@@ -85,10 +107,21 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         for row in block.values():
             ok = row["valid"] is not False
             row["x_floor"] = row["wall_median_s"] / floor["wall_median_s"] if ok and floor else None
-            row["x_xarray"] = (row["wall_median_s"] / peer["wall_median_s"]
-                               if ok and peer and peer["valid"] else None)
-    rows.sort(key=lambda r: (r["suite"], r["factor"], r["chunking"], _wl_order(r["workload"]), r["data"],
-                             _order(r["engine"])))
+            row["x_xarray"] = (
+                row["wall_median_s"] / peer["wall_median_s"]
+                if ok and peer and peer["valid"]
+                else None
+            )
+    rows.sort(
+        key=lambda r: (
+            r["suite"],
+            r["factor"],
+            r["chunking"],
+            _wl_order(r["workload"]),
+            r["data"],
+            _order(r["engine"]),
+        )
+    )
     return {
         "summary": rows,
         "headline": _headline(by_block),
@@ -97,14 +130,22 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _headline(by_block: dict[tuple[str, str, str], dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+def _headline(
+    by_block: dict[tuple[str, str, str], dict[str, dict[str, Any]]],
+) -> list[dict[str, Any]]:
     out = []
-    for (suite, data, wl), block in sorted(by_block.items(), key=lambda kv: (kv[0][1], _wl_order(kv[0][2]))):
+    for (suite, data, wl), block in sorted(
+        by_block.items(), key=lambda kv: (kv[0][1], _wl_order(kv[0][2]))
+    ):
         if suite != "workloads":
             continue
         any_row = next(iter(block.values()))
-        row: dict[str, Any] = {"data": data, "chunking": any_row["chunking"], "workload": wl,
-                               "label": any_row["label"]}
+        row: dict[str, Any] = {
+            "data": data,
+            "chunking": any_row["chunking"],
+            "workload": wl,
+            "label": any_row["label"],
+        }
         for engine, r in block.items():
             row[engine] = r["wall_median_s"] if r["valid"] is not False else None
             row[f"{engine}_valid"] = r["valid"]
@@ -127,25 +168,38 @@ def _overhead(results: dict[str, Any], cores: int) -> list[dict[str, Any]]:
             continue
         groups[(r["suite"], r["data"], r["workload"], r["engine"])].append(r)
     out = []
-    for (suite, data, wl, engine), runs in sorted(groups.items(), key=lambda kv: (
-            kv[0][0], kv[0][1], _wl_order(kv[0][2]), _order(kv[0][3]))):
+    for (suite, data, wl, engine), runs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _wl_order(kv[0][2]), _order(kv[0][3]))
+    ):
         runs.sort(key=lambda r: r["wall_s"])
         r = runs[len(runs) // 2]
         ev = r["details"]["events"]
         workers = ev.get("workers") or 1
         capacity = r["wall_s"] * workers
-        parts = {k: float(ev.get(k, 0.0)) for k in ("read_s", "kernel_s", "write_s", "other_task_s")}
+        parts = {
+            k: float(ev.get(k, 0.0)) for k in ("read_s", "kernel_s", "write_s", "other_task_s")
+        }
         busy = float(ev.get("task_s", sum(parts.values())))
         # while the driver plans and commits, every worker waits
         parts["driver_s"] = min(float(ev.get("driver_s", 0.0)) * workers, max(capacity - busy, 0.0))
         parts["idle_s"] = max(capacity - busy - parts["driver_s"], 0.0)
-        out.append({
-            "suite": suite, "data": data, "workload": wl, "engine": engine, "wall_s": r["wall_s"],
-            "workers": workers, "tasks": ev.get("tasks"), "steps": ev.get("steps"),
-            "mean_task_s": busy / ev["tasks"] if ev.get("tasks") else None,
-            "bytes_read": ev.get("bytes_read"), "bytes_written": ev.get("bytes_written"),
-            **parts, "fractions": {k: v / capacity for k, v in parts.items()} if capacity else {},
-        })
+        out.append(
+            {
+                "suite": suite,
+                "data": data,
+                "workload": wl,
+                "engine": engine,
+                "wall_s": r["wall_s"],
+                "workers": workers,
+                "tasks": ev.get("tasks"),
+                "steps": ev.get("steps"),
+                "mean_task_s": busy / ev["tasks"] if ev.get("tasks") else None,
+                "bytes_read": ev.get("bytes_read"),
+                "bytes_written": ev.get("bytes_written"),
+                **parts,
+                "fractions": {k: v / capacity for k, v in parts.items()} if capacity else {},
+            }
+        )
     return out
 
 
@@ -164,7 +218,10 @@ def _fmt(x: Any, spec: str = ".3g") -> str:
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |"
+        for row in rows
+    ]
     return lines
 
 
@@ -205,57 +262,177 @@ def markdown(res: dict[str, Any], plots: list[Path]) -> str:
     rows = []
     for tag, d in res.get("data", {}).items():
         for name, a in d.get("arrays", {}).items():
-            rows.append([tag, name, "×".join(map(str, a["shape"])), "×".join(map(str, a["chunks"])), a["dtype"],
-                         a["logical_bytes"] / 1e6, a["compression_ratio"]])
-    out += _table(["data", "array", "shape", "chunks", "dtype", "MB (decoded)", "decoded/stored"], rows)
+            rows.append(
+                [
+                    tag,
+                    name,
+                    "×".join(map(str, a["shape"])),
+                    "×".join(map(str, a["chunks"])),
+                    a["dtype"],
+                    a["logical_bytes"] / 1e6,
+                    a["compression_ratio"],
+                ]
+            )
+    out += _table(
+        ["data", "array", "shape", "chunks", "dtype", "MB (decoded)", "decoded/stored"], rows
+    )
     head = res.get("headline", [])
     if head:
         out += ["", "## Headline (median wall seconds; ratios of medians)", ""]
-        rows = [[h["label"], h["chunking"], h.get(FLOOR), h.get(PEER), h.get(MAIN), h.get("minjiang-local"),
-                 h.get("cubed"), h.get(f"{MAIN}_x_floor"), h.get(f"{MAIN}_x_xarray"), h.get("xarray_x_floor")]
-                for h in head]
-        out += _table(["workload", "chunking", "I/O floor", "xarray+dask", "minjiang (Ray)", "minjiang (local)",
-                       "Cubed", "minjiang ÷ floor", "minjiang ÷ xarray", "xarray ÷ floor"], rows)
+        rows = [
+            [
+                h["label"],
+                h["chunking"],
+                h.get(FLOOR),
+                h.get(PEER),
+                h.get(MAIN),
+                h.get("minjiang-local"),
+                h.get("cubed"),
+                h.get(f"{MAIN}_x_floor"),
+                h.get(f"{MAIN}_x_xarray"),
+                h.get("xarray_x_floor"),
+            ]
+            for h in head
+        ]
+        out += _table(
+            [
+                "workload",
+                "chunking",
+                "I/O floor",
+                "xarray+dask",
+                "minjiang (Ray)",
+                "minjiang (local)",
+                "Cubed",
+                "minjiang ÷ floor",
+                "minjiang ÷ xarray",
+                "xarray ÷ floor",
+            ],
+            rows,
+        )
     summ = [r for r in res.get("summary", []) if r["suite"] == "workloads"]
     if summ:
-        out += ["", "## All figures", "",
-                "Wall time min/median of the measured repetitions; GB/s of decoded input at the median; CPU "
-                "seconds of the engine's whole process tree; peak PSS of that tree (and above its idle "
-                "baseline); 'other load' is CPU used by processes outside the benchmark, in cores.", ""]
-        rows = [[r["label"], r["chunking"], r["engine"], r["n"], r["wall_min_s"], r["wall_median_s"],
-                 r["throughput_gbs"], r["cpu_median_s"], r["peak_pss_bytes"] / _MIB, r["working_set_bytes"] / _MIB,
-                 r["valid"] if r["valid"] is not None else "(floor)", r["x_floor"], r["x_xarray"], r["foreign_cores"]]
-                for r in summ]
-        out += _table(["wl", "chunking", "engine", "n", "min s", "median s", "GB/s", "CPU s", "peak MiB",
-                       "above idle MiB", "valid", "× floor", "× xarray", "other load"], rows)
+        out += [
+            "",
+            "## All figures",
+            "",
+            "Wall time min/median of the measured repetitions; GB/s of decoded input at the median; CPU "
+            "seconds of the engine's whole process tree; peak PSS of that tree (and above its idle "
+            "baseline); 'other load' is CPU used by processes outside the benchmark, in cores.",
+            "",
+        ]
+        rows = [
+            [
+                r["label"],
+                r["chunking"],
+                r["engine"],
+                r["n"],
+                r["wall_min_s"],
+                r["wall_median_s"],
+                r["throughput_gbs"],
+                r["cpu_median_s"],
+                r["peak_pss_bytes"] / _MIB,
+                r["working_set_bytes"] / _MIB,
+                r["valid"] if r["valid"] is not None else "(floor)",
+                r["x_floor"],
+                r["x_xarray"],
+                r["foreign_cores"],
+            ]
+            for r in summ
+        ]
+        out += _table(
+            [
+                "wl",
+                "chunking",
+                "engine",
+                "n",
+                "min s",
+                "median s",
+                "GB/s",
+                "CPU s",
+                "peak MiB",
+                "above idle MiB",
+                "valid",
+                "× floor",
+                "× xarray",
+                "other load",
+            ],
+            rows,
+        )
     scal = res.get("scaling", [])
     if scal:
         out += ["", "## Scaling", ""]
-        rows = [[r["label"], r["chunking"], r["factor"], r["engine"], r["input_bytes"] / 1e9, r["wall_median_s"],
-                 r["s_per_gb"], r["peak_pss_bytes"] / _MIB, r["working_set_bytes"] / _MIB, r["valid"]
-                 if r["valid"] is not None else "(floor)"] for r in scal]
-        out += _table(["wl", "chunking", "×", "engine", "input GB", "median s", "s per GB", "peak MiB",
-                       "above idle MiB", "valid"], rows)
+        rows = [
+            [
+                r["label"],
+                r["chunking"],
+                r["factor"],
+                r["engine"],
+                r["input_bytes"] / 1e9,
+                r["wall_median_s"],
+                r["s_per_gb"],
+                r["peak_pss_bytes"] / _MIB,
+                r["working_set_bytes"] / _MIB,
+                r["valid"] if r["valid"] is not None else "(floor)",
+            ]
+            for r in scal
+        ]
+        out += _table(
+            [
+                "wl",
+                "chunking",
+                "×",
+                "engine",
+                "input GB",
+                "median s",
+                "s per GB",
+                "peak MiB",
+                "above idle MiB",
+                "valid",
+            ],
+            rows,
+        )
     ovh = res.get("overhead", [])
     if ovh:
-        out += ["", "## Where minjiang's time goes (runtime task events, median run)", "",
-                "Shares of wall time × workers (Ray: one per core; local: one): reading and decoding, "
-                "kernel, encoding and writing, the rest of a task (opening arrays, checksums, the task "
-                "manifest), the driver planning and committing (workers wait), and the rest: scheduling, "
-                "task start-up, and workers idle for lack of tasks.", ""]
+        out += [
+            "",
+            "## Where minjiang's time goes (runtime task events, median run)",
+            "",
+            "Shares of wall time × workers (Ray: one per core; local: one): reading and decoding, "
+            "kernel, encoding and writing, the rest of a task (opening arrays, checksums, the task "
+            "manifest), the driver planning and committing (workers wait), and the rest: scheduling, "
+            "task start-up, and workers idle for lack of tasks.",
+            "",
+        ]
         rows = []
         for o in ovh:
             f = o.get("fractions", {})
-            rows.append([o["workload"], o["data"], o["engine"], o["tasks"], o["mean_task_s"],
-                         *(f"{100 * f.get(k, 0):.0f}%" for k in _OVERHEAD_KEYS)])
-        out += _table(["workload", "data", "engine", "tasks", "mean task s", *_OVERHEAD_NAMES], rows)
+            rows.append(
+                [
+                    o["workload"],
+                    o["data"],
+                    o["engine"],
+                    o["tasks"],
+                    o["mean_task_s"],
+                    *(f"{100 * f.get(k, 0):.0f}%" for k in _OVERHEAD_KEYS),
+                ]
+            )
+        out += _table(
+            ["workload", "data", "engine", "tasks", "mean task s", *_OVERHEAD_NAMES], rows
+        )
     kern = res.get("kernels", [])
     if kern:
         triad = best_triad(res)
         out += ["", "## Kernels in memory (vs the same run's best numba triad)", ""]
-        rows = [[k["kernel"], "×".join(map(str, k["shape"])), k.get("gbs"),
-                 (k["gbs"] / triad) if k.get("ok") and triad else None,
-                 "" if k.get("ok") else k.get("error", "")[:120]] for k in kern]
+        rows = [
+            [
+                k["kernel"],
+                "×".join(map(str, k["shape"])),
+                k.get("gbs"),
+                (k["gbs"] / triad) if k.get("ok") and triad else None,
+                "" if k.get("ok") else k.get("error", "")[:120],
+            ]
+            for k in kern
+        ]
         out += _table(["kernel", "block", "input GB/s", "÷ triad", "note"], rows)
     skipped = res.get("skipped", [])
     if skipped:
@@ -270,8 +447,10 @@ def markdown(res: dict[str, Any], plots: list[Path]) -> str:
     if failures:
         out += ["", "## Failures", ""]
         for r in failures:
-            out.append(f"- {r['engine']} × {r['workload']} [{r['data']}] rep {r['rep']}: "
-                       f"{(r.get('error') or '')[:300]}")
+            out.append(
+                f"- {r['engine']} × {r['workload']} [{r['data']}] rep {r['rep']}: "
+                f"{(r.get('error') or '')[:300]}"
+            )
     if plots:
         out += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(out) + "\n"
@@ -291,12 +470,21 @@ def _plots(res: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     if summ:
         blocks = list(dict.fromkeys((r["label"], r["chunking"]) for r in summ))
         engines = sorted({r["engine"] for r in summ}, key=_order)
-        fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.1 * len(blocks) + 3), 8), constrained_layout=True)
+        fig, axes = plt.subplots(
+            2, 1, figsize=(max(8, 1.1 * len(blocks) + 3), 8), constrained_layout=True
+        )
         width = 0.8 / max(1, len(engines))
         for i, eng in enumerate(engines):
             xs, walls, ratios, mems = [], [], [], []
             for j, (lab, ch) in enumerate(blocks):
-                r = next((r for r in summ if r["label"] == lab and r["chunking"] == ch and r["engine"] == eng), None)
+                r = next(
+                    (
+                        r
+                        for r in summ
+                        if r["label"] == lab and r["chunking"] == ch and r["engine"] == eng
+                    ),
+                    None,
+                )
                 if r is None:
                     continue
                 xs.append(j + (i - (len(engines) - 1) / 2) * width)
@@ -323,11 +511,18 @@ def _plots(res: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     scal = res.get("scaling", [])
     if scal:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-        for key in sorted({(r["label"], r["engine"]) for r in scal}, key=lambda k: (k[0], _order(k[1]))):
-            rs = sorted((r for r in scal if (r["label"], r["engine"]) == key), key=lambda r: r["input_bytes"])
+        for key in sorted(
+            {(r["label"], r["engine"]) for r in scal}, key=lambda k: (k[0], _order(k[1]))
+        ):
+            rs = sorted(
+                (r for r in scal if (r["label"], r["engine"]) == key),
+                key=lambda r: r["input_bytes"],
+            )
             gb = [r["input_bytes"] / 1e9 for r in rs]
             axes[0].plot(gb, [r["s_per_gb"] for r in rs], "o-", label=f"{key[0]} {key[1]}")
-            axes[1].plot(gb, [r["peak_pss_bytes"] / _MIB for r in rs], "o-", label=f"{key[0]} {key[1]}")
+            axes[1].plot(
+                gb, [r["peak_pss_bytes"] / _MIB for r in rs], "o-", label=f"{key[0]} {key[1]}"
+            )
         axes[0].set_xlabel("input GB")
         axes[0].set_ylabel("seconds per GB of input")
         axes[1].set_xlabel("input GB")
@@ -348,8 +543,11 @@ def _plots(res: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
             vals = [100 * o["fractions"].get(k, 0.0) for o in ovh]
             ax.bar(range(len(ovh)), vals, bottom=bottom, label=lab)
             bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-        ax.set_xticks(range(len(ovh)), [f"{o['workload']}\n{o['data']}\n{o['engine']}" for o in ovh],
-                      fontsize="x-small")
+        ax.set_xticks(
+            range(len(ovh)),
+            [f"{o['workload']}\n{o['data']}\n{o['engine']}" for o in ovh],
+            fontsize="x-small",
+        )
         ax.set_ylabel("% of wall time × workers")
         ax.set_title("minjiang: where task time goes")
         ax.legend(fontsize="small", ncols=6)

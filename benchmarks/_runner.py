@@ -80,7 +80,9 @@ class EngineError(RuntimeError):
 class EngineProcess:
     """One engine in its own process, driven over a pipe."""
 
-    def __init__(self, name: str, options: EngineOptions, *, timeout_s: float, interval_s: float) -> None:
+    def __init__(
+        self, name: str, options: EngineOptions, *, timeout_s: float, interval_s: float
+    ) -> None:
         self.name = name
         self.options = options
         self.timeout_s = timeout_s
@@ -89,7 +91,9 @@ class EngineProcess:
         self.log_path = Path(options.work_dir) / "logs" / f"{name}.log"
         self.conn, child = ctx.Pipe()
         # not a daemon: Cubed's process executor and Ray start processes of their own
-        self.proc = ctx.Process(target=serve, args=(child, name, options, str(self.log_path)), name=f"bench-{name}")
+        self.proc = ctx.Process(
+            target=serve, args=(child, name, options, str(self.log_path)), name=f"bench-{name}"
+        )
         self.proc.start()
         child.close()
         self._seen: dict[int, psutil.Process] = {}
@@ -124,13 +128,17 @@ class EngineProcess:
                     raise EOFError
                 if time.monotonic() > deadline:
                     self.kill()
-                    raise EngineError(f"engine {self.name!r} did not answer within {timeout:.0f} s; stopped it")
+                    raise EngineError(
+                        f"engine {self.name!r} did not answer within {timeout:.0f} s; stopped it"
+                    )
             return self.conn.recv()
         except (EOFError, OSError):
             self.proc.join(5)
             self.kill()
-            raise EngineError(f"engine {self.name!r} exited (code {self.proc.exitcode}); "
-                              f"see its log {self.log_path}") from None
+            raise EngineError(
+                f"engine {self.name!r} exited (code {self.proc.exitcode}); "
+                f"see its log {self.log_path}"
+            ) from None
 
     def call(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         if not self.alive:
@@ -179,7 +187,9 @@ class EngineProcess:
             self.proc.join(20)
         for p in self._seen.values():
             try:
-                if p.is_running() and p.pid != os.getpid():  # is_running checks the pid was not reused
+                if (
+                    p.is_running() and p.pid != os.getpid()
+                ):  # is_running checks the pid was not reused
                     p.kill()
             except psutil.Error:
                 pass
@@ -223,21 +233,34 @@ class Harness:
             return None
         self.log(f"starting engine {name}")
         try:
-            proc = EngineProcess(name, self.options, timeout_s=self.cfg.timeout_s, interval_s=self.cfg.interval_s)
+            proc = EngineProcess(
+                name, self.options, timeout_s=self.cfg.timeout_s, interval_s=self.cfg.interval_s
+            )
         except Exception as exc:
             self.engine_info[name] = {"available": False, "reason": str(exc)[:600]}
             self.log(f"  engine {name} unavailable: {str(exc)[:300]}")
             return None
         try:
-            proc.supported = proc.call({"op": "supports", "workloads": sorted(WORKLOADS)})["supports"]
+            proc.supported = proc.call({"op": "supports", "workloads": sorted(WORKLOADS)})[
+                "supports"
+            ]
         except EngineError as exc:
             proc.close()
-            self.engine_info[name] = {"available": False, "reason": f"could not list what it supports: {exc}"}
+            self.engine_info[name] = {
+                "available": False,
+                "reason": f"could not list what it supports: {exc}",
+            }
             return None
         self.procs[name] = proc
-        self.engine_info[name] = {**info, "available": True, "description": proc.description, "info": proc.info,
-                                  "is_floor": proc.is_floor, "supports": proc.supported,
-                                  "log": str(proc.log_path)}
+        self.engine_info[name] = {
+            **info,
+            "available": True,
+            "description": proc.description,
+            "info": proc.info,
+            "is_floor": proc.is_floor,
+            "supports": proc.supported,
+            "log": str(proc.log_path),
+        }
         return proc
 
     def close(self) -> None:
@@ -278,15 +301,24 @@ class Harness:
             res = self._ingest_rt.ingest("array.zarr", [ref.group], name=f"bench/{data.tag}/{name}")
             src = zarr.open_array(ref.group, path=ref.var, mode="r")
             dst = zarr.open_array(res.path, path=ref.var, mode="r")
-            same = (dst.chunks == src.chunks and dst.shape == src.shape
-                    and repr(dst.metadata.codecs) == repr(src.metadata.codecs))
-            entry[name] = {"id": res.id, "seconds": round(time.perf_counter() - t0, 3), "reused": res.reused,
-                           "same_chunks_and_codec": same}
+            same = (
+                dst.chunks == src.chunks
+                and dst.shape == src.shape
+                and repr(dst.metadata.codecs) == repr(src.metadata.codecs)
+            )
+            entry[name] = {
+                "id": res.id,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "reused": res.reused,
+                "same_chunks_and_codec": same,
+            }
             ids[name] = res.id
             if same:
                 arrays[name] = dataclasses.replace(ref, group=res.path)
             else:
-                self.log(f"  ingested {name} differs from the source in chunks or codec; peers read the source")
+                self.log(
+                    f"  ingested {name} differs from the source in chunks or codec; peers read the source"
+                )
         return dataclasses.replace(data, arrays=arrays, datasets=ids)
 
     # -- results
@@ -298,34 +330,57 @@ class Harness:
         tmp.replace(self.path)
 
     def record_data(self, data: _data.BenchData) -> None:
-        entry = self.results["data"].setdefault(data.tag, {"shape": list(data.shape),
-                                                           "chunks": list(data.cube_chunks), "arrays": {}})
+        entry = self.results["data"].setdefault(
+            data.tag, {"shape": list(data.shape), "chunks": list(data.cube_chunks), "arrays": {}}
+        )
         for name, ref in data.arrays.items():
             if not Path(ref.group).exists():
                 continue
             stored = _data.stored_bytes(Path(ref.group) / ref.var)
-            entry["arrays"][name] = {"shape": list(ref.shape), "chunks": list(ref.chunks), "dtype": ref.dtype,
-                                     "logical_bytes": ref.nbytes, "stored_bytes": stored,
-                                     "compression_ratio": ref.nbytes / stored if stored else None}
+            entry["arrays"][name] = {
+                "shape": list(ref.shape),
+                "chunks": list(ref.chunks),
+                "dtype": ref.dtype,
+                "logical_bytes": ref.nbytes,
+                "stored_bytes": stored,
+                "compression_ratio": ref.nbytes / stored if stored else None,
+            }
 
     # -- one block
-    def run_block(self, wl: Workload, data: _data.BenchData, engines: list[str], *, suite: str,
-                  factor: int = 1) -> None:
+    def run_block(
+        self,
+        wl: Workload,
+        data: _data.BenchData,
+        engines: list[str],
+        *,
+        suite: str,
+        factor: int = 1,
+    ) -> None:
         cfg = self.cfg
         window = wl.window(data) if wl.window else validation_window(data)
         t0 = time.perf_counter()
         try:
             reference = wl.reference(data, window)
-        except Exception as exc:  # e.g. a domain plugin's reference is missing: nothing can be validated
+        except (
+            Exception
+        ) as exc:  # e.g. a domain plugin's reference is missing: nothing can be validated
             for name in engines:
-                self._skip(wl, data, name, f"no reference: {type(exc).__name__}: {exc}"[:300], suite)
+                self._skip(
+                    wl, data, name, f"no reference: {type(exc).__name__}: {exc}"[:300], suite
+                )
             return
         ref_s = time.perf_counter() - t0
         active: list[EngineProcess] = []
         for name in engines:
             proc = self.engine(name)
             if proc is None:
-                self._skip(wl, data, name, self.engine_info.get(name, {}).get("reason", "unavailable"), suite)
+                self._skip(
+                    wl,
+                    data,
+                    name,
+                    self.engine_info.get(name, {}).get("reason", "unavailable"),
+                    suite,
+                )
                 continue
             reason = proc.supported.get(wl.key)
             if reason:
@@ -339,8 +394,10 @@ class Harness:
             active.append(proc)
         if not active:
             return
-        self.log(f"{suite} {wl.label} {wl.key} [{data.tag}] engines {[p.name for p in active]} "
-                 f"(reference {ref_s:.1f} s)")
+        self.log(
+            f"{suite} {wl.label} {wl.key} [{data.tag}] engines {[p.name for p in active]} "
+            f"(reference {ref_s:.1f} s)"
+        )
         plan: list[tuple[str | int, list[EngineProcess]]] = []
         if cfg.warmup:
             plan.append(("warmup", list(active)))
@@ -358,41 +415,86 @@ class Harness:
                     failed.add(proc.name)
                     if not proc.alive:  # started afresh for the next block
                         self.procs.pop(proc.name, None)
-                        self.engine_info[proc.name]["restarts"] = self.engine_info[proc.name].get("restarts", 0) + 1
+                        self.engine_info[proc.name]["restarts"] = (
+                            self.engine_info[proc.name].get("restarts", 0) + 1
+                        )
         self.save()
 
-    def _skip(self, wl: Workload, data: _data.BenchData, engine: str, reason: str, suite: str) -> None:
-        entry = {"suite": suite, "workload": wl.key, "data": data.tag, "chunking": data.chunking,
-                 "engine": engine, "reason": reason}
+    def _skip(
+        self, wl: Workload, data: _data.BenchData, engine: str, reason: str, suite: str
+    ) -> None:
+        entry = {
+            "suite": suite,
+            "workload": wl.key,
+            "data": data.tag,
+            "chunking": data.chunking,
+            "engine": engine,
+            "reason": reason,
+        }
         if entry not in self.results["skipped"]:
             self.results["skipped"].append(entry)
 
-    def _one(self, proc: EngineProcess, wl: Workload, data: _data.BenchData, window: dict[str, slice],
-             reference: dict[str, Any], rep: str | int, pos: int, suite: str, factor: int) -> dict[str, Any]:
+    def _one(
+        self,
+        proc: EngineProcess,
+        wl: Workload,
+        data: _data.BenchData,
+        window: dict[str, slice],
+        reference: dict[str, Any],
+        rep: str | int,
+        pos: int,
+        suite: str,
+        factor: int,
+    ) -> dict[str, Any]:
         run_id = f"{suite}-{data.tag}-{wl.key}-{rep}"
         out_dir = self.cfg.data_dir / "runs" / proc.name / run_id
         shutil.rmtree(out_dir, ignore_errors=True)
         rec: dict[str, Any] = {
-            "suite": suite, "workload": wl.key, "label": wl.label, "data": data.tag, "size": data.size.name,
-            "chunking": data.chunking, "factor": factor, "engine": proc.name, "rep": rep, "position": pos,
-            "input_bytes": wl.input_bytes(data), "started_utc": _now(),
+            "suite": suite,
+            "workload": wl.key,
+            "label": wl.label,
+            "data": data.tag,
+            "size": data.size.name,
+            "chunking": data.chunking,
+            "factor": factor,
+            "engine": proc.name,
+            "rep": rep,
+            "position": pos,
+            "input_bytes": wl.input_bytes(data),
+            "started_utc": _now(),
         }
         try:
-            reply, stats = proc.measured_run({"op": "run", "workload": wl.key, "data": data,
-                                              "out_dir": str(out_dir), "run_id": run_id})
+            reply, stats = proc.measured_run(
+                {
+                    "op": "run",
+                    "workload": wl.key,
+                    "data": data,
+                    "out_dir": str(out_dir),
+                    "run_id": run_id,
+                }
+            )
         except EngineError as exc:
-            rec.update(ok=False, error=str(exc)[:2000], traceback=getattr(exc, "traceback", "")[-3000:])
+            rec.update(
+                ok=False, error=str(exc)[:2000], traceback=getattr(exc, "traceback", "")[-3000:]
+            )
             self.log(f"  {proc.name:15s} rep {rep!s:7s} FAILED: {str(exc)[:300]}")
             return rec
-        rec.update(ok=True, wall_s=reply["wall_s"], details=reply.get("details", {}), **stats.as_dict())
+        rec.update(
+            ok=True, wall_s=reply["wall_s"], details=reply.get("details", {}), **stats.as_dict()
+        )
         if proc.is_floor:
             rec["validation"] = {"ok": None, "reason": "the I/O floor computes nothing"}
         else:
             try:
-                got = proc.call({"op": "fetch", "workload": wl.key, "run_id": run_id, "window": window})["outputs"]
+                got = proc.call(
+                    {"op": "fetch", "workload": wl.key, "run_id": run_id, "window": window}
+                )["outputs"]
                 rec["validation"] = compare(wl, got, reference)
             except EngineError as exc:
-                rec["validation"] = {"ok": False, "reason": f"could not read the output back: {exc}"}
+                rec["validation"] = {
+                    "ok": False,
+                    "reason": f"could not read the output back: {exc}",
+                }
             skipped = rec["details"].get("work_skipped")
             if skipped:
                 rec["validation"] = {**rec["validation"], "ok": False, "reason": skipped}
@@ -405,10 +507,12 @@ class Harness:
             pass
         shutil.rmtree(out_dir, ignore_errors=True)
         v = rec["validation"]["ok"]
-        self.log(f"  {proc.name:15s} rep {rep!s:7s} {rec['wall_s']:8.3f} s  cpu {rec['cpu_seconds']:7.2f} s  "
-                 f"peak {rec['peak_pss_bytes'] / 2**20:7.0f} MiB  "
-                 f"valid {'-' if v is None else 'yes' if v else 'NO'}  "
-                 f"other load {rec['foreign_cpu_seconds'] / max(rec['wall_s'], 1e-9):.2f} cores")
+        self.log(
+            f"  {proc.name:15s} rep {rep!s:7s} {rec['wall_s']:8.3f} s  cpu {rec['cpu_seconds']:7.2f} s  "
+            f"peak {rec['peak_pss_bytes'] / 2**20:7.0f} MiB  "
+            f"valid {'-' if v is None else 'yes' if v else 'NO'}  "
+            f"other load {rec['foreign_cpu_seconds'] / max(rec['wall_s'], 1e-9):.2f} cores"
+        )
         return rec
 
 
@@ -474,7 +578,9 @@ def run(cfg: Config, log: Log = print) -> Path:
                 wl = WORKLOADS[key]
                 chunking = cfg.chunkings[0]
                 for f in cfg.scaling_factors:
-                    data = _data.ensure_data(cfg.data_dir, size.scaled(f, chunking), chunking, wl.inputs, log=log)
+                    data = _data.ensure_data(
+                        cfg.data_dir, size.scaled(f, chunking), chunking, wl.inputs, log=log
+                    )
                     h.record_data(data)
                     data = h.ingest(data, cfg.scaling_engines)
                     h.run_block(wl, data, cfg.scaling_engines, suite="scaling", factor=f)
@@ -485,7 +591,10 @@ def run(cfg: Config, log: Log = print) -> Path:
         log("kernel micro-benchmarks")
         h.results["kernels"] = _micro.kernel_benchmarks(size.micro_shape)
         for row in h.results["kernels"]:
-            log(f"  {row['kernel']:32s} " + (f"{row['gbs']:.2f} GB/s" if row.get("ok") else row.get("error", "")))
+            log(
+                f"  {row['kernel']:32s} "
+                + (f"{row['gbs']:.2f} GB/s" if row.get("ok") else row.get("error", ""))
+            )
         log("memory bandwidth (STREAM-like), after the engines")
         h.results["stream"]["end"] = _micro.stream(size.stream_elements, cfg.cores)
     h.results["finished_utc"] = _now()

@@ -114,19 +114,35 @@ def small_window(data: BenchData) -> dict[str, slice]:
     return {"y": slice(y0, min(ny, y0 + 8)), "x": slice(x0, min(nx, x0 + 8))}
 
 
-def output_layout(wl: Workload, data: BenchData) -> list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[str, ...], str]]:
+def output_layout(
+    wl: Workload, data: BenchData
+) -> list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[str, ...], str]]:
     """``(name, shape, chunks, dims, dtype)`` of each array output (the cube's chunking
     on the cube's dims; new dims such as ``doy`` or ``year`` whole)."""
     y0, y1 = mhw_years(data.shape[0])
-    sizes = {**dict(zip(("time", "y", "x"), data.shape, strict=True)), "z": data.shape[0], "doy": 366,
-             "year": y1 - y0 + 1}
-    chunk = {**dict(zip(("time", "y", "x"), data.cube_chunks, strict=True)), "z": data.cube_chunks[0]}
+    sizes = {
+        **dict(zip(("time", "y", "x"), data.shape, strict=True)),
+        "z": data.shape[0],
+        "doy": 366,
+        "year": y1 - y0 + 1,
+    }
+    chunk = {
+        **dict(zip(("time", "y", "x"), data.cube_chunks, strict=True)),
+        "z": data.cube_chunks[0],
+    }
     out = []
     for o in wl.outputs:
         if o.kind == "table":
             continue
-        out.append((o.name, tuple(sizes[d] for d in o.dims), tuple(chunk.get(d, sizes[d]) for d in o.dims),
-                    o.dims, o.dtype))
+        out.append(
+            (
+                o.name,
+                tuple(sizes[d] for d in o.dims),
+                tuple(chunk.get(d, sizes[d]) for d in o.dims),
+                o.dims,
+                o.dtype,
+            )
+        )
     return out
 
 
@@ -234,8 +250,10 @@ def label_stats_reference(data: BenchData) -> dict[str, np.ndarray]:
 
     va = zarr.open_array(data.arrays["a"].group, path=data.arrays["a"].var, mode="r")
     la = zarr.open_array(data.arrays["labels"].group, path=data.arrays["labels"].var, mode="r")
-    parts = (label_partials(np.asarray(va[r]), np.asarray(la[r]))
-             for r in chunk_blocks(va.shape, va.chunks, 128 << 20))
+    parts = (
+        label_partials(np.asarray(va[r]), np.asarray(la[r]))
+        for r in chunk_blocks(va.shape, va.chunks, 128 << 20)
+    )
     return finalize_partials(combine_partials(parts))
 
 
@@ -257,8 +275,12 @@ def _ref_mhw(data: BenchData, w: Mapping[str, slice]) -> dict[str, Any]:
     y0, y1 = mhw_years(a.shape[0])
     grids = yearly_summary(ev, np.arange(y0, y1 + 1), np.isfinite(a).any(axis=0).reshape(-1))
     shape = (y1 - y0 + 1, *a.shape[1:])
-    return {"seas": seas, "thresh": thresh, "count": grids["count"].reshape(shape),
-            "days": grids["days"].reshape(shape)}
+    return {
+        "seas": seas,
+        "thresh": thresh,
+        "count": grids["count"].reshape(shape),
+        "days": grids["days"].reshape(shape),
+    }
 
 
 MAX_LABEL_REFERENCE_BYTES = 2 << 30
@@ -279,7 +301,10 @@ def _ref_label(data: BenchData, w: Mapping[str, slice]) -> dict[str, Any]:
 def _compare_labels(got: Any, ref: Any) -> dict[str, Any]:
     """Same partition: background agrees and (reference, got) label pairs are one-to-one."""
     if ref is None:
-        return {"ok": True, "reason": "not validated: the reference does not fit in memory at this size"}
+        return {
+            "ok": True,
+            "reason": "not validated: the reference does not fit in memory at this size",
+        }
     g = np.asarray(got)
     if g.shape != ref.shape:
         return {"ok": False, "reason": f"window shape {g.shape} != reference {ref.shape}"}
@@ -288,8 +313,13 @@ def _compare_labels(got: Any, ref: Any) -> dict[str, Any]:
     pairs = np.unique(np.stack([ref[fg].astype(np.int64), g[fg].astype(np.int64)]), axis=1)
     n_ref, n_got = np.unique(pairs[0]).size, np.unique(pairs[1]).size
     ok = bg == 0 and pairs.shape[1] == n_ref == n_got
-    return {"ok": ok, "background_mismatch": bg, "components_ref": int(n_ref), "components_got": int(n_got),
-            "pairs": int(pairs.shape[1])}
+    return {
+        "ok": ok,
+        "background_mismatch": bg,
+        "components_ref": int(n_ref),
+        "components_got": int(n_got),
+        "pairs": int(pairs.shape[1]),
+    }
 
 
 # --------------------------------------------------------------------------- compare
@@ -313,7 +343,10 @@ def _compare_table(got: Any, ref: Mapping[str, np.ndarray], rtol: float) -> dict
     keep = glab != 0
     glab = glab[keep]
     if not np.array_equal(glab, ref["label"]):
-        return {"ok": False, "reason": f"labels differ: got {glab.size} labels, expected {ref['label'].size}"}
+        return {
+            "ok": False,
+            "reason": f"labels differ: got {glab.size} labels, expected {ref['label'].size}",
+        }
     checked, worst = [], 0.0
     for col in STAT_COLUMNS:
         if col not in g:
@@ -352,12 +385,19 @@ def compare(wl: Workload, got: Mapping[str, Any], ref: Mapping[str, Any]) -> dic
                 scale = float(np.nanmax(np.abs(e))) if e.size else 1.0
                 diff = np.abs(g - e)
                 nan_mismatch = int(np.count_nonzero(np.isnan(g) != np.isnan(e)))
-                max_abs = float(np.nanmax(diff)) if diff.size and not np.all(np.isnan(diff)) else 0.0
+                max_abs = (
+                    float(np.nanmax(diff)) if diff.size and not np.all(np.isnan(diff)) else 0.0
+                )
                 ok = nan_mismatch == 0 and bool(
                     np.all((diff <= wl.atol * scale + wl.rtol * np.abs(e)) | np.isnan(e))
                 )
-                r = {"ok": ok, "max_abs_err": max_abs, "scale": scale, "nan_mismatch": nan_mismatch,
-                     "cells": int(math.prod(g.shape))}
+                r = {
+                    "ok": ok,
+                    "max_abs_err": max_abs,
+                    "scale": scale,
+                    "nan_mismatch": nan_mismatch,
+                    "cells": int(math.prod(g.shape)),
+                }
         report["outputs"][o.name] = r
         report["ok"] = report["ok"] and bool(r["ok"])
     return report
@@ -371,29 +411,64 @@ WORKLOADS: dict[str, Workload] = {
     w.key: w
     for w in (
         Workload(
-            "w1_band_math", "W1", "band math (a − b)/(a + b)", "map", ("a", "b"),
-            (OutputSpec("out", "array", _CUBE),), _ref_band_math, operators=("array.band_math",),
+            "w1_band_math",
+            "W1",
+            "band math (a − b)/(a + b)",
+            "map",
+            ("a", "b"),
+            (OutputSpec("out", "array", _CUBE),),
+            _ref_band_math,
+            operators=("array.band_math",),
         ),
         Workload(
-            "w2_mean", "W2a", "per-pixel mean over time", "reduce", ("a",),
-            (OutputSpec("mean", "array", ("y", "x")),), _ref_mean, operators=("array.reduce",),
+            "w2_mean",
+            "W2a",
+            "per-pixel mean over time",
+            "reduce",
+            ("a",),
+            (OutputSpec("mean", "array", ("y", "x")),),
+            _ref_mean,
+            operators=("array.reduce",),
         ),
         Workload(
-            "w2_q90", "W2b", "per-pixel 90th percentile over time", "full_axis", ("a",),
-            (OutputSpec("q90", "array", ("y", "x")),), _ref_q90, operators=("array.quantile",),
+            "w2_q90",
+            "W2b",
+            "per-pixel 90th percentile over time",
+            "full_axis",
+            ("a",),
+            (OutputSpec("q90", "array", ("y", "x")),),
+            _ref_q90,
+            operators=("array.quantile",),
         ),
         Workload(
-            "w3_anomaly", "W3", "anomaly against a day-of-year climatology", "full_axis + map", ("a",),
-            (OutputSpec("anomaly", "array", _CUBE),), _ref_anomaly,
+            "w3_anomaly",
+            "W3",
+            "anomaly against a day-of-year climatology",
+            "full_axis + map",
+            ("a",),
+            (OutputSpec("anomaly", "array", _CUBE),),
+            _ref_anomaly,
             operators=("array.doy_climatology", "array.doy_anomaly"),
         ),
         Workload(
-            "w4_gaussian", "W4", f"3-D Gaussian, sigma {GAUSSIAN_SIGMA:g}, reflect edges", "map + halo",
-            ("a",), (OutputSpec("smoothed", "array", _CUBE),), _ref_gaussian, operators=("array.gaussian",),
+            "w4_gaussian",
+            "W4",
+            f"3-D Gaussian, sigma {GAUSSIAN_SIGMA:g}, reflect edges",
+            "map + halo",
+            ("a",),
+            (OutputSpec("smoothed", "array", _CUBE),),
+            _ref_gaussian,
+            operators=("array.gaussian",),
         ),
         Workload(
-            "w5_label_stats", "W5", "statistics per label of a label volume", "aggregate → table",
-            ("a", "labels"), (OutputSpec("stats", "table"),), _ref_label_stats, rtol=1e-5,
+            "w5_label_stats",
+            "W5",
+            "statistics per label of a label volume",
+            "aggregate → table",
+            ("a", "labels"),
+            (OutputSpec("stats", "table"),),
+            _ref_label_stats,
+            rtol=1e-5,
             operators=("array.label_stats",),
         ),
     )
@@ -402,23 +477,40 @@ WORKLOADS: dict[str, Workload] = {
 CORE_WORKLOADS = tuple(WORKLOADS)
 
 # One workload per domain plugin; run where the plugin registers its operators.
-WORKLOADS.update({
-    w.key: w
-    for w in (
-        Workload(
-            "ocean_mhw", "Ocean", "marine heatwaves (Hobday et al. 2016): climatology + events",
-            "full_axis ×2", ("a",),
-            (OutputSpec("seas", "array", ("doy", "y", "x"), "float64"),
-             OutputSpec("thresh", "array", ("doy", "y", "x"), "float64"),
-             OutputSpec("count", "array", ("year", "y", "x")),
-             OutputSpec("days", "array", ("year", "y", "x"))),
-            _ref_mhw, rtol=1e-5, atol=1e-5, operators=("ocean.climatology", "ocean.marine_heatwaves"),
-            domain="ocean", window=small_window,
-        ),
-        Workload(
-            "medicine_label", "Med", "3-D connected components (6-connectivity) of a mask", "composite",
-            ("mask",), (OutputSpec("labels", "labels", ("z", "y", "x"), "int32"),), _ref_label,
-            operators=("medicine.label",), domain="medicine",
-        ),
-    )
-})
+WORKLOADS.update(
+    {
+        w.key: w
+        for w in (
+            Workload(
+                "ocean_mhw",
+                "Ocean",
+                "marine heatwaves (Hobday et al. 2016): climatology + events",
+                "full_axis ×2",
+                ("a",),
+                (
+                    OutputSpec("seas", "array", ("doy", "y", "x"), "float64"),
+                    OutputSpec("thresh", "array", ("doy", "y", "x"), "float64"),
+                    OutputSpec("count", "array", ("year", "y", "x")),
+                    OutputSpec("days", "array", ("year", "y", "x")),
+                ),
+                _ref_mhw,
+                rtol=1e-5,
+                atol=1e-5,
+                operators=("ocean.climatology", "ocean.marine_heatwaves"),
+                domain="ocean",
+                window=small_window,
+            ),
+            Workload(
+                "medicine_label",
+                "Med",
+                "3-D connected components (6-connectivity) of a mask",
+                "composite",
+                ("mask",),
+                (OutputSpec("labels", "labels", ("z", "y", "x"), "int32"),),
+                _ref_label,
+                operators=("medicine.label",),
+                domain="medicine",
+            ),
+        )
+    }
+)

@@ -1,7 +1,9 @@
 """minjiang.core: runtime, operator contracts, planner, executors, hookspecs, CLI."""
 
 if __name__ != "minjiang.core":  # this folder is only importable as minjiang.core
-    raise ImportError(f"'{__name__}' is minjiang.core: install minjiang (`make demo` or `pip install -e .`) and `import minjiang.core`")
+    raise ImportError(
+        f"'{__name__}' is minjiang.core: install minjiang (`make demo` or `pip install -e .`) and `import minjiang.core`"
+    )
 
 from typing import Any as _Any
 
@@ -31,12 +33,28 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Aggregate": "_operator", "ArrayOutput": "_operator", "BlockContext": "_operator", "Composite": "_operator",
-    "FullAxis": "_operator", "Input": "_operator", "Map": "_operator", "Operator": "_operator",
-    "Reduce": "_operator", "SubStep": "_operator", "TableOutput": "_operator", "TaskSize": "_operator",
-    "Pipeline": "_pipeline", "Step": "_pipeline", "Reader": "_reader", "RunEvent": "_events",
-    "PipelineResult": "_runtime", "Plan": "_runtime", "Result": "_runtime", "Runtime": "_runtime",
-    "open": "_runtime", "hookimpl": "hookspecs",
+    "Aggregate": "_operator",
+    "ArrayOutput": "_operator",
+    "BlockContext": "_operator",
+    "Composite": "_operator",
+    "FullAxis": "_operator",
+    "Input": "_operator",
+    "Map": "_operator",
+    "Operator": "_operator",
+    "Reduce": "_operator",
+    "SubStep": "_operator",
+    "TableOutput": "_operator",
+    "TaskSize": "_operator",
+    "Pipeline": "_pipeline",
+    "Step": "_pipeline",
+    "Reader": "_reader",
+    "RunEvent": "_events",
+    "PipelineResult": "_runtime",
+    "Plan": "_runtime",
+    "Result": "_runtime",
+    "Runtime": "_runtime",
+    "open": "_runtime",
+    "hookimpl": "hookspecs",
 }
 
 

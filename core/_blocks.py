@@ -98,12 +98,16 @@ def choose_block(
         if mem > budget:
             continue
         n_tasks = math.prod(math.ceil(s / b) for s, b in zip(shape, block, strict=True))
-        decoded = math.prod(_decoded_extent(k, c, s, h) for k, c, s, h in zip(ks, chunks, shape, halo, strict=True))
+        decoded = math.prod(
+            _decoded_extent(k, c, s, h) for k, c, s, h in zip(ks, chunks, shape, halo, strict=True)
+        )
         needed = math.prod(block)
         amp = decoded / max(needed, 1)
-        cost = decoded * itemsize * n_tasks + TASK_OVERHEAD_BYTES * n_tasks
-        if partial_bytes is not None and span and not all(
-            b >= s for b, s, sp in zip(block, shape, span, strict=True) if sp
+        cost = float(decoded * itemsize * n_tasks + TASK_OVERHEAD_BYTES * n_tasks)
+        if (
+            partial_bytes is not None
+            and span
+            and not all(b >= s for b, s, sp in zip(block, shape, span, strict=True) if sp)
         ):
             cost += 2 * partial_bytes(block) * n_tasks
         if n_tasks < want_tasks:

@@ -63,27 +63,40 @@ def synthetic_sst(years: int = 3, ny: int = 48, nx: int = 64, seed: int = 0) -> 
     lon = np.linspace(120, 180, nx, endpoint=False)
     doy = time.day_of_year.to_numpy()
     base = 20 + 8 * np.cos(np.deg2rad(lat))[:, None] + 0 * lon[None, :]
-    season = 3 * np.sin(2 * np.pi * (doy - 80) / 365.25)[:, None, None] * np.sign(lat + 1e-9)[None, :, None]
+    season = (
+        3
+        * np.sin(2 * np.pi * (doy - 80) / 365.25)[:, None, None]
+        * np.sign(lat + 1e-9)[None, :, None]
+    )
     sst = base[None] + season + rng.normal(0, 0.6, (len(time), ny, nx))
     # a warm event: 40 days, centred in the domain, in the second year
     t0 = 365 + 150
     yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
     blob = np.exp(-(((yy - ny / 2) / (ny / 6)) ** 2 + ((xx - nx / 2) / (nx / 6)) ** 2))
-    sst[t0:t0 + 40] += 2.5 * blob[None]
+    sst[t0 : t0 + 40] += 2.5 * blob[None]
     land = (yy - ny * 0.8) ** 2 + (xx - nx * 0.15) ** 2 < (min(ny, nx) * 0.12) ** 2
     sst[:, land] = np.nan
     ds = xr.Dataset(
-        {"sst": (("time", "y", "x"), sst.astype(np.float32), {"units": "degC",
-                                                               "standard_name": "sea_surface_temperature"})},
-        coords={"time": ("time", time), "lat": ("y", lat, {"units": "degrees_north"}),
-                "lon": ("x", lon, {"units": "degrees_east"})},
+        {
+            "sst": (
+                ("time", "y", "x"),
+                sst.astype(np.float32),
+                {"units": "degC", "standard_name": "sea_surface_temperature"},
+            )
+        },
+        coords={
+            "time": ("time", time),
+            "lat": ("y", lat, {"units": "degrees_north"}),
+            "lon": ("x", lon, {"units": "degrees_east"}),
+        },
         attrs={"title": "minjiang synthetic SST demo cube", "source": "synthetic"},
     )
     return ds
 
 
-def make_demo_inputs(directory: str | Path, *, years: int = 3, ny: int = 48, nx: int = 64,
-                     seed: int = 0) -> tuple[Path, Path]:
+def make_demo_inputs(
+    directory: str | Path, *, years: int = 3, ny: int = 48, nx: int = 64, seed: int = 0
+) -> tuple[Path, Path]:
     """Write the demo cube (time-slab chunks) and region raster as Zarr v3 groups."""
     import numpy as np
     import xarray as xr
@@ -93,12 +106,24 @@ def make_demo_inputs(directory: str | Path, *, years: int = 3, ny: int = 48, nx:
     cube, regions = directory / "sst.zarr", directory / "regions.zarr"
     ds = synthetic_sst(years, ny, nx, seed)
     if not cube.exists():
-        ds.to_zarr(cube, mode="w", zarr_format=3, consolidated=False,
-                   encoding={"sst": {"chunks": (30, ny, nx)}})
+        ds.to_zarr(
+            cube,
+            mode="w",
+            zarr_format=3,
+            consolidated=False,
+            encoding={"sst": {"chunks": (30, ny, nx)}},
+        )
     if not regions.exists():
         yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
         zone = (1 + (yy >= ny // 2) * 2 + (xx >= nx // 2)).astype(np.int32)
-        xr.Dataset({"region": (("y", "x"), zone, {"long_name": "quadrant id 1..4"})},
-                   coords={"lat": ds.lat, "lon": ds.lon}).to_zarr(
-            regions, mode="w", zarr_format=3, consolidated=False, encoding={"region": {"chunks": (ny, nx)}})
+        xr.Dataset(
+            {"region": (("y", "x"), zone, {"long_name": "quadrant id 1..4"})},
+            coords={"lat": ds.lat, "lon": ds.lon},
+        ).to_zarr(
+            regions,
+            mode="w",
+            zarr_format=3,
+            consolidated=False,
+            encoding={"region": {"chunks": (ny, nx)}},
+        )
     return cube, regions

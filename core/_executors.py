@@ -117,8 +117,15 @@ class RayExecutor(Executor):
     name = "ray"
     supports_gpu = True
 
-    def __init__(self, *, address: str | None = None, num_cpus: int | None = None, max_retries: int = 3,
-                 window: int | None = None, runtime_env: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        max_retries: int = 3,
+        window: int | None = None,
+        runtime_env: dict[str, Any] | None = None,
+    ) -> None:
         import ray
 
         self._ray = ray
@@ -129,8 +136,11 @@ class RayExecutor(Executor):
                 from minjiang.core._jobs import use_cluster_token
 
                 use_cluster_token()
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
-                                      "configure_logging": False}
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": True,
+                "configure_logging": False,
+            }
             if address is None:
                 kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
             if runtime_env:
@@ -151,7 +161,9 @@ class RayExecutor(Executor):
         return float(self._resources().get("GPU", 0.0))
 
     def node_memory(self) -> int:
-        sizes = [n.get("Resources", {}).get("memory", 0) for n in self._ray.nodes() if n.get("Alive")]
+        sizes = [
+            n.get("Resources", {}).get("memory", 0) for n in self._ray.nodes() if n.get("Alive")
+        ]
         return int(max(sizes, default=0))
 
     def run(self, tasks: Sequence[TaskSpec], on_result: Callable[[TaskResult], None]) -> None:
@@ -166,8 +178,11 @@ class RayExecutor(Executor):
             while pending or in_flight:
                 while pending and len(in_flight) < window:
                     spec = pending.pop()
-                    opts: dict[str, Any] = {"num_cpus": spec.cpus, "max_retries": self.max_retries,
-                                            "retry_exceptions": False}
+                    opts: dict[str, Any] = {
+                        "num_cpus": spec.cpus,
+                        "max_retries": self.max_retries,
+                        "retry_exceptions": False,
+                    }
                     if spec.gpus:
                         opts["num_gpus"] = spec.gpus
                     if spec.memory and node_mem and spec.memory <= node_mem:
@@ -188,8 +203,12 @@ class RayExecutor(Executor):
 
     def describe(self) -> dict[str, Any]:
         res = self._resources()
-        return {"executor": "ray", "workers": int(res.get("CPU", 0)), "gpus": res.get("GPU", 0.0),
-                "nodes": len([n for n in self._ray.nodes() if n.get("Alive")])}
+        return {
+            "executor": "ray",
+            "workers": int(res.get("CPU", 0)),
+            "gpus": res.get("GPU", 0.0),
+            "nodes": len([n for n in self._ray.nodes() if n.get("Alive")]),
+        }
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():

@@ -28,13 +28,17 @@ def use_cluster_token() -> None:
 
     if os.environ.get("RAY_AUTH_MODE"):
         return
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or (
-        Path.home() / ".ray" / "auth_token"
-    ).exists():
+    if (
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (Path.home() / ".ray" / "auth_token").exists()
+    ):
         os.environ["RAY_AUTH_MODE"] = "token"
         if "ray" in sys.modules:  # Ray caches its config at import: refresh it
             try:
-                from ray._private.authentication.authentication_token_setup import _enable_token_auth
+                from ray._private.authentication.authentication_token_setup import (
+                    _enable_token_auth,
+                )
             except ImportError:
                 return
             _enable_token_auth()
@@ -100,8 +104,13 @@ def submit_pipeline(
     deadline = time.monotonic() + agent_wait
     while True:
         try:
-            return str(client.submit_job(entrypoint=shlex.join(args), runtime_env=env or None,
-                                         metadata={"minjiang_pipeline": target, "minjiang_store": url}))
+            return str(
+                client.submit_job(
+                    entrypoint=shlex.join(args),
+                    runtime_env=env or None,
+                    metadata={"minjiang_pipeline": target, "minjiang_store": url},
+                )
+            )
         except RuntimeError as err:
             # a head that has just started answers this until its job agent is up
             if "No available agent" not in str(err) or time.monotonic() > deadline:

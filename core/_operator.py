@@ -34,11 +34,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from minjiang.core.errors import ContractError, ParameterError
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     import numpy as np
-    from pydantic import BaseModel
-
     from minjiang.storage import ArrayInfo
 
 __all__ = [
@@ -65,30 +64,19 @@ KernelRef = Callable[..., Any] | str
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 
-def _no_params_model() -> type[BaseModel]:
-    from pydantic import BaseModel, ConfigDict
+class NoParams(BaseModel):
+    """The parameter model of an operator that takes no parameters."""
 
-    class NoParams(BaseModel):
-        """An operator without parameters."""
-
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
-    return NoParams
-
-
-def __getattr__(name: str) -> Any:  # lazy: keep pydantic out of `import minjiang`
-    if name == "NoParams":
-        model = _no_params_model()
-        globals()["NoParams"] = model
-        return model
-    raise AttributeError(name)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def dotted_path(ref: KernelRef) -> str:
     """Return ``"module:qualname"`` for a module-level function (or pass a string through)."""
     if isinstance(ref, str):
         if ":" not in ref:
-            raise ContractError(f"kernel reference {ref!r} must look like 'package.module:function'")
+            raise ContractError(
+                f"kernel reference {ref!r} must look like 'package.module:function'"
+            )
         return ref
     module, qualname = getattr(ref, "__module__", None), getattr(ref, "__qualname__", "")
     if not module or "<" in qualname:
@@ -197,7 +185,9 @@ class Map:
     """
 
     kernel: KernelRef
-    halo: Mapping[str, int] | Callable[..., Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    halo: Mapping[str, int] | Callable[..., Mapping[str, int]] = dataclasses.field(
+        default_factory=dict
+    )
     boundary: Boundary | Callable[..., Boundary] = "reflect"
     pattern: str = dataclasses.field(default="map", init=False)
 
@@ -236,7 +226,9 @@ class Aggregate:
     partial: KernelRef
     combine: KernelRef
     finalize: KernelRef
-    halo: Mapping[str, int] | Callable[..., Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    halo: Mapping[str, int] | Callable[..., Mapping[str, int]] = dataclasses.field(
+        default_factory=dict
+    )
     boundary: Boundary = "constant"
     pattern: str = dataclasses.field(default="aggregate", init=False)
 
@@ -322,7 +314,9 @@ class Operator:
                 f"operator name {self.name!r} must be 'domain.operator' in lowercase "
                 "letters, digits and underscores (e.g. 'ocean.marine_heatwaves')"
             )
-        if not any(i.kind == "array" for i in self.inputs) and not isinstance(self.pattern, Composite):
+        if not any(i.kind == "array" for i in self.inputs) and not isinstance(
+            self.pattern, Composite
+        ):
             raise ContractError(f"operator {self.name!r} needs at least one array input")
 
     @property
@@ -334,7 +328,7 @@ class Operator:
         return next(i for i in self.inputs if i.kind == "array")
 
     def params_model(self) -> type[BaseModel]:
-        return self.params if self.params is not None else _no_params_model()
+        return self.params if self.params is not None else NoParams
 
     def validate_params(self, params: Mapping[str, Any] | None) -> BaseModel:
         """Validate ``params`` against the model, raising :class:`ParameterError`."""
@@ -344,7 +338,8 @@ class Operator:
             return self.params_model().model_validate(dict(params or {}))
         except ValidationError as err:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(params)'}: {e['msg']}" for e in err.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or '(params)'}: {e['msg']}"
+                for e in err.errors()
             )
             raise ParameterError(
                 f"{self.name}: invalid parameters: {problems}. "

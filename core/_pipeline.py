@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
 from minjiang.core.errors import PipelineError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = ["MAX_PIPELINE_BYTES", "Pipeline", "Step", "load_pipeline"]
 
@@ -45,7 +44,9 @@ class Step(BaseModel):
     @classmethod
     def _check_id(cls, v: str) -> str:
         if not _STEP_ID.match(v):
-            raise ValueError(f"step id {v!r} must be lowercase letters, digits and '_' (e.g. 'smooth')")
+            raise ValueError(
+                f"step id {v!r} must be lowercase letters, digits and '_' (e.g. 'smooth')"
+            )
         return v
 
     @field_validator("resources")
@@ -53,7 +54,9 @@ class Step(BaseModel):
     def _check_resources(cls, v: dict[str, float]) -> dict[str, float]:
         unknown = set(v) - {"cpus", "gpus", "memory"}
         if unknown:
-            raise ValueError(f"unknown resources {sorted(unknown)!r}; allowed: cpus, gpus, memory (bytes)")
+            raise ValueError(
+                f"unknown resources {sorted(unknown)!r}; allowed: cpus, gpus, memory (bytes)"
+            )
         return v
 
     @model_validator(mode="after")
@@ -103,7 +106,9 @@ class Pipeline(BaseModel):
         for s in self.steps:
             if s.id == step_id:
                 return s
-        raise PipelineError(f"pipeline has no step {step_id!r}; steps: {[s.id for s in self.steps]!r}")
+        raise PipelineError(
+            f"pipeline has no step {step_id!r}; steps: {[s.id for s in self.steps]!r}"
+        )
 
     @classmethod
     def from_yaml(cls, text: str, *, label: str = "<string>") -> Pipeline:
@@ -124,7 +129,9 @@ def _strict_loader() -> type:
                 )
             node = super().compose_node(parent, index)
             if node is not None and getattr(node, "anchor", None) is not None:
-                raise PipelineError(f"YAML anchors are not allowed (line {node.start_mark.line + 1})")
+                raise PipelineError(
+                    f"YAML anchors are not allowed (line {node.start_mark.line + 1})"
+                )
             return node
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -177,9 +184,11 @@ def load_pipeline(
         else:
             text = str(source)
         if len(text.encode("utf-8")) > MAX_PIPELINE_BYTES:
-            raise PipelineError(f"pipeline document is larger than the {MAX_PIPELINE_BYTES}-byte limit")
+            raise PipelineError(
+                f"pipeline document is larger than the {MAX_PIPELINE_BYTES}-byte limit"
+            )
         try:
-            data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - SafeLoader subclass
+            data = yaml.load(text, Loader=_strict_loader())
         except yaml.YAMLError as err:
             raise PipelineError(f"pipeline {label} is not valid YAML: {err}") from None
     if not isinstance(data, Mapping):

@@ -40,10 +40,8 @@ from minjiang.core._operator import (
 from minjiang.core.errors import ContractError, MemoryBudgetError, PlanError
 
 if TYPE_CHECKING:
-    import numpy as np
-    from pydantic import BaseModel
-
     from minjiang.storage import ArrayInfo, DatasetInfo
+    from pydantic import BaseModel
 
 __all__ = [
     "ArrayRead",
@@ -78,14 +76,30 @@ def parse_bytes(value: str | int | float) -> int:
     if isinstance(value, int | float):
         return int(value)
     text = value.strip().replace(" ", "")
-    units = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-             "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+    units = {
+        "": 1,
+        "b": 1,
+        "k": 1000,
+        "kb": 1000,
+        "m": 10**6,
+        "mb": 10**6,
+        "g": 10**9,
+        "gb": 10**9,
+        "t": 10**12,
+        "tb": 10**12,
+        "kib": 1 << 10,
+        "mib": 1 << 20,
+        "gib": 1 << 30,
+        "tib": 1 << 40,
+    }
     num = text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    unit = text[len(num):].lower()
+    unit = text[len(num) :].lower()
     try:
         return int(float(num) * units[unit])
     except (KeyError, ValueError):
-        raise PlanError(f"cannot read memory size {value!r}; write e.g. '4GiB' or '512MB'") from None
+        raise PlanError(
+            f"cannot read memory size {value!r}; write e.g. '4GiB' or '512MB'"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,9 +261,15 @@ class StepPlan:
                 attrs=dict(src.attrs if src is not None else c.attrs),
                 dataset_id=self.dataset_id,
             )
-        tables = {t: [] for t in self.tables}
-        return DatasetInfo(id=self.dataset_id, prefix=prefix, attrs=dict(self.attrs), arrays=arrays,
-                           coords=coords, tables=tables)
+        tables: dict[str, list[str]] = {t: [] for t in self.tables}
+        return DatasetInfo(
+            id=self.dataset_id,
+            prefix=prefix,
+            attrs=dict(self.attrs),
+            arrays=arrays,
+            coords=coords,
+            tables=tables,
+        )
 
 
 def _np() -> Any:
@@ -298,21 +318,26 @@ class StepPlanner:
             if spec.name not in inputs:
                 if spec.optional:
                     continue
-                raise ContractError(f"{op.name}: input {spec.name!r} is required (inputs given: {sorted(inputs)!r})")
+                raise ContractError(
+                    f"{op.name}: input {spec.name!r} is required (inputs given: {sorted(inputs)!r})"
+                )
             bound = inputs[spec.name]
             if spec.kind == "array":
                 if bound.array is None:
-                    raise ContractError(f"{op.name}: input {spec.name!r} must be an array, got table {bound.table!r}")
+                    raise ContractError(
+                        f"{op.name}: input {spec.name!r} must be an array, got table {bound.table!r}"
+                    )
                 spec.check(bound.array, op.name)
             elif bound.table is None:
                 raise ContractError(f"{op.name}: input {spec.name!r} must be a table")
         primary = self.primary(op, inputs)
         sizes = dict(zip(primary.dims, primary.shape, strict=True))
         for spec in op.inputs:
-            bound = inputs.get(spec.name)
-            if bound is None or bound.array is None or bound.name == op.primary.name:
+            other = inputs.get(spec.name)
+            if other is None or other.array is None or other.name == op.primary.name:
                 continue
-            for dim, size in zip(bound.array.dims, bound.array.shape, strict=True):
+            bound, arr = other, other.array
+            for dim, size in zip(arr.dims, arr.shape, strict=True):
                 if dim in spec.whole:
                     continue
                 if dim not in sizes:
@@ -348,7 +373,12 @@ class StepPlanner:
 
     # ------------------------------------------------------------------ outputs
     def output_arrays(
-        self, op: Operator, params: Any, inputs: Mapping[str, BoundInput], *, drop: tuple[str, ...] = (),
+        self,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        *,
+        drop: tuple[str, ...] = (),
         chunks: Mapping[str, int] | None = None,
     ) -> tuple[dict[str, OutputArraySpec], dict[str, TableOutput]]:
         primary = self.primary(op, inputs)
@@ -362,7 +392,11 @@ class StepPlanner:
             if isinstance(out, TableOutput):
                 tables[out.name] = out
                 continue
-            dims = tuple(out.dims) if out.dims is not None else tuple(d for d in primary.dims if d not in drop)
+            dims = (
+                tuple(out.dims)
+                if out.dims is not None
+                else tuple(d for d in primary.dims if d not in drop)
+            )
             shape, ch = [], []
             for d in dims:
                 if d in out.sizes:
@@ -376,12 +410,23 @@ class StepPlanner:
                         f"{op.name}: output {out.name!r} has dim {d!r} with no size; give it in ArrayOutput.sizes"
                     )
             dtype = out.dtype or primary.dtype
-            arrays[out.name] = OutputArraySpec(out.name, dims, tuple(shape), tuple(ch), str(_np().dtype(dtype)),
-                                               dict(out.attrs), out.fill_value)
+            arrays[out.name] = OutputArraySpec(
+                out.name,
+                dims,
+                tuple(shape),
+                tuple(ch),
+                str(_np().dtype(dtype)),
+                dict(out.attrs),
+                out.fill_value,
+            )
         return arrays, tables
 
     def output_coords(
-        self, op: Operator, params: Any, inputs: Mapping[str, BoundInput], arrays: Mapping[str, OutputArraySpec],
+        self,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        arrays: Mapping[str, OutputArraySpec],
         source_coords: Mapping[str, ArrayInfo],
     ) -> list[CoordSpec]:
         used_dims = {d for a in arrays.values() for d in a.dims}
@@ -397,12 +442,23 @@ class StepPlanner:
         for name, info in source_coords.items():
             if name in new_dim_coords:
                 continue
-            if all(d in used_dims and sizes.get(d) == s for d, s in zip(info.dims, info.shape, strict=True)):
+            if all(
+                d in used_dims and sizes.get(d) == s
+                for d, s in zip(info.dims, info.shape, strict=True)
+            ):
                 coords.append(CoordSpec(name, tuple(info.dims), source=info))
         return coords
 
     # ------------------------------------------------------------------ helpers
-    def _memory(self, op: Operator, params: Any, in_bytes: int, out_bytes: int, block: tuple[int, ...], itemsize: int) -> int:
+    def _memory(
+        self,
+        op: Operator,
+        params: Any,
+        in_bytes: int,
+        out_bytes: int,
+        block: tuple[int, ...],
+        itemsize: int,
+    ) -> int:
         return int(op.memory(TaskSize(in_bytes, out_bytes, block, itemsize), params))
 
     def _budget_error(self, step: str, op: Operator, need: int, what: str) -> MemoryBudgetError:
@@ -414,7 +470,10 @@ class StepPlanner:
         )
 
     def _block_ctx(
-        self, dims: tuple[str, ...], region: tuple[slice, ...], coord_arrays: Mapping[str, ArrayInfo]
+        self,
+        dims: tuple[str, ...],
+        region: tuple[slice, ...],
+        coord_arrays: Mapping[str, ArrayInfo],
     ) -> dict[str, Any]:
         out = {}
         for dim, sl in zip(dims, region, strict=True):
@@ -458,27 +517,53 @@ class StepPlanner:
                 rd.append(slice(max(lo, 0), min(hi, n)))
                 pad.append((max(0, -lo), max(0, hi - n)))
             reads.append(ArrayRead(spec.name, info, tuple(rd), tuple(pad), boundary))
-            cells = math.prod((s.stop - s.start) + p[0] + p[1] for s, p in zip(rd, pad, strict=True))
+            cells = math.prod(
+                (s.stop - s.start) + p[0] + p[1] for s, p in zip(rd, pad, strict=True)
+            )
             nbytes += cells * _np().dtype(info.dtype).itemsize
         return reads, nbytes
 
     def _attrs(self, inputs: Mapping[str, BoundInput]) -> dict[str, dict[str, Any]]:
         return {k: dict(v.array.attrs) for k, v in inputs.items() if v.array is not None}
 
-    def _out_bytes(self, arrays: Mapping[str, OutputArraySpec], dims: tuple[str, ...], block: tuple[int, ...]) -> int:
+    def _out_bytes(
+        self, arrays: Mapping[str, OutputArraySpec], dims: tuple[str, ...], block: tuple[int, ...]
+    ) -> int:
         ext = dict(zip(dims, block, strict=True))
         total = 0
         for a in arrays.values():
-            total += math.prod(ext.get(d, s) for d, s in zip(a.dims, a.shape, strict=True)) * _np().dtype(a.dtype).itemsize
+            total += (
+                math.prod(ext.get(d, s) for d, s in zip(a.dims, a.shape, strict=True))
+                * _np().dtype(a.dtype).itemsize
+            )
         return total
 
-    def _task(self, *, key: str, stage: str, kind: str, dataset_id: str, op: Operator, backend: str,
-              kernels: tuple[str, ...], params: Any, reads: list[ArrayRead | TableRead],
-              writes: list[ArrayWrite], tables: tuple[str, ...], dims: tuple[str, ...], region: tuple[slice, ...],
-              halo: Mapping[str, int], sizes: tuple[int, ...], coords: Mapping[str, Any],
-              attrs: Mapping[str, Any], n_tasks: int, memory: int, extra: Mapping[str, Any] | None = None,
-              out_arrays: Mapping[str, OutputArraySpec] | None = None,
-              out_tables: Mapping[str, TableOutput] | None = None) -> TaskSpec:
+    def _task(
+        self,
+        *,
+        key: str,
+        stage: str,
+        kind: str,
+        dataset_id: str,
+        op: Operator,
+        backend: str,
+        kernels: tuple[str, ...],
+        params: Any,
+        reads: list[ArrayRead | TableRead],
+        writes: list[ArrayWrite],
+        tables: tuple[str, ...],
+        dims: tuple[str, ...],
+        region: tuple[slice, ...],
+        halo: Mapping[str, int],
+        sizes: tuple[int, ...],
+        coords: Mapping[str, Any],
+        attrs: Mapping[str, Any],
+        n_tasks: int,
+        memory: int,
+        extra: Mapping[str, Any] | None = None,
+        out_arrays: Mapping[str, OutputArraySpec] | None = None,
+        out_tables: Mapping[str, TableOutput] | None = None,
+    ) -> TaskSpec:
         extra = dict(extra or {})
         if out_arrays:
             extra["out_dims"] = {a.name: a.dims for a in out_arrays.values()}
@@ -486,18 +571,42 @@ class StepPlanner:
         if out_tables:
             extra["table_columns"] = {t.name: dict(t.columns) for t in out_tables.values()}
         return TaskSpec(
-            key=key, stage=stage, kind=kind, store_url=self.store_url, dataset_id=dataset_id, operator=op.name,
-            backend=backend, kernels=kernels, params=params, reads=tuple(reads), writes=tuple(writes),
-            tables=tables, dims=dims, region=region,
-            halo=tuple((halo.get(d, 0), halo.get(d, 0)) for d in dims), sizes=sizes, coords=coords, attrs=attrs,
-            n_tasks=n_tasks, cpus=self.cpus_per_task, gpus=1.0 if backend == "gpu" else 0.0, memory=memory,
+            key=key,
+            stage=stage,
+            kind=kind,
+            store_url=self.store_url,
+            dataset_id=dataset_id,
+            operator=op.name,
+            backend=backend,
+            kernels=kernels,
+            params=params,
+            reads=tuple(reads),
+            writes=tuple(writes),
+            tables=tables,
+            dims=dims,
+            region=region,
+            halo=tuple((halo.get(d, 0), halo.get(d, 0)) for d in dims),
+            sizes=sizes,
+            coords=coords,
+            attrs=attrs,
+            n_tasks=n_tasks,
+            cpus=self.cpus_per_task,
+            gpus=1.0 if backend == "gpu" else 0.0,
+            memory=memory,
             extra=extra,
         )
 
     # ------------------------------------------------------------------ patterns
     def plan(
-        self, *, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput], dataset_id: str,
-        backend: str, source_coords: Mapping[str, ArrayInfo],
+        self,
+        *,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dataset_id: str,
+        backend: str,
+        source_coords: Mapping[str, ArrayInfo],
     ) -> StepPlan:
         self.bind(op, inputs)
         self.check_chunks(op, inputs)
@@ -507,22 +616,58 @@ class StepPlanner:
         if isinstance(pattern, Reduce):
             return self._plan_reduce(step, op, params, inputs, dataset_id, backend, source_coords)
         if isinstance(pattern, FullAxis):
-            return self._plan_full_axis(step, op, params, inputs, dataset_id, backend, source_coords)
+            return self._plan_full_axis(
+                step, op, params, inputs, dataset_id, backend, source_coords
+            )
         if isinstance(pattern, Aggregate):
-            return self._plan_aggregate(step, op, params, inputs, dataset_id, backend, source_coords)
+            return self._plan_aggregate(
+                step, op, params, inputs, dataset_id, backend, source_coords
+            )
         if isinstance(pattern, Composite):
-            raise PlanError(f"{op.name}: composite operators are expanded by the runtime, not planned directly")
+            raise PlanError(
+                f"{op.name}: composite operators are expanded by the runtime, not planned directly"
+            )
         raise PlanError(f"{op.name}: unknown chunk pattern {type(pattern).__name__}")
 
-    def _new_plan(self, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput], dataset_id: str,
-                  backend: str, arrays: dict[str, OutputArraySpec], tables: dict[str, TableOutput],
-                  source_coords: Mapping[str, ArrayInfo], stages: list[Stage], block: BlockChoice | None) -> StepPlan:
+    def _new_plan(
+        self,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dataset_id: str,
+        backend: str,
+        arrays: dict[str, OutputArraySpec],
+        tables: dict[str, TableOutput],
+        source_coords: Mapping[str, ArrayInfo],
+        stages: list[Stage],
+        block: BlockChoice | None,
+    ) -> StepPlan:
         coords = self.output_coords(op, params, inputs, arrays, source_coords)
-        return StepPlan(step=step, operator=op, params=params, inputs=dict(inputs), dataset_id=dataset_id,
-                        backend=backend, arrays=arrays, coords=coords, tables=tables, stages=stages, block=block)
+        return StepPlan(
+            step=step,
+            operator=op,
+            params=params,
+            inputs=dict(inputs),
+            dataset_id=dataset_id,
+            backend=backend,
+            arrays=arrays,
+            coords=coords,
+            tables=tables,
+            stages=stages,
+            block=block,
+        )
 
-    def _plan_map(self, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput], dataset_id: str,
-                  backend: str, source_coords: Mapping[str, ArrayInfo]) -> StepPlan:
+    def _plan_map(
+        self,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dataset_id: str,
+        backend: str,
+        source_coords: Mapping[str, ArrayInfo],
+    ) -> StepPlan:
         pattern = op.pattern
         assert isinstance(pattern, Map)
         primary = self.primary(op, inputs)
@@ -533,18 +678,61 @@ class StepPlanner:
         arrays, tables = self.output_arrays(op, params, inputs)
         # A wrapped halo comes from the far end of the array: a task must then span
         # every dim that has a halo, so its own read holds the wrapped cells.
-        fixed = {i: shape[i] for i, d in enumerate(dims) if boundary == "wrap" and halo.get(d, 0) > 0}
-        choice = self._choose(step, op, params, inputs, dims, shape, chunks, halo, arrays, fixed=fixed)
-        stage = self._block_stage("map", step, op, params, inputs, dataset_id, backend, dims, shape, choice.block,
-                                  halo, boundary, arrays, tables, source_coords, (dotted_path(pattern.kernel),))
-        return self._new_plan(step, op, params, inputs, dataset_id, backend, arrays, tables, source_coords,
-                              [stage], choice)
+        fixed = {
+            i: shape[i] for i, d in enumerate(dims) if boundary == "wrap" and halo.get(d, 0) > 0
+        }
+        choice = self._choose(
+            step, op, params, inputs, dims, shape, chunks, halo, arrays, fixed=fixed
+        )
+        stage = self._block_stage(
+            "map",
+            step,
+            op,
+            params,
+            inputs,
+            dataset_id,
+            backend,
+            dims,
+            shape,
+            choice.block,
+            halo,
+            boundary,
+            arrays,
+            tables,
+            source_coords,
+            (dotted_path(pattern.kernel),),
+        )
+        return self._new_plan(
+            step,
+            op,
+            params,
+            inputs,
+            dataset_id,
+            backend,
+            arrays,
+            tables,
+            source_coords,
+            [stage],
+            choice,
+        )
 
-    def _choose(self, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput], dims: tuple[str, ...],
-                shape: tuple[int, ...], chunks: tuple[int, ...], halo: Mapping[str, int],
-                arrays: Mapping[str, OutputArraySpec], *, fixed: Mapping[int, int] | None = None,
-                span: tuple[bool, ...] = (), partial_bytes: Any = None,
-                override: Mapping[str, ArrayInfo] | None = None) -> BlockChoice:
+    def _choose(
+        self,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dims: tuple[str, ...],
+        shape: tuple[int, ...],
+        chunks: tuple[int, ...],
+        halo: Mapping[str, int],
+        arrays: Mapping[str, OutputArraySpec],
+        *,
+        fixed: Mapping[int, int] | None = None,
+        span: tuple[bool, ...] = (),
+        partial_bytes: Any = None,
+        override: Mapping[str, ArrayInfo] | None = None,
+    ) -> BlockChoice:
         primary = self.primary(op, inputs)
         itemsize = _np().dtype(primary.dtype).itemsize
         bdims = dims
@@ -553,11 +741,22 @@ class StepPlanner:
             region = tuple(slice(0, b) for b in block)
             _, in_bytes = self._reads(op, inputs, bdims, shape, region, halo, "reflect", override)
             in_bytes += 2 * max(math.prod(chunks) * itemsize, 0)  # chunks being decoded
-            return self._memory(op, params, in_bytes, self._out_bytes(arrays, bdims, block), block, itemsize)
+            return self._memory(
+                op, params, in_bytes, self._out_bytes(arrays, bdims, block), block, itemsize
+            )
 
-        choice = choose_block(shape, chunks, itemsize=itemsize, halo=[halo.get(d, 0) for d in dims],
-                              memory=memory, budget=self.budget, workers=self.workers, span=span,
-                              partial_bytes=partial_bytes, fixed=fixed)
+        choice = choose_block(
+            shape,
+            chunks,
+            itemsize=itemsize,
+            halo=[halo.get(d, 0) for d in dims],
+            memory=memory,
+            budget=self.budget,
+            workers=self.workers,
+            span=span,
+            partial_bytes=partial_bytes,
+            fixed=fixed,
+        )
         if choice is None:
             smallest = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True))
             if fixed:
@@ -565,38 +764,92 @@ class StepPlanner:
             raise self._budget_error(step, op, memory(smallest), f"block {smallest!r} of {dims!r}")
         return choice
 
-    def _block_stage(self, stage_name: str, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput],
-                     dataset_id: str, backend: str, dims: tuple[str, ...], shape: tuple[int, ...],
-                     block: tuple[int, ...], halo: Mapping[str, int], boundary: str,
-                     arrays: Mapping[str, OutputArraySpec], tables: Mapping[str, TableOutput],
-                     source_coords: Mapping[str, ArrayInfo], kernels: tuple[str, ...], *, kind: str = "block",
-                     override: Mapping[str, ArrayInfo] | None = None, extra: Mapping[str, Any] | None = None,
-                     scratch: bool = False) -> Stage:
+    def _block_stage(
+        self,
+        stage_name: str,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dataset_id: str,
+        backend: str,
+        dims: tuple[str, ...],
+        shape: tuple[int, ...],
+        block: tuple[int, ...],
+        halo: Mapping[str, int],
+        boundary: str,
+        arrays: Mapping[str, OutputArraySpec],
+        tables: Mapping[str, TableOutput],
+        source_coords: Mapping[str, ArrayInfo],
+        kernels: tuple[str, ...],
+        *,
+        kind: str = "block",
+        override: Mapping[str, ArrayInfo] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        scratch: bool = False,
+    ) -> Stage:
         regions = iter_blocks(shape, block)
         attrs = self._attrs(inputs)
         tasks = []
         itemsize = _np().dtype(self.primary(op, inputs).dtype).itemsize
         for i, region in enumerate(regions):
             reads, in_bytes = self._reads(op, inputs, dims, shape, region, halo, boundary, override)
-            writes = [ArrayWrite(a.name, a.name, self._out_region(a, dims, region), scratch=a.scratch)
-                      for a in arrays.values()]
+            writes = [
+                ArrayWrite(a.name, a.name, self._out_region(a, dims, region), scratch=a.scratch)
+                for a in arrays.values()
+            ]
             blk = tuple(s.stop - s.start for s in region)
-            mem = self._memory(op, params, in_bytes, self._out_bytes(arrays, dims, blk), blk, itemsize)
-            tasks.append(self._task(
-                key=f"{stage_name}/{i:06d}", stage=stage_name, kind=kind, dataset_id=dataset_id, op=op,
-                backend=backend, kernels=kernels, params=params, reads=reads, writes=writes,
-                tables=tuple(tables), dims=dims, region=region, halo=halo, sizes=shape,
-                coords=self._block_ctx(dims, region, source_coords), attrs=attrs, n_tasks=len(regions),
-                memory=mem, extra=extra, out_arrays=arrays, out_tables=tables))
+            mem = self._memory(
+                op, params, in_bytes, self._out_bytes(arrays, dims, blk), blk, itemsize
+            )
+            tasks.append(
+                self._task(
+                    key=f"{stage_name}/{i:06d}",
+                    stage=stage_name,
+                    kind=kind,
+                    dataset_id=dataset_id,
+                    op=op,
+                    backend=backend,
+                    kernels=kernels,
+                    params=params,
+                    reads=reads,
+                    writes=writes,
+                    tables=tuple(tables),
+                    dims=dims,
+                    region=region,
+                    halo=halo,
+                    sizes=shape,
+                    coords=self._block_ctx(dims, region, source_coords),
+                    attrs=attrs,
+                    n_tasks=len(regions),
+                    memory=mem,
+                    extra=extra,
+                    out_arrays=arrays,
+                    out_tables=tables,
+                )
+            )
         return Stage(stage_name, tuple(tasks), scratch=scratch)
 
     @staticmethod
-    def _out_region(a: OutputArraySpec, dims: tuple[str, ...], region: tuple[slice, ...]) -> tuple[slice, ...]:
+    def _out_region(
+        a: OutputArraySpec, dims: tuple[str, ...], region: tuple[slice, ...]
+    ) -> tuple[slice, ...]:
         pos = {d: i for i, d in enumerate(dims)}
-        return tuple(region[pos[d]] if d in pos else slice(0, s) for d, s in zip(a.dims, a.shape, strict=True))
+        return tuple(
+            region[pos[d]] if d in pos else slice(0, s)
+            for d, s in zip(a.dims, a.shape, strict=True)
+        )
 
-    def _plan_reduce(self, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput], dataset_id: str,
-                     backend: str, source_coords: Mapping[str, ArrayInfo]) -> StepPlan:
+    def _plan_reduce(
+        self,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dataset_id: str,
+        backend: str,
+        source_coords: Mapping[str, ArrayInfo],
+    ) -> StepPlan:
         pattern = op.pattern
         assert isinstance(pattern, Reduce)
         primary = self.primary(op, inputs)
@@ -605,67 +858,197 @@ class StepPlanner:
         rdims = tuple(pattern.dims(params, infos) if callable(pattern.dims) else pattern.dims)
         bad = [d for d in rdims if d not in dims]
         if bad or not rdims:
-            raise ContractError(f"{op.name}: cannot reduce over {list(rdims)!r}; the input has dims {dims!r}")
+            raise ContractError(
+                f"{op.name}: cannot reduce over {list(rdims)!r}; the input has dims {dims!r}"
+            )
         arrays, tables = self.output_arrays(op, params, inputs, drop=rdims)
         span = tuple(d in rdims for d in dims)
+
         # A partial state is a few float64 arrays shaped like the output block.
-        state_bytes = lambda block: 5 * 8 * math.prod(b for b, sp in zip(block, span, strict=True) if not sp)  # noqa: E731
-        choice = self._choose(step, op, params, inputs, dims, shape, chunks, {}, arrays, span=span,
-                              partial_bytes=state_bytes)
-        kernels = (dotted_path(pattern.partial), dotted_path(pattern.combine), dotted_path(pattern.finalize))
+        def state_bytes(block: tuple[int, ...]) -> int:
+            return 5 * 8 * math.prod(b for b, sp in zip(block, span, strict=True) if not sp)
+
+        choice = self._choose(
+            step,
+            op,
+            params,
+            inputs,
+            dims,
+            shape,
+            chunks,
+            {},
+            arrays,
+            span=span,
+            partial_bytes=state_bytes,
+        )
+        kernels = (
+            dotted_path(pattern.partial),
+            dotted_path(pattern.combine),
+            dotted_path(pattern.finalize),
+        )
         spans_all = all(b >= s for b, s, sp in zip(choice.block, shape, span, strict=True) if sp)
         extra = {"reduce_dims": rdims}
         if spans_all:
-            stage = self._block_stage("reduce", step, op, params, inputs, dataset_id, backend, dims, shape,
-                                      choice.block, {}, "reflect", arrays, tables, source_coords, kernels,
-                                      kind="reduce_block", extra=extra)
-            return self._new_plan(step, op, params, inputs, dataset_id, backend, arrays, tables, source_coords,
-                                  [stage], choice)
+            stage = self._block_stage(
+                "reduce",
+                step,
+                op,
+                params,
+                inputs,
+                dataset_id,
+                backend,
+                dims,
+                shape,
+                choice.block,
+                {},
+                "reflect",
+                arrays,
+                tables,
+                source_coords,
+                kernels,
+                kind="reduce_block",
+                extra=extra,
+            )
+            return self._new_plan(
+                step,
+                op,
+                params,
+                inputs,
+                dataset_id,
+                backend,
+                arrays,
+                tables,
+                source_coords,
+                [stage],
+                choice,
+            )
         # Partial states go to a scratch Zarr group (one slot per partition along the
         # reduced dims), then one combine task per output block folds them.
         kept = tuple(d for d in dims if d not in rdims)
-        n_parts = math.prod(math.ceil(s / b) for s, b, sp in zip(shape, choice.block, span, strict=True) if sp)
+        n_parts = math.prod(
+            math.ceil(s / b) for s, b, sp in zip(shape, choice.block, span, strict=True) if sp
+        )
         regions = iter_blocks(shape, choice.block)
         attrs = self._attrs(inputs)
         itemsize = _np().dtype(primary.dtype).itemsize
         out_block = tuple(b for b, sp in zip(choice.block, span, strict=True) if not sp)
-        part_shape = tuple(math.ceil(s / b) for s, b, sp in zip(shape, choice.block, span, strict=True) if sp)
+        part_shape = tuple(
+            math.ceil(s / b) for s, b, sp in zip(shape, choice.block, span, strict=True) if sp
+        )
         kept_shape = tuple(s for s, sp in zip(shape, span, strict=True) if not sp)
         partial_tasks = []
         for i, region in enumerate(regions):
             reads, in_bytes = self._reads(op, inputs, dims, shape, region, {}, "reflect")
-            part_idx = tuple(r.start // b for r, b, sp in zip(region, choice.block, span, strict=True) if sp)
+            part_idx = tuple(
+                r.start // b for r, b, sp in zip(region, choice.block, span, strict=True) if sp
+            )
             part = int(_np().ravel_multi_index(part_idx, part_shape)) if part_shape else 0
             kept_region = tuple(r for r, sp in zip(region, span, strict=True) if not sp)
             blk = tuple(s.stop - s.start for s in region)
-            mem = self._memory(op, params, in_bytes, 5 * 8 * math.prod(r.stop - r.start for r in kept_region),
-                               blk, itemsize)
-            partial_tasks.append(self._task(
-                key=f"partial/{i:06d}", stage="partial", kind="reduce_partial", dataset_id=dataset_id, op=op,
-                backend=backend, kernels=kernels, params=params, reads=reads, writes=[], tables=(), dims=dims,
-                region=region, halo={}, sizes=shape, coords=self._block_ctx(dims, region, source_coords),
-                attrs=attrs, n_tasks=len(regions), memory=mem,
-                extra={**extra, "part": part, "n_parts": n_parts, "kept_region": kept_region,
-                       "kept_shape": kept_shape, "kept_chunks": out_block}))
+            mem = self._memory(
+                op,
+                params,
+                in_bytes,
+                5 * 8 * math.prod(r.stop - r.start for r in kept_region),
+                blk,
+                itemsize,
+            )
+            partial_tasks.append(
+                self._task(
+                    key=f"partial/{i:06d}",
+                    stage="partial",
+                    kind="reduce_partial",
+                    dataset_id=dataset_id,
+                    op=op,
+                    backend=backend,
+                    kernels=kernels,
+                    params=params,
+                    reads=reads,
+                    writes=[],
+                    tables=(),
+                    dims=dims,
+                    region=region,
+                    halo={},
+                    sizes=shape,
+                    coords=self._block_ctx(dims, region, source_coords),
+                    attrs=attrs,
+                    n_tasks=len(regions),
+                    memory=mem,
+                    extra={
+                        **extra,
+                        "part": part,
+                        "n_parts": n_parts,
+                        "kept_region": kept_region,
+                        "kept_shape": kept_shape,
+                        "kept_chunks": out_block,
+                    },
+                )
+            )
         kept_regions = iter_blocks(kept_shape, out_block)
         combine_tasks = []
         for i, region in enumerate(kept_regions):
-            writes = [ArrayWrite(a.name, a.name, self._out_region(a, kept, region)) for a in arrays.values()]
+            writes = [
+                ArrayWrite(a.name, a.name, self._out_region(a, kept, region))
+                for a in arrays.values()
+            ]
             cells = math.prod(r.stop - r.start for r in region)
-            combine_tasks.append(self._task(
-                key=f"combine/{i:06d}", stage="combine", kind="reduce_combine", dataset_id=dataset_id, op=op,
-                backend=backend, kernels=kernels, params=params, reads=[], writes=writes, tables=(), dims=kept,
-                region=region, halo={}, sizes=kept_shape, coords=self._block_ctx(kept, region, source_coords),
-                attrs=attrs, n_tasks=len(kept_regions), memory=3 * 5 * 8 * cells + 2 * cells * itemsize,
-                extra={**extra, "n_parts": n_parts}, out_arrays=arrays, out_tables=tables))
-        plan = self._new_plan(step, op, params, inputs, dataset_id, backend, arrays, tables, source_coords,
-                              [Stage("partial", tuple(partial_tasks), scratch=True),
-                               Stage("combine", tuple(combine_tasks))], choice)
-        plan.notes.append(f"reduction split into {n_parts} partitions along {rdims!r}; partial states combined")
+            combine_tasks.append(
+                self._task(
+                    key=f"combine/{i:06d}",
+                    stage="combine",
+                    kind="reduce_combine",
+                    dataset_id=dataset_id,
+                    op=op,
+                    backend=backend,
+                    kernels=kernels,
+                    params=params,
+                    reads=[],
+                    writes=writes,
+                    tables=(),
+                    dims=kept,
+                    region=region,
+                    halo={},
+                    sizes=kept_shape,
+                    coords=self._block_ctx(kept, region, source_coords),
+                    attrs=attrs,
+                    n_tasks=len(kept_regions),
+                    memory=3 * 5 * 8 * cells + 2 * cells * itemsize,
+                    extra={**extra, "n_parts": n_parts},
+                    out_arrays=arrays,
+                    out_tables=tables,
+                )
+            )
+        plan = self._new_plan(
+            step,
+            op,
+            params,
+            inputs,
+            dataset_id,
+            backend,
+            arrays,
+            tables,
+            source_coords,
+            [
+                Stage("partial", tuple(partial_tasks), scratch=True),
+                Stage("combine", tuple(combine_tasks)),
+            ],
+            choice,
+        )
+        plan.notes.append(
+            f"reduction split into {n_parts} partitions along {rdims!r}; partial states combined"
+        )
         return plan
 
-    def _plan_full_axis(self, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput],
-                        dataset_id: str, backend: str, source_coords: Mapping[str, ArrayInfo]) -> StepPlan:
+    def _plan_full_axis(
+        self,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dataset_id: str,
+        backend: str,
+        source_coords: Mapping[str, ArrayInfo],
+    ) -> StepPlan:
         pattern = op.pattern
         assert isinstance(pattern, FullAxis)
         primary = self.primary(op, inputs)
@@ -674,20 +1057,58 @@ class StepPlanner:
         fdims = tuple(pattern.dims(params, infos) if callable(pattern.dims) else pattern.dims)
         bad = [d for d in fdims if d not in dims]
         if bad or not fdims:
-            raise ContractError(f"{op.name}: needs whole dims {list(fdims)!r} but input {op.primary.name!r} has {dims!r}")
+            raise ContractError(
+                f"{op.name}: needs whole dims {list(fdims)!r} but input {op.primary.name!r} has {dims!r}"
+            )
         full = {dims.index(d): shape[dims.index(d)] for d in fdims}
         kernels = (dotted_path(pattern.kernel),)
         # Aligned array inputs that do not span the axis in storage are rechunked.
-        to_rechunk = [b for b in inputs.values() if b.array is not None and any(
-            d in fdims and c < s for d, c, s in zip(b.array.dims, b.array.chunks, b.array.shape, strict=True))
-            and not set(fdims) & set(op_input(op, b.name).whole)]
+        to_rechunk = [
+            b
+            for b in inputs.values()
+            if b.array is not None
+            and any(
+                d in fdims and c < s
+                for d, c, s in zip(b.array.dims, b.array.chunks, b.array.shape, strict=True)
+            )
+            and not set(fdims) & set(op_input(op, b.name).whole)
+        ]
         if not to_rechunk:
             arrays, tables = self.output_arrays(op, params, inputs)
-            choice = self._choose(step, op, params, inputs, dims, shape, chunks, {}, arrays, fixed=full)
-            stage = self._block_stage("full_axis", step, op, params, inputs, dataset_id, backend, dims, shape,
-                                      choice.block, {}, "reflect", arrays, tables, source_coords, kernels)
-            return self._new_plan(step, op, params, inputs, dataset_id, backend, arrays, tables, source_coords,
-                                  [stage], choice)
+            choice = self._choose(
+                step, op, params, inputs, dims, shape, chunks, {}, arrays, fixed=full
+            )
+            stage = self._block_stage(
+                "full_axis",
+                step,
+                op,
+                params,
+                inputs,
+                dataset_id,
+                backend,
+                dims,
+                shape,
+                choice.block,
+                {},
+                "reflect",
+                arrays,
+                tables,
+                source_coords,
+                kernels,
+            )
+            return self._new_plan(
+                step,
+                op,
+                params,
+                inputs,
+                dataset_id,
+                backend,
+                arrays,
+                tables,
+                source_coords,
+                [stage],
+                choice,
+            )
         target = self._pencil_chunks(step, op, params, inputs, dims, shape, chunks, full)
         override: dict[str, ArrayInfo] = {}
         rechunk_tasks: list[TaskSpec] = []
@@ -700,44 +1121,106 @@ class StepPlanner:
             group = self._rechunk_group(info, fdims)
             inter_chunks = tuple(
                 min(c * group, s) if d in fdims else target[dims.index(d)]
-                for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True))
+                for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
+            )
             name = f"rechunk_{b.name}"
-            scratch_arrays[name] = OutputArraySpec(name, tuple(info.dims), tuple(info.shape), inter_chunks,
-                                                   info.dtype, dict(info.attrs), scratch=True)
+            scratch_arrays[name] = OutputArraySpec(
+                name,
+                tuple(info.dims),
+                tuple(info.shape),
+                inter_chunks,
+                info.dtype,
+                dict(info.attrs),
+                scratch=True,
+            )
             from minjiang.storage import ArrayInfo as _AI
 
-            override[b.name] = _AI(name=name, path=f"datasets/{dataset_id}/_scratch/arrays.zarr/{name}",
-                                   dims=tuple(info.dims), shape=tuple(info.shape), dtype=info.dtype,
-                                   chunks=inter_chunks, attrs=dict(info.attrs), dataset_id=dataset_id)
+            override[b.name] = _AI(
+                name=name,
+                path=f"datasets/{dataset_id}/_scratch/arrays.zarr/{name}",
+                dims=tuple(info.dims),
+                shape=tuple(info.shape),
+                dtype=info.dtype,
+                chunks=inter_chunks,
+                attrs=dict(info.attrs),
+                dataset_id=dataset_id,
+            )
             # a rechunk task reads whole source chunks: `group` along the full dims and
             # the source chunking (a multiple of the pencil) along the others.
             rblock = tuple(
                 min(c * group, s) if d in fdims else max(c, target[dims.index(d)])
-                for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True))
+                for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
+            )
             regions = iter_blocks(info.shape, rblock)
             for region in regions:
                 cells = math.prod(r.stop - r.start for r in region)
                 nbytes = cells * _np().dtype(info.dtype).itemsize
                 if 3 * nbytes > self.budget:
-                    raise self._budget_error(step, op, 3 * nbytes, f"rechunk block {rblock!r} of input {b.name!r}")
-                rechunk_tasks.append(self._task(
-                    key=f"rechunk/{len(rechunk_tasks):06d}", stage="rechunk", kind="rechunk",
-                    dataset_id=dataset_id, op=op, backend="cpu", kernels=(), params=None,
-                    reads=[ArrayRead(b.name, info, region, tuple((0, 0) for _ in region))],
-                    writes=[ArrayWrite(b.name, name, region, scratch=True)], tables=(), dims=tuple(info.dims),
-                    region=region, halo={}, sizes=tuple(info.shape), coords={}, attrs={}, n_tasks=0,
-                    memory=3 * nbytes))
+                    raise self._budget_error(
+                        step, op, 3 * nbytes, f"rechunk block {rblock!r} of input {b.name!r}"
+                    )
+                rechunk_tasks.append(
+                    self._task(
+                        key=f"rechunk/{len(rechunk_tasks):06d}",
+                        stage="rechunk",
+                        kind="rechunk",
+                        dataset_id=dataset_id,
+                        op=op,
+                        backend="cpu",
+                        kernels=(),
+                        params=None,
+                        reads=[ArrayRead(b.name, info, region, tuple((0, 0) for _ in region))],
+                        writes=[ArrayWrite(b.name, name, region, scratch=True)],
+                        tables=(),
+                        dims=tuple(info.dims),
+                        region=region,
+                        halo={},
+                        sizes=tuple(info.shape),
+                        coords={},
+                        attrs={},
+                        n_tasks=0,
+                        memory=3 * nbytes,
+                    )
+                )
         rechunk_tasks = [dataclasses.replace(t, n_tasks=len(rechunk_tasks)) for t in rechunk_tasks]
         out_chunks = {d: target[i] for i, d in enumerate(dims) if i not in full}
         arrays, tables = self.output_arrays(op, params, inputs, chunks=out_chunks)
         pencil = tuple(full.get(i, target[i]) for i in range(len(dims)))
-        choice = self._choose(step, op, params, inputs, dims, shape, pencil, {}, arrays, fixed=full,
-                              override=override)
-        stage = self._block_stage("full_axis", step, op, params, inputs, dataset_id, backend, dims, shape,
-                                  choice.block, {}, "reflect", arrays, tables, source_coords, kernels,
-                                  override=override)
-        plan = self._new_plan(step, op, params, inputs, dataset_id, backend, {**arrays, **scratch_arrays}, tables,
-                              source_coords, [Stage("rechunk", tuple(rechunk_tasks), scratch=True), stage], choice)
+        choice = self._choose(
+            step, op, params, inputs, dims, shape, pencil, {}, arrays, fixed=full, override=override
+        )
+        stage = self._block_stage(
+            "full_axis",
+            step,
+            op,
+            params,
+            inputs,
+            dataset_id,
+            backend,
+            dims,
+            shape,
+            choice.block,
+            {},
+            "reflect",
+            arrays,
+            tables,
+            source_coords,
+            kernels,
+            override=override,
+        )
+        plan = self._new_plan(
+            step,
+            op,
+            params,
+            inputs,
+            dataset_id,
+            backend,
+            {**arrays, **scratch_arrays},
+            tables,
+            source_coords,
+            [Stage("rechunk", tuple(rechunk_tasks), scratch=True), stage],
+            choice,
+        )
         plan.notes.append(
             f"rechunked {[b.name for b in to_rechunk]!r} to pencils {pencil!r} through an intermediate Zarr"
         )
@@ -749,15 +1232,28 @@ class StepPlanner:
         per = math.prod(info.chunks) * _np().dtype(info.dtype).itemsize
         return max(1, min(64, (1 << 20) // max(per, 1)))
 
-    def _pencil_chunks(self, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput],
-                       dims: tuple[str, ...], shape: tuple[int, ...], chunks: tuple[int, ...],
-                       full: Mapping[int, int]) -> tuple[int, ...]:
+    def _pencil_chunks(
+        self,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dims: tuple[str, ...],
+        shape: tuple[int, ...],
+        chunks: tuple[int, ...],
+        full: Mapping[int, int],
+    ) -> tuple[int, ...]:
         """Pencil extent per non-full dim: a divisor (or multiple) of the storage chunk such
         that one pencil's task fits the budget with room for a few in flight."""
         itemsize = _np().dtype(self.primary(op, inputs).dtype).itemsize
         full_cells = math.prod(full.values())
         # bytes per pencil cell across all array inputs (whole dims included) and outputs
-        per_cell = 4 * itemsize * full_cells * max(1, sum(1 for b in inputs.values() if b.array is not None))
+        per_cell = (
+            4
+            * itemsize
+            * full_cells
+            * max(1, sum(1 for b in inputs.values() if b.array is not None))
+        )
         # The pencil is the output's chunking, part of what the dataset *is*: it must not
         # depend on the executor's worker count, only on a fixed target (or a budget
         # smaller than it).
@@ -777,8 +1273,16 @@ class StepPlanner:
                 target.append(max(divs) if divs else 1)
         return tuple(target)
 
-    def _plan_aggregate(self, step: str, op: Operator, params: Any, inputs: Mapping[str, BoundInput],
-                        dataset_id: str, backend: str, source_coords: Mapping[str, ArrayInfo]) -> StepPlan:
+    def _plan_aggregate(
+        self,
+        step: str,
+        op: Operator,
+        params: Any,
+        inputs: Mapping[str, BoundInput],
+        dataset_id: str,
+        backend: str,
+        source_coords: Mapping[str, ArrayInfo],
+    ) -> StepPlan:
         pattern = op.pattern
         assert isinstance(pattern, Aggregate)
         primary = self.primary(op, inputs)
@@ -787,20 +1291,71 @@ class StepPlanner:
         halo = _halo_of(pattern.halo, params, infos)
         arrays, tables = self.output_arrays(op, params, inputs)
         if arrays:
-            raise ContractError(f"{op.name}: an aggregate writes tables only, not arrays {sorted(arrays)!r}")
+            raise ContractError(
+                f"{op.name}: an aggregate writes tables only, not arrays {sorted(arrays)!r}"
+            )
         choice = self._choose(step, op, params, inputs, dims, shape, chunks, halo, {})
-        kernels = (dotted_path(pattern.partial), dotted_path(pattern.combine), dotted_path(pattern.finalize))
-        partial = self._block_stage("partial", step, op, params, inputs, dataset_id, backend, dims, shape,
-                                    choice.block, halo, pattern.boundary, {}, {}, source_coords, kernels,
-                                    kind="agg_partial", scratch=True)
+        kernels = (
+            dotted_path(pattern.partial),
+            dotted_path(pattern.combine),
+            dotted_path(pattern.finalize),
+        )
+        partial = self._block_stage(
+            "partial",
+            step,
+            op,
+            params,
+            inputs,
+            dataset_id,
+            backend,
+            dims,
+            shape,
+            choice.block,
+            halo,
+            pattern.boundary,
+            {},
+            {},
+            source_coords,
+            kernels,
+            kind="agg_partial",
+            scratch=True,
+        )
         combine = self._task(
-            key="combine/000000", stage="combine", kind="agg_combine", dataset_id=dataset_id, op=op,
-            backend="cpu", kernels=kernels, params=params, reads=[], writes=[], tables=tuple(tables), dims=dims,
-            region=tuple(slice(0, s) for s in shape), halo={}, sizes=shape, coords={}, attrs=self._attrs(inputs),
-            n_tasks=1, memory=min(self.budget, 64 << 20), extra={"n_parts": len(partial.tasks)},
-            out_tables=tables)
-        return self._new_plan(step, op, params, inputs, dataset_id, backend, arrays, tables, source_coords,
-                              [partial, Stage("combine", (combine,))], choice)
+            key="combine/000000",
+            stage="combine",
+            kind="agg_combine",
+            dataset_id=dataset_id,
+            op=op,
+            backend="cpu",
+            kernels=kernels,
+            params=params,
+            reads=[],
+            writes=[],
+            tables=tuple(tables),
+            dims=dims,
+            region=tuple(slice(0, s) for s in shape),
+            halo={},
+            sizes=shape,
+            coords={},
+            attrs=self._attrs(inputs),
+            n_tasks=1,
+            memory=min(self.budget, 64 << 20),
+            extra={"n_parts": len(partial.tasks)},
+            out_tables=tables,
+        )
+        return self._new_plan(
+            step,
+            op,
+            params,
+            inputs,
+            dataset_id,
+            backend,
+            arrays,
+            tables,
+            source_coords,
+            [partial, Stage("combine", (combine,))],
+            choice,
+        )
 
 
 def op_input(op: Operator, name: str) -> Any:

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
-
 from minjiang.core import hookspecs
 from minjiang.core.errors import OperatorNotFoundError, PluginError
 
@@ -53,7 +52,12 @@ def make_plugin_manager(
                 pm.register(plugin, name=ep.name)
             except Exception as err:  # one broken plugin must not break the others
                 problems.append(PluginProblem(ep.name, "import", f"{type(err).__name__}: {err}"))
-                log.warning("plugin %r failed to load and was skipped: %s: %s", ep.name, type(err).__name__, err)
+                log.warning(
+                    "plugin %r failed to load and was skipped: %s: %s",
+                    ep.name,
+                    type(err).__name__,
+                    err,
+                )
     for plugin in plugins:
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         try:
@@ -70,7 +74,9 @@ def make_plugin_manager(
     return pm, problems
 
 
-def _call_each(pm: pluggy.PluginManager, hook: str, problems: list[PluginProblem], **kwargs: Any) -> list[tuple[str, Any]]:
+def _call_each(
+    pm: pluggy.PluginManager, hook: str, problems: list[PluginProblem], **kwargs: Any
+) -> list[tuple[str, Any]]:
     """Call ``hook`` on each plugin separately so one raising plugin is isolated."""
     caller = getattr(pm.hook, hook)
     results = []
@@ -81,7 +87,13 @@ def _call_each(pm: pluggy.PluginManager, hook: str, problems: list[PluginProblem
             out = impl.function(**args)
         except Exception as err:
             problems.append(PluginProblem(name, hook, f"{type(err).__name__}: {err}"))
-            log.warning("plugin %r raised in %s and was skipped: %s: %s", name, hook, type(err).__name__, err)
+            log.warning(
+                "plugin %r raised in %s and was skipped: %s: %s",
+                name,
+                hook,
+                type(err).__name__,
+                err,
+            )
             continue
         results.append((name, out))
     return results
@@ -103,7 +115,9 @@ class Registry:
             for item in items or ():
                 name = getattr(item, "name", None)
                 if not name:
-                    self.problems.append(PluginProblem(plugin, hook, f"{kind} without a name: {item!r}"))
+                    self.problems.append(
+                        PluginProblem(plugin, hook, f"{kind} without a name: {item!r}")
+                    )
                     continue
                 if name in found:
                     raise PluginError(

@@ -62,7 +62,9 @@ class Reader(abc.ABC):
             p = Path(raw)
             if p.is_dir():
                 if not self.supports_directories:
-                    raise ReaderError(f"{self.name}: {p.name!r} is a folder; pass the files inside it")
+                    raise ReaderError(
+                        f"{self.name}: {p.name!r} is a folder; pass the files inside it"
+                    )
                 files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
             elif p.is_file():
                 files.append(p)
@@ -82,7 +84,9 @@ class Reader(abc.ABC):
         try:
             return self.params.model_validate(dict(params or {}))
         except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
+            )
             raise ParameterError(f"{self.name}: invalid parameters: {problems}") from None
 
     @abc.abstractmethod

@@ -48,14 +48,21 @@ from minjiang.core.errors import (
 if TYPE_CHECKING:
     import pyarrow as pa
     import xarray as xr
-
     from minjiang.core._executors import Executor
     from minjiang.core._reader import Reader
     from minjiang.storage import ArrayInfo, DatasetInfo, Record
 
 log = logging.getLogger("minjiang")
 
-__all__ = ["IngestPlan", "Plan", "PipelineResult", "Result", "Runtime", "default_memory_budget", "open"]
+__all__ = [
+    "IngestPlan",
+    "PipelineResult",
+    "Plan",
+    "Result",
+    "Runtime",
+    "default_memory_budget",
+    "open",
+]
 
 
 def default_memory_budget() -> int:
@@ -86,8 +93,13 @@ def _software() -> dict[str, str]:
 def _host() -> dict[str, Any]:
     import psutil
 
-    return {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "memory": int(psutil.virtual_memory().total), "python": sys.executable and platform.python_version()}
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory": int(psutil.virtual_memory().total),
+        "python": sys.executable and platform.python_version(),
+    }
 
 
 def _now() -> str:
@@ -111,7 +123,11 @@ class Result:
     def path(self) -> str:
         """The Zarr group of this dataset (a local path for local stores)."""
         local = self.runtime.store.local_path(f"{self.record.prefix}/arrays.zarr")
-        return str(local) if local is not None else f"{self.runtime.store.url}/{self.record.prefix}/arrays.zarr"
+        return (
+            str(local)
+            if local is not None
+            else f"{self.runtime.store.url}/{self.record.prefix}/arrays.zarr"
+        )
 
     def to_xarray(self) -> xr.Dataset:
         """The dataset as a lazy, dask-backed :class:`xarray.Dataset`."""
@@ -157,20 +173,31 @@ class Plan:
         rows = []
         for s in self.steps:
             if isinstance(s, IngestPlan):
-                rows.append({"step": s.step, "what": f"ingest {s.reader.name}", "dataset": s.dataset_id[:12],
-                             "tasks": 0 if s.reused else 1, "memory/task": "", "decode amp.": "",
-                             "backend": "cpu", "status": "reuse" if s.reused else "run"})
+                rows.append(
+                    {
+                        "step": s.step,
+                        "what": f"ingest {s.reader.name}",
+                        "dataset": s.dataset_id[:12],
+                        "tasks": 0 if s.reused else 1,
+                        "memory/task": "",
+                        "decode amp.": "",
+                        "backend": "cpu",
+                        "status": "reuse" if s.reused else "run",
+                    }
+                )
                 continue
-            rows.append({
-                "step": s.step + (" (hidden)" if s.hidden else ""),
-                "what": s.operator.name,
-                "dataset": s.dataset_id[:12],
-                "tasks": s.n_tasks,
-                "memory/task": format_bytes(s.task_memory),
-                "decode amp.": f"{s.block.decode_amplification:.2f}" if s.block else "",
-                "backend": s.backend,
-                "status": "reuse" if s.reused else "run",
-            })
+            rows.append(
+                {
+                    "step": s.step + (" (hidden)" if s.hidden else ""),
+                    "what": s.operator.name,
+                    "dataset": s.dataset_id[:12],
+                    "tasks": s.n_tasks,
+                    "memory/task": format_bytes(s.task_memory),
+                    "decode amp.": f"{s.block.decode_amplification:.2f}" if s.block else "",
+                    "backend": s.backend,
+                    "status": "reuse" if s.reused else "run",
+                }
+            )
         return rows
 
 
@@ -234,9 +261,15 @@ class Runtime:
         self.config = dict(config or {})
         self.registry.emit("minjiang_configure", config=self.config)
         self.executor_name = executor
-        self._executor_options = {"address": address, "num_cpus": num_cpus, "max_retries": max_retries}
+        self._executor_options = {
+            "address": address,
+            "num_cpus": num_cpus,
+            "max_retries": max_retries,
+        }
         self._executor: Executor | None = None
-        self.memory_budget = parse_bytes(memory_budget) if memory_budget is not None else default_memory_budget()
+        self.memory_budget = (
+            parse_bytes(memory_budget) if memory_budget is not None else default_memory_budget()
+        )
         if backend not in ("auto", "cpu", "gpu"):
             raise ContractError(f"backend {backend!r} is not one of 'auto', 'cpu', 'gpu'")
         self.backend = backend
@@ -307,19 +340,46 @@ class Runtime:
         return ds
 
     # ------------------------------------------------------------------ running
-    def ingest(self, reader: str, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *,
-               name: str | None = None, params: Mapping[str, Any] | None = None, reuse: bool = True) -> Result:
+    def ingest(
+        self,
+        reader: str,
+        paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        reuse: bool = True,
+    ) -> Result:
         """Ingest source files with a registered reader into a dataset."""
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
-        step = Step(id="ingest", reader=reader, paths=[str(p) for p in paths], params=dict(params or {}), name=name)
+        step = Step(
+            id="ingest",
+            reader=reader,
+            paths=[str(p) for p in paths],
+            params=dict(params or {}),
+            name=name,
+        )
         return self.run_pipeline(Pipeline(steps=[step]), reuse=reuse).results["ingest"]
 
-    def run(self, operator: str, *, inputs: Mapping[str, str | Result], params: Mapping[str, Any] | None = None,
-            name: str | None = None, backend: str | None = None, reuse: bool = True) -> Result:
+    def run(
+        self,
+        operator: str,
+        *,
+        inputs: Mapping[str, str | Result],
+        params: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        backend: str | None = None,
+        reuse: bool = True,
+    ) -> Result:
         """Run one operator; returns the committed (or reused) result."""
-        step = Step(id="run", operator=operator, params=dict(params or {}), name=name, backend=backend,
-                    inputs={k: (v.id if isinstance(v, Result) else str(v)) for k, v in inputs.items()})
+        step = Step(
+            id="run",
+            operator=operator,
+            params=dict(params or {}),
+            name=name,
+            backend=backend,
+            inputs={k: (v.id if isinstance(v, Result) else str(v)) for k, v in inputs.items()},
+        )
         return self.run_pipeline(Pipeline(steps=[step]), reuse=reuse).results["run"]
 
     def _load(self, pipeline: Pipeline | str | os.PathLike[str] | Mapping[str, Any]) -> Pipeline:
@@ -327,19 +387,33 @@ class Runtime:
             return pipeline
         if isinstance(pipeline, str) and pipeline in self.registry.pipelines:
             return self.registry.pipeline(pipeline)
-        if isinstance(pipeline, str) and not pipeline.endswith((".yaml", ".yml")) and "\n" not in pipeline:
+        if (
+            isinstance(pipeline, str)
+            and not pipeline.endswith((".yaml", ".yml"))
+            and "\n" not in pipeline
+        ):
             if "." in pipeline and not os.path.exists(pipeline):
                 return self.registry.pipeline(pipeline)
         return load_pipeline(pipeline)
 
-    def plan(self, pipeline: Pipeline | str | os.PathLike[str] | Mapping[str, Any], *,
-             inputs: Mapping[str, Any] | None = None, reuse: bool = True) -> Plan:
+    def plan(
+        self,
+        pipeline: Pipeline | str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        reuse: bool = True,
+    ) -> Plan:
         """Validate ``pipeline`` and build its whole plan without running anything."""
         pipe = self._load(pipeline)
         return _PlanBuilder(self, pipe, dict(inputs or {}), reuse).build()
 
-    def run_pipeline(self, pipeline: Pipeline | str | os.PathLike[str] | Mapping[str, Any], *,
-                     inputs: Mapping[str, Any] | None = None, reuse: bool = True) -> PipelineResult:
+    def run_pipeline(
+        self,
+        pipeline: Pipeline | str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        reuse: bool = True,
+    ) -> PipelineResult:
         """Plan, then run every step that is not already in the catalog."""
         plan = self.plan(pipeline, inputs=inputs, reuse=reuse)
         return _Run(self, plan).execute()
@@ -361,7 +435,7 @@ class Runtime:
         return cached
 
 
-def open(ref: str, *, store: str | os.PathLike[str] | None = None) -> xr.Dataset:  # noqa: A001
+def open(ref: str, *, store: str | os.PathLike[str] | None = None) -> xr.Dataset:
     """Open a committed dataset (by name or id) as a lazy xarray Dataset."""
     rt = Runtime(store=store, executor="local", entry_points=False)
     return rt.open(ref)
@@ -374,8 +448,8 @@ class _PlanBuilder:
         self.pipe = pipe
         self.inputs = inputs
         self.reuse = reuse
-        self.outputs: dict[str, str] = {}          # step id -> dataset id
-        self.infos: dict[str, DatasetInfo] = {}     # dataset id -> info (existing or planned)
+        self.outputs: dict[str, str] = {}  # step id -> dataset id
+        self.infos: dict[str, DatasetInfo] = {}  # dataset id -> info (existing or planned)
         self.steps: list[StepPlan | IngestPlan] = []
         missing = [n for n in pipe.inputs if n not in inputs]
         if missing:
@@ -385,21 +459,34 @@ class _PlanBuilder:
             )
         unknown = set(inputs) - set(pipe.inputs)
         if unknown:
-            raise PipelineError(f"pipeline {pipe.name or ''!s} has no inputs {sorted(unknown)!r}; it takes {pipe.inputs!r}")
+            raise PipelineError(
+                f"pipeline {pipe.name or ''!s} has no inputs {sorted(unknown)!r}; it takes {pipe.inputs!r}"
+            )
 
     def build(self) -> Plan:
         execu = self.rt.executor
         workers = execu.workers()
         per_task = max(1, self.rt.memory_budget // workers)
-        self.planner = StepPlanner(store_url=self.rt.store.url, budget=per_task, workers=workers,
-                                   coord_values=self.coord_values)
+        self.planner = StepPlanner(
+            store_url=self.rt.store.url,
+            budget=per_task,
+            workers=workers,
+            coord_values=self.coord_values,
+        )
         for step in self.pipe.steps:
             if step.reader is not None:
                 self._plan_ingest(step)
             else:
                 self._plan_operator(step)
-        return Plan(self.pipe, self.steps, dict(self.outputs), self.rt.memory_budget, workers, execu.name,
-                    self.reuse)
+        return Plan(
+            self.pipe,
+            self.steps,
+            dict(self.outputs),
+            self.rt.memory_budget,
+            workers,
+            execu.name,
+            self.reuse,
+        )
 
     def coord_values(self, info: ArrayInfo) -> Any:
         cached = self.rt._coord_cache.get(info.path)
@@ -452,7 +539,9 @@ class _PlanBuilder:
         specs = {i.name: i for i in op.inputs}
         for key, ref in raw.items():
             if key not in specs:
-                raise ContractError(f"step {step.id!r}: {op.name} has no input {key!r}; it takes {sorted(specs)!r}")
+                raise ContractError(
+                    f"step {step.id!r}: {op.name} has no input {key!r}; it takes {sorted(specs)!r}"
+                )
             did, selector = self._resolve(ref, step)
             info = self._dataset(did)
             spec = specs[key]
@@ -467,7 +556,9 @@ class _PlanBuilder:
                 bound[key] = BoundInput(key, did, table=name)
                 continue
             arrays = sorted(info.arrays)
-            name = selector or (arrays[0] if len(arrays) == 1 else (key if key in info.arrays else None))
+            name = selector or (
+                arrays[0] if len(arrays) == 1 else (key if key in info.arrays else None)
+            )
             if name is None or name not in info.arrays:
                 raise ContractError(
                     f"step {step.id!r}: input {key!r} refers to dataset {did} with arrays {arrays!r}; "
@@ -478,7 +569,9 @@ class _PlanBuilder:
 
     # -- backend
     def _backend(self, op: Operator, step: Step) -> str:
-        requested = step.backend or (self.pipe.backend if self.pipe.backend != "auto" else self.rt.backend)
+        requested = step.backend or (
+            self.pipe.backend if self.pipe.backend != "auto" else self.rt.backend
+        )
         if requested == "cpu":
             return "cpu"
         gpus = self.rt.executor.gpus()
@@ -537,8 +630,15 @@ class _PlanBuilder:
 
         return validate_name(step.name)
 
-    def _plan_operator(self, step: Step, *, hidden: bool = False, op: Operator | None = None,
-                       raw_inputs: Mapping[str, Any] | None = None, params: Any = None) -> str:
+    def _plan_operator(
+        self,
+        step: Step,
+        *,
+        hidden: bool = False,
+        op: Operator | None = None,
+        raw_inputs: Mapping[str, Any] | None = None,
+        params: Any = None,
+    ) -> str:
         op = op or self.rt.registry.operator(step.operator or "")
         model = params if params is not None else op.validate_params(step.params)
         bound = self._bind(op, step, raw_inputs if raw_inputs is not None else step.inputs)
@@ -546,19 +646,30 @@ class _PlanBuilder:
             return self._plan_composite(step, op, model, bound)
         from minjiang.storage import content_id
 
-        did = content_id({
-            "operator": op.name,
-            "version": op.version,
-            "params": model.model_dump(mode="json"),
-            "inputs": {k: f"{b.dataset_id}:{b.array.name if b.array is not None else b.table}"
-                       for k, b in sorted(bound.items())},
-            "code": _code_version(),
-        })
+        did = content_id(
+            {
+                "operator": op.name,
+                "version": op.version,
+                "params": model.model_dump(mode="json"),
+                "inputs": {
+                    k: f"{b.dataset_id}:{b.array.name if b.array is not None else b.table}"
+                    for k, b in sorted(bound.items())
+                },
+                "code": _code_version(),
+            }
+        )
         backend = self._backend(op, step)
         primary = self.planner.primary(op, bound)
         src = self._dataset(primary.dataset_id)
-        plan = self.planner.plan(step=step.id, op=op, params=model, inputs=bound, dataset_id=did, backend=backend,
-                                 source_coords=src.coords)
+        plan = self.planner.plan(
+            step=step.id,
+            op=op,
+            params=model,
+            inputs=bound,
+            dataset_id=did,
+            backend=backend,
+            source_coords=src.coords,
+        )
         plan.name = None if hidden else self._name(step)
         plan.hidden = hidden
         plan.reused = self.reuse and self.rt.catalog.exists(did)
@@ -576,7 +687,9 @@ class _PlanBuilder:
         self.steps.append(plan)
         return did
 
-    def _plan_composite(self, step: Step, op: Operator, model: Any, bound: Mapping[str, BoundInput]) -> str:
+    def _plan_composite(
+        self, step: Step, op: Operator, model: Any, bound: Mapping[str, BoundInput]
+    ) -> str:
         assert isinstance(op.pattern, Composite)
         infos = {k: b.array for k, b in bound.items() if b.array is not None}
         subs = op.pattern.expand(model, infos)
@@ -595,11 +708,18 @@ class _PlanBuilder:
                 else:
                     raise ContractError(f"{op.name}: sub-step {sub.id!r} refers to unknown {v!r}")
             last = i == len(subs) - 1
-            sub_step = Step(id=f"{step.id}__{sub.id}" if not last else step.id, operator=sub.operator.name,
-                            inputs={}, params=dict(sub.params), name=step.name if last else None,
-                            backend=step.backend)
+            sub_step = Step(
+                id=f"{step.id}__{sub.id}" if not last else step.id,
+                operator=sub.operator.name,
+                inputs={},
+                params=dict(sub.params),
+                name=step.name if last else None,
+                backend=step.backend,
+            )
             sub_params = sub.operator.validate_params(sub.params)
-            did = self._plan_operator(sub_step, hidden=not last, op=sub.operator, raw_inputs=refs, params=sub_params)
+            did = self._plan_operator(
+                sub_step, hidden=not last, op=sub.operator, raw_inputs=refs, params=sub_params
+            )
             local[sub.id] = did
         self.outputs[step.id] = did
         return did
@@ -612,36 +732,53 @@ def _cupy_installed() -> bool:
 
 
 def _default_chunks(ds: xr.Dataset) -> dict[str, int]:
-    """~8 MiB chunks: whole extent on small trailing dims, then split the leading ones."""
-    target = 8 << 20
+    """Storage's default chunking for each variable, the smallest per dim across them."""
+    from minjiang.storage import default_chunks
+
     chunks: dict[str, int] = {}
     for var in ds.data_vars.values():
-        itemsize = var.dtype.itemsize
-        remaining = max(1, target // itemsize)
-        for dim in reversed(var.dims):
-            n = ds.sizes[dim]
-            c = max(1, min(n, remaining))
+        dims = tuple(str(d) for d in var.dims)
+        for dim, c in zip(
+            dims, default_chunks(var.shape, var.dtype.itemsize, dims=dims), strict=True
+        ):
             chunks[dim] = min(chunks.get(dim, c), c)
-            remaining = max(1, remaining // max(c, 1))
     return chunks
 
 
-def _planned_ingest_info(did: str, ds: xr.Dataset, chunks: Mapping[str, int], cache: dict[str, Any]) -> DatasetInfo:
+def _planned_ingest_info(
+    did: str, ds: xr.Dataset, chunks: Mapping[str, int], cache: dict[str, Any]
+) -> DatasetInfo:
     from minjiang.storage import ArrayInfo, DatasetInfo
 
     prefix = f"datasets/{did}"
 
     def info(name: str, var: Any, ch: tuple[int, ...]) -> ArrayInfo:
-        return ArrayInfo(name=name, path=f"{prefix}/arrays.zarr/{name}", dims=tuple(var.dims), shape=tuple(var.shape),
-                         dtype=str(var.dtype), chunks=ch, attrs=dict(var.attrs), dataset_id=did)
+        return ArrayInfo(
+            name=name,
+            path=f"{prefix}/arrays.zarr/{name}",
+            dims=tuple(var.dims),
+            shape=tuple(var.shape),
+            dtype=str(var.dtype),
+            chunks=ch,
+            attrs=dict(var.attrs),
+            dataset_id=did,
+        )
 
-    arrays = {str(k): info(str(k), v, tuple(min(chunks.get(d, n), n) for d, n in zip(v.dims, v.shape, strict=True)))
-              for k, v in ds.data_vars.items()}
+    arrays = {
+        str(k): info(
+            str(k),
+            v,
+            tuple(min(chunks.get(str(d), n), n) for d, n in zip(v.dims, v.shape, strict=True)),
+        )
+        for k, v in ds.data_vars.items()
+    }
     coords = {}
     for k, v in ds.coords.items():
         coords[str(k)] = info(str(k), v, tuple(v.shape))
         cache[coords[str(k)].path] = v.values
-    return DatasetInfo(id=did, prefix=prefix, attrs=dict(ds.attrs), arrays=arrays, coords=coords, tables={})
+    return DatasetInfo(
+        id=did, prefix=prefix, attrs=dict(ds.attrs), arrays=arrays, coords=coords, tables={}
+    )
 
 
 # ---------------------------------------------------------------------- running
@@ -657,8 +794,13 @@ class _Run:
 
     def execute(self) -> PipelineResult:
         self.rt.last_run_events = []
-        self.emit("run_started", tasks_total=sum(0 if s.reused else (s.n_tasks if isinstance(s, StepPlan) else 1)
-                                                 for s in self.plan.steps))
+        self.emit(
+            "run_started",
+            tasks_total=sum(
+                0 if s.reused else (s.n_tasks if isinstance(s, StepPlan) else 1)
+                for s in self.plan.steps
+            ),
+        )
         progress = _Progress(self.plan) if self.rt.progress else None
         try:
             for step in self.plan.steps:
@@ -667,8 +809,12 @@ class _Run:
                     if step.name:
                         self.rt.catalog.set_name(step.name, step.dataset_id)
                     self.results[step.step] = Result(step.dataset_id, record, self.rt, reused=True)
-                    self.emit("step_reused", step=step.step, dataset_id=step.dataset_id,
-                              operator=getattr(getattr(step, "operator", None), "name", ""))
+                    self.emit(
+                        "step_reused",
+                        step=step.step,
+                        dataset_id=step.dataset_id,
+                        operator=getattr(getattr(step, "operator", None), "name", ""),
+                    )
                     continue
                 if isinstance(step, IngestPlan):
                     self.results[step.step] = self._ingest(step)
@@ -681,7 +827,9 @@ class _Run:
             if progress is not None:
                 progress.close()
         self.emit("run_finished")
-        visible = {k: v for k, v in self.results.items() if k in {s.id for s in self.plan.pipeline.steps}}
+        visible = {
+            k: v for k, v in self.results.items() if k in {s.id for s in self.plan.pipeline.steps}
+        }
         reports = self._report(visible)
         return PipelineResult(visible, reports, self.plan)
 
@@ -701,20 +849,42 @@ class _Run:
     def _ingest(self, step: IngestPlan) -> Result:
         from minjiang.storage import Record, write_xarray
 
-        self.emit("step_started", step=step.step, dataset_id=step.dataset_id, operator=step.reader.name, tasks_total=1)
+        self.emit(
+            "step_started",
+            step=step.step,
+            dataset_id=step.dataset_id,
+            operator=step.reader.name,
+            tasks_total=1,
+        )
         t0 = time.perf_counter()
         started = _now()
         summary = write_xarray(self.rt.store, step.dataset_id, step.dataset, chunks=step.chunks)
         record = Record(
-            id=step.dataset_id, kind="ingested", names=[step.name] if step.name else [], domain=step.reader.domain,
-            prefix=f"datasets/{step.dataset_id}", schema=summary.schema,
-            producer={"reader": step.reader.name, "version": step.reader.version,
-                      "params": step.params.model_dump(mode="json") if step.params is not None else {},
-                      "sources": step.reader.describe_sources(step.files)},
-            inputs={}, software=_software(), host=_host(),
-            timings={"started": started, "seconds": round(time.perf_counter() - t0, 3),
-                     "bytes_written": summary.bytes_written, "tasks": 1},
-            checksums=summary.checksums, tables={}, metadata={}, created=_now(),
+            id=step.dataset_id,
+            kind="ingested",
+            names=[step.name] if step.name else [],
+            domain=step.reader.domain,
+            prefix=f"datasets/{step.dataset_id}",
+            schema=summary.schema,
+            producer={
+                "reader": step.reader.name,
+                "version": step.reader.version,
+                "params": step.params.model_dump(mode="json") if step.params is not None else {},
+                "sources": step.reader.describe_sources(step.files),
+            },
+            inputs={},
+            software=_software(),
+            host=_host(),
+            timings={
+                "started": started,
+                "seconds": round(time.perf_counter() - t0, 3),
+                "bytes_written": summary.bytes_written,
+                "tasks": 1,
+            },
+            checksums=summary.checksums,
+            tables={},
+            metadata={},
+            created=_now(),
         )
         return self._publish(record, step.name, step.step)
 
@@ -745,8 +915,15 @@ class _Run:
             w = scratch if a.scratch else writer
             if a.scratch:
                 scratch.create(attrs={})
-            w.create_array(a.name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, dims=a.dims, attrs=dict(a.attrs),
-                           fill_value=a.fill_value)
+            w.create_array(
+                a.name,
+                shape=a.shape,
+                dtype=a.dtype,
+                chunks=a.chunks,
+                dims=a.dims,
+                attrs=dict(a.attrs),
+                fill_value=a.fill_value,
+            )
         sums: dict[str, dict[str, str]] = {}
         import numpy as np
 
@@ -805,8 +982,13 @@ class _Run:
         from minjiang.storage import Record
 
         self._check_feasible(step)
-        self.emit("step_started", step=step.step, dataset_id=step.dataset_id, operator=step.operator.name,
-                  tasks_total=step.n_tasks)
+        self.emit(
+            "step_started",
+            step=step.step,
+            dataset_id=step.dataset_id,
+            operator=step.operator.name,
+            tasks_total=step.n_tasks,
+        )
         t0 = time.perf_counter()
         started = _now()
         coord_sums = self._prepare(step)
@@ -816,16 +998,27 @@ class _Run:
             done = self._done_tasks(step, stage) if self.plan.reuse else {}
             for res in done.values():
                 results.append(res)
-                self.emit("task_skipped", step=step.step, dataset_id=step.dataset_id, task=res,
-                          tasks_total=step.n_tasks)
+                self.emit(
+                    "task_skipped",
+                    step=step.step,
+                    dataset_id=step.dataset_id,
+                    task=res,
+                    tasks_total=step.n_tasks,
+                )
                 if progress is not None:
                     progress.advance(res)
             todo = [t for t in stage.tasks if t.key not in done]
 
             def on_result(res: TaskResult) -> None:
                 results.append(res)
-                self.emit("task_finished", step=step.step, dataset_id=step.dataset_id, task=res,
-                          tasks_total=step.n_tasks, tasks_done=len(results))
+                self.emit(
+                    "task_finished",
+                    step=step.step,
+                    dataset_id=step.dataset_id,
+                    task=res,
+                    tasks_total=step.n_tasks,
+                    tasks_done=len(results),
+                )
                 if progress is not None:
                     progress.advance(res)
 
@@ -834,7 +1027,10 @@ class _Run:
                     self.rt.executor.run(todo, on_result)
                 except Exception:
                     if self.rt.catalog.exists(step.dataset_id):  # another run finished it meanwhile
-                        log.info("dataset %s was committed by another run while this one ran", step.dataset_id)
+                        log.info(
+                            "dataset %s was committed by another run while this one ran",
+                            step.dataset_id,
+                        )
                         break
                     raise
         if self.rt.catalog.exists(step.dataset_id):  # committed meanwhile, or recomputed on purpose
@@ -849,8 +1045,15 @@ class _Run:
         self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_scratch")
         self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_tasks")
 
-    def _commit(self, step: StepPlan, results: list[TaskResult], coord_sums: dict[str, dict[str, str]],
-                started: str, seconds: float, record_cls: Any) -> Result:
+    def _commit(
+        self,
+        step: StepPlan,
+        results: list[TaskResult],
+        coord_sums: dict[str, dict[str, str]],
+        started: str,
+        seconds: float,
+        record_cls: Any,
+    ) -> Result:
         from minjiang.storage import DatasetWriter, dataset_schema, open_dataset_info
 
         prefix = f"datasets/{step.dataset_id}/arrays.zarr/"
@@ -859,7 +1062,7 @@ class _Run:
         for res in results:
             for path, sums in res.checksums.items():
                 if path.startswith(prefix):
-                    checksums.setdefault(path[len(prefix):], {}).update(sums)
+                    checksums.setdefault(path[len(prefix) :], {}).update(sums)
             for tname, parts in res.tables.items():
                 if tname != "__agg__":
                     tables.setdefault(tname, {}).update(parts)
@@ -869,25 +1072,46 @@ class _Run:
         op = step.operator
         fresh = [r for r in results if not r.skipped]
         record = record_cls(
-            id=step.dataset_id, kind="computed", names=[step.name] if step.name else [], domain=op.domain,
-            hidden=step.hidden, prefix=f"datasets/{step.dataset_id}", schema=dataset_schema(info),
-            producer={"operator": op.name, "version": op.version, "params": step.params.model_dump(mode="json"),
-                      # the kernels' backend; rechunk and combine tasks only move bytes
-                      "pattern": op.pattern.pattern, "backend": step.backend,
-                      "kernels": sorted({k for s in step.stages for t in s.tasks for k in t.kernels}),
-                      "executor": self.rt.executor.name, "notes": list(step.notes)},
+            id=step.dataset_id,
+            kind="computed",
+            names=[step.name] if step.name else [],
+            domain=op.domain,
+            hidden=step.hidden,
+            prefix=f"datasets/{step.dataset_id}",
+            schema=dataset_schema(info),
+            producer={
+                "operator": op.name,
+                "version": op.version,
+                "params": step.params.model_dump(mode="json"),
+                # the kernels' backend; rechunk and combine tasks only move bytes
+                "pattern": op.pattern.pattern,
+                "backend": step.backend,
+                "kernels": sorted({k for s in step.stages for t in s.tasks for k in t.kernels}),
+                "executor": self.rt.executor.name,
+                "notes": list(step.notes),
+            },
             inputs={k: b.dataset_id for k, b in step.inputs.items()},
-            software=_software(), host=_host(),
-            timings={"started": started, "seconds": round(seconds, 3), "tasks": len(results),
-                     "tasks_skipped": len(results) - len(fresh),
-                     "bytes_read": sum(r.bytes_read for r in fresh),
-                     "bytes_written": sum(r.bytes_written for r in fresh),
-                     "read_s": round(sum(r.read_s for r in fresh), 3),
-                     "kernel_s": round(sum(r.kernel_s for r in fresh), 3),
-                     "write_s": round(sum(r.write_s for r in fresh), 3),
-                     "task_memory": step.task_memory,
-                     "decode_amplification": round(step.block.decode_amplification, 3) if step.block else None},
-            checksums=checksums, tables=tables, metadata={}, created=_now(),
+            software=_software(),
+            host=_host(),
+            timings={
+                "started": started,
+                "seconds": round(seconds, 3),
+                "tasks": len(results),
+                "tasks_skipped": len(results) - len(fresh),
+                "bytes_read": sum(r.bytes_read for r in fresh),
+                "bytes_written": sum(r.bytes_written for r in fresh),
+                "read_s": round(sum(r.read_s for r in fresh), 3),
+                "kernel_s": round(sum(r.kernel_s for r in fresh), 3),
+                "write_s": round(sum(r.write_s for r in fresh), 3),
+                "task_memory": step.task_memory,
+                "decode_amplification": round(step.block.decode_amplification, 3)
+                if step.block
+                else None,
+            },
+            checksums=checksums,
+            tables=tables,
+            metadata={},
+            created=_now(),
         )
         result = self._publish(record, step.name, step.step)
         self._cleanup(step)
@@ -909,8 +1133,14 @@ class _Progress:
         total = sum(s.n_tasks for s in plan.steps if isinstance(s, StepPlan) and not s.reused)
         self.bytes = 0
         self.t0 = time.perf_counter()
-        self.bar = Progress(TextColumn("[bold]tasks"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
+        self.bar = Progress(
+            TextColumn("[bold]tasks"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self.task = self.bar.add_task("run", total=max(total, 1), rate="")
         self.bar.start()
 

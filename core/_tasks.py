@@ -23,7 +23,6 @@ from minjiang.core.errors import ExecutionError
 
 if TYPE_CHECKING:
     import numpy as np
-
     from minjiang.core._planner import TaskSpec
 
 __all__ = ["SCRATCH", "manifest_key", "run_task"]
@@ -44,8 +43,13 @@ def array_key(dataset_id: str, name: str, *, scratch: bool = False) -> str:
 
 def task_fingerprint(spec: TaskSpec) -> str:
     """What a task writes, so a manifest from a differently shaped plan never counts."""
-    parts = [spec.kind, repr(spec.region), *(f"{w.array}{w.region!r}{w.scratch}" for w in spec.writes),
-             *spec.kernels, repr(spec.tables)]
+    parts = [
+        spec.kind,
+        repr(spec.region),
+        *(f"{w.array}{w.region!r}{w.scratch}" for w in spec.writes),
+        *spec.kernels,
+        repr(spec.tables),
+    ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -56,7 +60,7 @@ def _cap_numba_threads(cpus: float) -> None:
         return
     import numba
 
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     _THREADS_SET[:] = [n]
 
 
@@ -73,7 +77,10 @@ def _to_device(arrays: dict[str, Any], backend: str) -> dict[str, Any]:
         return arrays
     import cupy
 
-    return {k: cupy.asarray(v) if hasattr(v, "dtype") and hasattr(v, "shape") else v for k, v in arrays.items()}
+    return {
+        k: cupy.asarray(v) if hasattr(v, "dtype") and hasattr(v, "shape") else v
+        for k, v in arrays.items()
+    }
 
 
 def _to_host(x: Any) -> Any:
@@ -133,7 +140,9 @@ class _IO:
                 out[r.input] = table
         return out
 
-    def write_array(self, name: str, region: tuple[slice, ...], data: np.ndarray, *, scratch: bool) -> dict[str, str]:
+    def write_array(
+        self, name: str, region: tuple[slice, ...], data: np.ndarray, *, scratch: bool
+    ) -> dict[str, str]:
         writer = self.scratch_writer() if scratch else self.writer
         sums = writer.write_region(name, region, data)
         self.bytes_written += data.nbytes
@@ -194,8 +203,14 @@ def _crop(x: Any, spec: TaskSpec, out_dims: tuple[str, ...], region: tuple[slice
     return x[tuple(idx)]
 
 
-def _write_outputs(io_: _IO, spec: TaskSpec, result: Mapping[str, Any], out_dims: Mapping[str, tuple[str, ...]],
-                   checksums: dict[str, dict[str, str]], tables: dict[str, dict[str, str]]) -> None:
+def _write_outputs(
+    io_: _IO,
+    spec: TaskSpec,
+    result: Mapping[str, Any],
+    out_dims: Mapping[str, tuple[str, ...]],
+    checksums: dict[str, dict[str, str]],
+    tables: dict[str, dict[str, str]],
+) -> None:
     import numpy as np
 
     for w in spec.writes:
@@ -206,12 +221,16 @@ def _write_outputs(io_: _IO, spec: TaskSpec, result: Mapping[str, Any], out_dims
         data = _to_host(_crop(result[w.output], spec, out_dims[w.array], w.region))
         arr = np.ascontiguousarray(data, dtype=spec.extra["out_dtypes"][w.array])
         sums = io_.write_array(w.array, w.region, arr, scratch=w.scratch)
-        checksums.setdefault(array_key(spec.dataset_id, w.array, scratch=w.scratch), {}).update(sums)
+        checksums.setdefault(array_key(spec.dataset_id, w.array, scratch=w.scratch), {}).update(
+            sums
+        )
     if spec.tables:
         index = spec.key.rsplit("/", 1)[-1]
         for name in spec.tables:
             if name not in result:
-                raise ExecutionError(f"{spec.operator}: kernel did not return declared table {name!r}")
+                raise ExecutionError(
+                    f"{spec.operator}: kernel did not return declared table {name!r}"
+                )
             table = _to_arrow(result[name], spec.extra.get("table_columns", {}).get(name))
             key, digest = io_.writer.write_table_part(name, index, table)
             tables.setdefault(name, {})[key] = digest
@@ -244,7 +263,9 @@ def run_task(spec: TaskSpec) -> TaskResult:
             result = import_dotted(spec.kernels[0])(arrays, spec.params, ctx)
         else:
             partial, _, finalize = (import_dotted(k) for k in spec.kernels)
-            result = finalize(partial(arrays, spec.params, ctx), spec.params, _kept_context(spec, ctx))
+            result = finalize(
+                partial(arrays, spec.params, ctx), spec.params, _kept_context(spec, ctx)
+            )
         kernel_s = time.perf_counter() - t
         _write_outputs(io_, spec, result, out_dims, checksums, tables)
     elif spec.kind == "reduce_partial":
@@ -272,12 +293,19 @@ def run_task(spec: TaskSpec) -> TaskResult:
         state = import_dotted(spec.kernels[0])(arrays, spec.params, _context(spec))
         kernel_s = time.perf_counter() - t
         key = f"datasets/{spec.dataset_id}/{SCRATCH}/agg/{spec.key.rsplit('/', 1)[-1]}.parquet"
-        tables["__agg__"] = {key: io_.write_part(key, _to_arrow({k: _to_host(v) for k, v in state.items()}))}
+        tables["__agg__"] = {
+            key: io_.write_part(key, _to_arrow({k: _to_host(v) for k, v in state.items()}))
+        }
     elif spec.kind == "agg_combine":
         parts = [
-            {k: v.to_numpy(zero_copy_only=False) for k, v in zip(tb.column_names, tb.columns, strict=True)}
-            for tb in (io_.read_part(f"datasets/{spec.dataset_id}/{SCRATCH}/agg/{i:06d}.parquet")
-                       for i in range(spec.extra["n_parts"]))
+            {
+                k: v.to_numpy(zero_copy_only=False)
+                for k, v in zip(tb.column_names, tb.columns, strict=True)
+            }
+            for tb in (
+                io_.read_part(f"datasets/{spec.dataset_id}/{SCRATCH}/agg/{i:06d}.parquet")
+                for i in range(spec.extra["n_parts"])
+            )
         ]
         read_s = time.perf_counter() - t
         t = time.perf_counter()
@@ -290,9 +318,20 @@ def run_task(spec: TaskSpec) -> TaskResult:
     total = time.perf_counter() - t0
     write_s = max(0.0, total - read_s - kernel_s)
     res = TaskResult(
-        key=spec.key, stage=spec.stage, checksums=checksums, tables=tables, bytes_read=io_.bytes_read,
-        bytes_written=io_.bytes_written, read_s=read_s, kernel_s=kernel_s, write_s=write_s, total_s=total,
-        backend=spec.backend, host=socket.gethostname(), pid=os.getpid(), fingerprint=task_fingerprint(spec),
+        key=spec.key,
+        stage=spec.stage,
+        checksums=checksums,
+        tables=tables,
+        bytes_read=io_.bytes_read,
+        bytes_written=io_.bytes_written,
+        read_s=read_s,
+        kernel_s=kernel_s,
+        write_s=write_s,
+        total_s=total,
+        backend=spec.backend,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        fingerprint=task_fingerprint(spec),
     )
     io_.store.write_json(manifest_key(spec.dataset_id, spec.key), res.to_json())
     return res
@@ -303,19 +342,32 @@ def _kept_context(spec: TaskSpec, ctx: BlockContext) -> BlockContext:
     rdims = set(spec.extra.get("reduce_dims", ()))
     keep = tuple(d for d in spec.dims if d not in rdims)
     return BlockContext(
-        operator=ctx.operator, backend=ctx.backend, task=ctx.task, dims=keep,
-        region={d: ctx.region[d] for d in keep}, halo={d: ctx.halo[d] for d in keep},
-        sizes={d: ctx.sizes[d] for d in keep}, coords={d: v for d, v in ctx.coords.items() if d in keep},
-        attrs=ctx.attrs, n_tasks=ctx.n_tasks, outputs=ctx.outputs,
+        operator=ctx.operator,
+        backend=ctx.backend,
+        task=ctx.task,
+        dims=keep,
+        region={d: ctx.region[d] for d in keep},
+        halo={d: ctx.halo[d] for d in keep},
+        sizes={d: ctx.sizes[d] for d in keep},
+        coords={d: v for d, v in ctx.coords.items() if d in keep},
+        attrs=ctx.attrs,
+        n_tasks=ctx.n_tasks,
+        outputs=ctx.outputs,
     )
 
 
-def _write_state(io_: _IO, spec: TaskSpec, state: Mapping[str, Any], checksums: dict[str, dict[str, str]]) -> None:
+def _write_state(
+    io_: _IO, spec: TaskSpec, state: Mapping[str, Any], checksums: dict[str, dict[str, str]]
+) -> None:
     import numpy as np
 
     writer = io_.scratch_writer()
     part, n_parts = spec.extra["part"], spec.extra["n_parts"]
-    kept_region, kept_shape, kept_chunks = spec.extra["kept_region"], spec.extra["kept_shape"], spec.extra["kept_chunks"]
+    kept_region, kept_shape, kept_chunks = (
+        spec.extra["kept_region"],
+        spec.extra["kept_shape"],
+        spec.extra["kept_chunks"],
+    )
     for name, value in sorted(state.items()):
         arr = np.ascontiguousarray(_to_host(value))
         if arr.shape != tuple(r.stop - r.start for r in kept_region):
@@ -324,8 +376,13 @@ def _write_state(io_: _IO, spec: TaskSpec, state: Mapping[str, Any], checksums: 
                 f"the output block {tuple(r.stop - r.start for r in kept_region)!r}"
             )
         aname = f"state_{name}"
-        writer.create_array(aname, shape=(n_parts, *kept_shape), dtype=str(arr.dtype),
-                            chunks=(1, *kept_chunks), dims=("part", *(f"d{i}" for i in range(len(kept_shape)))))
+        writer.create_array(
+            aname,
+            shape=(n_parts, *kept_shape),
+            dtype=str(arr.dtype),
+            chunks=(1, *kept_chunks),
+            dims=("part", *(f"d{i}" for i in range(len(kept_shape)))),
+        )
         region = (slice(part, part + 1), *kept_region)
         sums = writer.write_region(aname, region, arr[None, ...])
         io_.bytes_written += arr.nbytes
@@ -333,16 +390,19 @@ def _write_state(io_: _IO, spec: TaskSpec, state: Mapping[str, Any], checksums: 
 
 
 def _read_states(io_: _IO, spec: TaskSpec) -> list[dict[str, Any]]:
+    import numpy as np
     import zarr
 
-    group = zarr.open_group(io_.store.zarr_store(f"datasets/{spec.dataset_id}/{SCRATCH}/arrays.zarr"), mode="r")
+    group = zarr.open_group(
+        io_.store.zarr_store(f"datasets/{spec.dataset_id}/{SCRATCH}/arrays.zarr"), mode="r"
+    )
     n_parts = spec.extra["n_parts"]
     states: list[dict[str, Any]] = [{} for _ in range(n_parts)]
     for aname, arr in sorted(group.arrays()):
         if not aname.startswith("state_"):
             continue
-        block = arr[(slice(0, n_parts), *spec.region)]
+        block = np.asarray(arr[(slice(0, n_parts), *spec.region)])
         io_.bytes_read += block.nbytes
         for p in range(n_parts):
-            states[p][aname[len("state_"):]] = block[p]
+            states[p][aname[len("state_") :]] = block[p]
     return states

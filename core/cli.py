@@ -20,21 +20,33 @@ from rich.table import Table
 if TYPE_CHECKING:
     from minjiang.core._runtime import Plan, Runtime
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="minjiang: distributed compute plugins for research data.")
-catalog_app = typer.Typer(no_args_is_help=True, help="Browse the catalog: datasets, names and lineage.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="minjiang: distributed compute plugins for research data.",
+)
+catalog_app = typer.Typer(
+    no_args_is_help=True, help="Browse the catalog: datasets, names and lineage."
+)
 app.add_typer(catalog_app, name="catalog")
 job_app = typer.Typer(no_args_is_help=True, help="Watch and stop jobs on a Ray cluster.")
 app.add_typer(job_app, name="job")
-AddressOpt = typer.Option(..., "--address", envvar="MINJIANG_JOB_ADDRESS",
-                          help="Ray dashboard of the head node, e.g. http://head:8265.")
+AddressOpt = typer.Option(
+    ...,
+    "--address",
+    envvar="MINJIANG_JOB_ADDRESS",
+    help="Ray dashboard of the head node, e.g. http://head:8265.",
+)
 console = Console()
 err_console = Console(stderr=True)
 for _c in (console, err_console):
     if not _c.is_terminal and "COLUMNS" not in os.environ:
         _c.width = 160  # logs and pipes: keep ids and names on one line
 
-StoreOpt = typer.Option(None, "--store", envvar="MINJIANG_STORE", help="Store root (folder or s3://bucket/prefix).")
+StoreOpt = typer.Option(
+    None, "--store", envvar="MINJIANG_STORE", help="Store root (folder or s3://bucket/prefix)."
+)
 
 
 def _runtime(store: str | None, executor: str = "local", **kw: Any) -> Runtime:
@@ -56,14 +68,40 @@ def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
 
 
 def _plan_table(plan: Plan) -> Table:
-    table = Table(title=f"plan: {plan.pipeline.name or 'pipeline'} · executor {plan.executor} · "
-                        f"{plan.workers} workers · budget {plan.budget / 2**30:.1f} GiB")
+    table = Table(
+        title=f"plan: {plan.pipeline.name or 'pipeline'} · executor {plan.executor} · "
+        f"{plan.workers} workers · budget {plan.budget / 2**30:.1f} GiB"
+    )
     rows = plan.summary_rows()
-    for col in ("step", "what", "dataset", "tasks", "memory/task", "decode amp.", "backend", "status"):
-        table.add_column(col, justify="right" if col in ("tasks", "memory/task", "decode amp.") else "left")
+    for col in (
+        "step",
+        "what",
+        "dataset",
+        "tasks",
+        "memory/task",
+        "decode amp.",
+        "backend",
+        "status",
+    ):
+        table.add_column(
+            col, justify="right" if col in ("tasks", "memory/task", "decode amp.") else "left"
+        )
     for r in rows:
-        table.add_row(*(str(r[c]) for c in ("step", "what", "dataset", "tasks", "memory/task", "decode amp.",
-                                             "backend", "status")))
+        table.add_row(
+            *(
+                str(r[c])
+                for c in (
+                    "step",
+                    "what",
+                    "dataset",
+                    "tasks",
+                    "memory/task",
+                    "decode amp.",
+                    "backend",
+                    "status",
+                )
+            )
+        )
     return table
 
 
@@ -83,31 +121,49 @@ def version() -> None:
 @app.command()
 def plugins(
     store: str | None = StoreOpt,
-    operator: str | None = typer.Option(None, "--operator", help="Show one operator's contract and schema."),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Show one operator's contract and schema."
+    ),
 ) -> None:
     """List installed plugins with their operators, readers and pipelines."""
     rt = _runtime(store)
     reg = rt.registry
     if operator:
         op = reg.operator(operator)
-        console.print(f"[bold]{op.name}[/] v{op.version} · pattern {op.pattern.pattern} · backends {op.backends}")
+        console.print(
+            f"[bold]{op.name}[/] v{op.version} · pattern {op.pattern.pattern} · backends {op.backends}"
+        )
         if op.description:
             console.print(op.description)
         for i in op.inputs:
-            console.print(f"  input {i.name}: kind={i.kind} dims={i.dims} dtypes={i.dtypes}"
-                          + (" (optional)" if i.optional else ""))
+            console.print(
+                f"  input {i.name}: kind={i.kind} dims={i.dims} dtypes={i.dtypes}"
+                + (" (optional)" if i.optional else "")
+            )
         console.print_json(json.dumps(op.json_schema()))
         return
     table = Table(title="plugins")
     for col in ("plugin", "operators", "readers", "pipelines"):
         table.add_column(col)
-    by_plugin: dict[str, dict[str, list[str]]] = {n: {"operators": [], "readers": [], "pipelines": []}
-                                                  for n in reg.plugin_names()}
-    for kind, items in (("operators", reg.operators), ("readers", reg.readers), ("pipelines", reg.pipelines)):
+    by_plugin: dict[str, dict[str, list[str]]] = {
+        n: {"operators": [], "readers": [], "pipelines": []} for n in reg.plugin_names()
+    }
+    for kind, items in (
+        ("operators", reg.operators),
+        ("readers", reg.readers),
+        ("pipelines", reg.pipelines),
+    ):
         for name, (plugin, _) in items.items():
-            by_plugin.setdefault(plugin, {"operators": [], "readers": [], "pipelines": []})[kind].append(name)
+            by_plugin.setdefault(plugin, {"operators": [], "readers": [], "pipelines": []})[
+                kind
+            ].append(name)
     for name, kinds in sorted(by_plugin.items()):
-        table.add_row(name, "\n".join(kinds["operators"]), "\n".join(kinds["readers"]), "\n".join(kinds["pipelines"]))
+        table.add_row(
+            name,
+            "\n".join(kinds["operators"]),
+            "\n".join(kinds["readers"]),
+            "\n".join(kinds["pipelines"]),
+        )
     console.print(table)
     for p in reg.problems:
         err_console.print(f"[yellow]plugin {p.plugin!r} skipped ({p.stage}): {p.error}[/]")
@@ -116,11 +172,15 @@ def plugins(
 @app.command()
 def plan(
     pipeline: str = typer.Argument(..., help="A pipeline YAML file or a registered pipeline name."),
-    input: list[str] = typer.Option(None, "--input", "-i", help="Pipeline input as name=value (repeatable)."),  # noqa: A002
+    input: list[str] = typer.Option(
+        None, "--input", "-i", help="Pipeline input as name=value (repeatable)."
+    ),
     store: str | None = StoreOpt,
     executor: str = typer.Option("local", help="Plan for this executor: local or ray."),
     address: str | None = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster to plan for."),
-    memory_budget: str | None = typer.Option(None, "--memory-budget", help="Total memory, e.g. 8GiB."),
+    memory_budget: str | None = typer.Option(
+        None, "--memory-budget", help="Total memory, e.g. 8GiB."
+    ),
     backend: str = typer.Option("auto", help="auto, cpu or gpu."),
 ) -> None:
     """Show the steps, tasks, memory per task and what is reused, without running."""
@@ -138,23 +198,38 @@ def plan(
 @app.command()
 def run(
     pipeline: str = typer.Argument(..., help="A pipeline YAML file or a registered pipeline name."),
-    input: list[str] = typer.Option(None, "--input", "-i", help="Pipeline input as name=value (repeatable)."),  # noqa: A002
+    input: list[str] = typer.Option(
+        None, "--input", "-i", help="Pipeline input as name=value (repeatable)."
+    ),
     store: str | None = StoreOpt,
-    executor: str = typer.Option("ray", help="ray (default: local Ray on demand, or --address) or local."),
+    executor: str = typer.Option(
+        "ray", help="ray (default: local Ray on demand, or --address) or local."
+    ),
     address: str | None = typer.Option(None, envvar="RAY_ADDRESS", help="Join this Ray cluster."),
     num_cpus: int | None = typer.Option(None, help="CPUs for a local Ray started on demand."),
-    memory_budget: str | None = typer.Option(None, "--memory-budget", help="Total memory, e.g. 8GiB."),
+    memory_budget: str | None = typer.Option(
+        None, "--memory-budget", help="Total memory, e.g. 8GiB."
+    ),
     backend: str = typer.Option("auto", help="auto, cpu or gpu."),
     reuse: bool = typer.Option(True, help="Reuse results already in the catalog."),
 ) -> None:
     """Plan and run a pipeline; interrupted runs resume where they stopped."""
-    rt = _runtime(store, executor, address=address, num_cpus=num_cpus, memory_budget=memory_budget,
-                  backend=backend, progress=sys.stderr.isatty())
+    rt = _runtime(
+        store,
+        executor,
+        address=address,
+        num_cpus=num_cpus,
+        memory_budget=memory_budget,
+        backend=backend,
+        progress=sys.stderr.isatty(),
+    )
     try:
         out = rt.run_pipeline(pipeline, inputs=_inputs(input), reuse=reuse)
         _summary(rt, out)
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted: chunks already written are kept; run the same command to resume[/]")
+        err_console.print(
+            "[yellow]interrupted: chunks already written are kept; run the same command to resume[/]"
+        )
         raise typer.Exit(130) from None
     finally:
         rt.close()
@@ -167,7 +242,9 @@ def _summary(rt: Runtime, out: Any) -> None:
     for step, res in out.results.items():
         t = res.record.timings
         status = "reused" if res.reused else "computed"
-        table.add_row(step, status, str(t.get("tasks", "")), str(t.get("seconds", "")), res.id, res.name or "")
+        table.add_row(
+            step, status, str(t.get("tasks", "")), str(t.get("seconds", "")), res.id, res.name or ""
+        )
     console.print(table)
     reused = sum(1 for r in out.results.values() if r.reused)
     if reused == len(out.results):
@@ -181,18 +258,26 @@ def _summary(rt: Runtime, out: Any) -> None:
 def ingest(
     reader: str = typer.Argument(..., help="Reader name, e.g. array.netcdf or ocean.netcdf."),
     paths: list[Path] = typer.Argument(..., help="Source files or folders."),
-    name: str | None = typer.Option(None, "--name", help="Publish under this name, e.g. ocean/oisst."),
-    param: list[str] = typer.Option(None, "--param", "-p", help="Reader parameter key=value (repeatable)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Publish under this name, e.g. ocean/oisst."
+    ),
+    param: list[str] = typer.Option(
+        None, "--param", "-p", help="Reader parameter key=value (repeatable)."
+    ),
     store: str | None = StoreOpt,
 ) -> None:
     """Ingest source files into a dataset (id = hash of the source bytes)."""
     rt = _runtime(store)
     res = rt.ingest(reader, [str(p) for p in paths], name=name, params=_parse_kv(param, "--param"))
-    console.print(f"{'reused' if res.reused else 'ingested'} {res.id}" + (f" as {name}" if name else ""))
+    console.print(
+        f"{'reused' if res.reused else 'ingested'} {res.id}" + (f" as {name}" if name else "")
+    )
 
 
 @app.command()
-def verify(ref: str = typer.Argument(..., help="Dataset name or id."), store: str | None = StoreOpt) -> None:
+def verify(
+    ref: str = typer.Argument(..., help="Dataset name or id."), store: str | None = StoreOpt
+) -> None:
     """Re-read every chunk of a dataset and check it against its recorded sha256."""
     from minjiang.storage import verify_dataset
 
@@ -203,7 +288,9 @@ def verify(ref: str = typer.Argument(..., help="Dataset name or id."), store: st
         console.print(f"[green]ok[/]: {report.checked} chunks of {record.id} match their checksums")
         return
     for p in report.problems[:20]:
-        err_console.print(f"[red]{p.problem}[/]: dataset {record.id} array {p.array!r} chunk {p.chunk_key}")
+        err_console.print(
+            f"[red]{p.problem}[/]: dataset {record.id} array {p.array!r} chunk {p.chunk_key}"
+        )
     raise typer.Exit(1)
 
 
@@ -213,7 +300,9 @@ def demo(
     executor: str = typer.Option("ray", help="ray (local Ray on demand) or local."),
     num_cpus: int | None = typer.Option(None, help="CPUs for the local Ray."),
     years: int = typer.Option(3, help="Years of daily data in the synthetic cube."),
-    data: Path = typer.Option(Path("demo-data"), help="Where the synthetic source files are written."),
+    data: Path = typer.Option(
+        Path("demo-data"), help="Where the synthetic source files are written."
+    ),
 ) -> None:
     """Run the main job on the embedded default: synthetic SST → every chunk pattern."""
     from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
@@ -223,7 +312,9 @@ def demo(
     rt = _runtime(store, executor, num_cpus=num_cpus, progress=sys.stderr.isatty())
     try:
         pipe = load_pipeline(DEMO_PIPELINE)
-        console.print(_plan_table(rt.plan(pipe, inputs={"cube": str(cube), "regions": str(regions)})))
+        console.print(
+            _plan_table(rt.plan(pipe, inputs={"cube": str(cube), "regions": str(regions)}))
+        )
         out = rt.run_pipeline(pipe, inputs={"cube": str(cube), "regions": str(regions)})
         _summary(rt, out)
         stats = out.results["by_region"].table("stats").to_pandas()
@@ -231,10 +322,18 @@ def demo(
         for col in ("region", "pixels", "mean", "min", "max"):
             table.add_column(col, justify="right")
         for row in stats.itertuples():
-            table.add_row(str(row.label), str(row.count), f"{row.mean:.2f}", f"{row.min:.2f}", f"{row.max:.2f}")
+            table.add_row(
+                str(row.label),
+                str(row.count),
+                f"{row.mean:.2f}",
+                f"{row.min:.2f}",
+                f"{row.max:.2f}",
+            )
         console.print(table)
-        console.print("open a result: [bold]python -c \"import minjiang as mj; "
-                      f"print(mj.open('demo/sst-p90', store='{rt.store.url}'))\"[/]")
+        console.print(
+            'open a result: [bold]python -c "import minjiang as mj; '
+            f"print(mj.open('demo/sst-p90', store='{rt.store.url}'))\"[/]"
+        )
     finally:
         rt.close()
 
@@ -243,21 +342,37 @@ def demo(
 def submit(
     pipeline: str = typer.Argument(..., help="A pipeline YAML file or a registered pipeline name."),
     address: str = AddressOpt,
-    input: list[str] = typer.Option(None, "--input", "-i", help="Pipeline input as name=value (repeatable)."),  # noqa: A002
+    input: list[str] = typer.Option(
+        None, "--input", "-i", help="Pipeline input as name=value (repeatable)."
+    ),
     store: str | None = StoreOpt,
-    memory_budget: str | None = typer.Option(None, "--memory-budget", help="Total memory, e.g. 64GiB."),
+    memory_budget: str | None = typer.Option(
+        None, "--memory-budget", help="Total memory, e.g. 64GiB."
+    ),
     backend: str = typer.Option("auto", help="auto, cpu or gpu."),
-    runtime_env: str | None = typer.Option(None, "--runtime-env", help="Ray runtime_env as JSON, e.g. "
-                                           '\'{"pip": ["mylab-minjiang"]}\' to ship a plugin.'),
+    runtime_env: str | None = typer.Option(
+        None,
+        "--runtime-env",
+        help='Ray runtime_env as JSON, e.g. \'{"pip": ["mylab-minjiang"]}\' to ship a plugin.',
+    ),
     wait: bool = typer.Option(False, help="Follow the job until it ends; exit 1 if it fails."),
 ) -> None:
     """Submit a pipeline as a Ray job (resumable: submit it again to finish what is missing)."""
     from minjiang.core._jobs import job_client, submit_pipeline
 
     env = json.loads(runtime_env) if runtime_env else None
-    job = submit_pipeline(pipeline, address=address, store=store or "./minjiang-store", inputs=_inputs(input),
-                          memory_budget=memory_budget, backend=backend, runtime_env=env)
-    console.print(f"submitted job [bold]{job}[/]; watch it with: minjiang job logs {job} --address {address}")
+    job = submit_pipeline(
+        pipeline,
+        address=address,
+        store=store or "./minjiang-store",
+        inputs=_inputs(input),
+        memory_budget=memory_budget,
+        backend=backend,
+        runtime_env=env,
+    )
+    console.print(
+        f"submitted job [bold]{job}[/]; watch it with: minjiang job logs {job} --address {address}"
+    )
     if wait:
         _follow(job_client(address), job)
 
@@ -292,8 +407,12 @@ def job_ls(address: str = AddressOpt) -> None:
     for j in job_client(address).list_jobs():
         meta = j.metadata or {}
         if "minjiang_pipeline" in meta:
-            table.add_row(j.submission_id or j.job_id or "", str(j.status.value), meta["minjiang_pipeline"],
-                          meta.get("minjiang_store", ""))
+            table.add_row(
+                j.submission_id or j.job_id or "",
+                str(j.status.value),
+                meta["minjiang_pipeline"],
+                meta.get("minjiang_store", ""),
+            )
     console.print(table)
 
 
@@ -306,8 +425,11 @@ def job_status(job: str = typer.Argument(...), address: str = AddressOpt) -> Non
 
 
 @job_app.command("logs")
-def job_logs(job: str = typer.Argument(...), address: str = AddressOpt,
-             follow: bool = typer.Option(False, "--follow", "-f", help="Keep following until the job ends.")) -> None:
+def job_logs(
+    job: str = typer.Argument(...),
+    address: str = AddressOpt,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep following until the job ends."),
+) -> None:
     """Print a job's output."""
     from minjiang.core._jobs import job_client
 
@@ -346,7 +468,9 @@ def catalog_ls(
 
 
 @catalog_app.command("show")
-def catalog_show(ref: str = typer.Argument(..., help="Dataset name or id."), store: str | None = StoreOpt) -> None:
+def catalog_show(
+    ref: str = typer.Argument(..., help="Dataset name or id."), store: str | None = StoreOpt
+) -> None:
     """Print a dataset's catalog record (schema, producer, inputs, timings)."""
     rt = _runtime(store)
     record = rt.catalog.get(ref)
@@ -373,10 +497,12 @@ def catalog_lineage(
         console.print_json(json.dumps(rt.catalog.to_stac(did)))
         return
     graph = rt.catalog.lineage(did, direction="down" if down else "up")
+
+    def label(r: Any) -> str:
+        return f"{r.id} ({', '.join(r.names) or r.producer.get('operator') or r.producer.get('reader')})"
+
     for parent, child, name in graph.edges:
-        p, c = graph.nodes[parent], graph.nodes[child]
-        label = lambda r: f"{r.id} ({', '.join(r.names) or r.producer.get('operator') or r.producer.get('reader')})"  # noqa: E731
-        console.print(f"{label(p)} --{name}--> {label(c)}")
+        console.print(f"{label(graph.nodes[parent])} --{name}--> {label(graph.nodes[child])}")
     if not graph.edges:
         console.print(f"{did}: no {'descendants' if down else 'inputs'}")
 
@@ -386,7 +512,9 @@ def catalog_search(text: str = typer.Argument(...), store: str | None = StoreOpt
     """Search names, operators and domains."""
     rt = _runtime(store)
     for r in rt.catalog.search(text):
-        console.print(f"{r.id}  {', '.join(r.names)}  {r.producer.get('operator') or r.producer.get('reader')}")
+        console.print(
+            f"{r.id}  {', '.join(r.names)}  {r.producer.get('operator') or r.producer.get('reader')}"
+        )
 
 
 def main() -> None:

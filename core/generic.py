@@ -21,8 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from minjiang.core._operator import (
     Aggregate,
     ArrayOutput,
@@ -37,6 +35,7 @@ from minjiang.core._operator import (
 from minjiang.core._reader import Reader
 from minjiang.core.errors import ContractError, ReaderError
 from minjiang.core.hookspecs import hookimpl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NUMERIC = ("f", "i", "u", "b")
 _BAND_INPUTS = tuple("abcdefgh")
@@ -48,10 +47,14 @@ class _Params(BaseModel):
 
 # ---------------------------------------------------------------- band math
 class BandMathParams(_Params):
-    expression: str = Field(description="Arithmetic over the inputs a..h, e.g. '(a - b) / (a + b)'.")
+    expression: str = Field(
+        description="Arithmetic over the inputs a..h, e.g. '(a - b) / (a + b)'."
+    )
     output: str = Field(default="result", description="Name of the output array.")
-    dtype: Literal["float32", "float64"] | None = Field(default=None, description="Output dtype (default: float32 "
-                                                        "when every input is float32, else float64).")
+    dtype: Literal["float32", "float64"] | None = Field(
+        default=None,
+        description="Output dtype (default: float32 when every input is float32, else float64).",
+    )
 
 
 def _band_outputs(params: BandMathParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
@@ -63,15 +66,21 @@ def _band_outputs(params: BandMathParams, inputs: dict[str, Any]) -> tuple[Array
         raise ContractError(f"array.band_math: {err}") from None
     unused = set(expr.names) - set(inputs)
     if unused:
-        raise ContractError(f"array.band_math: expression uses {sorted(unused)!r} but only {sorted(inputs)!r} are given")
+        raise ContractError(
+            f"array.band_math: expression uses {sorted(unused)!r} but only {sorted(inputs)!r} are given"
+        )
     import numpy as np
 
     used = [inputs[n] for n in expr.names]  # the kernel types its result from the arrays it reads
-    dtype = params.dtype or ("float32" if all(np.dtype(i.dtype) == np.float32 for i in used) else "float64")
+    dtype = params.dtype or (
+        "float32" if all(np.dtype(i.dtype) == np.float32 for i in used) else "float64"
+    )
     return (ArrayOutput(params.output, dtype=dtype),)
 
 
-def band_math_kernel(arrays: dict[str, Any], params: BandMathParams, ctx: BlockContext) -> dict[str, Any]:
+def band_math_kernel(
+    arrays: dict[str, Any], params: BandMathParams, ctx: BlockContext
+) -> dict[str, Any]:
     from minjiang.kernels.bandmath import band_math
 
     out = band_math(params.expression, arrays, dtype=params.dtype)
@@ -80,8 +89,12 @@ def band_math_kernel(arrays: dict[str, Any], params: BandMathParams, ctx: BlockC
 
 # ---------------------------------------------------------------- gaussian
 class GaussianParams(_Params):
-    sigma: float | dict[str, float] = Field(description="Standard deviation in cells: one number, or per dim.")
-    truncate: float = Field(default=4.0, gt=0, description="Radius = int(truncate * sigma + 0.5), as SciPy.")
+    sigma: float | dict[str, float] = Field(
+        description="Standard deviation in cells: one number, or per dim."
+    )
+    truncate: float = Field(
+        default=4.0, gt=0, description="Radius = int(truncate * sigma + 0.5), as SciPy."
+    )
     mode: Literal["reflect", "mirror", "nearest", "wrap", "constant"] = "reflect"
 
     @field_validator("sigma")
@@ -97,7 +110,9 @@ def _sigmas(params: GaussianParams, dims: tuple[str, ...]) -> list[float]:
     if isinstance(params.sigma, dict):
         unknown = set(params.sigma) - set(dims)
         if unknown:
-            raise ContractError(f"array.gaussian: sigma names dims {sorted(unknown)!r} not in {dims!r}")
+            raise ContractError(
+                f"array.gaussian: sigma names dims {sorted(unknown)!r} not in {dims!r}"
+            )
         return [float(params.sigma.get(d, 0.0)) for d in dims]
     return [float(params.sigma)] * len(dims)
 
@@ -106,16 +121,27 @@ def _gaussian_halo(params: GaussianParams, inputs: dict[str, Any]) -> dict[str, 
     from minjiang.kernels.gaussian import gaussian_radius
 
     dims = tuple(inputs["x"].dims)
-    return {d: gaussian_radius(s, params.truncate) for d, s in zip(dims, _sigmas(params, dims), strict=True)}
+    return {
+        d: gaussian_radius(s, params.truncate)
+        for d, s in zip(dims, _sigmas(params, dims), strict=True)
+    }
 
 
 def _gaussian_outputs(params: GaussianParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
     x = inputs["x"]
-    return (ArrayOutput(x.name, attrs={k: v for k, v in x.attrs.items() if k in ("units", "standard_name",
-                                                                                    "long_name")}),)
+    return (
+        ArrayOutput(
+            x.name,
+            attrs={
+                k: v for k, v in x.attrs.items() if k in ("units", "standard_name", "long_name")
+            },
+        ),
+    )
 
 
-def gaussian_kernel(arrays: dict[str, Any], params: GaussianParams, ctx: BlockContext) -> dict[str, Any]:
+def gaussian_kernel(
+    arrays: dict[str, Any], params: GaussianParams, ctx: BlockContext
+) -> dict[str, Any]:
     from minjiang.kernels.gaussian import gaussian_valid
 
     (name,) = ctx.outputs
@@ -138,11 +164,23 @@ def _reduce_outputs(params: ReduceParams, inputs: dict[str, Any]) -> tuple[Array
     import numpy as np
 
     x = inputs["x"]
-    dtype = "int64" if params.stat == "count" else ("float32" if np.dtype(x.dtype) == np.float32 else "float64")
-    return (ArrayOutput(params.stat, dtype=dtype, attrs={"cell_methods": " ".join(f"{d}: {params.stat}" for d in params.dims)}),)
+    dtype = (
+        "int64"
+        if params.stat == "count"
+        else ("float32" if np.dtype(x.dtype) == np.float32 else "float64")
+    )
+    return (
+        ArrayOutput(
+            params.stat,
+            dtype=dtype,
+            attrs={"cell_methods": " ".join(f"{d}: {params.stat}" for d in params.dims)},
+        ),
+    )
 
 
-def reduce_partial(arrays: dict[str, Any], params: ReduceParams, ctx: BlockContext) -> dict[str, Any]:
+def reduce_partial(
+    arrays: dict[str, Any], params: ReduceParams, ctx: BlockContext
+) -> dict[str, Any]:
     from minjiang.kernels.reductions import moments_partial
 
     axes = tuple(ctx.dims.index(d) for d in params.dims)
@@ -155,7 +193,9 @@ def reduce_combine(a: dict[str, Any], b: dict[str, Any], params: ReduceParams) -
     return moments_combine(a, b)
 
 
-def reduce_finalize(state: dict[str, Any], params: ReduceParams, ctx: BlockContext) -> dict[str, Any]:
+def reduce_finalize(
+    state: dict[str, Any], params: ReduceParams, ctx: BlockContext
+) -> dict[str, Any]:
     from minjiang.kernels.reductions import moments_finalize
 
     return {params.stat: moments_finalize(state, params.stat, ddof=params.ddof)}
@@ -182,12 +222,21 @@ def _quantile_outputs(params: QuantileParams, inputs: dict[str, Any]) -> tuple[A
     dtype = "float32" if np.dtype(x.dtype) == np.float32 else "float64"
     kept = tuple(d for d in x.dims if d != params.dim)
     if isinstance(params.q, list):
-        return (ArrayOutput("quantile", dtype=dtype, dims=("q", *kept), sizes={"q": len(params.q)},
-                            coords={"q": np.asarray(params.q, dtype=np.float64)}),)
+        return (
+            ArrayOutput(
+                "quantile",
+                dtype=dtype,
+                dims=("q", *kept),
+                sizes={"q": len(params.q)},
+                coords={"q": np.asarray(params.q, dtype=np.float64)},
+            ),
+        )
     return (ArrayOutput("quantile", dtype=dtype, dims=kept, attrs={"quantile": params.q}),)
 
 
-def quantile_kernel(arrays: dict[str, Any], params: QuantileParams, ctx: BlockContext) -> dict[str, Any]:
+def quantile_kernel(
+    arrays: dict[str, Any], params: QuantileParams, ctx: BlockContext
+) -> dict[str, Any]:
     from minjiang.kernels.reductions import nanquantile
 
     return {"quantile": nanquantile(arrays["x"], params.q, axis=ctx.dims.index(params.dim))}
@@ -215,25 +264,42 @@ def _doy_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput
 
     x = inputs["x"]
     if "time" not in x.dims or x.dims[0] != "time":
-        raise ContractError(f"array.doy_climatology: input dims {tuple(x.dims)!r} must start with 'time'")
-    return (ArrayOutput("climatology", dtype="float32" if np.dtype(x.dtype) == np.float32 else "float64",
-                        dims=("doy", *x.dims[1:]), sizes={"doy": 366}, coords={"doy": np.arange(1, 367)}),)
+        raise ContractError(
+            f"array.doy_climatology: input dims {tuple(x.dims)!r} must start with 'time'"
+        )
+    return (
+        ArrayOutput(
+            "climatology",
+            dtype="float32" if np.dtype(x.dtype) == np.float32 else "float64",
+            dims=("doy", *x.dims[1:]),
+            sizes={"doy": 366},
+            coords={"doy": np.arange(1, 367)},
+        ),
+    )
 
 
-def doy_climatology_kernel(arrays: dict[str, Any], params: DoyParams, ctx: BlockContext) -> dict[str, Any]:
+def doy_climatology_kernel(
+    arrays: dict[str, Any], params: DoyParams, ctx: BlockContext
+) -> dict[str, Any]:
     from minjiang.kernels.groupby import group_mean
 
     if "time" not in ctx.coords:
-        raise ContractError("array.doy_climatology: input has no 'time' coordinate to take the day of year from")
+        raise ContractError(
+            "array.doy_climatology: input has no 'time' coordinate to take the day of year from"
+        )
     doy = _day_of_year(ctx.coords["time"]) - 1
     return {"climatology": group_mean(arrays["x"], doy, 366)}
 
 
-def doy_anomaly_kernel(arrays: dict[str, Any], params: DoyParams, ctx: BlockContext) -> dict[str, Any]:
+def doy_anomaly_kernel(
+    arrays: dict[str, Any], params: DoyParams, ctx: BlockContext
+) -> dict[str, Any]:
     from minjiang.kernels.groupby import subtract_group
 
     if "time" not in ctx.coords:
-        raise ContractError("array.doy_anomaly: input has no 'time' coordinate to take the day of year from")
+        raise ContractError(
+            "array.doy_anomaly: input has no 'time' coordinate to take the day of year from"
+        )
     doy = _day_of_year(ctx.coords["time"]) - 1
     return {"anomaly": subtract_group(arrays["x"], doy, arrays["climatology"])}
 
@@ -242,7 +308,9 @@ def _anomaly_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOu
     import numpy as np
 
     x = inputs["x"]
-    return (ArrayOutput("anomaly", dtype="float32" if np.dtype(x.dtype) == np.float32 else "float64"),)
+    return (
+        ArrayOutput("anomaly", dtype="float32" if np.dtype(x.dtype) == np.float32 else "float64"),
+    )
 
 
 # ---------------------------------------------------------------- label stats
@@ -250,7 +318,9 @@ class LabelStatsParams(_Params):
     ignore: int | None = Field(default=0, description="Label to skip (background); null keeps all.")
 
 
-def label_stats_partial(arrays: dict[str, Any], params: LabelStatsParams, ctx: BlockContext) -> dict[str, Any]:
+def label_stats_partial(
+    arrays: dict[str, Any], params: LabelStatsParams, ctx: BlockContext
+) -> dict[str, Any]:
     from minjiang.kernels.labelstats import label_stats_partial as partial
 
     return partial(arrays["values"], arrays["labels"], ignore=params.ignore)
@@ -270,48 +340,94 @@ def label_stats_finalize(state: dict[str, Any], params: LabelStatsParams) -> dic
 
 OPERATORS: tuple[Operator, ...] = (
     Operator(
-        name="array.band_math", version="1",
+        name="array.band_math",
+        version="1",
         inputs=tuple(Input(n, dtypes=NUMERIC, optional=n != "a") for n in _BAND_INPUTS),
-        outputs=_band_outputs, pattern=Map(band_math_kernel), params=BandMathParams,
-        backends=("cpu", "gpu"), description="Elementwise arithmetic expression over inputs a..h (one fused loop: numba or CUDA).",
+        outputs=_band_outputs,
+        pattern=Map(band_math_kernel),
+        params=BandMathParams,
+        backends=("cpu", "gpu"),
+        description="Elementwise arithmetic expression over inputs a..h (one fused loop: numba or CUDA).",
     ),
     Operator(
-        name="array.gaussian", version="1", inputs=(Input("x", dtypes=("f",)),),
-        outputs=_gaussian_outputs, pattern=Map(gaussian_kernel, halo=_gaussian_halo,
-                                                 boundary=lambda p: p.mode),
-        params=GaussianParams, memory=_gaussian_memory,
-        backends=("cpu", "gpu"), description="n-D Gaussian filter with SciPy's weights; keeps the input's array name; halo = radius, "
+        name="array.gaussian",
+        version="1",
+        inputs=(Input("x", dtypes=("f",)),),
+        outputs=_gaussian_outputs,
+        pattern=Map(gaussian_kernel, halo=_gaussian_halo, boundary=lambda p: p.mode),
+        params=GaussianParams,
+        memory=_gaussian_memory,
+        backends=("cpu", "gpu"),
+        description="n-D Gaussian filter with SciPy's weights; keeps the input's array name; halo = radius, "
         "boundary only at the array edge.",
     ),
     Operator(
-        name="array.reduce", version="1", inputs=(Input("x", dtypes=NUMERIC),), outputs=_reduce_outputs,
-        pattern=Reduce(dims=lambda p, i: tuple(p.dims), partial=reduce_partial, combine=reduce_combine,
-                       finalize=reduce_finalize),
-        params=ReduceParams, backends=("cpu", "gpu"), description="NaN-skipping mean/std/var/min/max/count/sum over dims.",
+        name="array.reduce",
+        version="1",
+        inputs=(Input("x", dtypes=NUMERIC),),
+        outputs=_reduce_outputs,
+        pattern=Reduce(
+            dims=lambda p, i: tuple(p.dims),
+            partial=reduce_partial,
+            combine=reduce_combine,
+            finalize=reduce_finalize,
+        ),
+        params=ReduceParams,
+        backends=("cpu", "gpu"),
+        description="NaN-skipping mean/std/var/min/max/count/sum over dims.",
     ),
     Operator(
-        name="array.quantile", version="1", inputs=(Input("x", dtypes=("f",)),), outputs=_quantile_outputs,
-        pattern=FullAxis(dims=lambda p, i: (p.dim,), kernel=quantile_kernel), params=QuantileParams,
-        backends=("cpu", "gpu"), description="NaN-skipping quantiles (linear interpolation, as numpy.nanquantile) along one dim.",
+        name="array.quantile",
+        version="1",
+        inputs=(Input("x", dtypes=("f",)),),
+        outputs=_quantile_outputs,
+        pattern=FullAxis(dims=lambda p, i: (p.dim,), kernel=quantile_kernel),
+        params=QuantileParams,
+        backends=("cpu", "gpu"),
+        description="NaN-skipping quantiles (linear interpolation, as numpy.nanquantile) along one dim.",
     ),
     Operator(
-        name="array.doy_climatology", version="1", inputs=(Input("x", dtypes=("f",)),), outputs=_doy_outputs,
-        pattern=FullAxis(dims=("time",), kernel=doy_climatology_kernel), params=DoyParams,
-        backends=("cpu", "gpu"), description="Mean per day of year (1..366) along 'time', NaN-skipping.",
+        name="array.doy_climatology",
+        version="1",
+        inputs=(Input("x", dtypes=("f",)),),
+        outputs=_doy_outputs,
+        pattern=FullAxis(dims=("time",), kernel=doy_climatology_kernel),
+        params=DoyParams,
+        backends=("cpu", "gpu"),
+        description="Mean per day of year (1..366) along 'time', NaN-skipping.",
     ),
     Operator(
-        name="array.doy_anomaly", version="1",
+        name="array.doy_anomaly",
+        version="1",
         inputs=(Input("x", dtypes=("f",)), Input("climatology", dtypes=("f",), whole=("doy",))),
-        outputs=_anomaly_outputs, pattern=Map(doy_anomaly_kernel), params=DoyParams,
-        backends=("cpu", "gpu"), description="x minus its day-of-year climatology.",
+        outputs=_anomaly_outputs,
+        pattern=Map(doy_anomaly_kernel),
+        params=DoyParams,
+        backends=("cpu", "gpu"),
+        description="x minus its day-of-year climatology.",
     ),
     Operator(
-        name="array.label_stats", version="1",
+        name="array.label_stats",
+        version="1",
         inputs=(Input("values", dtypes=NUMERIC), Input("labels", dtypes=("i", "u"))),
-        outputs=(TableOutput("stats", {"label": "int64", "count": "int64", "sum": "double", "mean": "double",
-                                       "std": "double", "min": "double", "max": "double"}),),
+        outputs=(
+            TableOutput(
+                "stats",
+                {
+                    "label": "int64",
+                    "count": "int64",
+                    "sum": "double",
+                    "mean": "double",
+                    "std": "double",
+                    "min": "double",
+                    "max": "double",
+                },
+            ),
+        ),
         pattern=Aggregate(label_stats_partial, label_stats_combine, label_stats_finalize),
-        params=LabelStatsParams, backends=("cpu", "gpu"), description="Per-label count, sum, mean, std, min, max → table 'stats'.",
+        params=LabelStatsParams,
+        backends=("cpu", "gpu"),
+        description="Per-label count, sum, mean, std, min, max → table 'stats'.",
     ),
 )
 
@@ -337,15 +453,19 @@ class ZarrReader(Reader):
         return super().source_files(paths)
 
     def open(self, files: list[Path], params: Any) -> Any:
-        import xarray as xr
-
         import os
 
-        root = Path(os.path.commonpath([str(f) for f in files]))  # the group folder holds every file
+        import xarray as xr
+
+        root = Path(
+            os.path.commonpath([str(f) for f in files])
+        )  # the group folder holds every file
         try:
             return xr.open_zarr(root, chunks={}, consolidated=False)
         except Exception as err:
-            raise ReaderError(f"array.zarr: cannot open {root.name!r} as a Zarr group: {type(err).__name__}: {err}") from None
+            raise ReaderError(
+                f"array.zarr: cannot open {root.name!r} as a Zarr group: {type(err).__name__}: {err}"
+            ) from None
 
     def chunks(self, ds: Any, params: Any) -> dict[str, int] | None:
         chunks: dict[str, int] = {}
@@ -382,7 +502,9 @@ class NetCDFReader(Reader):
                 )
         if len(parts) == 1:
             return parts[0]
-        return xr.concat(parts, dim="time", data_vars="minimal", coords="minimal", compat="override")
+        return xr.concat(
+            parts, dim="time", data_vars="minimal", coords="minimal", compat="override"
+        )
 
 
 @hookimpl

@@ -64,8 +64,12 @@ def ray_session() -> Iterator[Any]:
     ray = pytest.importorskip("ray")
     started = False
     if not ray.is_initialized():
-        ray.init(num_cpus=int(os.environ.get("MINJIANG_TEST_RAY_CPUS", "2")), include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            num_cpus=int(os.environ.get("MINJIANG_TEST_RAY_CPUS", "2")),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
         started = True
     yield ray
     if started:

@@ -19,13 +19,19 @@ def main(executor: str = "local", workdir: Path | None = None, years: int = 1) -
     cube, regions = make_demo_inputs(workdir / "data", years=years, ny=24, nx=32)
     with mj.Runtime(store=workdir / "store", executor=executor) as rt:
         sst = rt.ingest("array.zarr", [cube], name="quickstart/sst")
-        smooth = rt.run("array.gaussian", inputs={"x": sst}, params={"sigma": {"time": 0, "y": 1, "x": 1}})
-        mean = rt.run("array.reduce", inputs={"x": smooth}, params={"dims": ["time"], "stat": "mean"},
-                      name="quickstart/sst-mean")
+        smooth = rt.run(
+            "array.gaussian", inputs={"x": sst}, params={"sigma": {"time": 0, "y": 1, "x": 1}}
+        )
+        mean = rt.run(
+            "array.reduce",
+            inputs={"x": smooth},
+            params={"dims": ["time"], "stat": "mean"},
+            name="quickstart/sst-mean",
+        )
         zones = rt.ingest("array.zarr", [regions], name="quickstart/regions")
         stats = rt.run("array.label_stats", inputs={"values": mean, "labels": zones})
-        ds = mean.to_xarray()                       # lazy, dask-backed
-        table = stats.table("stats").to_pandas()    # one row per region
+        ds = mean.to_xarray()  # lazy, dask-backed
+        table = stats.table("stats").to_pandas()  # one row per region
         print(ds)
         print(table)
         print("lineage:", rt.catalog.lineage(stats.id).edges)

@@ -35,7 +35,9 @@ def array_backend(*arrays: Any) -> Backend:
     return "cpu"
 
 
-def resolve_backend(backend: str | None, *arrays: Any, kernel: str, has_gpu: bool = False) -> Backend:
+def resolve_backend(
+    backend: str | None, *arrays: Any, kernel: str, has_gpu: bool = False
+) -> Backend:
     """Pick the implementation for ``arrays``: ``backend`` if given, else from their type.
 
     Raises ``ValueError`` for an unknown backend name and ``TypeError`` when the
@@ -49,9 +51,15 @@ def resolve_backend(backend: str | None, *arrays: Any, kernel: str, has_gpu: boo
     else:
         chosen = backend
     if chosen == "gpu" and found != "gpu":
-        raise TypeError(f"{kernel}: backend 'gpu' needs CuPy arrays; got NumPy arrays (use cupy.asarray)")
+        raise TypeError(
+            f"{kernel}: backend 'gpu' needs CuPy arrays; got NumPy arrays (use cupy.asarray)"
+        )
     if chosen != "gpu" and found == "gpu":
-        raise TypeError(f"{kernel}: backend {chosen!r} needs NumPy arrays; got CuPy arrays (use cupy.asnumpy)")
+        raise TypeError(
+            f"{kernel}: backend {chosen!r} needs NumPy arrays; got CuPy arrays (use cupy.asnumpy)"
+        )
     if chosen == "gpu" and not has_gpu:
-        raise TypeError(f"{kernel}: has no GPU implementation; pass NumPy arrays to run it on the CPU")
+        raise TypeError(
+            f"{kernel}: has no GPU implementation; pass NumPy arrays to run it on the CPU"
+        )
     return chosen  # type: ignore[return-value]

@@ -6,19 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from minjiang.core import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
+DOCS = "\n".join(
+    p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+)
 TESTS = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("minjiang_"))
 
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_is_documented(hook: str) -> None:
-    assert hook in (ROOT / "docs" / "plugins.md").read_text(), f"{hook} has no section in docs/plugins.md"
-    assert (getattr(hookspecs, hook).__doc__ or "").count("\n") >= 3, f"{hook} needs a full docstring"
+    assert hook in (ROOT / "docs" / "plugins.md").read_text(), (
+        f"{hook} has no section in docs/plugins.md"
+    )
+    assert (getattr(hookspecs, hook).__doc__ or "").count("\n") >= 3, (
+        f"{hook} needs a full docstring"
+    )
 
 
 def _registered() -> list[str]:

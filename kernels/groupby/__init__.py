@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from minjiang.kernels._dispatch import resolve_backend
 
 __all__ = ["group_mean", "subtract_group"]
@@ -18,15 +17,21 @@ __all__ = ["group_mean", "subtract_group"]
 def _check_groups(x: Any, groups: Any, n_groups: int | None, name: str) -> np.ndarray:
     groups = np.asarray(groups)
     if groups.ndim != 1 or groups.shape[0] != x.shape[0]:
-        raise ValueError(f"{name}: groups must be 1-D with one id per step of axis 0 ({x.shape[0]}), got shape {groups.shape!r}")
+        raise ValueError(
+            f"{name}: groups must be 1-D with one id per step of axis 0 ({x.shape[0]}), got shape {groups.shape!r}"
+        )
     if groups.dtype.kind not in "iu":
         raise TypeError(f"{name}: groups must be integers, got {groups.dtype}")
     if groups.size and (groups.min() < 0 or (n_groups is not None and groups.max() >= n_groups)):
-        raise ValueError(f"{name}: group ids must lie in [0, {n_groups}); got range [{groups.min()}, {groups.max()}]")
+        raise ValueError(
+            f"{name}: group ids must lie in [0, {n_groups}); got range [{groups.min()}, {groups.max()}]"
+        )
     return groups.astype(np.int64)
 
 
-def group_mean(x: np.ndarray, groups: np.ndarray, n_groups: int, *, backend: str | None = None) -> np.ndarray:
+def group_mean(
+    x: np.ndarray, groups: np.ndarray, n_groups: int, *, backend: str | None = None
+) -> np.ndarray:
     """NaN-skipping mean over axis 0 per group; groups with no finite value give NaN.
 
     Parameters
@@ -61,14 +66,18 @@ def group_mean(x: np.ndarray, groups: np.ndarray, n_groups: int, *, backend: str
     return _cpu._group_mean(flat, g, int(n_groups)).reshape((n_groups, *x.shape[1:]))
 
 
-def subtract_group(x: np.ndarray, groups: np.ndarray, table: np.ndarray, *, backend: str | None = None) -> np.ndarray:
+def subtract_group(
+    x: np.ndarray, groups: np.ndarray, table: np.ndarray, *, backend: str | None = None
+) -> np.ndarray:
     """``x[t] - table[groups[t]]`` along axis 0 (an anomaly against a climatology).
 
     The result is float32 for float32 ``x`` and float64 otherwise.
     """
     g = _check_groups(x, groups, table.shape[0], "subtract_group")
     if tuple(table.shape[1:]) != tuple(x.shape[1:]):
-        raise ValueError(f"subtract_group: table shape {table.shape!r} does not match x {x.shape!r} beyond axis 0")
+        raise ValueError(
+            f"subtract_group: table shape {table.shape!r} does not match x {x.shape!r} beyond axis 0"
+        )
     chosen = resolve_backend(backend, x, table, kernel="subtract_group", has_gpu=True)
     if chosen == "reference":
         from minjiang.kernels.groupby import _reference
@@ -82,7 +91,10 @@ def subtract_group(x: np.ndarray, groups: np.ndarray, table: np.ndarray, *, back
 
     dtype = np.result_type(x.dtype, np.float32)
     out = np.empty(x.shape, dtype=dtype)
-    _cpu._subtract_group(np.ascontiguousarray(x).reshape(x.shape[0], -1), g,
-                         np.ascontiguousarray(table, dtype=np.float64).reshape(table.shape[0], -1),
-                         out.reshape(x.shape[0], -1))
+    _cpu._subtract_group(
+        np.ascontiguousarray(x).reshape(x.shape[0], -1),
+        g,
+        np.ascontiguousarray(table, dtype=np.float64).reshape(table.shape[0], -1),
+        out.reshape(x.shape[0], -1),
+    )
     return out

@@ -26,10 +26,31 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         pytest.skip("no benchmarks/ folder in this checkout")
     tmp = tmp_path_factory.mktemp("bench")
     cmd = [
-        sys.executable, "-m", "benchmarks", "--size", "tiny", "--suite", "all", "--name", "smoke",
-        "--results", str(tmp / "results"), "--data-dir", str(tmp / "data"),
-        "--engines", ",".join(ENGINES), "--workloads", ",".join(WORKLOADS), "--chunkings", "pencil",
-        "--scaling-workloads", "w2_mean", "--scaling-engines", ",".join(ENGINES), "--scaling-factors", "1,2",
+        sys.executable,
+        "-m",
+        "benchmarks",
+        "--size",
+        "tiny",
+        "--suite",
+        "all",
+        "--name",
+        "smoke",
+        "--results",
+        str(tmp / "results"),
+        "--data-dir",
+        str(tmp / "data"),
+        "--engines",
+        ",".join(ENGINES),
+        "--workloads",
+        ",".join(WORKLOADS),
+        "--chunkings",
+        "pencil",
+        "--scaling-workloads",
+        "w2_mean",
+        "--scaling-engines",
+        ",".join(ENGINES),
+        "--scaling-factors",
+        "1,2",
     ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -58,17 +79,27 @@ def test_every_engine_ran_and_validated(results: tuple[dict, Path]) -> None:
                 assert r["ok"], (wl, eng, r.get("error"), r.get("validation"))
                 if eng != "io-floor":
                     assert r["validation"]["ok"] is True, (wl, eng, r["validation"])
-    orders = {tuple(r["engine"] for r in runs if r["workload"] == "w1_band_math" and r["rep"] == k)
-              for k in (0, 1)}
+    orders = {
+        tuple(r["engine"] for r in runs if r["workload"] == "w1_band_math" and r["rep"] == k)
+        for k in (0, 1)
+    }
     assert len(orders) == 2, "engine order is rotated between repetitions"
 
 
 def test_summary_has_the_figures(results: tuple[dict, Path]) -> None:
     res, _ = results
     rows = [r for r in res["summary"] if r["suite"] == "workloads"]
-    assert {(r["workload"], r["engine"]) for r in rows} == {(w, e) for w in WORKLOADS for e in ENGINES}
+    assert {(r["workload"], r["engine"]) for r in rows} == {
+        (w, e) for w in WORKLOADS for e in ENGINES
+    }
     for r in rows:
-        for key in ("wall_min_s", "wall_median_s", "throughput_gbs", "cpu_median_s", "peak_pss_bytes"):
+        for key in (
+            "wall_min_s",
+            "wall_median_s",
+            "throughput_gbs",
+            "cpu_median_s",
+            "peak_pss_bytes",
+        ):
             assert r[key] is not None and r[key] >= 0, (r["workload"], r["engine"], key)
         assert r["peak_pss_bytes"] > 0
         assert r["x_floor"] is not None

@@ -6,9 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from minjiang.core import ArrayOutput, Input, Map, Operator, hookimpl
+from pydantic import BaseModel, ConfigDict
 
 
 class SlowParams(BaseModel):
@@ -19,15 +18,25 @@ class SlowParams(BaseModel):
 
 
 def slow_affine(arrays, params: SlowParams, ctx):
-    if params.crash_marker and ctx.task == params.crash_task and not Path(params.crash_marker).exists():
+    if (
+        params.crash_marker
+        and ctx.task == params.crash_task
+        and not Path(params.crash_marker).exists()
+    ):
         Path(params.crash_marker).write_text("crashed once")
         os._exit(1)  # the worker process dies mid-task, as if the node were lost
     time.sleep(params.delay)
     return {"y": arrays["x"] * 2.0 + 1.0}
 
 
-SLOW = Operator(name="testlab.slow_affine", version="1", inputs=(Input("x"),), outputs=(ArrayOutput("y"),),
-                pattern=Map(slow_affine), params=SlowParams)
+SLOW = Operator(
+    name="testlab.slow_affine",
+    version="1",
+    inputs=(Input("x"),),
+    outputs=(ArrayOutput("y"),),
+    pattern=Map(slow_affine),
+    params=SlowParams,
+)
 
 
 @hookimpl

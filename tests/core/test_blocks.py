@@ -6,7 +6,6 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from minjiang.core._blocks import choose_block, iter_blocks
 
 
@@ -26,7 +25,9 @@ def test_blocks_are_chunk_aligned_and_within_budget(grid, budget_chunks, workers
     chunk_bytes = math.prod(chunks) * 4
     budget = budget_chunks * chunk_bytes * 4
     mem = lambda block: 2 * math.prod(b + 2 * h for b, h in zip(block, halo, strict=True)) * 4  # noqa: E731
-    choice = choose_block(shape, chunks, itemsize=4, halo=halo, memory=mem, budget=budget, workers=workers)
+    choice = choose_block(
+        shape, chunks, itemsize=4, halo=halo, memory=mem, budget=budget, workers=workers
+    )
     if choice is None:
         assert mem(tuple(min(c, s) for c, s in zip(chunks, shape, strict=True))) > budget
         return
@@ -41,7 +42,14 @@ def test_blocks_are_chunk_aligned_and_within_budget(grid, budget_chunks, workers
 
 def test_halo_prefers_spanning_blocks() -> None:
     # 3-D cube with slab chunks: spanning the plane needs no halo decode along y/x.
-    choice = choose_block((64, 64, 64), (8, 64, 64), itemsize=4, halo=(0, 3, 3),
-                          memory=lambda b: math.prod(b) * 16, budget=64 << 20, workers=2)
+    choice = choose_block(
+        (64, 64, 64),
+        (8, 64, 64),
+        itemsize=4,
+        halo=(0, 3, 3),
+        memory=lambda b: math.prod(b) * 16,
+        budget=64 << 20,
+        workers=2,
+    )
     assert choice is not None
     assert choice.decode_amplification == 1.0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
 from minjiang.core.cli import app
+from typer.testing import CliRunner
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -43,15 +42,36 @@ def test_plan_shows_tasks_and_reuse(tmp_path) -> None:
     cube, regions = make_demo_inputs(tmp_path / "data", years=1, ny=16, nx=16)
     pipe = tmp_path / "demo.yaml"
     pipe.write_text(DEMO_PIPELINE)
-    out = runner.invoke(app, ["plan", str(pipe), "--store", str(tmp_path / "s"),
-                              "-i", f"cube={cube}", "-i", f"regions={regions}"])
+    out = runner.invoke(
+        app,
+        [
+            "plan",
+            str(pipe),
+            "--store",
+            str(tmp_path / "s"),
+            "-i",
+            f"cube={cube}",
+            "-i",
+            f"regions={regions}",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "array.quantile" in out.output and "rechunked" in out.output
 
 
 def test_verify_detects_a_corrupted_chunk(tmp_path) -> None:
     store = tmp_path / "store"
-    args = ["demo", "--store", str(store), "--executor", "local", "--years", "1", "--data", str(tmp_path / "d")]
+    args = [
+        "demo",
+        "--store",
+        str(store),
+        "--executor",
+        "local",
+        "--years",
+        "1",
+        "--data",
+        str(tmp_path / "d"),
+    ]
     assert runner.invoke(app, args).exit_code == 0
     from minjiang.storage import Catalog, open_store
 
@@ -70,7 +90,19 @@ def test_typed_errors_are_one_message(tmp_path) -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "minjiang.core.cli", "catalog", "show", "nope/none", "--store",
-                          str(tmp_path / "s")], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minjiang.core.cli",
+            "catalog",
+            "show",
+            "nope/none",
+            "--store",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2
     assert "error:" in out.stderr and "Traceback" not in out.stderr

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from typer.testing import CliRunner
-
 from minjiang.core.cli import app
+from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -35,12 +34,25 @@ def head():
     before = {p.pid for p in psutil.process_iter()}
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
-    cmd = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", f"--dashboard-port={dash}",
-           "--dashboard-host=127.0.0.1", f"--ray-client-server-port={client}", "--min-worker-port=21000",
-           "--max-worker-port=21400", f"--dashboard-agent-listen-port={agent_http}",
-           f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
-           "--num-cpus=1", "--include-dashboard=true", f"--temp-dir={temp}",
-           "--disable-usage-stats"]
+    cmd = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs}",
+        f"--dashboard-port={dash}",
+        "--dashboard-host=127.0.0.1",
+        f"--ray-client-server-port={client}",
+        "--min-worker-port=21000",
+        "--max-worker-port=21400",
+        f"--dashboard-agent-listen-port={agent_http}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--metrics-export-port={metrics}",
+        "--num-cpus=1",
+        "--include-dashboard=true",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
     address = f"http://127.0.0.1:{dash}"
     from minjiang.core._jobs import job_client
@@ -57,8 +69,10 @@ def head():
     yield {"jobs": address, "client": f"ray://127.0.0.1:{client}", "env": env}
     # stop only the Ray processes this head brought (a session Ray may run beside it,
     # and unrelated processes such as 'xarray' ones must survive)
-    marker = re.compile(r"site-packages/ray/|\bray::|-m ray\.|ray\.dashboard|ray-dashboard-|raylet|gcs_server|"
-                        + re.escape(temp))
+    marker = re.compile(
+        r"site-packages/ray/|\bray::|-m ray\.|ray\.dashboard|ray-dashboard-|raylet|gcs_server|"
+        + re.escape(temp)
+    )
     for proc in psutil.process_iter(["cmdline"]):
         try:
             if proc.pid not in before and marker.search(" ".join(proc.info["cmdline"] or ())):
@@ -91,7 +105,18 @@ def test_submit_watch_and_resubmit(head, tmp_path) -> None:
     pipe.write_text(DEMO_PIPELINE)
     store = str(tmp_path / "store")
     runner = CliRunner(env={"COLUMNS": "200"})
-    args = ["submit", str(pipe), "--address", head, "--store", store, "-i", f"cube={cube}", "-i", f"regions={regions}"]
+    args = [
+        "submit",
+        str(pipe),
+        "--address",
+        head,
+        "--store",
+        store,
+        "-i",
+        f"cube={cube}",
+        "-i",
+        f"regions={regions}",
+    ]
     out = runner.invoke(app, args)
     assert out.exit_code == 0, out.output
     job = out.output.split("submitted job ")[1].split(";")[0].strip()
@@ -117,9 +142,25 @@ def test_run_through_ray_client_address(head, tmp_path) -> None:
     pipe = tmp_path / "demo.yaml"
     pipe.write_text(DEMO_PIPELINE)
     store = tmp_path / "store"
-    out = subprocess.run([str(BIN / "minjiang"), "run", str(pipe), "--address", head["client"], "--store", str(store),
-                          "-i", f"cube={cube}", "-i", f"regions={regions}"], env=head["env"], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [
+            str(BIN / "minjiang"),
+            "run",
+            str(pipe),
+            "--address",
+            head["client"],
+            "--store",
+            str(store),
+            "-i",
+            f"cube={cube}",
+            "-i",
+            f"regions={regions}",
+        ],
+        env=head["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     from minjiang.storage import Catalog, open_store
 

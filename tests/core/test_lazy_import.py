@@ -5,8 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("numba", "ray", "cupy", "zarr", "numcodecs", "xarray", "dask", "pyarrow", "pydantic",
-         "minjiang.plugins", "minjiang.kernels", "minjiang.storage._dataset")
+HEAVY = (
+    "numba",
+    "ray",
+    "cupy",
+    "zarr",
+    "numcodecs",
+    "xarray",
+    "dask",
+    "pyarrow",
+    "pydantic",
+    "minjiang.plugins",
+    "minjiang.kernels",
+    "minjiang.storage._dataset",
+)
 
 
 def test_import_minjiang_is_light() -> None:

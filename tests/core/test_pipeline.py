@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from minjiang.core._pipeline import MAX_PIPELINE_BYTES, load_pipeline
 from minjiang.core.errors import ParameterError, PipelineError
 
@@ -54,7 +53,9 @@ def test_oversized_document_is_rejected() -> None:
 def test_bad_params_fail_before_any_task_runs(runtime, tmp_path) -> None:
     events = []
     runtime.subscribe(events.append)
-    p = load_pipeline("steps:\n  - {id: s, operator: array.gaussian, inputs: {x: nowhere}, params: {sigma: -1}}\n")
+    p = load_pipeline(
+        "steps:\n  - {id: s, operator: array.gaussian, inputs: {x: nowhere}, params: {sigma: -1}}\n"
+    )
     with pytest.raises(ParameterError, match="sigma"):
         runtime.run_pipeline(p)
     assert events == []

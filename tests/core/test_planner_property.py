@@ -39,7 +39,11 @@ def _dims(n):
 
 
 @SETTINGS
-@given(cubes(), st.floats(0.3, 2.0), st.sampled_from(["reflect", "nearest", "mirror", "wrap", "constant"]))
+@given(
+    cubes(),
+    st.floats(0.3, 2.0),
+    st.sampled_from(["reflect", "nearest", "mirror", "wrap", "constant"]),
+)
 def test_gaussian_equals_scipy(tmp_path_factory, cube, sigma, mode) -> None:
     from minjiang.core._runtime import Runtime
 
@@ -47,12 +51,16 @@ def test_gaussian_equals_scipy(tmp_path_factory, cube, sigma, mode) -> None:
     tmp = tmp_path_factory.mktemp("g")
     from minjiang.kernels.gaussian import gaussian_radius
 
-    rt = Runtime(store=tmp / "store", executor="local", memory_budget=_budget(chunks, gaussian_radius(sigma)))
+    rt = Runtime(
+        store=tmp / "store", executor="local", memory_budget=_budget(chunks, gaussian_radius(sigma))
+    )
     x = np.nan_to_num(_values(shape, seed, 0.0))
     src = ingest_array(rt, tmp, "t/x", x, _dims(len(shape)), chunks)
     res = rt.run("array.gaussian", inputs={"x": src}, params={"sigma": sigma, "mode": mode})
     got = res.to_xarray()["data"].values
-    np.testing.assert_allclose(got, ndi.gaussian_filter(x, sigma, mode=mode), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        got, ndi.gaussian_filter(x, sigma, mode=mode), rtol=1e-10, atol=1e-12
+    )
 
 
 @SETTINGS
@@ -68,8 +76,14 @@ def test_reduce_equals_numpy(tmp_path_factory, cube, stat) -> None:
     src = ingest_array(rt, tmp, "t/x", x, dims, chunks)
     res = rt.run("array.reduce", inputs={"x": src}, params={"dims": [dims[0]], "stat": stat})
     got = res.to_xarray()[stat].values
-    ref = {"mean": np.nanmean, "std": np.nanstd, "min": np.nanmin, "max": np.nanmax,
-           "count": lambda a, axis: np.sum(~np.isnan(a), axis=axis), "sum": np.nansum}[stat]
+    ref = {
+        "mean": np.nanmean,
+        "std": np.nanstd,
+        "min": np.nanmin,
+        "max": np.nanmax,
+        "count": lambda a, axis: np.sum(~np.isnan(a), axis=axis),
+        "sum": np.nansum,
+    }[stat]
     with np.errstate(all="ignore"), _quiet():
         want = ref(x, axis=0)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, equal_nan=True)
@@ -89,7 +103,9 @@ def test_quantile_full_axis_equals_numpy(tmp_path_factory, cube, q) -> None:
     res = rt.run("array.quantile", inputs={"x": src}, params={"dim": dims[0], "q": q})
     with _quiet():
         want = np.nanquantile(x, q, axis=0)
-    np.testing.assert_allclose(res.to_xarray()["quantile"].values, want, rtol=1e-10, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(
+        res.to_xarray()["quantile"].values, want, rtol=1e-10, atol=1e-12, equal_nan=True
+    )
 
 
 @SETTINGS
@@ -113,7 +129,9 @@ def test_label_stats_equals_pandas(tmp_path_factory, cube, n_labels) -> None:
     assert list(got.index) == list(want.index)
     np.testing.assert_array_equal(got["count"].to_numpy(), want["count"].to_numpy())
     for col in ("sum", "mean", "min", "max"):
-        np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy(), rtol=1e-10, equal_nan=True)
+        np.testing.assert_allclose(
+            got[col].to_numpy(), want[col].to_numpy(), rtol=1e-10, equal_nan=True
+        )
 
 
 class _quiet:

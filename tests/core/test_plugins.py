@@ -6,7 +6,6 @@ import sys
 import types
 
 import pytest
-
 from minjiang.core import Input, Map, Operator
 from minjiang.core._plugins import make_plugin_manager
 from minjiang.core.errors import OperatorNotFoundError, PluginError
@@ -30,8 +29,15 @@ def _kernel(arrays, params, ctx):
 class _GoodPlugin:
     @hookimpl
     def minjiang_register_operators(self):
-        return [Operator(name="testlab.double", version="1", inputs=(Input("x"),),
-                         outputs=(), pattern=Map(_kernel))]
+        return [
+            Operator(
+                name="testlab.double",
+                version="1",
+                inputs=(Input("x"),),
+                outputs=(),
+                pattern=Map(_kernel),
+            )
+        ]
 
 
 def test_tmp_plugin_registers_and_unregisters(runtime) -> None:
@@ -92,15 +98,25 @@ def test_duplicate_operator_names_are_refused(runtime) -> None:
     class Twin:
         @hookimpl
         def minjiang_register_operators(self):
-            return [Operator(name="array.gaussian", version="9", inputs=(Input("x"),), outputs=(),
-                             pattern=Map(_kernel))]
+            return [
+                Operator(
+                    name="array.gaussian",
+                    version="9",
+                    inputs=(Input("x"),),
+                    outputs=(),
+                    pattern=Map(_kernel),
+                )
+            ]
 
-    with tmp_plugin(runtime, Twin(), name="twin"), pytest.raises(PluginError, match="array.gaussian"):
+    with (
+        tmp_plugin(runtime, Twin(), name="twin"),
+        pytest.raises(PluginError, match=r"array\.gaussian"),
+    ):
         _ = runtime.operators
 
 
 def test_unknown_operator_suggests_close_names(runtime) -> None:
-    with pytest.raises(OperatorNotFoundError, match="array.gaussian"):
+    with pytest.raises(OperatorNotFoundError, match=r"array\.gaussian"):
         runtime.registry.operator("array.gausian")
 
 

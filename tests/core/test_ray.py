@@ -29,7 +29,9 @@ def test_ray_matches_local(ray_runtime, runtime, tmp_path) -> None:
     params = {"sigma": 1.2}
     out = {}
     for rt in (ray_runtime, runtime):
-        src = ingest_array(rt, tmp_path / rt.executor_name, "t/x", x, ("time", "y", "x"), (7, 4, 11))
+        src = ingest_array(
+            rt, tmp_path / rt.executor_name, "t/x", x, ("time", "y", "x"), (7, 4, 11)
+        )
         out[rt.executor_name] = rt.run("array.gaussian", inputs={"x": src}, params=params)
     assert out["ray"].id == out["local"].id
     assert out["ray"].record.checksums == out["local"].record.checksums
@@ -70,13 +72,25 @@ def test_resume_after_killing_the_driver(tmp_path) -> None:
     store = tmp_path / "store"
     rt = Runtime(store=store, executor="local", plugins=[_slowops], memory_budget="2KiB")
     ingest_array(rt, tmp_path, "t/x", x, ("y", "x"), (4, 16))
-    plan = rt.plan({"steps": [{"id": "s", "operator": "testlab.slow_affine", "inputs": {"x": "t/x"},
-                               "params": {"delay": 0.25}}]})
+    plan = rt.plan(
+        {
+            "steps": [
+                {
+                    "id": "s",
+                    "operator": "testlab.slow_affine",
+                    "inputs": {"x": "t/x"},
+                    "params": {"delay": 0.25},
+                }
+            ]
+        }
+    )
     step = plan.steps[-1]
     total = step.n_tasks
     assert total >= 6
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER.format(root=str(ROOT), store=str(store))],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER.format(root=str(ROOT), store=str(store))],
+        start_new_session=True,
+    )
     tasks_dir = store / "datasets" / step.dataset_id / "_tasks"
     deadline = time.time() + 120
     while time.time() < deadline:

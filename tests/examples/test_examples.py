@@ -19,4 +19,6 @@ def test_every_example_has_a_smoke_test() -> None:
     tests = Path(__file__).resolve().parents[1]
     sources = "\n".join(p.read_text() for p in tests.rglob("test_*.py"))
     for example in EXAMPLES.glob("*.py"):
-        assert example.name in sources or example.stem in sources, f"examples/{example.name} is not run by any test"
+        assert example.name in sources or example.stem in sources, (
+            f"examples/{example.name} is not run by any test"
+        )

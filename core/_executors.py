@@ -81,6 +81,15 @@ def _local_gpus() -> float:
         return 0.0
 
 
+def _local_gpu_free() -> int:
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.memGetInfo()[0])
+    except Exception:
+        return 0
+
+
 class LocalExecutor(Executor):
     """Sequential, in-process: for debugging, and as the test oracle for ``ray``."""
 
@@ -92,6 +101,9 @@ class LocalExecutor(Executor):
 
     def gpus(self) -> float:
         return _local_gpus()
+
+    def gpu_memory(self) -> int:
+        return _local_gpu_free()
 
     def run(self, tasks: Sequence[TaskSpec], on_result: Callable[[TaskResult], None]) -> None:
         from minjiang.core._tasks import run_task

@@ -971,6 +971,14 @@ class _Run:
         return True
 
     def _check_feasible(self, step: StepPlan) -> None:
+        if step.backend == "gpu":
+            free = self.rt.executor.gpu_memory()
+            if free and step.task_memory > free:
+                raise MemoryBudgetError(
+                    f"step {step.step!r} ({step.operator.name}): a task needs {format_bytes(step.task_memory)} "
+                    f"of GPU memory but the device has {format_bytes(free)} free; lower --memory-budget so "
+                    "tasks shrink, or use --backend cpu"
+                )
         node = self.rt.executor.node_memory()
         if node and step.task_memory > node:
             raise MemoryBudgetError(

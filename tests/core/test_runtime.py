@@ -211,3 +211,16 @@ def test_open_by_name(runtime, cube) -> None:
     x, _ = cube
     ds = mj.open("test/cube", store=runtime.store.url)
     np.testing.assert_array_equal(ds["data"].values, x)
+
+
+def test_gpu_task_over_free_device_memory_fails_before_running(runtime, cube, monkeypatch) -> None:
+    from minjiang.core._executors import LocalExecutor
+
+    _, src = cube
+    monkeypatch.setattr(LocalExecutor, "gpus", lambda self: 1.0)
+    monkeypatch.setattr(LocalExecutor, "gpu_memory", lambda self: 1024)
+    events = []
+    runtime.subscribe(events.append)
+    with pytest.raises(MemoryBudgetError, match=r"GPU memory.*1\.0 KiB free"):
+        runtime.run("array.gaussian", inputs={"x": src}, params={"sigma": 1}, backend="gpu")
+    assert not [e for e in events if e.kind == "task_finished"]

@@ -20,6 +20,7 @@ io-floor       read + decode every input chunk, encode + write the outputs; no c
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import importlib
 import os
@@ -87,7 +88,7 @@ class RunOutput:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class Engine:
+class Engine(abc.ABC):
     """Base class. Subclasses implement :meth:`run` and :meth:`fetch`."""
 
     name: ClassVar[str] = ""
@@ -109,19 +110,20 @@ class Engine:
         """Untimed work before a workload's runs (e.g. ingesting the inputs)."""
         return {}
 
+    @abc.abstractmethod
     def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
-        raise NotImplementedError
+        """Run ``wl`` once, timed by the caller; return what fetch and discard need."""
 
+    @abc.abstractmethod
     def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
         """Read the validation window of every output back (after the measured run)."""
-        raise NotImplementedError
 
     def discard(self, handle: Any) -> None:
         """Delete a run's outputs (untimed), so every run writes afresh and disk use stays bounded."""
         if isinstance(handle, str | os.PathLike) and Path(handle).exists():
             shutil.rmtree(handle, ignore_errors=True)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most engines start nothing
         """Stop what :meth:`setup` started."""
 
 

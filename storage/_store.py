@@ -12,6 +12,7 @@ S3-compatible servers through s3fs). :func:`open_store` picks one from the URL.
 
 from __future__ import annotations
 
+import abc
 import builtins
 import errno
 import json
@@ -43,7 +44,7 @@ def _is_tmp(name: str) -> bool:
     return name.startswith(_TMP_PREFIX)
 
 
-class Store:
+class Store(abc.ABC):
     """Base class of minjiang stores.
 
     Keys are ``/``-separated paths relative to the root; every key is validated
@@ -190,32 +191,41 @@ class Store:
         return self.create_bytes(key, canonical_json(obj))
 
     # ------------------------------------------------------------ primitives
+    @abc.abstractmethod
     def _zarr_store(self, prefix: str, *, read_only: bool) -> ZarrStore:
-        raise NotImplementedError(f"{type(self).__name__} does not provide zarr stores")
+        """zarr-python's own store object rooted at ``prefix``."""
 
+    @abc.abstractmethod
     def _read(self, key: str) -> bytes:
-        raise NotImplementedError(f"{type(self).__name__} cannot read")
+        """The bytes at ``key`` (raise KeyNotFoundError when absent)."""
 
+    @abc.abstractmethod
     def _write(self, key: str, data: bytes) -> None:
-        raise NotImplementedError(f"{type(self).__name__} cannot write")
+        """Write ``data`` at ``key`` atomically."""
 
+    @abc.abstractmethod
     def _create(self, key: str, data: bytes) -> bool:
-        raise NotImplementedError(f"{type(self).__name__} cannot create")
+        """Create ``key`` atomically if absent; False when it existed."""
 
+    @abc.abstractmethod
     def _exists(self, key: str) -> bool:
-        raise NotImplementedError(f"{type(self).__name__} cannot test keys")
+        """Whether ``key`` exists."""
 
+    @abc.abstractmethod
     def _list(self, prefix: str) -> builtins.list[str]:
-        raise NotImplementedError(f"{type(self).__name__} cannot list")
+        """All keys below ``prefix``, recursive."""
 
+    @abc.abstractmethod
     def _list_dir(self, prefix: str) -> builtins.list[str]:
-        raise NotImplementedError(f"{type(self).__name__} cannot list")
+        """Immediate child names of ``prefix``."""
 
+    @abc.abstractmethod
     def _delete(self, key: str) -> None:
-        raise NotImplementedError(f"{type(self).__name__} cannot delete")
+        """Delete ``key`` (absent is fine)."""
 
+    @abc.abstractmethod
     def _delete_prefix(self, prefix: str) -> None:
-        raise NotImplementedError(f"{type(self).__name__} cannot delete")
+        """Delete everything below ``prefix``."""
 
     def _ensure_marker(self) -> None:
         marker = {"format": STORE_FORMAT}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from minjiang.core._blocks import BlockChoice, choose_block, iter_blocks
@@ -272,6 +272,10 @@ class StepPlan:
         )
 
 
+#: "Keep the step's parameters" (a task may instead carry none: rechunk tasks).
+_SAME: Any = object()
+
+
 def _np() -> Any:
     import numpy as np
 
@@ -450,23 +454,16 @@ class StepPlanner:
         return coords
 
     # ------------------------------------------------------------------ helpers
-    def _memory(
-        self,
-        op: Operator,
-        params: Any,
-        in_bytes: int,
-        out_bytes: int,
-        block: tuple[int, ...],
-        itemsize: int,
-    ) -> int:
-        return int(op.memory(TaskSize(in_bytes, out_bytes, block, itemsize), params))
+    def _memory(self, r: _Request, in_bytes: int, out_bytes: int, block: tuple[int, ...]) -> int:
+        size = TaskSize(in_bytes, out_bytes, block, r.itemsize)
+        return int(r.op.memory(size, r.params))
 
-    def _budget_error(self, step: str, op: Operator, need: int, what: str) -> MemoryBudgetError:
+    def _budget_error(self, r: _Request, need: int, what: str) -> MemoryBudgetError:
+        suggested = format_bytes(need * self.workers * 1.25).replace(" ", "")
         return MemoryBudgetError(
-            f"step {step!r} ({op.name}): the smallest task ({what}) needs {format_bytes(need)} "
+            f"step {r.step!r} ({r.op.name}): the smallest task ({what}) needs {format_bytes(need)} "
             f"but the per-task budget is {format_bytes(self.budget)}; raise --memory-budget "
-            f"(e.g. --memory-budget {format_bytes(need * self.workers * 1.25).replace(' ', '')}) "
-            "or re-chunk the input smaller"
+            f"(e.g. --memory-budget {suggested}) or re-chunk the input smaller"
         )
 
     def _block_ctx(
@@ -482,22 +479,20 @@ class StepPlanner:
                 out[dim] = self.coord_values(info)[sl]
         return out
 
+    @staticmethod
     def _reads(
-        self,
-        op: Operator,
-        inputs: Mapping[str, BoundInput],
-        dims: tuple[str, ...],
-        sizes: tuple[int, ...],
+        r: _Request,
         region: tuple[slice, ...],
         halo: Mapping[str, int],
         boundary: str,
         override: Mapping[str, ArrayInfo] | None = None,
     ) -> tuple[list[ArrayRead | TableRead], int]:
+        """What a task over ``region`` (of the primary's dims) reads, and its bytes."""
         reads: list[ArrayRead | TableRead] = []
         nbytes = 0
-        pos = {d: i for i, d in enumerate(dims)}
-        for spec in op.inputs:
-            b = inputs.get(spec.name)
+        pos = {d: i for i, d in enumerate(r.dims)}
+        for spec in r.op.inputs:
+            b = r.inputs.get(spec.name)
             if b is None:
                 continue
             if b.table is not None:
@@ -523,72 +518,77 @@ class StepPlanner:
             nbytes += cells * _np().dtype(info.dtype).itemsize
         return reads, nbytes
 
-    def _attrs(self, inputs: Mapping[str, BoundInput]) -> dict[str, dict[str, Any]]:
-        return {k: dict(v.array.attrs) for k, v in inputs.items() if v.array is not None}
-
+    @staticmethod
     def _out_bytes(
-        self, arrays: Mapping[str, OutputArraySpec], dims: tuple[str, ...], block: tuple[int, ...]
+        arrays: Mapping[str, OutputArraySpec], dims: tuple[str, ...], block: tuple[int, ...]
     ) -> int:
         ext = dict(zip(dims, block, strict=True))
-        total = 0
-        for a in arrays.values():
-            total += (
-                math.prod(ext.get(d, s) for d, s in zip(a.dims, a.shape, strict=True))
-                * _np().dtype(a.dtype).itemsize
-            )
-        return total
+        return sum(
+            math.prod(ext.get(d, s) for d, s in zip(a.dims, a.shape, strict=True))
+            * _np().dtype(a.dtype).itemsize
+            for a in arrays.values()
+        )
+
+    @staticmethod
+    def _out_region(
+        a: OutputArraySpec, dims: tuple[str, ...], region: tuple[slice, ...]
+    ) -> tuple[slice, ...]:
+        pos = {d: i for i, d in enumerate(dims)}
+        return tuple(
+            region[pos[d]] if d in pos else slice(0, s)
+            for d, s in zip(a.dims, a.shape, strict=True)
+        )
 
     def _task(
         self,
+        r: _Request,
         *,
         key: str,
-        stage: str,
         kind: str,
-        dataset_id: str,
-        op: Operator,
-        backend: str,
         kernels: tuple[str, ...],
-        params: Any,
-        reads: list[ArrayRead | TableRead],
-        writes: list[ArrayWrite],
-        tables: tuple[str, ...],
-        dims: tuple[str, ...],
         region: tuple[slice, ...],
-        halo: Mapping[str, int],
-        sizes: tuple[int, ...],
-        coords: Mapping[str, Any],
-        attrs: Mapping[str, Any],
         n_tasks: int,
         memory: int,
+        reads: Sequence[ArrayRead | TableRead] = (),
+        writes: Sequence[ArrayWrite] = (),
+        dims: tuple[str, ...] | None = None,
+        sizes: tuple[int, ...] | None = None,
+        halo: Mapping[str, int] | None = None,
+        arrays: Mapping[str, OutputArraySpec] | None = None,
+        tables: Mapping[str, TableOutput] | None = None,
+        backend: str | None = None,
+        params: Any = _SAME,
+        coords: bool = True,
         extra: Mapping[str, Any] | None = None,
-        out_arrays: Mapping[str, OutputArraySpec] | None = None,
-        out_tables: Mapping[str, TableOutput] | None = None,
     ) -> TaskSpec:
+        dims = r.dims if dims is None else dims
+        halo = halo or {}
         extra = dict(extra or {})
-        if out_arrays:
-            extra["out_dims"] = {a.name: a.dims for a in out_arrays.values()}
-            extra["out_dtypes"] = {a.name: a.dtype for a in out_arrays.values()}
-        if out_tables:
-            extra["table_columns"] = {t.name: dict(t.columns) for t in out_tables.values()}
+        if arrays:
+            extra["out_dims"] = {a.name: a.dims for a in arrays.values()}
+            extra["out_dtypes"] = {a.name: a.dtype for a in arrays.values()}
+        if tables:
+            extra["table_columns"] = {t.name: dict(t.columns) for t in tables.values()}
+        backend = r.backend if backend is None else backend
         return TaskSpec(
             key=key,
-            stage=stage,
+            stage=key.split("/", 1)[0],
             kind=kind,
             store_url=self.store_url,
-            dataset_id=dataset_id,
-            operator=op.name,
+            dataset_id=r.dataset_id,
+            operator=r.op.name,
             backend=backend,
             kernels=kernels,
-            params=params,
+            params=r.params if params is _SAME else params,
             reads=tuple(reads),
             writes=tuple(writes),
-            tables=tables,
+            tables=tuple(tables or ()),
             dims=dims,
             region=region,
             halo=tuple((halo.get(d, 0), halo.get(d, 0)) for d in dims),
-            sizes=sizes,
-            coords=coords,
-            attrs=attrs,
+            sizes=r.shape if sizes is None else sizes,
+            coords=self._block_ctx(dims, region, r.source_coords) if coords else {},
+            attrs=r.attrs if coords else {},
             n_tasks=n_tasks,
             cpus=self.cpus_per_task,
             gpus=1.0 if backend == "gpu" else 0.0,
@@ -610,19 +610,25 @@ class StepPlanner:
     ) -> StepPlan:
         self.bind(op, inputs)
         self.check_chunks(op, inputs)
+        r = _Request(
+            step,
+            op,
+            params,
+            dict(inputs),
+            dataset_id,
+            backend,
+            source_coords,
+            self.primary(op, inputs),
+        )
         pattern = op.pattern
         if isinstance(pattern, Map):
-            return self._plan_map(step, op, params, inputs, dataset_id, backend, source_coords)
+            return self._plan_map(r, pattern)
         if isinstance(pattern, Reduce):
-            return self._plan_reduce(step, op, params, inputs, dataset_id, backend, source_coords)
+            return self._plan_reduce(r, pattern)
         if isinstance(pattern, FullAxis):
-            return self._plan_full_axis(
-                step, op, params, inputs, dataset_id, backend, source_coords
-            )
+            return self._plan_full_axis(r, pattern)
         if isinstance(pattern, Aggregate):
-            return self._plan_aggregate(
-                step, op, params, inputs, dataset_id, backend, source_coords
-            )
+            return self._plan_aggregate(r, pattern)
         if isinstance(pattern, Composite):
             raise PlanError(
                 f"{op.name}: composite operators are expanded by the runtime, not planned directly"
@@ -631,125 +637,61 @@ class StepPlanner:
 
     def _new_plan(
         self,
-        step: str,
-        op: Operator,
-        params: Any,
-        inputs: Mapping[str, BoundInput],
-        dataset_id: str,
-        backend: str,
+        r: _Request,
         arrays: dict[str, OutputArraySpec],
         tables: dict[str, TableOutput],
-        source_coords: Mapping[str, ArrayInfo],
         stages: list[Stage],
-        block: BlockChoice | None,
+        block: BlockChoice,
     ) -> StepPlan:
-        coords = self.output_coords(op, params, inputs, arrays, source_coords)
+        real = {k: a for k, a in arrays.items() if not a.scratch}
         return StepPlan(
-            step=step,
-            operator=op,
-            params=params,
-            inputs=dict(inputs),
-            dataset_id=dataset_id,
-            backend=backend,
+            step=r.step,
+            operator=r.op,
+            params=r.params,
+            inputs=dict(r.inputs),
+            dataset_id=r.dataset_id,
+            backend=r.backend,
             arrays=arrays,
-            coords=coords,
+            coords=self.output_coords(r.op, r.params, r.inputs, real, r.source_coords),
             tables=tables,
             stages=stages,
             block=block,
         )
 
-    def _plan_map(
-        self,
-        step: str,
-        op: Operator,
-        params: Any,
-        inputs: Mapping[str, BoundInput],
-        dataset_id: str,
-        backend: str,
-        source_coords: Mapping[str, ArrayInfo],
-    ) -> StepPlan:
-        pattern = op.pattern
-        assert isinstance(pattern, Map)
-        primary = self.primary(op, inputs)
-        dims, shape, chunks = tuple(primary.dims), tuple(primary.shape), tuple(primary.chunks)
-        infos = {k: v.array for k, v in inputs.items() if v.array is not None}
-        halo = _halo_of(pattern.halo, params, infos)
-        boundary = pattern.boundary(params) if callable(pattern.boundary) else pattern.boundary
-        arrays, tables = self.output_arrays(op, params, inputs)
-        # A wrapped halo comes from the far end of the array: a task must then span
-        # every dim that has a halo, so its own read holds the wrapped cells.
-        fixed = {
-            i: shape[i] for i, d in enumerate(dims) if boundary == "wrap" and halo.get(d, 0) > 0
-        }
-        choice = self._choose(
-            step, op, params, inputs, dims, shape, chunks, halo, arrays, fixed=fixed
-        )
-        stage = self._block_stage(
-            "map",
-            step,
-            op,
-            params,
-            inputs,
-            dataset_id,
-            backend,
-            dims,
-            shape,
-            choice.block,
-            halo,
-            boundary,
-            arrays,
-            tables,
-            source_coords,
-            (dotted_path(pattern.kernel),),
-        )
-        return self._new_plan(
-            step,
-            op,
-            params,
-            inputs,
-            dataset_id,
-            backend,
-            arrays,
-            tables,
-            source_coords,
-            [stage],
-            choice,
-        )
+    def _pattern_dims(self, r: _Request, spec: Any, what: str) -> tuple[str, ...]:
+        """The dims a Reduce or FullAxis names (static or from params), checked."""
+        dims = tuple(spec(r.params, r.infos) if callable(spec) else spec)
+        if not dims or any(d not in r.dims for d in dims):
+            raise ContractError(
+                f"{r.op.name}: {what} {list(dims)!r}, but input {r.op.primary.name!r} has dims {r.dims!r}"
+            )
+        return dims
 
     def _choose(
         self,
-        step: str,
-        op: Operator,
-        params: Any,
-        inputs: Mapping[str, BoundInput],
-        dims: tuple[str, ...],
-        shape: tuple[int, ...],
-        chunks: tuple[int, ...],
+        r: _Request,
         halo: Mapping[str, int],
         arrays: Mapping[str, OutputArraySpec],
         *,
+        chunks: tuple[int, ...] | None = None,
         fixed: Mapping[int, int] | None = None,
         span: tuple[bool, ...] = (),
         partial_bytes: Any = None,
         override: Mapping[str, ArrayInfo] | None = None,
     ) -> BlockChoice:
-        primary = self.primary(op, inputs)
-        itemsize = _np().dtype(primary.dtype).itemsize
-        bdims = dims
+        chunks = r.chunks if chunks is None else chunks
 
         def memory(block: tuple[int, ...]) -> int:
             region = tuple(slice(0, b) for b in block)
-            _, in_bytes = self._reads(op, inputs, bdims, shape, region, halo, "reflect", override)
-            in_bytes += 2 * max(math.prod(chunks) * itemsize, 0)  # chunks being decoded
-            return self._memory(
-                op, params, in_bytes, self._out_bytes(arrays, bdims, block), block, itemsize
-            )
+            _, in_bytes = self._reads(r, region, halo, "reflect", override)
+            in_bytes += 2 * math.prod(chunks) * r.itemsize  # chunks being decoded
+            return self._memory(r, in_bytes, self._out_bytes(arrays, r.dims, block), block)
 
         choice = choose_block(
-            shape,
+            r.shape,
             chunks,
-            itemsize=itemsize,
-            halo=[halo.get(d, 0) for d in dims],
+            itemsize=r.itemsize,
+            halo=[halo.get(d, 0) for d in r.dims],
             memory=memory,
             budget=self.budget,
             workers=self.workers,
@@ -758,225 +700,132 @@ class StepPlanner:
             fixed=fixed,
         )
         if choice is None:
-            smallest = tuple(min(c, s) for c, s in zip(chunks, shape, strict=True))
+            smallest = tuple(min(c, s) for c, s in zip(chunks, r.shape, strict=True))
             if fixed:
                 smallest = tuple(fixed.get(i, b) for i, b in enumerate(smallest))
-            raise self._budget_error(step, op, memory(smallest), f"block {smallest!r} of {dims!r}")
+            raise self._budget_error(r, memory(smallest), f"block {smallest!r} of {r.dims!r}")
         return choice
 
     def _block_stage(
         self,
-        stage_name: str,
-        step: str,
-        op: Operator,
-        params: Any,
-        inputs: Mapping[str, BoundInput],
-        dataset_id: str,
-        backend: str,
-        dims: tuple[str, ...],
-        shape: tuple[int, ...],
+        r: _Request,
+        name: str,
         block: tuple[int, ...],
-        halo: Mapping[str, int],
-        boundary: str,
+        kernels: tuple[str, ...],
         arrays: Mapping[str, OutputArraySpec],
         tables: Mapping[str, TableOutput],
-        source_coords: Mapping[str, ArrayInfo],
-        kernels: tuple[str, ...],
         *,
+        halo: Mapping[str, int] | None = None,
+        boundary: str = "reflect",
         kind: str = "block",
         override: Mapping[str, ArrayInfo] | None = None,
         extra: Mapping[str, Any] | None = None,
         scratch: bool = False,
     ) -> Stage:
-        regions = iter_blocks(shape, block)
-        attrs = self._attrs(inputs)
+        """One task per block of the primary's grid: read (+halo), kernel, write."""
+        halo = halo or {}
+        regions = iter_blocks(r.shape, block)
         tasks = []
-        itemsize = _np().dtype(self.primary(op, inputs).dtype).itemsize
         for i, region in enumerate(regions):
-            reads, in_bytes = self._reads(op, inputs, dims, shape, region, halo, boundary, override)
+            reads, in_bytes = self._reads(r, region, halo, boundary, override)
             writes = [
-                ArrayWrite(a.name, a.name, self._out_region(a, dims, region), scratch=a.scratch)
+                ArrayWrite(a.name, a.name, self._out_region(a, r.dims, region), scratch=a.scratch)
                 for a in arrays.values()
             ]
             blk = tuple(s.stop - s.start for s in region)
-            mem = self._memory(
-                op, params, in_bytes, self._out_bytes(arrays, dims, blk), blk, itemsize
-            )
+            mem = self._memory(r, in_bytes, self._out_bytes(arrays, r.dims, blk), blk)
             tasks.append(
                 self._task(
-                    key=f"{stage_name}/{i:06d}",
-                    stage=stage_name,
+                    r,
+                    key=f"{name}/{i:06d}",
                     kind=kind,
-                    dataset_id=dataset_id,
-                    op=op,
-                    backend=backend,
                     kernels=kernels,
-                    params=params,
-                    reads=reads,
-                    writes=writes,
-                    tables=tuple(tables),
-                    dims=dims,
                     region=region,
-                    halo=halo,
-                    sizes=shape,
-                    coords=self._block_ctx(dims, region, source_coords),
-                    attrs=attrs,
                     n_tasks=len(regions),
                     memory=mem,
+                    reads=reads,
+                    writes=writes,
+                    halo=halo,
+                    arrays=arrays,
+                    tables=tables,
                     extra=extra,
-                    out_arrays=arrays,
-                    out_tables=tables,
                 )
             )
-        return Stage(stage_name, tuple(tasks), scratch=scratch)
+        return Stage(name, tuple(tasks), scratch=scratch)
 
-    @staticmethod
-    def _out_region(
-        a: OutputArraySpec, dims: tuple[str, ...], region: tuple[slice, ...]
-    ) -> tuple[slice, ...]:
-        pos = {d: i for i, d in enumerate(dims)}
-        return tuple(
-            region[pos[d]] if d in pos else slice(0, s)
-            for d, s in zip(a.dims, a.shape, strict=True)
+    def _plan_map(self, r: _Request, pattern: Map) -> StepPlan:
+        halo = _halo_of(pattern.halo, r.params, r.infos)
+        boundary = pattern.boundary(r.params) if callable(pattern.boundary) else pattern.boundary
+        arrays, tables = self.output_arrays(r.op, r.params, r.inputs)
+        # A wrapped halo comes from the far end of the array: a task must then span
+        # every dim that has a halo, so its own read holds the wrapped cells.
+        fixed = {
+            i: r.shape[i] for i, d in enumerate(r.dims) if boundary == "wrap" and halo.get(d, 0) > 0
+        }
+        choice = self._choose(r, halo, arrays, fixed=fixed)
+        stage = self._block_stage(
+            r,
+            "map",
+            choice.block,
+            (dotted_path(pattern.kernel),),
+            arrays,
+            tables,
+            halo=halo,
+            boundary=boundary,
         )
+        return self._new_plan(r, arrays, tables, [stage], choice)
 
-    def _plan_reduce(
-        self,
-        step: str,
-        op: Operator,
-        params: Any,
-        inputs: Mapping[str, BoundInput],
-        dataset_id: str,
-        backend: str,
-        source_coords: Mapping[str, ArrayInfo],
-    ) -> StepPlan:
-        pattern = op.pattern
-        assert isinstance(pattern, Reduce)
-        primary = self.primary(op, inputs)
-        dims, shape, chunks = tuple(primary.dims), tuple(primary.shape), tuple(primary.chunks)
-        infos = {k: v.array for k, v in inputs.items() if v.array is not None}
-        rdims = tuple(pattern.dims(params, infos) if callable(pattern.dims) else pattern.dims)
-        bad = [d for d in rdims if d not in dims]
-        if bad or not rdims:
-            raise ContractError(
-                f"{op.name}: cannot reduce over {list(rdims)!r}; the input has dims {dims!r}"
-            )
-        arrays, tables = self.output_arrays(op, params, inputs, drop=rdims)
-        span = tuple(d in rdims for d in dims)
+    def _plan_reduce(self, r: _Request, pattern: Reduce) -> StepPlan:
+        rdims = self._pattern_dims(r, pattern.dims, "cannot reduce over")
+        arrays, tables = self.output_arrays(r.op, r.params, r.inputs, drop=rdims)
+        span = tuple(d in rdims for d in r.dims)
 
         # A partial state is a few float64 arrays shaped like the output block.
         def state_bytes(block: tuple[int, ...]) -> int:
             return 5 * 8 * math.prod(b for b, sp in zip(block, span, strict=True) if not sp)
 
-        choice = self._choose(
-            step,
-            op,
-            params,
-            inputs,
-            dims,
-            shape,
-            chunks,
-            {},
-            arrays,
-            span=span,
-            partial_bytes=state_bytes,
+        choice = self._choose(r, {}, arrays, span=span, partial_bytes=state_bytes)
+        kernels = tuple(
+            dotted_path(k) for k in (pattern.partial, pattern.combine, pattern.finalize)
         )
-        kernels = (
-            dotted_path(pattern.partial),
-            dotted_path(pattern.combine),
-            dotted_path(pattern.finalize),
-        )
-        spans_all = all(b >= s for b, s, sp in zip(choice.block, shape, span, strict=True) if sp)
         extra = {"reduce_dims": rdims}
-        if spans_all:
+        if all(b >= s for b, s, sp in zip(choice.block, r.shape, span, strict=True) if sp):
             stage = self._block_stage(
-                "reduce",
-                step,
-                op,
-                params,
-                inputs,
-                dataset_id,
-                backend,
-                dims,
-                shape,
-                choice.block,
-                {},
-                "reflect",
-                arrays,
-                tables,
-                source_coords,
-                kernels,
-                kind="reduce_block",
-                extra=extra,
+                r, "reduce", choice.block, kernels, arrays, tables, kind="reduce_block", extra=extra
             )
-            return self._new_plan(
-                step,
-                op,
-                params,
-                inputs,
-                dataset_id,
-                backend,
-                arrays,
-                tables,
-                source_coords,
-                [stage],
-                choice,
-            )
+            return self._new_plan(r, arrays, tables, [stage], choice)
         # Partial states go to a scratch Zarr group (one slot per partition along the
         # reduced dims), then one combine task per output block folds them.
-        kept = tuple(d for d in dims if d not in rdims)
-        n_parts = math.prod(
-            math.ceil(s / b) for s, b, sp in zip(shape, choice.block, span, strict=True) if sp
-        )
-        regions = iter_blocks(shape, choice.block)
-        attrs = self._attrs(inputs)
-        itemsize = _np().dtype(primary.dtype).itemsize
-        out_block = tuple(b for b, sp in zip(choice.block, span, strict=True) if not sp)
+        kept = tuple(d for d in r.dims if d not in rdims)
         part_shape = tuple(
-            math.ceil(s / b) for s, b, sp in zip(shape, choice.block, span, strict=True) if sp
+            math.ceil(s / b) for s, b, sp in zip(r.shape, choice.block, span, strict=True) if sp
         )
-        kept_shape = tuple(s for s, sp in zip(shape, span, strict=True) if not sp)
+        n_parts = math.prod(part_shape)
+        out_block = tuple(b for b, sp in zip(choice.block, span, strict=True) if not sp)
+        kept_shape = tuple(s for s, sp in zip(r.shape, span, strict=True) if not sp)
+        regions = iter_blocks(r.shape, choice.block)
         partial_tasks = []
         for i, region in enumerate(regions):
-            reads, in_bytes = self._reads(op, inputs, dims, shape, region, {}, "reflect")
+            reads, in_bytes = self._reads(r, region, {}, "reflect")
             part_idx = tuple(
-                r.start // b for r, b, sp in zip(region, choice.block, span, strict=True) if sp
+                g.start // b for g, b, sp in zip(region, choice.block, span, strict=True) if sp
             )
-            part = int(_np().ravel_multi_index(part_idx, part_shape)) if part_shape else 0
-            kept_region = tuple(r for r, sp in zip(region, span, strict=True) if not sp)
+            kept_region = tuple(g for g, sp in zip(region, span, strict=True) if not sp)
             blk = tuple(s.stop - s.start for s in region)
-            mem = self._memory(
-                op,
-                params,
-                in_bytes,
-                5 * 8 * math.prod(r.stop - r.start for r in kept_region),
-                blk,
-                itemsize,
-            )
+            state = 5 * 8 * math.prod(g.stop - g.start for g in kept_region)
             partial_tasks.append(
                 self._task(
+                    r,
                     key=f"partial/{i:06d}",
-                    stage="partial",
                     kind="reduce_partial",
-                    dataset_id=dataset_id,
-                    op=op,
-                    backend=backend,
                     kernels=kernels,
-                    params=params,
-                    reads=reads,
-                    writes=[],
-                    tables=(),
-                    dims=dims,
                     region=region,
-                    halo={},
-                    sizes=shape,
-                    coords=self._block_ctx(dims, region, source_coords),
-                    attrs=attrs,
                     n_tasks=len(regions),
-                    memory=mem,
+                    memory=self._memory(r, in_bytes, state, blk),
+                    reads=reads,
                     extra={
                         **extra,
-                        "part": part,
+                        "part": int(_np().ravel_multi_index(part_idx, part_shape)),
                         "n_parts": n_parts,
                         "kept_region": kept_region,
                         "kept_shape": kept_shape,
@@ -987,375 +836,267 @@ class StepPlanner:
         kept_regions = iter_blocks(kept_shape, out_block)
         combine_tasks = []
         for i, region in enumerate(kept_regions):
-            writes = [
-                ArrayWrite(a.name, a.name, self._out_region(a, kept, region))
-                for a in arrays.values()
-            ]
-            cells = math.prod(r.stop - r.start for r in region)
+            cells = math.prod(g.stop - g.start for g in region)
             combine_tasks.append(
                 self._task(
+                    r,
                     key=f"combine/{i:06d}",
-                    stage="combine",
                     kind="reduce_combine",
-                    dataset_id=dataset_id,
-                    op=op,
-                    backend=backend,
                     kernels=kernels,
-                    params=params,
-                    reads=[],
-                    writes=writes,
-                    tables=(),
-                    dims=kept,
                     region=region,
-                    halo={},
-                    sizes=kept_shape,
-                    coords=self._block_ctx(kept, region, source_coords),
-                    attrs=attrs,
                     n_tasks=len(kept_regions),
-                    memory=3 * 5 * 8 * cells + 2 * cells * itemsize,
+                    memory=3 * 5 * 8 * cells + 2 * cells * r.itemsize,
+                    writes=[
+                        ArrayWrite(a.name, a.name, self._out_region(a, kept, region))
+                        for a in arrays.values()
+                    ],
+                    dims=kept,
+                    sizes=kept_shape,
+                    arrays=arrays,
+                    tables=tables,
                     extra={**extra, "n_parts": n_parts},
-                    out_arrays=arrays,
-                    out_tables=tables,
                 )
             )
-        plan = self._new_plan(
-            step,
-            op,
-            params,
-            inputs,
-            dataset_id,
-            backend,
-            arrays,
-            tables,
-            source_coords,
-            [
-                Stage("partial", tuple(partial_tasks), scratch=True),
-                Stage("combine", tuple(combine_tasks)),
-            ],
-            choice,
-        )
+        stages = [
+            Stage("partial", tuple(partial_tasks), scratch=True),
+            Stage("combine", tuple(combine_tasks)),
+        ]
+        plan = self._new_plan(r, arrays, tables, stages, choice)
         plan.notes.append(
             f"reduction split into {n_parts} partitions along {rdims!r}; partial states combined"
         )
         return plan
 
-    def _plan_full_axis(
-        self,
-        step: str,
-        op: Operator,
-        params: Any,
-        inputs: Mapping[str, BoundInput],
-        dataset_id: str,
-        backend: str,
-        source_coords: Mapping[str, ArrayInfo],
-    ) -> StepPlan:
-        pattern = op.pattern
-        assert isinstance(pattern, FullAxis)
-        primary = self.primary(op, inputs)
-        dims, shape, chunks = tuple(primary.dims), tuple(primary.shape), tuple(primary.chunks)
-        infos = {k: v.array for k, v in inputs.items() if v.array is not None}
-        fdims = tuple(pattern.dims(params, infos) if callable(pattern.dims) else pattern.dims)
-        bad = [d for d in fdims if d not in dims]
-        if bad or not fdims:
-            raise ContractError(
-                f"{op.name}: needs whole dims {list(fdims)!r} but input {op.primary.name!r} has {dims!r}"
-            )
-        full = {dims.index(d): shape[dims.index(d)] for d in fdims}
+    def _plan_full_axis(self, r: _Request, pattern: FullAxis) -> StepPlan:
+        fdims = self._pattern_dims(r, pattern.dims, "needs whole dims")
+        full = {r.dims.index(d): r.shape[r.dims.index(d)] for d in fdims}
         kernels = (dotted_path(pattern.kernel),)
         # Aligned array inputs that do not span the axis in storage are rechunked.
         to_rechunk = [
             b
-            for b in inputs.values()
+            for b in r.inputs.values()
             if b.array is not None
             and any(
                 d in fdims and c < s
                 for d, c, s in zip(b.array.dims, b.array.chunks, b.array.shape, strict=True)
             )
-            and not set(fdims) & set(op_input(op, b.name).whole)
+            and not set(fdims) & set(op_input(r.op, b.name).whole)
         ]
         if not to_rechunk:
-            arrays, tables = self.output_arrays(op, params, inputs)
-            choice = self._choose(
-                step, op, params, inputs, dims, shape, chunks, {}, arrays, fixed=full
-            )
-            stage = self._block_stage(
-                "full_axis",
-                step,
-                op,
-                params,
-                inputs,
-                dataset_id,
-                backend,
-                dims,
-                shape,
-                choice.block,
-                {},
-                "reflect",
-                arrays,
-                tables,
-                source_coords,
-                kernels,
-            )
-            return self._new_plan(
-                step,
-                op,
-                params,
-                inputs,
-                dataset_id,
-                backend,
-                arrays,
-                tables,
-                source_coords,
-                [stage],
-                choice,
-            )
-        target = self._pencil_chunks(step, op, params, inputs, dims, shape, chunks, full)
+            arrays, tables = self.output_arrays(r.op, r.params, r.inputs)
+            choice = self._choose(r, {}, arrays, fixed=full)
+            stage = self._block_stage(r, "full_axis", choice.block, kernels, arrays, tables)
+            return self._new_plan(r, arrays, tables, [stage], choice)
+        target = self._pencil_chunks(r, full)
         override: dict[str, ArrayInfo] = {}
         rechunk_tasks: list[TaskSpec] = []
         scratch_arrays: dict[str, OutputArraySpec] = {}
         for b in to_rechunk:
             info = b.array
             assert info is not None
-            # intermediate chunks: whole source chunks (grouped) along the full dims,
-            # target pencil size along the others; each written by exactly one task.
-            group = self._rechunk_group(info, fdims)
-            inter_chunks = tuple(
-                min(c * group, s) if d in fdims else target[dims.index(d)]
-                for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
-            )
-            name = f"rechunk_{b.name}"
-            scratch_arrays[name] = OutputArraySpec(
-                name,
-                tuple(info.dims),
-                tuple(info.shape),
-                inter_chunks,
-                info.dtype,
-                dict(info.attrs),
-                scratch=True,
-            )
-            from minjiang.storage import ArrayInfo as _AI
-
-            override[b.name] = _AI(
-                name=name,
-                path=f"datasets/{dataset_id}/_scratch/arrays.zarr/{name}",
-                dims=tuple(info.dims),
-                shape=tuple(info.shape),
-                dtype=info.dtype,
-                chunks=inter_chunks,
-                attrs=dict(info.attrs),
-                dataset_id=dataset_id,
-            )
-            # a rechunk task reads whole source chunks: `group` along the full dims and
-            # the source chunking (a multiple of the pencil) along the others.
-            rblock = tuple(
-                min(c * group, s) if d in fdims else max(c, target[dims.index(d)])
-                for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
-            )
-            regions = iter_blocks(info.shape, rblock)
-            for region in regions:
-                cells = math.prod(r.stop - r.start for r in region)
-                nbytes = cells * _np().dtype(info.dtype).itemsize
-                if 3 * nbytes > self.budget:
-                    raise self._budget_error(
-                        step, op, 3 * nbytes, f"rechunk block {rblock!r} of input {b.name!r}"
-                    )
-                rechunk_tasks.append(
-                    self._task(
-                        key=f"rechunk/{len(rechunk_tasks):06d}",
-                        stage="rechunk",
-                        kind="rechunk",
-                        dataset_id=dataset_id,
-                        op=op,
-                        backend="cpu",
-                        kernels=(),
-                        params=None,
-                        reads=[ArrayRead(b.name, info, region, tuple((0, 0) for _ in region))],
-                        writes=[ArrayWrite(b.name, name, region, scratch=True)],
-                        tables=(),
-                        dims=tuple(info.dims),
-                        region=region,
-                        halo={},
-                        sizes=tuple(info.shape),
-                        coords={},
-                        attrs={},
-                        n_tasks=0,
-                        memory=3 * nbytes,
-                    )
-                )
+            spec, inter, tasks = self._rechunk(r, b.name, info, fdims, target, len(rechunk_tasks))
+            scratch_arrays[spec.name] = spec
+            override[b.name] = inter
+            rechunk_tasks.extend(tasks)
         rechunk_tasks = [dataclasses.replace(t, n_tasks=len(rechunk_tasks)) for t in rechunk_tasks]
-        out_chunks = {d: target[i] for i, d in enumerate(dims) if i not in full}
-        arrays, tables = self.output_arrays(op, params, inputs, chunks=out_chunks)
-        pencil = tuple(full.get(i, target[i]) for i in range(len(dims)))
-        choice = self._choose(
-            step, op, params, inputs, dims, shape, pencil, {}, arrays, fixed=full, override=override
-        )
+        out_chunks = {d: target[i] for i, d in enumerate(r.dims) if i not in full}
+        arrays, tables = self.output_arrays(r.op, r.params, r.inputs, chunks=out_chunks)
+        pencil = tuple(full.get(i, target[i]) for i in range(len(r.dims)))
+        choice = self._choose(r, {}, arrays, chunks=pencil, fixed=full, override=override)
         stage = self._block_stage(
-            "full_axis",
-            step,
-            op,
-            params,
-            inputs,
-            dataset_id,
-            backend,
-            dims,
-            shape,
-            choice.block,
-            {},
-            "reflect",
-            arrays,
-            tables,
-            source_coords,
-            kernels,
-            override=override,
+            r, "full_axis", choice.block, kernels, arrays, tables, override=override
         )
         plan = self._new_plan(
-            step,
-            op,
-            params,
-            inputs,
-            dataset_id,
-            backend,
+            r,
             {**arrays, **scratch_arrays},
             tables,
-            source_coords,
             [Stage("rechunk", tuple(rechunk_tasks), scratch=True), stage],
             choice,
         )
         plan.notes.append(
-            f"rechunked {[b.name for b in to_rechunk]!r} to pencils {pencil!r} through an intermediate Zarr"
+            f"rechunked {[b.name for b in to_rechunk]!r} to pencils {pencil!r} through an "
+            "intermediate Zarr"
         )
         return plan
 
+    def _rechunk(
+        self,
+        r: _Request,
+        input_name: str,
+        info: ArrayInfo,
+        fdims: tuple[str, ...],
+        target: tuple[int, ...],
+        first: int,
+    ) -> tuple[OutputArraySpec, ArrayInfo, list[TaskSpec]]:
+        """The scratch array, its ArrayInfo and the tasks that rechunk one input.
+
+        Intermediate chunks hold whole (grouped) source chunks along the full dims and
+        the pencil extent along the others, so each is written by exactly one task,
+        and each task reads whole source chunks.
+        """
+        from minjiang.storage import ArrayInfo
+
+        group = self._rechunk_group(info)
+        inter_chunks = tuple(
+            min(c * group, s) if d in fdims else target[r.dims.index(d)]
+            for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
+        )
+        name = f"rechunk_{input_name}"
+        spec = OutputArraySpec(
+            name,
+            tuple(info.dims),
+            tuple(info.shape),
+            inter_chunks,
+            info.dtype,
+            dict(info.attrs),
+            scratch=True,
+        )
+        inter = ArrayInfo(
+            name=name,
+            path=f"datasets/{r.dataset_id}/_scratch/arrays.zarr/{name}",
+            dims=tuple(info.dims),
+            shape=tuple(info.shape),
+            dtype=info.dtype,
+            chunks=inter_chunks,
+            attrs=dict(info.attrs),
+            dataset_id=r.dataset_id,
+        )
+        rblock = tuple(
+            min(c * group, s) if d in fdims else max(c, target[r.dims.index(d)])
+            for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
+        )
+        tasks: list[TaskSpec] = []
+        for region in iter_blocks(info.shape, rblock):
+            nbytes = math.prod(g.stop - g.start for g in region) * _np().dtype(info.dtype).itemsize
+            if 3 * nbytes > self.budget:
+                raise self._budget_error(
+                    r, 3 * nbytes, f"rechunk block {rblock!r} of input {input_name!r}"
+                )
+            tasks.append(
+                self._task(
+                    r,
+                    key=f"rechunk/{first + len(tasks):06d}",
+                    kind="rechunk",
+                    kernels=(),
+                    region=region,
+                    n_tasks=0,
+                    memory=3 * nbytes,
+                    backend="cpu",
+                    params=None,
+                    reads=[ArrayRead(input_name, info, region, tuple((0, 0) for _ in region))],
+                    writes=[ArrayWrite(input_name, name, region, scratch=True)],
+                    dims=tuple(info.dims),
+                    sizes=tuple(info.shape),
+                    coords=False,
+                )
+            )
+        return spec, inter, tasks
+
     @staticmethod
-    def _rechunk_group(info: ArrayInfo, full_dims: tuple[str, ...]) -> int:
+    def _rechunk_group(info: ArrayInfo) -> int:
         """Source chunks along the full dims per intermediate chunk (aim for >= 1 MiB)."""
         per = math.prod(info.chunks) * _np().dtype(info.dtype).itemsize
         return max(1, min(64, (1 << 20) // max(per, 1)))
 
-    def _pencil_chunks(
-        self,
-        step: str,
-        op: Operator,
-        params: Any,
-        inputs: Mapping[str, BoundInput],
-        dims: tuple[str, ...],
-        shape: tuple[int, ...],
-        chunks: tuple[int, ...],
-        full: Mapping[int, int],
-    ) -> tuple[int, ...]:
+    def _pencil_chunks(self, r: _Request, full: Mapping[int, int]) -> tuple[int, ...]:
         """Pencil extent per non-full dim: a divisor (or multiple) of the storage chunk such
         that one pencil's task fits the budget with room for a few in flight."""
-        itemsize = _np().dtype(self.primary(op, inputs).dtype).itemsize
-        full_cells = math.prod(full.values())
+        n_arrays = max(1, sum(1 for b in r.inputs.values() if b.array is not None))
         # bytes per pencil cell across all array inputs (whole dims included) and outputs
-        per_cell = (
-            4
-            * itemsize
-            * full_cells
-            * max(1, sum(1 for b in inputs.values() if b.array is not None))
-        )
+        per_cell = 4 * r.itemsize * math.prod(full.values()) * n_arrays
         # The pencil is the output's chunking, part of what the dataset *is*: it must not
         # depend on the executor's worker count, only on a fixed target (or a budget
         # smaller than it).
         max_cells = max(1, (min(self.budget, PENCIL_TARGET_BYTES) // 4) // max(per_cell, 1))
-        target: list[int] = []
-        others = [i for i in range(len(dims)) if i not in full]
+        others = [i for i in range(len(r.dims)) if i not in full]
         side = max(1, int(max_cells ** (1 / max(len(others), 1))))
-        for i in range(len(dims)):
+        target: list[int] = []
+        for i, (c, n) in enumerate(zip(r.chunks, r.shape, strict=True)):
             if i in full:
-                target.append(shape[i])
-                continue
-            c = chunks[i]
-            if c <= side:
-                target.append(c * max(1, min(side // c, math.ceil(shape[i] / c))))
+                target.append(n)
+            elif c <= side:
+                target.append(c * max(1, min(side // c, math.ceil(n / c))))
             else:
-                divs = [d for d in range(1, c + 1) if c % d == 0 and d <= side]
-                target.append(max(divs) if divs else 1)
+                divisors = [d for d in range(1, c + 1) if c % d == 0 and d <= side]
+                target.append(max(divisors) if divisors else 1)
         return tuple(target)
 
-    def _plan_aggregate(
-        self,
-        step: str,
-        op: Operator,
-        params: Any,
-        inputs: Mapping[str, BoundInput],
-        dataset_id: str,
-        backend: str,
-        source_coords: Mapping[str, ArrayInfo],
-    ) -> StepPlan:
-        pattern = op.pattern
-        assert isinstance(pattern, Aggregate)
-        primary = self.primary(op, inputs)
-        dims, shape, chunks = tuple(primary.dims), tuple(primary.shape), tuple(primary.chunks)
-        infos = {k: v.array for k, v in inputs.items() if v.array is not None}
-        halo = _halo_of(pattern.halo, params, infos)
-        arrays, tables = self.output_arrays(op, params, inputs)
+    def _plan_aggregate(self, r: _Request, pattern: Aggregate) -> StepPlan:
+        halo = _halo_of(pattern.halo, r.params, r.infos)
+        arrays, tables = self.output_arrays(r.op, r.params, r.inputs)
         if arrays:
             raise ContractError(
-                f"{op.name}: an aggregate writes tables only, not arrays {sorted(arrays)!r}"
+                f"{r.op.name}: an aggregate writes tables only, not arrays {sorted(arrays)!r}"
             )
-        choice = self._choose(step, op, params, inputs, dims, shape, chunks, halo, {})
-        kernels = (
-            dotted_path(pattern.partial),
-            dotted_path(pattern.combine),
-            dotted_path(pattern.finalize),
+        choice = self._choose(r, halo, {})
+        kernels = tuple(
+            dotted_path(k) for k in (pattern.partial, pattern.combine, pattern.finalize)
         )
         partial = self._block_stage(
+            r,
             "partial",
-            step,
-            op,
-            params,
-            inputs,
-            dataset_id,
-            backend,
-            dims,
-            shape,
             choice.block,
-            halo,
-            pattern.boundary,
-            {},
-            {},
-            source_coords,
             kernels,
+            {},
+            {},
+            halo=halo,
+            boundary=pattern.boundary,
             kind="agg_partial",
             scratch=True,
         )
         combine = self._task(
+            r,
             key="combine/000000",
-            stage="combine",
             kind="agg_combine",
-            dataset_id=dataset_id,
-            op=op,
-            backend="cpu",
             kernels=kernels,
-            params=params,
-            reads=[],
-            writes=[],
-            tables=tuple(tables),
-            dims=dims,
-            region=tuple(slice(0, s) for s in shape),
-            halo={},
-            sizes=shape,
-            coords={},
-            attrs=self._attrs(inputs),
+            region=tuple(slice(0, s) for s in r.shape),
             n_tasks=1,
             memory=min(self.budget, 64 << 20),
+            backend="cpu",
+            tables=tables,
+            coords=False,
             extra={"n_parts": len(partial.tasks)},
-            out_tables=tables,
         )
-        return self._new_plan(
-            step,
-            op,
-            params,
-            inputs,
-            dataset_id,
-            backend,
-            arrays,
-            tables,
-            source_coords,
-            [partial, Stage("combine", (combine,))],
-            choice,
-        )
+        return self._new_plan(r, arrays, tables, [partial, Stage("combine", (combine,))], choice)
+
+
+
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """One operator application being planned, with what every pattern derives from it."""
+
+    step: str
+    op: Operator
+    params: Any
+    inputs: dict[str, BoundInput]
+    dataset_id: str
+    backend: str
+    source_coords: Mapping[str, ArrayInfo]
+    primary: ArrayInfo
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(self.primary.dims)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.primary.shape)
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return tuple(self.primary.chunks)
+
+    @property
+    def itemsize(self) -> int:
+        return int(_np().dtype(self.primary.dtype).itemsize)
+
+    @property
+    def infos(self) -> dict[str, ArrayInfo]:
+        return {k: v.array for k, v in self.inputs.items() if v.array is not None}
+
+    @property
+    def attrs(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v.array.attrs) for k, v in self.inputs.items() if v.array is not None}
 
 
 def op_input(op: Operator, name: str) -> Any:

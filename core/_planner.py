@@ -61,6 +61,8 @@ __all__ = [
 MAX_CHUNK_BYTES = 512 << 20
 #: Memory one full-axis pencil task aims at; sets the pencil (and output) chunking.
 PENCIL_TARGET_BYTES = 256 << 20
+#: Bytes one rechunk task reads (whole source chunks), so its overhead stays small.
+RECHUNK_TASK_BYTES = 64 << 20
 
 
 def format_bytes(n: float) -> str:
@@ -961,9 +963,17 @@ class StepPlanner:
             attrs=dict(info.attrs),
             dataset_id=r.dataset_id,
         )
-        rblock = tuple(
+        # One task covers several intermediate chunks along the full dims (each still
+        # whole and its own), so per-task overhead stays small against its I/O.
+        unit = tuple(
             min(c * group, s) if d in fdims else max(c, target[r.dims.index(d)])
             for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
+        )
+        unit_bytes = math.prod(unit) * _np().dtype(info.dtype).itemsize
+        k = max(1, min(RECHUNK_TASK_BYTES, self.budget // 3) // max(unit_bytes, 1))
+        rblock = tuple(
+            min(u * k, s) if d in fdims else u
+            for d, u, s in zip(info.dims, unit, info.shape, strict=True)
         )
         tasks: list[TaskSpec] = []
         for region in iter_blocks(info.shape, rblock):

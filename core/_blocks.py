@@ -5,10 +5,11 @@ exactly one task and no chunk is ever read-modified-written. Within that rule th
 planner picks, among blocks of ``k_d`` chunks per dim, the one that
 
 * fits the per-task memory budget (projected by the operator's memory formula),
-* keeps enough tasks to feed every worker,
-* and costs least, where cost = bytes decoded (halo reads decode whole neighbouring
-  chunks: *decode amplification*) + partial states written and read back when a
-  reduction does not span its reduced dims + a fixed per-task overhead.
+* and has the least projected wall time: rounds of tasks over the workers times the
+  cost of one task, where a task costs the bytes it decodes (halo reads decode whole
+  neighbouring chunks: *decode amplification*), plus partial states written and read
+  back when a reduction does not span its reduced dims, plus a fixed overhead; tasks
+  decoding more than 256 MiB pay a growing penalty.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ __all__ = ["BlockChoice", "choose_block", "iter_blocks"]
 
 #: Fixed cost of one task, expressed as bytes of decoding it is worth (≈ 40 ms at 0.4 GB/s).
 TASK_OVERHEAD_BYTES = 16 << 20
+#: Tasks decoding more than this are penalised (load balance, memory held, resume grain).
+TASK_TARGET_BYTES = 256 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,9 +92,6 @@ def choose_block(
         else:
             per_dim.append(_candidates(n))
     best: BlockChoice | None = None
-    max_tasks = math.prod(max(1, math.ceil(shape[d] / chunks[d])) for d in range(ndim))
-    # two tasks per worker keep every worker busy while the slowest task finishes
-    want_tasks = min(2 * workers, max_tasks)
     for ks in itertools.product(*per_dim):
         block = tuple(min(k * c, s) for k, c, s in zip(ks, chunks, shape, strict=True))
         mem = memory(block)
@@ -101,19 +101,22 @@ def choose_block(
         decoded = math.prod(
             _decoded_extent(k, c, s, h) for k, c, s, h in zip(ks, chunks, shape, halo, strict=True)
         )
-        needed = math.prod(block)
-        amp = decoded / max(needed, 1)
-        cost = float(decoded * itemsize * n_tasks + TASK_OVERHEAD_BYTES * n_tasks)
+        amp = decoded / max(math.prod(block), 1)
+        # Wall time ~ rounds of tasks across the workers x the cost of one task.
+        task_bytes = decoded * itemsize
+        per_task = float(task_bytes + TASK_OVERHEAD_BYTES)
         if (
             partial_bytes is not None
             and span
             and not all(b >= s for b, s, sp in zip(block, shape, span, strict=True) if sp)
         ):
-            cost += 2 * partial_bytes(block) * n_tasks
-        if n_tasks < want_tasks:
-            cost *= 1 + (want_tasks - n_tasks) / want_tasks  # idle workers cost wall time
+            per_task += 2 * partial_bytes(block)
+        if task_bytes > TASK_TARGET_BYTES:
+            # very large tasks balance poorly, hold memory long and resume coarsely
+            per_task *= 1 + 0.25 * (task_bytes / TASK_TARGET_BYTES - 1)
+        cost = math.ceil(n_tasks / max(workers, 1)) * per_task
         choice = BlockChoice(block, n_tasks, mem, amp, cost)
-        if best is None or (choice.cost, -choice.n_tasks) < (best.cost, -best.n_tasks):
+        if best is None or (choice.cost, choice.n_tasks) < (best.cost, best.n_tasks):
             best = choice
     return best
 

@@ -259,6 +259,15 @@ def _day_of_year(times: Any) -> Any:
     return np.asarray([t.timetuple().tm_yday for t in values], dtype=np.int64)
 
 
+def _block_doy_index(ctx: BlockContext) -> Any:
+    """0-based day of year of every time step of the block."""
+    if "time" not in ctx.coords:
+        raise ContractError(
+            f"{ctx.operator}: input has no 'time' coordinate to take the day of year from"
+        )
+    return _day_of_year(ctx.coords["time"]) - 1
+
+
 def _doy_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
     import numpy as np
 
@@ -283,12 +292,7 @@ def doy_climatology_kernel(
 ) -> dict[str, Any]:
     from minjiang.kernels.groupby import group_mean
 
-    if "time" not in ctx.coords:
-        raise ContractError(
-            "array.doy_climatology: input has no 'time' coordinate to take the day of year from"
-        )
-    doy = _day_of_year(ctx.coords["time"]) - 1
-    return {"climatology": group_mean(arrays["x"], doy, 366)}
+    return {"climatology": group_mean(arrays["x"], _block_doy_index(ctx), 366)}
 
 
 def doy_anomaly_kernel(
@@ -296,12 +300,7 @@ def doy_anomaly_kernel(
 ) -> dict[str, Any]:
     from minjiang.kernels.groupby import subtract_group
 
-    if "time" not in ctx.coords:
-        raise ContractError(
-            "array.doy_anomaly: input has no 'time' coordinate to take the day of year from"
-        )
-    doy = _day_of_year(ctx.coords["time"]) - 1
-    return {"anomaly": subtract_group(arrays["x"], doy, arrays["climatology"])}
+    return {"anomaly": subtract_group(arrays["x"], _block_doy_index(ctx), arrays["climatology"])}
 
 
 def _anomaly_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:

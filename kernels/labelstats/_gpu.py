@@ -54,6 +54,8 @@ _INT64_MAX = np.iinfo(np.int64).max
 
 
 def _build_range() -> Any:
+    from minjiang.kernels._cuda_device import block_min_max_count as reduce_block
+
     threads = _cuda.THREADS
 
     @cuda.jit
@@ -79,17 +81,7 @@ def _build_range() -> Any:
         s_lo[tid] = lo
         s_hi[tid] = hi
         s_n[tid] = kept
-        cuda.syncthreads()
-        step = cuda.blockDim.x // 2  # block sizes are powers of two
-        while step > 0:
-            if tid < step:
-                if s_lo[tid + step] < s_lo[tid]:
-                    s_lo[tid] = s_lo[tid + step]
-                if s_hi[tid + step] > s_hi[tid]:
-                    s_hi[tid] = s_hi[tid + step]
-                s_n[tid] += s_n[tid + step]
-            cuda.syncthreads()
-            step //= 2
+        reduce_block(s_lo, s_hi, s_n)
         if tid == 0 and s_n[0] > 0:
             cuda.atomic.min(out, 0, s_lo[0])
             cuda.atomic.max(out, 1, s_hi[0])

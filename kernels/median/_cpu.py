@@ -4,41 +4,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from minjiang.kernels.median._select import select_kth
 
-
-@numba.njit(cache=True, nogil=True)
-def _select(buf, n, k):  # pragma: no cover - compiled
-    # Hoare's selection: the k-th smallest of buf[:n], partially reordering buf.
-    lo = 0
-    hi = n - 1
-    while hi > lo:
-        mid = (lo + hi) // 2
-        # median of three as pivot keeps sorted windows (flat regions) linear
-        a, b, c = buf[lo], buf[mid], buf[hi]
-        if a < b:
-            pivot = b if b < c else (c if a < c else a)
-        else:
-            pivot = a if a < c else (c if b < c else b)
-        i = lo
-        j = hi
-        while i <= j:
-            while buf[i] < pivot:
-                i += 1
-            while buf[j] > pivot:
-                j -= 1
-            if i <= j:
-                t = buf[i]
-                buf[i] = buf[j]
-                buf[j] = t
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            return buf[k]
-    return buf[k]
+_select = numba.njit(cache=True, nogil=True)(select_kth)
 
 
 @numba.njit(cache=True, nogil=True)

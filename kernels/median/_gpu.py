@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from minjiang.kernels import _cuda
+from minjiang.kernels.median._select import select_kth
 from numba import cuda, from_dtype
 
 __all__ = ["median_valid"]
@@ -31,41 +32,7 @@ __all__ = ["median_valid"]
 def _build(volume: int, dtype: np.dtype) -> Any:
     item = from_dtype(dtype)
 
-    @cuda.jit(device=True)
-    def select(buf, n, k):
-        # Hoare's selection: the k-th smallest of buf[:n], partially reordering buf.
-        lo = 0
-        hi = n - 1
-        while hi > lo:
-            mid = (lo + hi) // 2
-            a = buf[lo]
-            b = buf[mid]
-            c = buf[hi]
-            # median of three as pivot keeps sorted windows (flat regions) linear
-            if a < b:
-                pivot = b if b < c else (c if a < c else a)
-            else:
-                pivot = a if a < c else (c if b < c else b)
-            i = lo
-            j = hi
-            while i <= j:
-                while buf[i] < pivot:
-                    i += 1
-                while buf[j] > pivot:
-                    j -= 1
-                if i <= j:
-                    t = buf[i]
-                    buf[i] = buf[j]
-                    buf[j] = t
-                    i += 1
-                    j -= 1
-            if k <= j:
-                hi = j
-            elif k >= i:
-                lo = i
-            else:
-                return buf[k]
-        return buf[k]
+    select = cuda.jit(device=True)(select_kth)
 
     @cuda.jit
     def median(padded, sz, sy, sx, out):

@@ -1070,7 +1070,6 @@ class StepPlanner:
         return self._new_plan(r, arrays, tables, [partial, Stage("combine", (combine,))], choice)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class _Request:
     """One operator application being planned, with what every pattern derives from it."""

@@ -906,16 +906,17 @@ class _Run:
 
     # -- operator steps
     def _prepare(self, step: StepPlan) -> dict[str, dict[str, str]]:
+        """Create the output group, its arrays (and scratch arrays), and write its coords."""
+        import numpy as np
         from minjiang.storage import DatasetWriter, open_dataset_info, read_array
 
         writer = DatasetWriter(self.rt.store, step.dataset_id)
         writer.create(attrs=step.attrs)
         scratch = DatasetWriter(self.rt.store, step.dataset_id, group="_scratch/arrays.zarr")
+        if any(a.scratch for a in step.arrays.values()):
+            scratch.create(attrs={})
         for a in step.arrays.values():
-            w = scratch if a.scratch else writer
-            if a.scratch:
-                scratch.create(attrs={})
-            w.create_array(
+            (scratch if a.scratch else writer).create_array(
                 a.name,
                 shape=a.shape,
                 dtype=a.dtype,
@@ -925,12 +926,14 @@ class _Run:
                 fill_value=a.fill_value,
             )
         sums: dict[str, dict[str, str]] = {}
-        import numpy as np
-
+        sources: dict[str, DatasetInfo] = {}
         for c in step.coords:
             if c.source is not None:
                 # the source existed only as a plan when this step was planned: reopen it
-                source = open_dataset_info(self.rt.store, c.source.dataset_id).coords[c.source.name]
+                did = c.source.dataset_id
+                if did not in sources:
+                    sources[did] = open_dataset_info(self.rt.store, did)
+                source = sources[did].coords[c.source.name]
                 values, attrs = read_array(self.rt.store, source), dict(source.attrs)
             else:
                 values, attrs = np.asarray(c.values), dict(c.attrs)

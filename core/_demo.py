@@ -3,7 +3,7 @@
 It writes a small synthetic sea-surface-temperature cube and a region raster as plain
 Zarr groups, then runs one pipeline that uses every chunk pattern: ingest, a
 Gaussian (map + halo), a time mean (reduce), a 90th percentile over time (full_axis,
-rechunked from time slabs), and per-region statistics (aggregate → table). A second
+over data stored in time slabs), and per-region statistics (aggregate → table). A second
 run reuses every step from the catalog and says so.
 """
 

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core._blocks import BlockChoice, choose_block, iter_blocks
+from minjiang.core._blocks import TASK_OVERHEAD_BYTES, BlockChoice, choose_block, iter_blocks
 from minjiang.core._operator import (
     Aggregate,
     ArrayOutput,
@@ -680,7 +680,9 @@ class StepPlanner:
         span: tuple[bool, ...] = (),
         partial_bytes: Any = None,
         override: Mapping[str, ArrayInfo] | None = None,
+        required: bool = True,
     ) -> BlockChoice:
+        """The cheapest block; over budget raises, or returns None if not ``required``."""
         chunks = r.chunks if chunks is None else chunks
 
         def memory(block: tuple[int, ...]) -> int:
@@ -702,6 +704,8 @@ class StepPlanner:
             fixed=fixed,
         )
         if choice is None:
+            if not required:
+                return None  # type: ignore[return-value]
             smallest = tuple(min(c, s) for c, s in zip(chunks, r.shape, strict=True))
             if fixed:
                 smallest = tuple(fixed.get(i, b) for i, b in enumerate(smallest))
@@ -884,11 +888,20 @@ class StepPlanner:
             )
             and not set(fdims) & set(op_input(r.op, b.name).whole)
         ]
-        if not to_rechunk:
-            arrays, tables = self.output_arrays(r.op, r.params, r.inputs)
-            choice = self._choose(r, {}, arrays, fixed=full)
-            stage = self._block_stage(r, "full_axis", choice.block, kernels, arrays, tables)
-            return self._new_plan(r, arrays, tables, [stage], choice)
+        arrays, tables = self.output_arrays(r.op, r.params, r.inputs)
+        # Read straight from storage when it spans the axis, or when tasks over whole
+        # storage chunks fit the budget and cost less than a rechunk through Zarr
+        # (which reads, writes and reads again every byte).
+        direct = self._choose(r, {}, arrays, fixed=full, required=not to_rechunk)
+        if direct is not None and (not to_rechunk or direct.cost <= self._rechunk_cost(to_rechunk)):
+            stage = self._block_stage(r, "full_axis", direct.block, kernels, arrays, tables)
+            plan = self._new_plan(r, arrays, tables, [stage], direct)
+            if to_rechunk:
+                plan.notes.append(
+                    f"read {[b.name for b in to_rechunk]!r} whole along {list(fdims)!r} without "
+                    "rechunking (it fits the budget and costs less)"
+                )
+            return plan
         target = self._pencil_chunks(r, full)
         override: dict[str, ArrayInfo] = {}
         rechunk_tasks: list[TaskSpec] = []
@@ -938,7 +951,7 @@ class StepPlanner:
         """
         from minjiang.storage import ArrayInfo
 
-        group = self._rechunk_group(info)
+        group = self._rechunk_group(info, fdims, tuple(target[r.dims.index(d)] for d in info.dims))
         inter_chunks = tuple(
             min(c * group, s) if d in fdims else target[r.dims.index(d)]
             for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
@@ -1002,11 +1015,34 @@ class StepPlanner:
             )
         return spec, inter, tasks
 
-    @staticmethod
-    def _rechunk_group(info: ArrayInfo) -> int:
-        """Source chunks along the full dims per intermediate chunk (aim for >= 1 MiB)."""
-        per = math.prod(info.chunks) * _np().dtype(info.dtype).itemsize
-        return max(1, min(64, (1 << 20) // max(per, 1)))
+    def _rechunk_cost(self, inputs: Sequence[BoundInput]) -> float:
+        """Projected wall-time cost (in the block model's units) of rechunking ``inputs``:
+        every byte read, written to the intermediate and read back, over the workers."""
+        total = sum(b.array.nbytes for b in inputs if b.array is not None)
+        return 3 * total / max(self.workers, 1) + 2 * TASK_OVERHEAD_BYTES
+
+    def _rechunk_group(
+        self, info: ArrayInfo, fdims: tuple[str, ...], target: tuple[int, ...]
+    ) -> int:
+        """Source chunks along the full dims per intermediate chunk: aim for >= 1 MiB
+        intermediate chunks, but keep one rechunk unit (three copies) within budget."""
+        itemsize = _np().dtype(info.dtype).itemsize
+        full = math.prod(c for d, c in zip(info.dims, info.chunks, strict=True) if d in fdims)
+        chunk = (
+            full
+            * itemsize
+            * math.prod(t for d, t in zip(info.dims, target, strict=True) if d not in fdims)
+        )
+        unit = (
+            full
+            * itemsize
+            * math.prod(
+                max(c, t)
+                for d, c, t in zip(info.dims, info.chunks, target, strict=True)
+                if d not in fdims
+            )
+        )
+        return max(1, min(64, (1 << 20) // max(chunk, 1), (self.budget // 3) // max(unit, 1)))
 
     def _pencil_chunks(self, r: _Request, full: Mapping[int, int]) -> tuple[int, ...]:
         """Pencil extent per non-full dim: a divisor (or multiple) of the storage chunk such

@@ -56,7 +56,7 @@ def test_plan_shows_tasks_and_reuse(tmp_path) -> None:
         ],
     )
     assert out.exit_code == 0, out.output
-    assert "array.quantile" in out.output and "rechunked" in out.output
+    assert "array.quantile" in out.output and "rechunk" in out.output
 
 
 def test_verify_detects_a_corrupted_chunk(tmp_path) -> None:

@@ -224,3 +224,17 @@ def test_gpu_task_over_free_device_memory_fails_before_running(runtime, cube, mo
     with pytest.raises(MemoryBudgetError, match=r"GPU memory.*1\.0 KiB free"):
         runtime.run("array.gaussian", inputs={"x": src}, params={"sigma": 1}, backend="gpu")
     assert not [e for e in events if e.kind == "task_finished"]
+
+
+@pytest.mark.parametrize(
+    ("budget", "note"), [("1GiB", "without rechunking"), ("160KiB", "through an intermediate Zarr")]
+)
+def test_full_axis_reads_directly_or_rechunks(runtime, tmp_path, rng, budget, note) -> None:
+    from minjiang.core._runtime import Runtime
+
+    x = rng.normal(size=(60, 12, 16))
+    rt = Runtime(store=runtime.store.url, executor="local", memory_budget=budget)
+    src = ingest_array(rt, tmp_path, "test/slabs", x, ("time", "y", "x"), (5, 12, 16))
+    res = rt.run("array.quantile", inputs={"x": src}, params={"dim": "time", "q": 0.25})
+    assert any(note in n for n in res.record.producer["notes"]), res.record.producer["notes"]
+    np.testing.assert_allclose(res.to_xarray()["quantile"].values, np.quantile(x, 0.25, axis=0), rtol=1e-12)

@@ -122,8 +122,10 @@ def open_nibabel(reader: str, path: Path, params: Any) -> Any:
     )
     zooms = [float(z) * unit for z in img.header.get_zooms()[:3]]
     zooms += [1.0] * (3 - len(zooms))
+    # lock=True: nibabel's array proxies seek and read one shared file handle, so
+    # concurrent dask threads reading blocks of one image race (seen on PAR/REC).
     arr = da.from_array(
-        _Scaled(proxy, dtype), chunks=_io_chunks(shape, dtype.itemsize), asarray=False
+        _Scaled(proxy, dtype), chunks=_io_chunks(shape, dtype.itemsize), asarray=False, lock=True
     )
     if len(shape) == 2:
         arr = arr[:, :, None]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import logging
 import os
 import platform
@@ -426,6 +425,7 @@ class Runtime:
         self.registry.emit("minjiang_run_event", event=event)
 
     def coord_values(self, info: ArrayInfo) -> Any:
+        """Decoded coordinate values, read once per runtime (planned datasets are seeded)."""
         cached = self._coord_cache.get(info.path)
         if cached is None:
             from minjiang.storage import read_coord_values
@@ -471,7 +471,7 @@ class _PlanBuilder:
             store_url=self.rt.store.url,
             budget=per_task,
             workers=workers,
-            coord_values=self.coord_values,
+            coord_values=self.rt.coord_values,
         )
         for step in self.pipe.steps:
             if step.reader is not None:
@@ -487,12 +487,6 @@ class _PlanBuilder:
             execu.name,
             self.reuse,
         )
-
-    def coord_values(self, info: ArrayInfo) -> Any:
-        cached = self.rt._coord_cache.get(info.path)
-        if cached is not None:
-            return cached
-        return self.rt.coord_values(info)
 
     # -- inputs
     def _dataset(self, dataset_id: str) -> DatasetInfo:
@@ -681,7 +675,7 @@ class _PlanBuilder:
             self.infos[did] = info
             # later steps read block coordinates of this not-yet-written dataset
             for c in plan.coords:
-                values = self.coord_values(c.source) if c.source is not None else c.values
+                values = self.rt.coord_values(c.source) if c.source is not None else c.values
                 self.rt._coord_cache[info.coords[c.name].path] = values
         self.outputs[step.id] = did
         self.steps.append(plan)
@@ -959,19 +953,16 @@ class _Run:
         return done
 
     def _verify(self, res: TaskResult) -> bool:
-        store = self.rt.store
-        try:
-            for path, chunks in res.checksums.items():
-                for ck, digest in chunks.items():
-                    if hashlib.sha256(store.read_bytes(f"{path}/{ck}")).hexdigest() != digest:
-                        return False
-            for parts in res.tables.values():
-                for key, digest in parts.items():
-                    if hashlib.sha256(store.read_bytes(key)).hexdigest() != digest:
-                        return False
-        except FileNotFoundError:
-            return False
-        return True
+        """Every chunk and part the task's manifest lists still has its recorded sha256."""
+        from minjiang.storage import verify_keys
+
+        expected = {
+            f"{path}/{ck}": sha
+            for path, chunks in res.checksums.items()
+            for ck, sha in chunks.items()
+        }
+        expected.update({key: sha for parts in res.tables.values() for key, sha in parts.items()})
+        return not verify_keys(self.rt.store, expected)
 
     def _check_feasible(self, step: StepPlan) -> None:
         if step.backend == "gpu":

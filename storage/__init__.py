@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         read_region,
         read_table,
         verify_dataset,
+        verify_keys,
         write_xarray,
     )
 
@@ -83,6 +84,7 @@ __all__ = [
     "validate_name",
     "validate_segment",
     "verify_dataset",
+    "verify_keys",
     "write_xarray",
 ]
 
@@ -102,6 +104,7 @@ _LAZY = {
     "read_region": "minjiang.storage._dataset",
     "read_table": "minjiang.storage._dataset",
     "verify_dataset": "minjiang.storage._dataset",
+    "verify_keys": "minjiang.storage._dataset",
     "write_xarray": "minjiang.storage._dataset",
 }
 

@@ -1159,6 +1159,24 @@ def dataset_schema(info: DatasetInfo) -> dict[str, Any]:
 # --------------------------------------------------------------------------- verify
 
 
+def verify_keys(store: Store, expected: Mapping[str, str]) -> dict[str, str]:
+    """Re-read each store key and compare its sha256 with ``expected[key]``.
+
+    Returns only the keys that fail, mapped to ``"missing"`` or ``"checksum mismatch"``
+    (empty when everything verifies). Reads run in parallel on object stores.
+    """
+
+    def check(key: str) -> tuple[str, str | None]:
+        try:
+            raw = store.read_bytes(key)
+        except KeyNotFoundError:
+            return key, "missing"
+        return key, None if _sha256(raw) == expected[key] else "checksum mismatch"
+
+    keys = [validate_key(k) for k in expected]
+    return {k: p for k, p in _map(check, keys, parallel=len(keys) > 4) if p is not None}
+
+
 def verify_dataset(
     store: Store,
     dataset_id: str,
@@ -1199,18 +1217,11 @@ def verify_dataset(
                 )
             jobs.append((table, key, key, sha))
 
-    def check(job: tuple[str, str, str, str]) -> ChunkProblem | None:
-        array, ck, key, sha = job
-        try:
-            raw = store.read_bytes(key)
-        except KeyNotFoundError:
-            return ChunkProblem(array, ck, "missing")
-        if _sha256(raw) != sha:
-            return ChunkProblem(array, ck, "checksum mismatch")
-        return None
-
-    found = _map(check, jobs, parallel=len(jobs) > 4)
-    problems = sorted((p for p in found if p is not None), key=lambda p: (p.array, p.chunk_key))
+    found = verify_keys(store, {key: sha for _, _, key, sha in jobs})
+    problems = sorted(
+        (ChunkProblem(array, ck, found[key]) for array, ck, key, _ in jobs if key in found),
+        key=lambda p: (p.array, p.chunk_key),
+    )
     return VerifyReport(ok=not problems, checked=len(jobs), problems=problems)
 
 

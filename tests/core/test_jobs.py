@@ -32,7 +32,13 @@ def head():
     temp = tempfile.mkdtemp(prefix="mjray", dir="/tmp")  # unix socket paths must stay short
     gcs, dash, client, agent_http, agent_grpc, metrics = (_free_port() for _ in range(6))
     before = {p.pid for p in psutil.process_iter()}
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        # a busy 2-core CI machine can take longer than Ray's 30 s to start the
+        # per-client server behind a ray:// address
+        "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "180",
+    }
     env.pop("RAY_ADDRESS", None)
     cmd = [
         str(BIN / "ray"),

@@ -237,4 +237,6 @@ def test_full_axis_reads_directly_or_rechunks(runtime, tmp_path, rng, budget, no
     src = ingest_array(rt, tmp_path, "test/slabs", x, ("time", "y", "x"), (5, 12, 16))
     res = rt.run("array.quantile", inputs={"x": src}, params={"dim": "time", "q": 0.25})
     assert any(note in n for n in res.record.producer["notes"]), res.record.producer["notes"]
-    np.testing.assert_allclose(res.to_xarray()["quantile"].values, np.quantile(x, 0.25, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        res.to_xarray()["quantile"].values, np.quantile(x, 0.25, axis=0), rtol=1e-12
+    )

@@ -13,7 +13,8 @@
 #   2. pytest -m gpu tests/kernels    (every kernel test body on the gpu backend)
 #   3. pytest tests/kernels/test_cudasim.py   (numba.cuda kernels under the simulator, PTX)
 #   4. python -m benchmarks._gpu --part kernels      (CuPy vs numba CPU vs NumPy, bandwidth)
-#   5. python -m benchmarks._gpu --part end-to-end   (Zarr -> GPU -> Zarr through the runtime)
+#   5. python -m benchmarks._gpu --part end-to-end   (Zarr -> GPU -> Zarr through the runtime,
+#      pinned and zarr reads onto the device)
 # Everything lands in $OUT (default ./gpu-results): gpu-check.log, stages.txt,
 # nvidia-smi.txt, pytest-gpu.xml, pytest-cudasim.xml, gpu-kernels.json, gpu-end-to-end.json.
 set -uo pipefail
@@ -121,9 +122,9 @@ stage pytest-gpu 110 "$PY" -m pytest -m gpu tests/kernels -q -p no:cacheprovider
     "${IGNORE[@]}" -o junit_family=xunit2 --junitxml="$OUT/pytest-gpu.xml"
 stage pytest-cudasim 45 "$PY" -m pytest tests/kernels/test_cudasim.py -q -p no:cacheprovider \
     --junitxml="$OUT/pytest-cudasim.xml"
-stage bench-kernels 130 "$PY" -m benchmarks._gpu --part kernels --out "$OUT"
+stage bench-kernels 115 "$PY" -m benchmarks._gpu --part kernels --out "$OUT"
 if [[ -z "${NO_RUNTIME:-}" ]]; then
-    stage bench-end-to-end 60 "$PY" -m benchmarks._gpu --part end-to-end --out "$OUT"
+    stage bench-end-to-end 80 "$PY" -m benchmarks._gpu --part end-to-end --out "$OUT"
 else
     echo "bench-end-to-end skipped missing-dependencies" >> "$OUT/stages.txt"
 fi

@@ -25,7 +25,9 @@ class TaskResult:
     """What a task returns to the driver: small metadata only, never array data.
 
     ``checksums`` maps array name -> chunk key -> sha256 of the stored chunk bytes;
-    ``tables`` maps table name -> part key -> sha256. Timings are seconds.
+    ``tables`` maps table name -> part key -> sha256. Timings are seconds. ``device``
+    describes the GPU a ``gpu`` task ran on (model, compute capability, CuPy and CUDA
+    versions); it is empty on the CPU.
     """
 
     key: str
@@ -43,6 +45,7 @@ class TaskResult:
     pid: int
     fingerprint: str = ""
     skipped: bool = False
+    device: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import abc
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minjiang.core.errors import ExecutionError, MinjiangError, PlanError
 
 if TYPE_CHECKING:
+    from minjiang.core._devices import DeviceReport
     from minjiang.core._events import TaskResult
     from minjiang.core._planner import TaskSpec
 
@@ -42,9 +44,13 @@ class Executor(abc.ABC):
         """GPUs the executor can schedule (0 when none)."""
         return 0.0
 
-    def gpu_memory(self) -> int:
-        """Free memory of the smallest GPU in bytes (0 when unknown)."""
-        return 0
+    def gpu_devices(self) -> list[DeviceReport]:
+        """The GPUs tasks would run on, one report per GPU node ([] when none or unknown).
+
+        A report with an ``error`` is a GPU the scheduler offers but a task cannot use
+        (no CuPy on that node, a driver too old for it...).
+        """
+        return []
 
     def node_memory(self) -> int:
         """Memory of the largest node in bytes (0 when unknown)."""
@@ -81,15 +87,6 @@ def _local_gpus() -> float:
         return 0.0
 
 
-def _local_gpu_free() -> int:
-    try:
-        import cupy
-
-        return int(cupy.cuda.runtime.memGetInfo()[0])
-    except Exception:
-        return 0
-
-
 class LocalExecutor(Executor):
     """Sequential, in-process: for debugging, and as the test oracle for ``ray``."""
 
@@ -102,8 +99,10 @@ class LocalExecutor(Executor):
     def gpus(self) -> float:
         return _local_gpus()
 
-    def gpu_memory(self) -> int:
-        return _local_gpu_free()
+    def gpu_devices(self) -> list[DeviceReport]:
+        from minjiang.core._devices import device_report
+
+        return [device_report(fresh=True)] if self.gpus() > 0 else []
 
     def run(self, tasks: Sequence[TaskSpec], on_result: Callable[[TaskResult], None]) -> None:
         from minjiang.core._tasks import run_task
@@ -128,6 +127,10 @@ class RayExecutor(Executor):
 
     name = "ray"
     supports_gpu = True
+    #: Seconds a device probe may wait for a GPU node (its GPUs may all be busy).
+    probe_timeout: ClassVar[float] = 60.0
+    #: Seconds a probe's answer is reused (plans of one run ask once).
+    probe_ttl: ClassVar[float] = 30.0
 
     def __init__(
         self,
@@ -162,6 +165,7 @@ class RayExecutor(Executor):
         self.max_retries = max_retries
         self._window = window
         self._remote = ray.remote(_ray_task)
+        self._probed: tuple[float, list[DeviceReport]] | None = None
 
     def _resources(self) -> dict[str, float]:
         return dict(self._ray.cluster_resources())
@@ -171,6 +175,52 @@ class RayExecutor(Executor):
 
     def gpus(self) -> float:
         return float(self._resources().get("GPU", 0.0))
+
+    def gpu_devices(self) -> list[DeviceReport]:
+        """Ask one task on each GPU node what its device is (cached ``probe_ttl`` s).
+
+        The probe takes a sliver of one GPU (``num_gpus=0.0001``) so it runs beside
+        work already there; a node whose GPUs stay taken past ``probe_timeout`` is left
+        out (its memory unknown).
+        """
+        if self._probed and time.monotonic() - self._probed[0] < self.probe_ttl:
+            return self._probed[1]
+        ray = self._ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = [
+            n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("GPU", 0) > 0
+        ]
+        if not nodes:
+            return []
+        probe = ray.remote(_probe_device)
+        refs = [
+            probe.options(
+                num_cpus=0,
+                num_gpus=0.0001,
+                max_retries=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+            ).remote()
+            for n in nodes
+        ]
+        done, late = ray.wait(refs, num_returns=len(refs), timeout=self.probe_timeout)
+        reports = []
+        for ref in done:
+            try:
+                reports.append(ray.get(ref))
+            except Exception as err:
+                log.warning("GPU probe failed: %s", err)
+        for ref in late:
+            ray.cancel(ref, force=True)
+        if late:
+            log.warning(
+                "%d GPU node(s) did not answer the device probe within %.0f s; their free "
+                "memory is unknown",
+                len(late),
+                self.probe_timeout,
+            )
+        self._probed = (time.monotonic(), reports)
+        return reports
 
     def node_memory(self) -> int:
         sizes = [
@@ -226,6 +276,12 @@ class RayExecutor(Executor):
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
         self._started = False
+
+
+def _probe_device() -> DeviceReport:
+    from minjiang.core._devices import device_report
+
+    return device_report(fresh=True)
 
 
 def _ray_task(spec: TaskSpec) -> TaskResult:

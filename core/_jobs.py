@@ -68,6 +68,7 @@ def submit_pipeline(
     inputs: Mapping[str, Any] | None = None,
     memory_budget: str | None = None,
     backend: str = "auto",
+    gpu_read: str = "pinned",
     runtime_env: Mapping[str, Any] | None = None,
     extra_args: Sequence[str] = (),
     agent_wait: float = 90.0,
@@ -95,6 +96,8 @@ def submit_pipeline(
     else:
         target = str(pipeline)
     args = ["minjiang", "run", target, "--executor", "ray", "--store", url, "--backend", backend]
+    if gpu_read != "pinned":
+        args += ["--gpu-read", gpu_read]
     for key, value in (inputs or {}).items():
         args += ["--input", f"{key}={value}"]
     if memory_budget:

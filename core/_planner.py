@@ -168,6 +168,7 @@ class TaskSpec:
     gpus: float = 0.0
     memory: int = 0
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    gpu_read: str = "pinned"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,12 +306,14 @@ class StepPlanner:
         workers: int,
         coord_values: Any,
         cpus_per_task: float = 1.0,
+        gpu_read: str = "pinned",
     ) -> None:
         self.store_url = store_url
         self.budget = budget
         self.workers = workers
         self.coord_values = coord_values  # (ArrayInfo) -> decoded values
         self.cpus_per_task = cpus_per_task
+        self.gpu_read = gpu_read  # how GPU tasks read (core/_devices.py)
 
     # ------------------------------------------------------------------ checks
     def bind(self, op: Operator, inputs: Mapping[str, BoundInput]) -> None:
@@ -541,6 +544,29 @@ class StepPlanner:
             for d, s in zip(a.dims, a.shape, strict=True)
         )
 
+    @classmethod
+    def _writes(
+        cls,
+        arrays: Mapping[str, OutputArraySpec],
+        dims: tuple[str, ...],
+        region: tuple[slice, ...],
+        written: set[tuple[str, tuple[tuple[int, int], ...]]],
+    ) -> list[ArrayWrite]:
+        """What the task over ``region`` writes: each output's part of the region.
+
+        An output that does not span every split dim (the ``(mode, time)`` PCs of an EOF
+        split over space, say) has the same region in several tasks; only the first of
+        them writes it (one writer per chunk), the others' copies are dropped.
+        """
+        out = []
+        for a in arrays.values():
+            target = cls._out_region(a, dims, region)
+            key = (a.name, tuple((t.start, t.stop) for t in target))
+            if key not in written:
+                written.add(key)
+                out.append(ArrayWrite(a.name, a.name, target, scratch=a.scratch))
+        return out
+
     def _task(
         self,
         r: _Request,
@@ -596,6 +622,7 @@ class StepPlanner:
             gpus=1.0 if backend == "gpu" else 0.0,
             memory=memory,
             extra=extra,
+            gpu_read=self.gpu_read,
         )
 
     # ------------------------------------------------------------------ patterns
@@ -732,12 +759,10 @@ class StepPlanner:
         halo = halo or {}
         regions = iter_blocks(r.shape, block)
         tasks = []
+        written: set[tuple[str, tuple[tuple[int, int], ...]]] = set()
         for i, region in enumerate(regions):
             reads, in_bytes = self._reads(r, region, halo, boundary, override)
-            writes = [
-                ArrayWrite(a.name, a.name, self._out_region(a, r.dims, region), scratch=a.scratch)
-                for a in arrays.values()
-            ]
+            writes = self._writes(arrays, r.dims, region, written)
             blk = tuple(s.stop - s.start for s in region)
             mem = self._memory(r, in_bytes, self._out_bytes(arrays, r.dims, blk), blk)
             tasks.append(
@@ -841,6 +866,7 @@ class StepPlanner:
             )
         kept_regions = iter_blocks(kept_shape, out_block)
         combine_tasks = []
+        written: set[tuple[str, tuple[tuple[int, int], ...]]] = set()
         for i, region in enumerate(kept_regions):
             cells = math.prod(g.stop - g.start for g in region)
             combine_tasks.append(
@@ -852,10 +878,7 @@ class StepPlanner:
                     region=region,
                     n_tasks=len(kept_regions),
                     memory=3 * 5 * 8 * cells + 2 * cells * r.itemsize,
-                    writes=[
-                        ArrayWrite(a.name, a.name, self._out_region(a, kept, region))
-                        for a in arrays.values()
-                    ],
+                    writes=self._writes(arrays, kept, region, written),
                     dims=kept,
                     sizes=kept_shape,
                     arrays=arrays,

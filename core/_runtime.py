@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from minjiang.core._devices import GPU_READ_MODES, gpu_share
 from minjiang.core._events import RunEvent, TaskResult
 from minjiang.core._operator import Composite, Operator, import_dotted
 from minjiang.core._pipeline import Pipeline, Step, load_pipeline
@@ -81,7 +82,18 @@ def _software() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "minjiang": _code_version()}
-    for pkg in ("numpy", "numba", "zarr", "ray", "xarray", "pyarrow", "cupy-cuda12x"):
+    for pkg in (
+        "numpy",
+        "numba",
+        "numba-cuda",
+        "zarr",
+        "ray",
+        "xarray",
+        "pyarrow",
+        "cupy",
+        "cupy-cuda12x",
+        "cupy-cuda13x",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -232,6 +244,10 @@ class Runtime:
         Default: half the machine's memory.
     backend
         ``"auto"``, ``"cpu"`` or ``"gpu"`` for steps that do not set their own.
+    gpu_read
+        How GPU tasks move their inputs to the device: ``"pinned"`` (decode into pinned
+        host buffers, copy slab by slab asynchronously) or ``"zarr"`` (zarr's GPU
+        buffers); see ``docs/gpu.md``.
     progress
         Show a progress bar (tasks done/total, MB/s, ETA) on the terminal.
     """
@@ -245,6 +261,7 @@ class Runtime:
         num_cpus: int | None = None,
         memory_budget: str | int | None = None,
         backend: str = "auto",
+        gpu_read: str = "pinned",
         config: Mapping[str, Any] | None = None,
         plugins: Iterable[Any] = (),
         entry_points: bool = True,
@@ -272,6 +289,9 @@ class Runtime:
         if backend not in ("auto", "cpu", "gpu"):
             raise ContractError(f"backend {backend!r} is not one of 'auto', 'cpu', 'gpu'")
         self.backend = backend
+        if gpu_read not in GPU_READ_MODES:
+            raise ContractError(f"gpu_read {gpu_read!r} is not one of {GPU_READ_MODES!r}")
+        self.gpu_read = gpu_read
         self.progress = progress
         self.last_run_events: list[RunEvent] = []
         self._observers: list[Callable[[RunEvent], None]] = []
@@ -451,6 +471,8 @@ class _PlanBuilder:
         self.outputs: dict[str, str] = {}  # step id -> dataset id
         self.infos: dict[str, DatasetInfo] = {}  # dataset id -> info (existing or planned)
         self.steps: list[StepPlan | IngestPlan] = []
+        self._gpu_reason: str | None = None  # why GPU tasks cannot run, once asked
+        self._gpu_devices: list[Any] = []
         missing = [n for n in pipe.inputs if n not in inputs]
         if missing:
             raise PipelineError(
@@ -472,6 +494,7 @@ class _PlanBuilder:
             budget=per_task,
             workers=workers,
             coord_values=self.rt.coord_values,
+            gpu_read=self.rt.gpu_read,
         )
         for step in self.pipe.steps:
             if step.reader is not None:
@@ -562,34 +585,76 @@ class _PlanBuilder:
         return bound
 
     # -- backend
-    def _backend(self, op: Operator, step: Step) -> str:
+    def _backend(self, op: Operator, step: Step) -> tuple[str, str]:
+        """The backend a step runs on, and a note when ``auto`` falls back to the CPU."""
         requested = step.backend or (
             self.pipe.backend if self.pipe.backend != "auto" else self.rt.backend
         )
-        if requested == "cpu":
-            return "cpu"
-        gpus = self.rt.executor.gpus()
-        if requested == "gpu":
-            if "gpu" not in op.backends:
-                raise BackendUnavailableError(
-                    f"step {step.id!r}: {op.name} has no GPU kernel (backends {op.backends!r}); use --backend cpu or auto"
-                )
-            if gpus <= 0:
-                raise BackendUnavailableError(
-                    f"step {step.id!r}: backend 'gpu' was asked but the {self.rt.executor.name} executor has no GPU; "
-                    "use --backend auto to fall back to the CPU, or join a cluster with GPUs (--address)"
-                )
-            return "gpu"
-        if "gpu" in op.backends and gpus > 0:
-            return "gpu"
-        if "gpu" in op.backends and _cupy_installed():
-            warnings.warn(
-                f"step {step.id!r}: {op.name} has a GPU kernel and CuPy is installed, but the executor has no "
-                "GPU; running on the CPU",
-                BackendFallbackWarning,
-                stacklevel=4,
+        if requested == "cpu" or (requested == "auto" and "gpu" not in op.backends):
+            return "cpu", ""
+        if requested == "gpu" and "gpu" not in op.backends:
+            raise BackendUnavailableError(
+                f"step {step.id!r}: {op.name} has no GPU kernel (backends {op.backends!r}); use --backend cpu or auto"
             )
-        return "cpu"
+        missing = self._no_gpu_reason()
+        if not missing:
+            return "gpu", ""
+        if requested == "gpu":
+            raise BackendUnavailableError(
+                f"step {step.id!r}: backend 'gpu' was asked but {missing}; use --backend auto to fall "
+                "back to the CPU, or join a cluster with usable GPUs (--address)"
+            )
+        if self._gpu_devices or _cupy_installed():  # a GPU was expected
+            note = f"{op.name} has a GPU kernel but {missing}: ran on the CPU"
+            warnings.warn(f"step {step.id!r}: {note}", BackendFallbackWarning, stacklevel=5)
+            return "cpu", f"BackendFallbackWarning: {note}"
+        return "cpu", ""
+
+    def _fit_device(self, plan: StepPlan) -> None:
+        """Check a GPU step's projected task memory against the device's free memory,
+        and let small tasks share a device (each asks Ray for its fraction of a GPU)."""
+        free = min(
+            (d.memory_free for d in self._gpu_devices if d.usable and d.memory_free), default=0
+        )
+        if free and plan.task_memory > free:
+            raise MemoryBudgetError(
+                f"step {plan.step!r} ({plan.operator.name}): a task needs {format_bytes(plan.task_memory)} "
+                f"of GPU memory but the device has {format_bytes(free)} free; lower --memory-budget so "
+                "tasks shrink, or use --backend cpu"
+            )
+        plan.stages = [
+            dataclasses.replace(
+                stage,
+                tasks=tuple(
+                    dataclasses.replace(t, gpus=gpu_share(t.memory, free)) if t.gpus else t
+                    for t in stage.tasks
+                ),
+            )
+            for stage in plan.stages
+        ]
+
+    def _no_gpu_reason(self) -> str:
+        """Why GPU tasks cannot run on this executor ('' when they can); asked once."""
+        if self._gpu_reason is None:
+            ex = self.rt.executor
+            self._gpu_reason = ""
+            if ex.gpus() <= 0:
+                self._gpu_reason = f"the {ex.name} executor has no GPU"
+            else:
+                self._gpu_devices = ex.gpu_devices()
+                bad = [d for d in self._gpu_devices if not d.usable]
+                if bad and len(bad) == len(self._gpu_devices):
+                    self._gpu_reason = (
+                        "no GPU of the cluster is usable ("
+                        + "; ".join(f"{d.node}: {d.error}" for d in bad)
+                        + ")"
+                    )
+                elif bad:
+                    log.warning(
+                        "GPU tasks may fail on %s",
+                        "; ".join(f"{d.node}: {d.error}" for d in bad),
+                    )
+        return self._gpu_reason
 
     # -- steps
     def _plan_ingest(self, step: Step) -> None:
@@ -652,7 +717,11 @@ class _PlanBuilder:
                 "code": _code_version(),
             }
         )
-        backend = self._backend(op, step)
+        reused = self.reuse and self.rt.catalog.exists(did)
+        if reused:  # nothing runs: keep the backend it was computed on
+            backend, fallback = self.rt.catalog.get(did).producer.get("backend", "cpu"), ""
+        else:
+            backend, fallback = self._backend(op, step)
         primary = self.planner.primary(op, bound)
         src = self._dataset(primary.dataset_id)
         plan = self.planner.plan(
@@ -664,9 +733,13 @@ class _PlanBuilder:
             backend=backend,
             source_coords=src.coords,
         )
+        if fallback:
+            plan.notes.append(fallback)
+        if backend == "gpu" and not reused:
+            self._fit_device(plan)
         plan.name = None if hidden else self._name(step)
         plan.hidden = hidden
-        plan.reused = self.reuse and self.rt.catalog.exists(did)
+        plan.reused = reused
         plan.attrs = {"minjiang_operator": op.name, "minjiang_version": op.version}
         if plan.reused:
             self.infos[did] = self._dataset(did)
@@ -717,6 +790,13 @@ class _PlanBuilder:
             local[sub.id] = did
         self.outputs[step.id] = did
         return did
+
+
+def _gpu_lineage(results: Sequence[TaskResult], gpu_read: str) -> dict[str, Any]:
+    """The devices a GPU step's tasks ran on (model, CuPy and CUDA versions) and how
+    they read their inputs, for the record's ``producer``."""
+    devices = {tuple(sorted(r.device.items())) for r in results if r.device}
+    return {"devices": [dict(d) for d in sorted(devices)], "gpu_read": gpu_read}
 
 
 def _cupy_installed() -> bool:
@@ -965,14 +1045,6 @@ class _Run:
         return not verify_keys(self.rt.store, expected)
 
     def _check_feasible(self, step: StepPlan) -> None:
-        if step.backend == "gpu":
-            free = self.rt.executor.gpu_memory()
-            if free and step.task_memory > free:
-                raise MemoryBudgetError(
-                    f"step {step.step!r} ({step.operator.name}): a task needs {format_bytes(step.task_memory)} "
-                    f"of GPU memory but the device has {format_bytes(free)} free; lower --memory-budget so "
-                    "tasks shrink, or use --backend cpu"
-                )
         node = self.rt.executor.node_memory()
         if node and step.task_memory > node:
             raise MemoryBudgetError(
@@ -1088,6 +1160,7 @@ class _Run:
                 # the kernels' backend; rechunk and combine tasks only move bytes
                 "pattern": op.pattern.pattern,
                 "backend": step.backend,
+                **(_gpu_lineage(results, self.rt.gpu_read) if step.backend == "gpu" else {}),
                 "kernels": sorted({k for s in step.stages for t in s.tasks for k in t.kernels}),
                 "executor": self.rt.executor.name,
                 "notes": list(step.notes),

@@ -72,20 +72,12 @@ def _pad(block: np.ndarray, pad: tuple[tuple[int, int], ...], mode: str) -> np.n
     return pad_boundary(block, pad, mode)
 
 
-def _to_device(arrays: dict[str, Any], backend: str) -> dict[str, Any]:
-    if backend != "gpu":
-        return arrays
-    import cupy
-
-    return {
-        k: cupy.asarray(v) if hasattr(v, "dtype") and hasattr(v, "shape") else v
-        for k, v in arrays.items()
-    }
-
-
 def _to_host(x: Any) -> Any:
+    """A kernel's result on the host: CuPy arrays come back through a pinned buffer."""
     if type(x).__module__.split(".", 1)[0] == "cupy":
-        return x.get()
+        from minjiang.core._devices import to_host_pinned
+
+        return to_host_pinned(x)
     return x
 
 
@@ -124,20 +116,45 @@ class _IO:
 
         return DatasetWriter(self.store, self.spec.dataset_id, group=f"{SCRATCH}/arrays.zarr")
 
-    def read(self, spec_reads: Any) -> dict[str, Any]:
+    def read(self, spec: TaskSpec) -> dict[str, Any]:
+        """The task's inputs, padded with their boundary halos; on the device for GPU
+        tasks (tables stay on the host)."""
         from minjiang.core._planner import ArrayRead
         from minjiang.storage import read_region, read_table
 
+        gpu = spec.backend == "gpu"
         out: dict[str, Any] = {}
-        for r in spec_reads:
-            if isinstance(r, ArrayRead):
-                block = read_region(self.store, r.info, r.read)
-                self.bytes_read += block.nbytes
-                out[r.input] = _pad(block, r.pad, r.boundary)
-            else:
+        if gpu:
+            out = self._read_device(spec)
+        for r in spec.reads:
+            if not isinstance(r, ArrayRead):
                 table = read_table(self.store, r.dataset_id, r.table)
                 self.bytes_read += table.nbytes
                 out[r.input] = table
+                continue
+            block = out[r.input] if gpu else read_region(self.store, r.info, r.read)
+            if not gpu:
+                self.bytes_read += block.nbytes
+            out[r.input] = _pad(block, r.pad, r.boundary)
+        return out
+
+    def _read_device(self, spec: TaskSpec) -> dict[str, Any]:
+        """The task's array blocks on the current CUDA device (``spec.gpu_read``)."""
+        import cupy
+        from minjiang.core._devices import read_to_device
+        from minjiang.core._planner import ArrayRead
+
+        out: dict[str, Any] = {}
+        keep: list[Any] = []  # pinned buffers, alive until the copies finish
+        stream = cupy.cuda.Stream(non_blocking=True)
+        for r in spec.reads:
+            if isinstance(r, ArrayRead):
+                block = read_to_device(
+                    self.store, r.info, r.read, spec.gpu_read, stream=stream, keep=keep
+                )
+                self.bytes_read += block.nbytes
+                out[r.input] = block
+        stream.synchronize()
         return out
 
     def write_array(
@@ -249,13 +266,13 @@ def run_task(spec: TaskSpec) -> TaskResult:
 
     t = time.perf_counter()
     if spec.kind == "rechunk":
-        arrays = io_.read(spec.reads)
+        arrays = io_.read(spec)
         read_s = time.perf_counter() - t
         w = spec.writes[0]
         sums = io_.write_array(w.array, w.region, arrays[w.output], scratch=True)
         checksums[array_key(spec.dataset_id, w.array, scratch=True)] = sums
     elif spec.kind in ("block", "reduce_block"):
-        arrays = _to_device(io_.read(spec.reads), spec.backend)
+        arrays = io_.read(spec)
         read_s = time.perf_counter() - t
         ctx = _context(spec)
         t = time.perf_counter()
@@ -269,7 +286,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         kernel_s = time.perf_counter() - t
         _write_outputs(io_, spec, result, out_dims, checksums, tables)
     elif spec.kind == "reduce_partial":
-        arrays = _to_device(io_.read(spec.reads), spec.backend)
+        arrays = io_.read(spec)
         read_s = time.perf_counter() - t
         t = time.perf_counter()
         state = import_dotted(spec.kernels[0])(arrays, spec.params, _context(spec))
@@ -287,7 +304,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         kernel_s = time.perf_counter() - t
         _write_outputs(io_, spec, result, out_dims, checksums, tables)
     elif spec.kind == "agg_partial":
-        arrays = _to_device(io_.read(spec.reads), spec.backend)
+        arrays = io_.read(spec)
         read_s = time.perf_counter() - t
         t = time.perf_counter()
         state = import_dotted(spec.kernels[0])(arrays, spec.params, _context(spec))
@@ -332,9 +349,18 @@ def run_task(spec: TaskSpec) -> TaskResult:
         host=socket.gethostname(),
         pid=os.getpid(),
         fingerprint=task_fingerprint(spec),
+        device=_device(spec),
     )
     io_.store.write_json(manifest_key(spec.dataset_id, spec.key), res.to_json())
     return res
+
+
+def _device(spec: TaskSpec) -> dict[str, str]:
+    if spec.backend != "gpu":
+        return {}
+    from minjiang.core._devices import device_report
+
+    return device_report().lineage()
 
 
 def _kept_context(spec: TaskSpec, ctx: BlockContext) -> BlockContext:

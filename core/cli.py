@@ -44,6 +44,12 @@ for _c in (console, err_console):
     if not _c.is_terminal and "COLUMNS" not in os.environ:
         _c.width = 160  # logs and pipes: keep ids and names on one line
 
+GpuReadOpt = typer.Option(
+    "pinned",
+    "--gpu-read",
+    help="How GPU tasks copy their inputs to the device: pinned (async, slab by slab) or zarr "
+    "(zarr's GPU buffers).",
+)
 StoreOpt = typer.Option(
     None, "--store", envvar="MINJIANG_STORE", help="Store root (folder or s3://bucket/prefix)."
 )
@@ -211,6 +217,7 @@ def run(
         None, "--memory-budget", help="Total memory, e.g. 8GiB."
     ),
     backend: str = typer.Option("auto", help="auto, cpu or gpu."),
+    gpu_read: str = GpuReadOpt,
     reuse: bool = typer.Option(True, help="Reuse results already in the catalog."),
 ) -> None:
     """Plan and run a pipeline; interrupted runs resume where they stopped."""
@@ -221,6 +228,7 @@ def run(
         num_cpus=num_cpus,
         memory_budget=memory_budget,
         backend=backend,
+        gpu_read=gpu_read,
         progress=sys.stderr.isatty(),
     )
     try:
@@ -350,6 +358,7 @@ def submit(
         None, "--memory-budget", help="Total memory, e.g. 64GiB."
     ),
     backend: str = typer.Option("auto", help="auto, cpu or gpu."),
+    gpu_read: str = GpuReadOpt,
     runtime_env: str | None = typer.Option(
         None,
         "--runtime-env",
@@ -368,6 +377,7 @@ def submit(
         inputs=_inputs(input),
         memory_budget=memory_budget,
         backend=backend,
+        gpu_read=gpu_read,
         runtime_env=env,
     )
     console.print(

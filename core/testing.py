@@ -6,7 +6,9 @@
 * ``ray_session`` – one local Ray for the whole test session (2 CPUs unless
   ``MINJIANG_TEST_RAY_CPUS`` says otherwise), shut down at the end;
 * ``ray_runtime`` – a fresh runtime on the ``ray`` executor, on that shared Ray;
-* :func:`tmp_plugin` – register a plugin object on a runtime for a ``with`` block.
+* :func:`tmp_plugin` – register a plugin object on a runtime for a ``with`` block;
+* :func:`assert_one_writer_per_chunk` – check that a plan writes every output chunk
+  from exactly one task.
 
 Nothing heavy is imported until a fixture is used.
 """
@@ -24,7 +26,7 @@ import pytest
 if TYPE_CHECKING:
     from minjiang.core._runtime import Runtime
 
-__all__ = ["tmp_plugin"]
+__all__ = ["assert_one_writer_per_chunk", "tmp_plugin"]
 
 
 @contextlib.contextmanager
@@ -40,6 +42,52 @@ def tmp_plugin(runtime: Runtime, plugin: Any, name: str | None = None) -> Iterat
     finally:
         runtime.registry.pm.unregister(plugin)
         runtime.registry = Registry(before.pm, before.problems)
+
+
+def assert_one_writer_per_chunk(plan: Any) -> None:
+    """Fail if two tasks of a plan write the same chunk of an output array.
+
+    Tasks run in parallel and write chunks without locks, so each chunk must have one
+    writer (see docs/architecture.md). ``plan`` is what :meth:`Runtime.plan` returns.
+    Scratch arrays (rechunk targets), whose chunks the plan does not list, are checked
+    for overlapping regions instead.
+    """
+    import itertools
+
+    def overlap(a: tuple[slice, ...], b: tuple[slice, ...]) -> bool:
+        return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b, strict=True))
+
+    for step in plan.steps:
+        arrays = getattr(step, "arrays", None)
+        if arrays is None:  # an ingest
+            continue
+        for stage in step.stages:
+            owner: dict[tuple[str, tuple[int, ...]], str] = {}
+            scratch: list[tuple[str, tuple[slice, ...], str]] = []
+            for task in stage.tasks:
+                for w in task.writes:
+                    where = f"step {step.step!r}, stage {stage.name!r}: tasks"
+                    if w.scratch or w.array not in arrays:
+                        for name, region, other in scratch:
+                            if name == w.array and overlap(region, w.region):
+                                raise AssertionError(
+                                    f"{where} {other} and {task.key} both write {w.region!r} "
+                                    f"of scratch array {w.array!r}"
+                                )
+                        scratch.append((w.array, w.region, task.key))
+                        continue
+                    chunks = arrays[w.array].chunks
+                    ranges = [
+                        range(r.start // c, -(-r.stop // c))
+                        for r, c in zip(w.region, chunks, strict=True)
+                    ]
+                    for idx in itertools.product(*ranges):
+                        if (w.array, idx) in owner:
+                            raise AssertionError(
+                                f"{where} {owner[w.array, idx]} and {task.key} both write "
+                                f"chunk {idx} of {w.array!r}"
+                            )
+                        owner[w.array, idx] = task.key
 
 
 @pytest.fixture

@@ -1019,7 +1019,14 @@ def _open_for_read(store: Store, info: ArrayInfo) -> Any:
         ) from err
 
 
-def read_region(store: Store, info: ArrayInfo, region: tuple[slice, ...]) -> np.ndarray:
+def read_region(
+    store: Store,
+    info: ArrayInfo,
+    region: tuple[slice, ...],
+    *,
+    out: np.ndarray | None = None,
+    device: bool = False,
+) -> Any:
     """Read a region of an array (any region; chunk-aligned reads decode least).
 
     Parameters
@@ -1030,10 +1037,17 @@ def read_region(store: Store, info: ArrayInfo, region: tuple[slice, ...]) -> np.
         The array.
     region : tuple of slice
         One slice per dimension.
+    out : numpy.ndarray, optional
+        A C-contiguous array of the region's shape and the array's dtype to decode
+        into (a pinned host buffer, for instance) instead of a new one.
+    device : bool
+        Assemble the region on the current CUDA device with zarr's GPU buffers and
+        return a CuPy array (needs CuPy; zarr's CPU codecs still decode on the host).
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or cupy.ndarray
+        ``out`` when given.
 
     Raises
     ------
@@ -1045,7 +1059,23 @@ def read_region(store: Store, info: ArrayInfo, region: tuple[slice, ...]) -> np.
     sel = _normalise_region(
         region, tuple(info.shape), f"array {info.name!r} of dataset {info.dataset_id!r}"
     )
+    if out is not None:
+        want = tuple(s.stop - s.start for s in sel)
+        if out.shape != want or out.dtype != arr.dtype or not out.flags.c_contiguous:
+            raise ValueError(
+                f"out has shape {out.shape!r} and dtype {out.dtype}; reading {info.name!r} "
+                f"needs a C-contiguous {want!r} {arr.dtype} array"
+            )
     try:
+        if device:
+            from zarr.core.buffer import gpu
+
+            return arr.get_basic_selection(sel, prototype=gpu.buffer_prototype)
+        if out is not None:
+            from zarr.core.buffer import cpu
+
+            arr.get_basic_selection(sel, out=cpu.NDBuffer.from_numpy_array(out))
+            return out
         return np.asarray(arr[sel])
     except Exception as err:
         if isinstance(err, KeyNotFoundError | DatasetNotFoundError):

@@ -214,16 +214,38 @@ def test_open_by_name(runtime, cube) -> None:
 
 
 def test_gpu_task_over_free_device_memory_fails_before_running(runtime, cube, monkeypatch) -> None:
+    from minjiang.core._devices import DeviceReport
     from minjiang.core._executors import LocalExecutor
 
     _, src = cube
+    device = DeviceReport(node="n1", model="a device with 1 KiB free", memory_free=1024)
     monkeypatch.setattr(LocalExecutor, "gpus", lambda self: 1.0)
-    monkeypatch.setattr(LocalExecutor, "gpu_memory", lambda self: 1024)
+    monkeypatch.setattr(LocalExecutor, "gpu_devices", lambda self: [device])
     events = []
     runtime.subscribe(events.append)
     with pytest.raises(MemoryBudgetError, match=r"GPU memory.*1\.0 KiB free"):
         runtime.run("array.gaussian", inputs={"x": src}, params={"sigma": 1}, backend="gpu")
     assert not [e for e in events if e.kind == "task_finished"]
+
+
+@pytest.mark.parametrize(("free", "share"), [(64 << 30, 0.25), (0, 1.0)])
+def test_small_gpu_tasks_share_a_device(runtime, cube, monkeypatch, free, share) -> None:
+    """A GPU step's tasks ask for 1/n of a GPU when n of them fit the device's free
+    memory (at most 4), a whole GPU when the free memory is unknown."""
+    from minjiang.core._devices import DeviceReport
+    from minjiang.core._executors import LocalExecutor
+
+    _, src = cube
+    device = DeviceReport(node="n1", model="a test device", memory_free=free)
+    monkeypatch.setattr(LocalExecutor, "gpus", lambda self: 1.0)
+    monkeypatch.setattr(LocalExecutor, "gpu_devices", lambda self: [device])
+    pipe = {"steps": [{"id": "s", "operator": "array.gaussian", "inputs": {"x": src.id}}]}
+    pipe["steps"][0]["params"] = {"sigma": 1}
+    pipe["backend"] = "gpu"
+    plan = runtime.plan(pipe)
+    tasks = [t for s in plan.steps[-1].stages for t in s.tasks]
+    assert plan.steps[-1].backend == "gpu"
+    assert tasks and {t.gpus for t in tasks} == {share}
 
 
 @pytest.mark.parametrize(
@@ -240,3 +262,20 @@ def test_full_axis_reads_directly_or_rechunks(runtime, tmp_path, rng, budget, no
     np.testing.assert_allclose(
         res.to_xarray()["quantile"].values, np.quantile(x, 0.25, axis=0), rtol=1e-12
     )
+
+
+def test_demo_plan_has_one_writer_per_chunk(runtime, tmp_path) -> None:
+    """Every pattern of the demo (map + halo, reduce, full_axis, aggregate), split into
+    many tasks by a small budget, writes each output chunk from one task."""
+    from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
+    from minjiang.core._runtime import Runtime
+    from minjiang.core.testing import assert_one_writer_per_chunk
+
+    cube, regions = make_demo_inputs(tmp_path / "data", years=2, ny=24, nx=24)
+    pipe = tmp_path / "demo.yaml"
+    pipe.write_text(DEMO_PIPELINE)
+    with Runtime(store=runtime.store.url, executor="local", memory_budget="1MiB") as rt:
+        plan = rt.plan(pipe, inputs={"cube": str(cube), "regions": str(regions)})
+        split = [s.step for s in plan.steps if getattr(s, "n_tasks", 0) > 2]
+        assert split == ["smooth", "mean", "p90"], split  # map, reduce, rechunked full_axis
+        assert_one_writer_per_chunk(plan)

@@ -133,10 +133,42 @@ def test_auto_runs_on_the_cpu_and_records_it(plugged, monkeypatch):
     # CuPy installed but no GPU: the fallback is announced, and still recorded as cpu
     monkeypatch.setattr(_runtime, "_cupy_installed", lambda: True)
     CALLS.clear()
-    with pytest.warns(BackendFallbackWarning, match="no GPU; running on the CPU"):
+    with pytest.warns(BackendFallbackWarning, match="executor has no GPU: ran on the CPU"):
         again = runtime.run("gputest.scale", inputs={"x": source}, reuse=False)
     assert again.record.producer["backend"] == "cpu"
     assert set(CALLS) == {("cpu", "numpy")}
+    # the fallback is a note of the step, which its record keeps (the record of this
+    # content was written by the first run: records are immutable); a reused step
+    # keeps the backend it was computed on and plans no fallback
+    step = {"id": "s", "operator": "gputest.scale", "inputs": {"x": source.id}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reused = runtime.plan({"steps": [step]})
+    assert reused.steps[-1].reused and reused.steps[-1].backend == "cpu"
+    with pytest.warns(BackendFallbackWarning):
+        plan = runtime.plan({"steps": [step]}, reuse=False)
+    assert any(n.startswith("BackendFallbackWarning") for n in plan.steps[-1].notes)
+
+
+def test_a_gpu_no_task_can_use_is_no_gpu(plugged, monkeypatch):
+    """An executor that offers a GPU its tasks cannot use (no CuPy, no driver...): the
+    device probe says why, ``gpu`` is refused with that reason, ``auto`` falls back."""
+    runtime, source, values = plugged
+    if _executor_has_gpu(runtime):
+        pytest.skip("this machine has a usable GPU")
+    from minjiang.core._executors import LocalExecutor
+
+    monkeypatch.setattr(LocalExecutor, "gpus", lambda self: 1.0)  # offered, not usable
+    with pytest.raises(BackendUnavailableError, match="no GPU of the cluster is usable") as info:
+        runtime.run("gputest.scale", inputs={"x": source}, backend="gpu")
+    assert "CuPy is not importable" in str(info.value) or "CUDA" in str(info.value)
+    assert CALLS == []
+    with pytest.warns(BackendFallbackWarning, match="no GPU of the cluster is usable"):
+        result = runtime.run("gputest.scale", inputs={"x": source})
+    assert result.record.producer["backend"] == "cpu"
+    assert "devices" not in result.record.producer
+    assert any("usable" in n for n in result.record.producer["notes"])
+    np.testing.assert_array_equal(result.to_xarray()["y"].values, values * 2.0)
 
 
 def test_cpu_is_never_the_gpu(plugged):
@@ -168,3 +200,44 @@ def test_gpu_backend_runs_on_the_gpu(plugged):
     assert result.record.producer["backend"] == "gpu"
     assert CALLS and set(CALLS) == {("gpu", "cupy")}
     np.testing.assert_array_equal(result.to_xarray()["y"].values, values * 2.0)
+    # lineage: the device model and the CuPy/CUDA versions the tasks ran with
+    import cupy
+
+    (device,) = result.record.producer["devices"]
+    assert device["model"] and device["cupy"] == cupy.__version__
+    assert device["cuda_runtime"].count(".") == 1 and device["cuda_driver"]
+    assert result.record.producer["gpu_read"] == "pinned"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("gpu_read", ["pinned", "zarr"])
+def test_both_device_reads_equal_the_cpu(runtime, tmp_path, gpu_read):
+    """A multi-task GPU step with halos, inputs read to the device either way, gives the
+    CPU's answer (within the Gaussian's declared tolerance)."""
+    if not _executor_has_gpu(runtime):
+        pytest.skip("no GPU for the local executor")
+    from minjiang.core import Runtime
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(24, 40, 36)).astype(np.float32)
+    dims, chunks = ("t", "y", "x"), (5, 16, 12)
+    source = ingest_array(runtime, tmp_path / "cpu", "gputest/cube", values, dims, chunks)
+    params = {"sigma": 1.5}
+    cpu = runtime.run("array.gaussian", inputs={"x": source}, params=params, backend="cpu")
+    # a store of its own: the same content in one store would be reused, not recomputed
+    with Runtime(
+        store=tmp_path / "gpu-store", executor="local", memory_budget="400KiB", gpu_read=gpu_read
+    ) as rt:
+        source = ingest_array(rt, tmp_path / "gpu", "gputest/cube", values, dims, chunks)
+        gpu = rt.run("array.gaussian", inputs={"x": source}, params=params, backend="gpu")
+        tasks = [e.task for e in rt.last_run_events if e.kind == "task_finished" and e.task]
+        assert len(tasks) > 1 and all(t.backend == "gpu" and t.device["model"] for t in tasks)
+        assert gpu.id == cpu.id  # the backend is not part of the content
+        assert gpu.record.producer["backend"] == "gpu"
+        assert gpu.record.producer["gpu_read"] == gpu_read
+        np.testing.assert_allclose(
+            gpu.to_xarray()["data"].values,
+            cpu.to_xarray()["data"].values,
+            rtol=1e-5,
+            atol=1e-5,
+        )

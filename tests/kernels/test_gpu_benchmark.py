@@ -40,7 +40,7 @@ def test_gpu_benchmark_dry_run(tmp_path):
         # the CPU kernel agrees with the NumPy reference on every case
         assert variants["reference"]["max_rel_difference_from_cpu"] <= 1e-6, row["kernel"]
     runs = report["end_to_end"]["runs"]
-    assert runs["gpu"] == {"skipped": "dry run: no CuPy"}
+    assert runs["gpu-pinned"] == runs["gpu-zarr"] == {"skipped": "dry run: no CuPy"}
     for operator in ("array.gaussian", "array.band_math"):
         assert runs["cpu"][operator]["backend"] == "cpu"
         assert runs["cpu"][operator]["timings"]["tasks"] >= 1

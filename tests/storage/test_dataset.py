@@ -83,6 +83,14 @@ def test_roundtrip(any_store: Store, rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(
         read_region(any_store, v, (slice(1, 3), slice(2, 5), slice(None))), values[1:3, 2:5]
     )
+    # decoding into a given buffer (a pinned one, for GPU tasks) fills that buffer
+    buf = np.full((2, 3, 5), np.nan, dtype=np.float32)
+    got = read_region(any_store, v, (slice(1, 3), slice(2, 5), slice(None)), out=buf)
+    assert got is buf
+    np.testing.assert_array_equal(buf, values[1:3, 2:5])
+    for bad in (np.empty((2, 3, 4), "f4"), np.empty((2, 3, 5), "f8"), np.empty((5, 3, 2), "f4").T):
+        with pytest.raises(ValueError, match=r"needs a C-contiguous \(2, 3, 5\) float32 array"):
+            read_region(any_store, v, (slice(1, 3), slice(2, 5), slice(None)), out=bad)
     assert w.bytes_written == sum(
         len(any_store.read_bytes(f"datasets/ds1/arrays.zarr/v/{k}")) for k in sums
     )
@@ -276,6 +284,10 @@ def test_checksums_detect_flipped_byte_and_truncation(
         ChecksumMismatchError, match=r"chunk 'c/1/0/0' of array 'v' in dataset 'dmg'"
     ):
         read_region(store, v, (slice(2, 4), slice(0, 3), slice(0, 5)))
+    with pytest.raises(ChecksumMismatchError, match=r"chunk 'c/1/0/0'"):  # into a buffer too
+        read_region(
+            store, v, (slice(2, 4), slice(0, 3), slice(0, 5)), out=np.empty((2, 3, 5), "f4")
+        )
     with pytest.raises(ChecksumMismatchError, match="c/0/1/0"):
         read_array(store, v)
     # untouched chunks still read

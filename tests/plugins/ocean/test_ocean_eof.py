@@ -118,3 +118,33 @@ def test_eof_composite_end_to_end(runtime, tmp_path: Path) -> None:  # type: ign
     )
     res = runtime.run("ocean.eof", inputs={"x": "test/eofs:sst"}, params={"n_modes": 4})
     _check(res.to_xarray(), "latitude", 4)
+
+
+def test_eof_split_over_space_writes_each_chunk_once(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With a budget that splits the projection over space, the (mode, time) PCs and the
+    per-mode spectra are written by one task only, and the answer is unchanged."""
+    from minjiang.core import Runtime
+    from minjiang.core.testing import assert_one_writer_per_chunk
+
+    # pencils of 15 x 6 x 6 cells: 6 spatial blocks
+    params = {"variables": ["sst"], "chunking": "pencils", "chunk_mib": 0.005}
+    runtime.ingest("ocean.netcdf", [_eofs_file(tmp_path)], params=params, name="test/eofs")
+    pipe = {
+        "steps": [
+            {
+                "id": "eof",
+                "operator": "ocean.eof",
+                "inputs": {"x": "test/eofs:sst"},
+                "params": {"n_modes": 4},
+            }
+        ]
+    }
+    with Runtime(store=runtime.store.url, executor="local", memory_budget="64KiB") as rt:
+        plan = rt.plan(pipe)
+        project = plan.steps[-1]
+        assert project.n_tasks > 1, "the budget should split the projection"
+        assert_one_writer_per_chunk(plan)
+        pcs = {t.key for s in project.stages for t in s.tasks for w in t.writes if w.array == "pcs"}
+        assert len(pcs) == 1
+        out = rt.run_pipeline(pipe)
+    _check(out["eof"].to_xarray(), "latitude", 4)

@@ -63,7 +63,8 @@ def group_mean(
     from minjiang.kernels.groupby import _cpu
 
     flat = np.ascontiguousarray(x).reshape(x.shape[0], -1)
-    return _cpu._group_mean(flat, g, int(n_groups)).reshape((n_groups, *x.shape[1:]))
+    width = _cpu.band_width(int(n_groups), flat.shape[1])
+    return _cpu._group_mean(flat, g, int(n_groups), width).reshape((n_groups, *x.shape[1:]))
 
 
 def subtract_group(

@@ -1,33 +1,63 @@
-"""numba kernels for the group operations (one pass, no temporaries)."""
+"""numba kernels for the group operations (one pass, no temporaries).
+
+``_group_mean`` walks the steps in time order for a band of columns at a time: the
+band's sums and counts (``n_groups × width``) stay in cache while the steps stream
+past, and bands run in parallel. Each (group, column) still adds its values in time
+order, so the result does not depend on the band width or the number of threads.
+"""
 
 from __future__ import annotations
 
 import numba
 import numpy as np
 
+#: Bytes of per-band accumulators (sums and counts) to keep within a core's cache.
+_BAND_BYTES = 1 << 20
 
-@numba.njit(cache=True, nogil=True)
-def _group_mean(x: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+
+def band_width(n_groups: int, m: int) -> int:
+    """Columns per band: the accumulators fit ``_BAND_BYTES``; a multiple of 16."""
+    width = _BAND_BYTES // max(1, 16 * n_groups)
+    return int(max(16, min(m, width // 16 * 16)))
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _group_mean(x: np.ndarray, groups: np.ndarray, n_groups: int, width: int) -> np.ndarray:
     t, m = x.shape
-    acc = np.zeros((n_groups, m), dtype=np.float64)
-    cnt = np.zeros((n_groups, m), dtype=np.int64)
-    for i in range(t):
-        g = groups[i]
-        for j in range(m):
-            v = x[i, j]
-            if not np.isnan(v):
-                acc[g, j] += v
-                cnt[g, j] += 1
-    for g in range(n_groups):
-        for j in range(m):
-            acc[g, j] = acc[g, j] / cnt[g, j] if cnt[g, j] else np.nan
-    return acc
+    out = np.empty((n_groups, m), dtype=np.float64)
+    n_bands = (m + width - 1) // width
+    for band in numba.prange(n_bands):
+        c0 = band * width
+        c1 = min(c0 + width, m)
+        w = c1 - c0
+        acc = np.zeros((n_groups, w), dtype=np.float64)
+        cnt = np.zeros((n_groups, w), dtype=np.int64)
+        for i in range(t):
+            xi = x[i, c0:c1]
+            ag = acc[groups[i]]
+            cg = cnt[groups[i]]
+            for j in range(w):
+                v = xi[j]
+                ok = not np.isnan(v)
+                # branch-free, so it vectorises; adding +0.0 leaves a sum unchanged
+                # (it is never -0.0: it starts at +0.0)
+                ag[j] += v if ok else 0.0
+                cg[j] += ok
+        for g in range(n_groups):
+            og = out[g, c0:c1]
+            ag = acc[g]
+            cg = cnt[g]
+            for j in range(w):
+                og[j] = ag[j] / cg[j] if cg[j] else np.nan
+    return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _subtract_group(x: np.ndarray, groups: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
     t, m = x.shape
-    for i in range(t):
-        g = groups[i]
+    for i in numba.prange(t):
+        xi = x[i]
+        ti = table[groups[i]]
+        oi = out[i]
         for j in range(m):
-            out[i, j] = x[i, j] - table[g, j]
+            oi[j] = xi[j] - ti[j]

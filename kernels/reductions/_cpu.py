@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 _COL_STRIP = 2048  # columns per parallel work item in the (M, K) layout
-_LINES_PER_ITEM = 256  # quantile lines per parallel work item (one scratch buffer each)
+_TILE = 64  # quantile lines gathered together: neighbours along the contiguous axis
 
 
 @njit(cache=True, parallel=True)
@@ -163,21 +163,29 @@ def _lerp(a, b, t):
 @njit(cache=True, parallel=True)
 def _nanquantile(x, q_sorted, order, sort_all, out):
     # x: (A, N, B); out: (Q, A, B) float64; q_sorted ascending, order[i] its slot in out.
+    # A work item is a tile of up to _TILE neighbouring lines (consecutive b): their
+    # values are gathered row by row (contiguous reads of x[a, n, b0:b1]) rather than
+    # line by line (one cache line per value when the line runs across the array).
     n_a, n_n, n_b = x.shape
     n_q = q_sorted.size
-    n_lines = n_a * n_b
-    n_items = (n_lines + _LINES_PER_ITEM - 1) // _LINES_PER_ITEM
-    for item in prange(n_items):
-        buf = np.empty(n_n)
-        for line in range(item * _LINES_PER_ITEM, min(n_lines, (item + 1) * _LINES_PER_ITEM)):
-            a = line // n_b
-            b = line - a * n_b
-            m = 0
-            for n in range(n_n):
-                v = np.float64(x[a, n, b])
+    tiles_per_a = (n_b + _TILE - 1) // _TILE
+    for item in prange(n_a * tiles_per_a):
+        a = item // tiles_per_a
+        b0 = (item - a * tiles_per_a) * _TILE
+        width = min(_TILE, n_b - b0)
+        bufs = np.empty((width, n_n))
+        counts = np.zeros(width, dtype=np.int64)
+        for n in range(n_n):
+            row = x[a, n, b0 : b0 + width]
+            for t in range(width):
+                v = np.float64(row[t])
                 if v == v:
-                    buf[m] = v
-                    m += 1
+                    bufs[t, counts[t]] = v
+                    counts[t] += 1
+        for t in range(width):
+            b = b0 + t
+            m = counts[t]
+            buf = bufs[t]
             if m == 0:
                 for iq in range(n_q):
                     out[order[iq], a, b] = np.nan

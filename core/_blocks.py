@@ -8,8 +8,9 @@ planner picks, among blocks of ``k_d`` chunks per dim, the one that
 * and has the least projected wall time: rounds of tasks over the workers times the
   cost of one task, where a task costs the bytes it decodes (halo reads decode whole
   neighbouring chunks: *decode amplification*), plus partial states written and read
-  back when a reduction does not span its reduced dims, plus a fixed overhead; tasks
-  decoding more than 256 MiB pay a growing penalty.
+  back when a reduction does not span its reduced dims, plus its kernel time where
+  the operator projects one (converted at ``DECODE_BYTES_PER_SECOND``), plus a fixed
+  overhead; tasks decoding more than 256 MiB pay a growing penalty.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["BlockChoice", "choose_block", "iter_blocks"]
 
+#: The unit of the cost model: bytes one core decodes per second (Blosc-LZ4 + CRC-32C
+#: Zarr chunks, measured 0.15-0.5 GB/s on the benchmark machine).
+DECODE_BYTES_PER_SECOND = 400e6
 #: Fixed cost of one task, expressed as bytes of decoding it is worth (≈ 40 ms at 0.4 GB/s).
 TASK_OVERHEAD_BYTES = 16 << 20
 #: Tasks decoding more than this are penalised (load balance, memory held, resume grain).
@@ -69,6 +73,7 @@ def choose_block(
     span: Sequence[bool] = (),
     partial_bytes: Callable[[tuple[int, ...]], int] | None = None,
     fixed: Mapping[int, int] | None = None,
+    compute: Callable[[tuple[int, ...]], float] | None = None,
 ) -> BlockChoice | None:
     """Choose the block shape; ``None`` if even the smallest block is over ``budget``.
 
@@ -81,6 +86,8 @@ def choose_block(
         (reductions); blocks that don't span pay ``partial_bytes`` per task.
     fixed
         Dims whose block extent is imposed (e.g. the whole axis of a full_axis step).
+    compute
+        Projected kernel seconds of one task for a block shape (``None``: negligible).
     """
     ndim = len(shape)
     fixed = dict(fixed or {})
@@ -105,6 +112,8 @@ def choose_block(
         # Wall time ~ rounds of tasks across the workers x the cost of one task.
         task_bytes = decoded * itemsize
         per_task = float(task_bytes + TASK_OVERHEAD_BYTES)
+        if compute is not None:
+            per_task += compute(block) * DECODE_BYTES_PER_SECOND
         if (
             partial_bytes is not None
             and span

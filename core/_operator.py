@@ -259,12 +259,17 @@ Pattern = Map | Reduce | FullAxis | Aggregate | Composite
 
 @dataclasses.dataclass(frozen=True)
 class TaskSize:
-    """What the planner knows about one task when it projects its memory (bytes)."""
+    """What the planner knows about one task when it projects its memory (bytes) and
+    its kernel time: bytes read (with halos), bytes written, the output block's shape
+    over ``dims`` (the primary input's dims), the primary input's item size, and the
+    halo on each side per dim."""
 
     input_bytes: int
     output_bytes: int
     block_shape: tuple[int, ...]
     itemsize: int
+    dims: tuple[str, ...] = ()
+    halo: tuple[int, ...] = ()
 
 
 def _default_memory(size: TaskSize, params: Any) -> int:
@@ -294,6 +299,12 @@ class Operator:
     memory
         ``(TaskSize, params) -> bytes`` projected peak per task, kernel scratch
         included. The default is twice the inputs plus twice the outputs.
+    compute
+        ``(TaskSize, params) -> seconds`` projected kernel time of one task on one
+        core, for kernels slow enough to matter beside decoding (about 0.4 GB/s per
+        core). The planner weighs it against decode amplification when it sizes tasks:
+        a costly kernel with a halo is split over the workers even where each task
+        then decodes more. ``None`` (default): the kernel costs nothing next to I/O.
     backends
         Backends the kernels support: ``"cpu"`` (numba), ``"gpu"`` (CuPy).
     """
@@ -305,6 +316,7 @@ class Operator:
     pattern: Pattern
     params: type[BaseModel] | None = None
     memory: Callable[[TaskSize, Any], int] = _default_memory
+    compute: Callable[[TaskSize, Any], float] | None = None
     backends: tuple[str, ...] = ("cpu",)
     description: str = ""
 

@@ -460,7 +460,7 @@ class StepPlanner:
 
     # ------------------------------------------------------------------ helpers
     def _memory(self, r: _Request, in_bytes: int, out_bytes: int, block: tuple[int, ...]) -> int:
-        size = TaskSize(in_bytes, out_bytes, block, r.itemsize)
+        size = TaskSize(in_bytes, out_bytes, block, r.itemsize, r.dims)
         return int(r.op.memory(size, r.params))
 
     def _budget_error(self, r: _Request, need: int, what: str) -> MemoryBudgetError:
@@ -718,6 +718,19 @@ class StepPlanner:
             in_bytes += 2 * math.prod(chunks) * r.itemsize  # chunks being decoded
             return self._memory(r, in_bytes, self._out_bytes(arrays, r.dims, block), block)
 
+        def compute(block: tuple[int, ...]) -> float:
+            assert r.op.compute is not None
+            # an interior task: the block and its halo on both sides
+            padded = tuple(
+                min(b + 2 * halo.get(d, 0), s)
+                for b, d, s in zip(block, r.dims, r.shape, strict=True)
+            )
+            in_bytes = math.prod(padded) * r.itemsize
+            out_bytes = self._out_bytes(arrays, r.dims, block)
+            halos = tuple(halo.get(d, 0) for d in r.dims)
+            size = TaskSize(in_bytes, out_bytes, block, r.itemsize, r.dims, halos)
+            return float(r.op.compute(size, r.params))
+
         choice = choose_block(
             r.shape,
             chunks,
@@ -729,6 +742,7 @@ class StepPlanner:
             span=span,
             partial_bytes=partial_bytes,
             fixed=fixed,
+            compute=compute if r.op.compute is not None else None,
         )
         if choice is None:
             if not required:

@@ -153,6 +153,12 @@ def _gaussian_memory(size: Any, params: Any) -> int:
     return 3 * size.input_bytes + 2 * size.output_bytes
 
 
+def _gaussian_compute(size: Any, params: Any) -> float:
+    from minjiang.kernels.gaussian import separable_seconds
+
+    return separable_seconds(size.input_bytes // max(size.itemsize, 1), size.halo)
+
+
 # ---------------------------------------------------------------- reduce
 class ReduceParams(_Params):
     dims: list[str] = Field(min_length=1, description="Dims to reduce over.")
@@ -356,6 +362,7 @@ OPERATORS: tuple[Operator, ...] = (
         pattern=Map(gaussian_kernel, halo=_gaussian_halo, boundary=lambda p: p.mode),
         params=GaussianParams,
         memory=_gaussian_memory,
+        compute=_gaussian_compute,
         backends=("cpu", "gpu"),
         description="n-D Gaussian filter with SciPy's weights; keeps the input's array name; halo = radius, "
         "boundary only at the array edge.",

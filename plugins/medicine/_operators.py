@@ -186,6 +186,12 @@ def _gaussian_outputs(params: GaussianParams, inputs: dict[str, Any]) -> tuple[A
     )
 
 
+def _gaussian_compute(size: TaskSize, params: Any) -> float:
+    from minjiang.kernels.gaussian import separable_seconds
+
+    return separable_seconds(size.input_bytes // max(size.itemsize, 1), size.halo)
+
+
 GAUSSIAN = Operator(
     name="medicine.gaussian",
     version="1",
@@ -193,6 +199,7 @@ GAUSSIAN = Operator(
     outputs=_gaussian_outputs,
     pattern=Map(kernel=_K + "gaussian_block", halo=_gaussian_halo, boundary=_mode),
     params=GaussianParams,
+    compute=_gaussian_compute,
     description="3-D Gaussian filter, sigma in mm per axis from the voxel spacing (SciPy's weights).",
 )
 
@@ -252,6 +259,12 @@ def _median_outputs(params: MedianParams, inputs: dict[str, Any]) -> tuple[Array
     )
 
 
+def _median_compute(size: TaskSize, params: Any) -> float:
+    from minjiang.kernels.median import median_seconds
+
+    return median_seconds(size.input_bytes // max(size.itemsize, 1), size.halo)
+
+
 MEDIAN = Operator(
     name="medicine.median",
     version="1",
@@ -259,6 +272,7 @@ MEDIAN = Operator(
     outputs=_median_outputs,
     pattern=Map(kernel=_K + "median_block", halo=_median_halo, boundary=_mode),
     params=MedianParams,
+    compute=_median_compute,
     description="3-D median filter, window in mm per axis from the voxel spacing (scipy.ndimage.median_filter).",
 )
 

@@ -53,3 +53,27 @@ def test_halo_prefers_spanning_blocks() -> None:
     )
     assert choice is not None
     assert choice.decode_amplification == 1.0
+
+
+def test_a_costly_kernel_is_split_over_the_workers_despite_its_halo() -> None:
+    """Pencils of 32 x 32 with an 8-cell halo: splitting decodes neighbouring chunks
+    again, so by bytes alone one task is cheapest; a kernel that costs as much as
+    decoding makes two tasks (one per worker) cheaper."""
+    shape, chunks, halo = (730, 96, 160), (730, 32, 32), (8, 8, 8)
+
+    def padded_cells(block: tuple[int, ...]) -> int:
+        return math.prod(min(b + 2 * h, s) for b, h, s in zip(block, halo, shape, strict=True))
+
+    common = {
+        "itemsize": 4,
+        "halo": halo,
+        "memory": lambda b: math.prod(b) * 16,
+        "budget": 1 << 30,
+        "workers": 2,
+    }
+    io_only = choose_block(shape, chunks, **common)
+    costly = choose_block(shape, chunks, **common, compute=lambda b: padded_cells(b) * 51 / 4e9)
+    assert io_only is not None and costly is not None
+    assert io_only.n_tasks == 1
+    assert costly.n_tasks >= 2
+    assert costly.cost > io_only.cost  # the kernel time is part of the projection

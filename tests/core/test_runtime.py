@@ -279,3 +279,18 @@ def test_demo_plan_has_one_writer_per_chunk(runtime, tmp_path) -> None:
         split = [s.step for s in plan.steps if getattr(s, "n_tasks", 0) > 2]
         assert split == ["smooth", "mean", "p90"], split  # map, reduce, rechunked full_axis
         assert_one_writer_per_chunk(plan)
+
+
+def test_a_costly_kernel_is_planned_over_both_workers(runtime, tmp_path, monkeypatch) -> None:
+    """array.gaussian projects its kernel time, so on two workers the planner splits a
+    pencil cube although each task then decodes neighbouring chunks for its halo."""
+    from minjiang.core._executors import LocalExecutor
+
+    x = np.zeros((365, 96, 160), dtype=np.float32)  # 22 MB: big enough to be worth splitting
+    src = ingest_array(runtime, tmp_path, "test/pencils", x, ("time", "y", "x"), (365, 32, 32))
+    monkeypatch.setattr(LocalExecutor, "workers", lambda self: 2)
+    step = {"id": "g", "operator": "array.gaussian", "inputs": {"x": src.id}, "params": {"sigma": 2}}
+    plan = runtime.plan({"steps": [step]})
+    (g,) = plan.steps
+    assert g.n_tasks >= 2
+    assert g.block.decode_amplification > 1.0  # the halo decode it accepted for that

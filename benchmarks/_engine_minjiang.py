@@ -142,10 +142,7 @@ class _MinjiangEngine(Engine):
                 "q90": self._run("array.quantile", {"x": a}, {"dim": "time", "q": QUANTILE}, steps)
             }
         elif wl.key == "w3_anomaly":
-            clim = self._run("array.doy_climatology", {"x": a}, {}, steps)
-            out = {
-                "anomaly": self._run("array.doy_anomaly", {"x": a, "climatology": clim}, {}, steps)
-            }
+            out = {"anomaly": self._run("array.deseason", {"x": a}, {}, steps)}
         elif wl.key == "w4_gaussian":
             out = {
                 "smoothed": self._run("array.gaussian", {"x": a}, {"sigma": GAUSSIAN_SIGMA}, steps)

@@ -48,6 +48,7 @@ from minjiang.core.errors import (
 if TYPE_CHECKING:
     import pyarrow as pa
     import xarray as xr
+    from minjiang.core._devices import DeviceReport
     from minjiang.core._executors import Executor
     from minjiang.core._reader import Reader
     from minjiang.storage import ArrayInfo, DatasetInfo, Record
@@ -472,7 +473,7 @@ class _PlanBuilder:
         self.infos: dict[str, DatasetInfo] = {}  # dataset id -> info (existing or planned)
         self.steps: list[StepPlan | IngestPlan] = []
         self._gpu_reason: str | None = None  # why GPU tasks cannot run, once asked
-        self._gpu_devices: list[Any] = []
+        self._gpu_devices: list[DeviceReport] = []
         missing = [n for n in pipe.inputs if n not in inputs]
         if missing:
             raise PipelineError(

@@ -9,6 +9,7 @@ operator                     pattern     what
 ``array.quantile``           full_axis   NaN-skipping quantiles along one dim
 ``array.doy_climatology``    full_axis   mean per day of year (1..366) along ``time``
 ``array.doy_anomaly``        map         x − climatology(day of year)
+``array.deseason``           full_axis   x − its own day-of-year climatology, one pass
 ``array.label_stats``        aggregate   count/sum/mean/std/min/max per label → table
 ============================ =========== ==============================================
 
@@ -318,6 +319,31 @@ def _anomaly_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOu
     )
 
 
+def _deseason_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    _doy_outputs(params, inputs)  # the same check: dims must start with 'time'
+    return _anomaly_outputs(params, inputs)
+
+
+def deseason_kernel(arrays: dict[str, Any], params: DoyParams, ctx: BlockContext) -> dict[str, Any]:
+    """Climatology and anomaly of a whole-time pencil in one pass; the climatology is
+    rounded to the output dtype first, as ``array.doy_climatology`` stores it, so the
+    result equals ``array.doy_anomaly`` of ``array.doy_climatology`` bit for bit."""
+    from minjiang.kernels.groupby import group_mean, subtract_group
+
+    x = arrays["x"]
+    doy = _block_doy_index(ctx)
+    clim = group_mean(x, doy, 366)
+    dtype = "float32" if str(x.dtype) == "float32" else "float64"
+    return {"anomaly": subtract_group(x, doy, clim.astype(dtype, copy=False))}
+
+
+def _deseason_memory(size: Any, params: Any) -> int:
+    # the pencil, the anomaly, and 366 days of float64 sums and counts per cell
+    steps = max(1, size.block_shape[0]) if size.block_shape else 1
+    per_step = size.input_bytes // steps // max(size.itemsize, 1)
+    return 2 * size.input_bytes + size.output_bytes + 3 * 366 * 8 * per_step
+
+
 # ---------------------------------------------------------------- label stats
 class LabelStatsParams(_Params):
     ignore: int | None = Field(default=0, description="Label to skip (background); null keeps all.")
@@ -411,6 +437,18 @@ OPERATORS: tuple[Operator, ...] = (
         params=DoyParams,
         backends=("cpu", "gpu"),
         description="x minus its day-of-year climatology.",
+    ),
+    Operator(
+        name="array.deseason",
+        version="1",
+        inputs=(Input("x", dtypes=("f",)),),
+        outputs=_deseason_outputs,
+        pattern=FullAxis(dims=("time",), kernel=deseason_kernel),
+        params=DoyParams,
+        memory=_deseason_memory,
+        backends=("cpu", "gpu"),
+        description="x minus its own day-of-year climatology, in one pass over whole-time "
+        "pencils (array.doy_anomaly of array.doy_climatology, without storing the climatology).",
     ),
     Operator(
         name="array.label_stats",

@@ -186,6 +186,7 @@ def test_generic_operators_with_gpu_kernels_declare_them(runtime):
         "array.quantile",
         "array.doy_climatology",
         "array.doy_anomaly",
+        "array.deseason",
         "array.label_stats",
     ):
         assert runtime.operators[name].backends == ("cpu", "gpu"), name

@@ -29,6 +29,22 @@ def _quantile_sorted(a, n, q):
     return x0 + d * g
 
 
+@njit(cache=True)
+def _sort_in_place(a, n):
+    # Pools hold a few dozen samples (years x window): insertion sort, no allocation
+    # (np.sort allocated a new array for each of the 366 pools of every pixel).
+    if n > 64:
+        a[:n].sort()
+        return
+    for i in range(1, n):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
 @njit(cache=True, parallel=True)
 def _pooled_stats(values, offsets, index, q, seas, thresh):
     npix = values.shape[0]
@@ -53,8 +69,8 @@ def _pooled_stats(values, offsets, index, q, seas, thresh):
                 thresh[p, k] = np.nan
                 continue
             seas[p, k] = total / n
-            s = np.sort(buf[:n])
-            thresh[p, k] = _quantile_sorted(s, n, q)
+            _sort_in_place(buf, n)
+            thresh[p, k] = _quantile_sorted(buf, n, q)
 
 
 def pooled_stats(values: np.ndarray, pools, percentile: float) -> tuple[np.ndarray, np.ndarray]:
@@ -70,16 +86,26 @@ def pooled_stats(values: np.ndarray, pools, percentile: float) -> tuple[np.ndarr
     return seas, thresh
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _smooth(clim, width, out):
+    # Each output adds its window's values in window order, from 0.0, as the
+    # reference does; the loops run over the periodically extended row, tap by tap,
+    # so that they vectorise (no modulo per value) and pixels run in parallel.
     n = clim.shape[1]
     h = width // 2
-    for p in range(clim.shape[0]):
+    for p in prange(clim.shape[0]):
+        ext = np.empty(n + 2 * h)
+        row = clim[p]
+        for i in range(n + 2 * h):
+            ext[i] = row[(i - h) % n]
+        total = np.zeros(n)
+        for j in range(width):
+            tap = ext[j : j + n]
+            for i in range(n):
+                total[i] += tap[i]
+        o = out[p]
         for i in range(n):
-            total = 0.0
-            for j in range(i - h, i + h + 1):
-                total += clim[p, j % n]
-            out[p, i] = total / width
+            o[i] = total[i] / width
 
 
 def smooth_circular(clim: np.ndarray, width: int) -> np.ndarray:

@@ -8,6 +8,25 @@ from minjiang.kernels.median._select import select_kth
 
 _select = numba.njit(cache=True, nogil=True)(select_kth)
 
+#: Windows of at most this many values use rank counting instead of Hoare's selection.
+RANK_MAX = 64
+
+
+@numba.njit(cache=True, nogil=True)
+def _rank_select(buf, n, k):  # pragma: no cover - compiled
+    # The value of rank k (ties broken by position): n^2 comparisons without a single
+    # data-dependent branch, which beats the partitioning's mispredicted branches for
+    # small windows (3x on 3^3, 2.2x on 7x7, measured; even at 75 values, 1.2x).
+    for i in range(n):
+        v = buf[i]
+        r = 0
+        for j in range(n):
+            w = buf[j]
+            r += (w < v) | ((w == v) & (j < i))
+        if r == k:
+            return v
+    return buf[0]  # unreachable: ranks are a permutation of 0..n-1
+
 
 @numba.njit(cache=True, nogil=True)
 def _median_slab(padded, out, sz, sy, sx, z0, z1):  # pragma: no cover - compiled
@@ -24,12 +43,16 @@ def _median_slab(padded, out, sz, sy, sx, z0, z1):  # pragma: no cover - compile
                 n = 0
                 for dz in range(sz):
                     for dy in range(sy):
+                        row = padded[z + dz, y + dy]
                         for dx in range(sx):
-                            v = padded[z + dz, y + dy, x + dx]
+                            v = row[x + dx]
                             if v == v:
                                 buf[n] = v
                                 n += 1
-                out[z, y, x] = _select(buf, n, n // 2)
+                if n <= RANK_MAX:
+                    out[z, y, x] = _rank_select(buf, n, n // 2)
+                else:
+                    out[z, y, x] = _select(buf, n, n // 2)
 
 
 # No parallel=True: on 2 shared cores a prange over z measured no faster (64^3, 3^3

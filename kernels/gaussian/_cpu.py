@@ -22,6 +22,25 @@ from numba import njit, prange
 _IDENTITY = np.ones(1)
 
 
+@njit(cache=True, nogil=True)
+def _taps(src, w, stride, centre, length, out):
+    # out[v] = w[r] src[centre + v] + sum_j w[r + j] (src[centre + v + j stride] +
+    # src[centre + v - j stride]) for v < length. Slices, not offsets: an index the
+    # compiler cannot prove non-negative gets a wraparound check that stops
+    # vectorisation.
+    r = (w.size - 1) // 2
+    mid = src[centre : centre + length]
+    wr = w[r]
+    for v in range(length):
+        out[v] = wr * mid[v]
+    for j in range(1, r + 1):
+        wj = w[r + j]
+        up = src[centre + j * stride : centre + j * stride + length]
+        down = src[centre - j * stride : centre - j * stride + length]
+        for v in range(length):
+            out[v] += wj * (up[v] + down[v])
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _gaussian_3d(x, w0, w1, w2, out, n_blocks):
     # x: (n0 + 2 r0, n1 + 2 r1, n2 + 2 r2) C-contiguous; out: (n0, n1, n2) C-contiguous.
@@ -51,30 +70,8 @@ def _gaussian_3d(x, w0, w1, w2, out, n_blocks):
                 hi = x[i + r0 + j].reshape(plane)
                 for v in range(plane):
                     a[v] += wj * (np.float64(hi[v]) + np.float64(lo[v]))
-            # slices, not offsets: an index the compiler cannot prove non-negative
-            # gets a wraparound check that stops vectorisation
-            base = r1 * p2
-            src = a[base : base + rows]
-            wr = w1[r1]
-            for v in range(rows):
-                b[v] = wr * src[v]
-            for j in range(1, r1 + 1):
-                wj = w1[r1 + j]
-                up = a[base + j * p2 : base + j * p2 + rows]
-                down = a[base - j * p2 : base - j * p2 + rows]
-                for v in range(rows):
-                    b[v] += wj * (up[v] + down[v])
-            m = rows - 2 * r2
-            mid = b[r2 : r2 + m]
-            wr = w2[r2]
-            for v in range(m):
-                c[v] = wr * mid[v]
-            for j in range(1, r2 + 1):
-                wj = w2[r2 + j]
-                right = b[r2 + j : r2 + j + m]
-                left = b[r2 - j : r2 - j + m]
-                for v in range(m):
-                    c[v] += wj * (right[v] + left[v])
+            _taps(a, w1, p2, r1 * p2, rows, b)
+            _taps(b, w2, 1, r2, rows - 2 * r2, c)
             for u in range(n1):
                 ou = out[i, u]
                 cu = c[u * p2 : u * p2 + n2]

@@ -10,8 +10,10 @@
 # itself (pip install -e . --no-deps), and runs, each stage under its own timeout and all
 # under one deadline:
 #   1. nvidia-smi
-#   2. pytest -m gpu tests/kernels    (every kernel test body on the gpu backend)
-#   3. pytest tests/kernels/test_cudasim.py   (numba.cuda kernels under the simulator, PTX)
+#   2. pytest -m gpu tests/kernels tests/plugins   (every kernel test body on the gpu
+#      backend, and the plugins' operators on the GPU against the CPU)
+#   3. pytest tests/kernels/test_cudasim.py tests/plugins/*/test_*cudasim.py
+#      (numba.cuda kernels under the simulator, PTX)
 #   4. python -m benchmarks._gpu --part kernels      (CuPy vs numba CPU vs NumPy, bandwidth)
 #   5. python -m benchmarks._gpu --part end-to-end   (Zarr -> GPU -> Zarr through the runtime,
 #      pinned and zarr reads onto the device)
@@ -26,7 +28,8 @@ PY="${PYTHON:-python3}"
 # Dependencies a CUDA image without minjiang's stack may lack (pure Python or manylinux
 # wheels for CPython 3.12); `wheels` pins them to this machine's installed versions.
 WHEEL_DEPS=(zarr numcodecs crc32c google-crc32c donfig pydantic pydantic_core annotated-types
-            typing-inspection dask partd locket importlib_metadata cftime)
+            typing-inspection dask partd locket importlib_metadata cftime nibabel pydicom
+            h5netcdf)
 
 if [[ "${1:-}" == "wheels" ]]; then
     mkdir -p .whl
@@ -118,13 +121,19 @@ if "$PY" -c "import xdist" 2> /dev/null; then
     WORKERS=(-n 8)  # kernels compile (NVRTC, NVVM) in parallel
 fi
 
-stage pytest-gpu 110 "$PY" -m pytest -m gpu tests/kernels -q -p no:cacheprovider "${WORKERS[@]}" \
-    "${IGNORE[@]}" -o junit_family=xunit2 --junitxml="$OUT/pytest-gpu.xml"
-stage pytest-cudasim 45 "$PY" -m pytest tests/kernels/test_cudasim.py -q -p no:cacheprovider \
-    --junitxml="$OUT/pytest-cudasim.xml"
-stage bench-kernels 115 "$PY" -m benchmarks._gpu --part kernels --out "$OUT"
+GPU_TESTS=(tests/kernels)
 if [[ -z "${NO_RUNTIME:-}" ]]; then
-    stage bench-end-to-end 80 "$PY" -m benchmarks._gpu --part end-to-end --out "$OUT"
+    GPU_TESTS+=(tests/plugins)  # the plugins' operators run through the runtime
+fi
+stage pytest-gpu 120 "$PY" -m pytest -m gpu "${GPU_TESTS[@]}" -q -p no:cacheprovider "${WORKERS[@]}" \
+    "${IGNORE[@]}" -o junit_family=xunit2 --junitxml="$OUT/pytest-gpu.xml"
+# shellcheck disable=SC2046
+stage pytest-cudasim 40 "$PY" -m pytest tests/kernels/test_cudasim.py \
+    $(compgen -G "tests/plugins/*/test_*cudasim.py") -q -p no:cacheprovider \
+    --junitxml="$OUT/pytest-cudasim.xml"
+stage bench-kernels 95 "$PY" -m benchmarks._gpu --part kernels --out "$OUT"
+if [[ -z "${NO_RUNTIME:-}" ]]; then
+    stage bench-end-to-end 75 "$PY" -m benchmarks._gpu --part end-to-end --out "$OUT"
 else
     echo "bench-end-to-end skipped missing-dependencies" >> "$OUT/stages.txt"
 fi

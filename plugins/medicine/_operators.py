@@ -110,6 +110,7 @@ HU_WINDOW = Operator(
     outputs=_window_outputs,
     pattern=Map(kernel=_K + "window_block"),
     params=WindowParams,
+    backends=("cpu", "gpu"),
     description="Modality LUT and VOI windowing (LINEAR, LINEAR_EXACT, SIGMOID; DICOM PS3.3 C.11.2).",
 )
 
@@ -200,6 +201,7 @@ GAUSSIAN = Operator(
     pattern=Map(kernel=_K + "gaussian_block", halo=_gaussian_halo, boundary=_mode),
     params=GaussianParams,
     compute=_gaussian_compute,
+    backends=("cpu", "gpu"),
     description="3-D Gaussian filter, sigma in mm per axis from the voxel spacing (SciPy's weights).",
 )
 
@@ -273,6 +275,7 @@ MEDIAN = Operator(
     pattern=Map(kernel=_K + "median_block", halo=_median_halo, boundary=_mode),
     params=MedianParams,
     compute=_median_compute,
+    backends=("cpu", "gpu"),
     description="3-D median filter, window in mm per axis from the voxel spacing (scipy.ndimage.median_filter).",
 )
 
@@ -337,6 +340,7 @@ _VALUE_RANGE = Operator(
         partial=_K + "range_partial", combine=_K + "range_combine", finalize=_K + "range_finalize"
     ),
     params=_RangeParams,
+    backends=("cpu", "gpu"),
     description="Finite minimum, maximum and count of an image (the histogram range for Otsu).",
 )
 _OTSU = Operator(
@@ -359,6 +363,7 @@ _OTSU = Operator(
         partial=_K + "otsu_partial", combine=_K + "otsu_combine", finalize=_K + "otsu_finalize"
     ),
     params=_OtsuParams,
+    backends=("cpu", "gpu"),
     description="Otsu's threshold of the global histogram (partial histograms per block, summed).",
 )
 _APPLY = Operator(
@@ -368,6 +373,7 @@ _APPLY = Operator(
     outputs=_mask_outputs,
     pattern=Map(kernel=_K + "threshold_block"),
     params=_ApplyParams,
+    backends=("cpu", "gpu"),
     description="Mask of the voxels beyond a threshold (given, or from a threshold table).",
 )
 
@@ -409,6 +415,7 @@ THRESHOLD = Operator(
     outputs=_mask_outputs,
     pattern=Composite(expand=_threshold_expand),
     params=ThresholdParams,
+    backends=("cpu", "gpu"),
     description="Binary mask by a fixed threshold or Otsu's (global histogram reduction, skimage-compatible).",
 )
 

@@ -228,6 +228,22 @@ def label_stats_combine_matches_reference() -> None:
 
 
 @_check
+def voi_window_matches_reference() -> None:
+    from minjiang.plugins.medicine.window import FUNCTIONS, _gpu, _reference
+
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((5, 6, 7)) * 400).astype(np.int16).astype(np.float32)
+    x.reshape(-1)[4] = np.nan
+    for name, code in FUNCTIONS.items():
+        for dtype in (np.float32, np.float64):
+            args = (1.5, -1024.0, 40.0, 400.0, code, 0.0, 255.0, np.dtype(dtype))
+            got = _gpu.voi_window(x, *args)
+            expected = _reference.voi_window(x, *args)
+            assert got.dtype == dtype, name
+            _close(got, expected, _TOL[np.dtype(dtype)])
+
+
+@_check
 def nanquantile_logic_matches_numpy() -> None:
     # Not a numba kernel: the GPU path is array code shared by NumPy and CuPy, checked
     # here on NumPy arrays.
@@ -315,6 +331,7 @@ def _ptx_cases() -> dict[str, tuple[Callable[[], Any], tuple[Any, ...]]]:
     from minjiang.kernels.histogram import _gpu as histogram
     from minjiang.kernels.labelstats import _gpu as labelstats
     from minjiang.kernels.median import _gpu as median
+    from minjiang.plugins.medicine.window import _gpu as window
     from numba import types as t
 
     def a(dtype: Any, ndim: int = 1) -> Any:
@@ -359,6 +376,7 @@ def _ptx_cases() -> dict[str, tuple[Callable[[], Any], tuple[Any, ...]]]:
             labelstats._build_merge,
             (a(i64), a(i64), a(i64), *(a(f64),) * 4, a(i64), *(a(f64),) * 4),
         ),
+        "voi_window": (window._build, (a(t.int16), a(t.float32), *(f64,) * 4, i64, f64, f64)),
     }
 
 

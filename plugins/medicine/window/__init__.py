@@ -52,15 +52,16 @@ def voi_window(
     dtype
         Output dtype, ``"float32"`` or ``"float64"``.
     backend
-        ``"reference"`` or ``"cpu"``; ``None`` follows the array type.
+        ``"reference"``, ``"cpu"`` or ``"gpu"``; ``None`` follows the array type
+        (CuPy arrays run on the GPU).
 
     Returns
     -------
-    numpy.ndarray
-        Same shape as ``x``.
+    numpy.ndarray or cupy.ndarray
+        Same shape as ``x``, same array type.
     """
-    chosen = resolve_backend(backend, x, kernel="voi_window", has_gpu=False)
-    arr = np.asarray(x)
+    chosen = resolve_backend(backend, x, kernel="voi_window", has_gpu=True)
+    arr = x if chosen == "gpu" else np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"voi_window: needs real values, got dtype {arr.dtype.name!r}")
     func = str(function).upper()
@@ -81,6 +82,10 @@ def voi_window(
     if out_dtype not in (np.float32, np.float64):
         raise ValueError(f"voi_window: dtype must be 'float32' or 'float64', got {dtype!r}")
     code = FUNCTIONS[func]
+    if chosen == "gpu":
+        from minjiang.plugins.medicine.window import _gpu
+
+        return _gpu.voi_window(arr, slope, intercept, center, width, code, y_min, y_max, out_dtype)
     if chosen == "reference":
         from minjiang.plugins.medicine.window import _reference
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-__all__ = ["pad_gaps_cpu", "pad_gaps_reference"]
+__all__ = ["pad_gaps_cpu", "pad_gaps_for", "pad_gaps_gpu", "pad_gaps_reference"]
 
 
 def pad_gaps_reference(values: np.ndarray, max_length: int) -> np.ndarray:
@@ -41,3 +44,15 @@ def pad_gaps_cpu(values: np.ndarray, max_length: int) -> np.ndarray:
         return out
     pad_gaps(out.reshape(-1, out.shape[-1]), int(max_length))
     return out
+
+
+def pad_gaps_gpu(values: Any, max_length: int) -> Any:
+    """``numba.cuda`` version of :func:`pad_gaps_reference` for device (pixel, time) arrays."""
+    from minjiang.plugins.ocean._gaps_gpu import pad_gaps
+
+    return pad_gaps(values, int(max_length))
+
+
+def pad_gaps_for(backend: str) -> Callable[[Any, int], Any]:
+    """The gap filler of ``backend`` (``"reference"``, ``"cpu"`` or ``"gpu"``)."""
+    return {"reference": pad_gaps_reference, "cpu": pad_gaps_cpu, "gpu": pad_gaps_gpu}[backend]

@@ -3,7 +3,9 @@
 Each function adapts one chunk task (``arrays``, ``params``, ``ctx``; see
 :mod:`minjiang.core._operator`) to the validated array functions of the
 ``climatology``, ``mhw``, ``regional`` and ``eof`` packages. The backend follows
-``ctx.backend`` (``"cpu"`` = numba); ``"reference"`` runs the NumPy specification.
+``ctx.backend`` (``"cpu"`` = numba); ``"reference"`` runs the NumPy specification and
+``"gpu"`` (operators declaring it) the ``numba.cuda`` kernels on the task's CuPy
+arrays, with tables and the time axis kept on the host.
 """
 
 from __future__ import annotations
@@ -30,7 +32,34 @@ __all__ = [
 
 
 def _backend(ctx: Any) -> str:
-    return "reference" if getattr(ctx, "backend", "cpu") == "reference" else "cpu"
+    backend = getattr(ctx, "backend", "cpu")
+    return backend if backend in ("reference", "gpu") else "cpu"
+
+
+def _cpu_backend(ctx: Any) -> str:
+    # operators with CPU kernels only: the runtime never hands them GPU tasks
+    return "reference" if _backend(ctx) == "reference" else "cpu"
+
+
+def _array(x: Any, backend: str) -> Any:
+    # GPU tasks receive CuPy arrays and keep them there; CPU tasks get NumPy arrays
+    if backend == "gpu":
+        from minjiang.plugins.ocean._backend import array_module
+
+        return array_module(x).asarray(x)
+    return np.asarray(x)
+
+
+def _module(x: Any) -> Any:
+    from minjiang.plugins.ocean._backend import array_module
+
+    return array_module(x)
+
+
+def _host(x: Any) -> np.ndarray:
+    from minjiang.plugins.ocean._backend import to_host
+
+    return to_host(x)
 
 
 def _time(ctx: Any, what: str) -> Any:
@@ -68,8 +97,9 @@ def climatology(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
     """FullAxis(time) kernel of ``ocean.climatology``."""
     from minjiang.plugins.ocean.climatology import climatology as clim
 
+    backend = _backend(ctx)
     seas, thresh = clim(
-        np.asarray(arrays["sst"]),
+        _array(arrays["sst"], backend),
         _time(ctx, "ocean.climatology"),
         frequency=params.frequency,
         period=params.climatology_period,
@@ -79,7 +109,7 @@ def climatology(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
         smooth_width=params.smooth_percentile_width,
         convention=params.convention,
         max_pad_length=params.max_pad_length,
-        backend=_backend(ctx),
+        backend=backend,
     )
     return {"seas": seas, "thresh": thresh}
 
@@ -87,8 +117,10 @@ def climatology(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
 # --------------------------------------------------------------------- anomaly
 def anomaly(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
     """Map kernel of ``ocean.anomaly``: x − climatology joined on day-of-year or month."""
-    x = np.asarray(arrays["sst"])
-    ref = np.asarray(arrays[params.reference])
+    backend = _backend(ctx)
+    x = _array(arrays["sst"], backend)
+    ref = _array(arrays[params.reference], backend)
+    xp = _module(x)
     cal = _time(ctx, "ocean.anomaly")
     if ref.shape[0] == 366:
         index = cal.doy - 1
@@ -99,7 +131,8 @@ def anomaly(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.nd
             f"ocean.anomaly: the climatology has {ref.shape[0]} steps; expected 366 (daily) or 12 (monthly) "
             "from ocean.climatology"
         )
-    out = x - ref[index].astype(np.float64)
+    # one gather and subtraction, on the device of the block (the index is host metadata)
+    out = x - ref[xp.asarray(index)].astype(np.float64)
     return {"anomaly": out.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)}
 
 
@@ -133,7 +166,10 @@ def _pixel_latlon(
     arrays: Mapping[str, Any], ctx: Any, dims: tuple[str, str], shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     if "lat" in arrays and "lon" in arrays:
-        return np.asarray(arrays["lat"], np.float64), np.asarray(arrays["lon"], np.float64)
+        return (
+            _host(arrays["lat"]).astype(np.float64, copy=False),
+            _host(arrays["lon"]).astype(np.float64, copy=False),
+        )
     lat = ctx.coords.get(dims[0]) if dims[0] in ("lat", "latitude") else None
     lon = ctx.coords.get(dims[1]) if dims[1] in ("lon", "longitude") else None
     lat2 = (
@@ -153,7 +189,8 @@ def marine_heatwaves(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
     """FullAxis(time) kernel of ``ocean.marine_heatwaves``: events table + yearly grids."""
     from minjiang.plugins.ocean.mhw import FLOAT_METRICS, detect_events, yearly_summary
 
-    sst = np.asarray(arrays["sst"])
+    backend = _backend(ctx)
+    sst = _array(arrays["sst"], backend)
     if sst.ndim != 3:
         raise ContractError(
             f"ocean.marine_heatwaves: expected a (time, y, x) block, got shape {sst.shape!r}"
@@ -161,19 +198,20 @@ def marine_heatwaves(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
     ev = detect_events(
         sst,
         _time(ctx, "ocean.marine_heatwaves"),
-        np.asarray(arrays["seas"]),
-        np.asarray(arrays["thresh"]),
+        _array(arrays["seas"], backend),
+        _array(arrays["thresh"], backend),
         min_duration=params.min_duration,
         join_gaps=params.join_across_gaps,
         max_gap=params.max_gap,
         max_pad_length=params.max_pad_length,
         cold_spells=params.cold_spells,
-        backend=_backend(ctx),
+        backend=backend,
     )
     space = sst.shape[1:]
     dims = tuple(d for d in ctx.dims if d != "time")
     y0, y1 = year_range(params, ctx.attrs.get("sst", {}), "ocean.marine_heatwaves")
-    valid = np.isfinite(sst).any(axis=0).reshape(-1)
+    # the events and their yearly grids are host data; only this mask comes over
+    valid = _host(_module(sst).isfinite(sst).any(axis=0)).reshape(-1)
     grids = yearly_summary(ev, np.arange(y0, y1 + 1), valid)
     out: dict[str, Any] = {k: v.reshape((y1 - y0 + 1, *space)) for k, v in grids.items()}
 
@@ -249,7 +287,7 @@ def regional_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
     for r, box in enumerate(params.boxes()):
         m = box_mask(lat, lon, box.lat_min, box.lat_max, box.lon_min, box.lon_max)
         wr = np.where(m, w, 0.0)
-        total, wsum = weighted_sums(x, wr, backend=_backend(ctx))
+        total, wsum = weighted_sums(x, wr, backend=_cpu_backend(ctx))
         state[f"sum_{r:02d}"] = total
         state[f"w_{r:02d}"] = wsum
     return state
@@ -334,7 +372,7 @@ def eof_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
     if ctx.region.get("time", slice(0, n)).start != 0:
         return {"gram": np.zeros(n * n)}
     w = _eof_weights(arrays, params, ctx, x.shape[1:])
-    return {"gram": gram_partial(x, w, center=params.center, backend=_backend(ctx)).ravel()}
+    return {"gram": gram_partial(x, w, center=params.center, backend=_cpu_backend(ctx)).ravel()}
 
 
 def eof_combine(states: list[Mapping[str, np.ndarray]], params: Any) -> dict[str, np.ndarray]:

@@ -100,6 +100,7 @@ CLIMATOLOGY = Operator(
     params=ClimatologyParams,
     memory=_clim_memory,
     description="Daily (Hobday et al. 2016) or monthly climatology and percentile threshold per cell.",
+    backends=("cpu", "gpu"),
 )
 
 
@@ -137,6 +138,7 @@ ANOMALY = Operator(
     pattern=Map(kernel=f"{_K}:anomaly"),
     params=AnomalyParams,
     description="Departure from a daily (day-of-year) or monthly climatology.",
+    backends=("cpu", "gpu"),
 )
 
 
@@ -201,6 +203,7 @@ MARINE_HEATWAVES = Operator(
     params=MHWParams,
     memory=_mhw_memory,
     description="Marine heatwave (or cold spell) events per cell with Hobday et al. (2016, 2018) metrics.",
+    backends=("cpu", "gpu"),
 )
 
 

@@ -20,34 +20,17 @@ within that tolerance.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-CHECKS: dict[str, Callable[[], None]] = {}
-_TIMEOUT_S = 240
+from tests._cudasim import Checks, assert_passed, close, compile_for_hopper, simulate
 
-
-def _check(fn: Callable[[], None]) -> Callable[[], None]:
-    CHECKS[fn.__name__] = fn
-    return fn
-
-
-def _close(actual: Any, expected: Any, tol: float) -> None:
-    actual = np.asarray(actual)
-    expected = np.asarray(expected)
-    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
-    finite = np.abs(expected[np.isfinite(expected)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale, equal_nan=True)
-
-
+CHECKS = Checks()
+_check = CHECKS.check
+_close = close
 _TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
 
 
@@ -267,62 +250,18 @@ def nanquantile_logic_matches_numpy() -> None:
         np.testing.assert_array_equal(_gpu.nanquantile(ties, q, 1), np.nanquantile(ties, q, axis=1))
 
 
-def _run_checks() -> dict[str, str | None]:
-    """Run every check; ``name -> None`` when it passed, else the error."""
-    import traceback
-
-    from minjiang.kernels import _cuda
-
-    if not _cuda.simulator():
-        raise SystemExit("run with NUMBA_ENABLE_CUDASIM=1")
-    results: dict[str, str | None] = {}
-    for name, fn in CHECKS.items():
-        try:
-            fn()
-            results[name] = None
-        except Exception:
-            results[name] = traceback.format_exc(limit=6)
-    return results
-
-
 # ------------------------------------------------------------------ the tests
 
 
 @pytest.fixture(scope="module")
 def simulated() -> dict[str, str | None]:
     """Results of every check, from one subprocess under the CUDA simulator."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [sys.executable, __file__],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=_TIMEOUT_S,
-        check=False,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert proc.returncode == 0 and lines, (
-        f"simulator run failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n"
-        f"{proc.stderr[-3000:]}"
-    )
-    return json.loads(lines[-1])
+    return simulate(__file__)
 
 
-@pytest.mark.parametrize("name", list(CHECKS))
+@pytest.mark.parametrize("name", list(CHECKS.checks))
 def test_under_cuda_simulator(simulated, name):
-    assert name in simulated, f"check {name!r} did not run"
-    error = simulated[name]
-    assert error is None, error
-
-
-def _nvvm_missing() -> str | None:
-    try:
-        from numba.cuda.cudadrv.nvvm import NVVM
-
-        NVVM()
-    except Exception as err:
-        return f"CUDA's NVVM compiler is not installed ({type(err).__name__})"
-    return None
+    assert_passed(simulated, name)
 
 
 def _ptx_cases() -> dict[str, tuple[Callable[[], Any], tuple[Any, ...]]]:
@@ -382,27 +321,8 @@ def _ptx_cases() -> dict[str, tuple[Callable[[], Any], tuple[Any, ...]]]:
 
 @pytest.mark.parametrize("name", list(_ptx_cases()))
 def test_kernel_compiles_for_hopper(monkeypatch, name):
-    reason = _nvvm_missing()
-    if reason is not None:
-        pytest.skip(reason)
-    import types
-
-    import numba.cuda.dispatcher
-    from numba import cuda
-
-    if not cuda.is_available():
-        # Device functions are compiled for the current device's compute capability;
-        # with no device, name the one the GPU check runs on.
-        monkeypatch.setattr(
-            numba.cuda.dispatcher,
-            "get_current_device",
-            lambda: types.SimpleNamespace(compute_capability=(9, 0)),
-            raising=False,
-        )
-    build, signature = _ptx_cases()[name]
-    ptx, _ = cuda.compile_ptx(build().py_func, signature, cc=(9, 0))
-    assert ".target sm_90" in ptx
+    compile_for_hopper(monkeypatch, *_ptx_cases()[name])
 
 
 if __name__ == "__main__":
-    print(json.dumps(_run_checks()))
+    CHECKS.main()

@@ -1,16 +1,18 @@
 """Daily and monthly climatologies with percentile thresholds (Hobday et al. 2016).
 
 :func:`climatology` is the validated entry point; ``_reference`` (NumPy) and
-``_cpu`` (numba) hold the two implementations of the per-pixel statistics, and
+``_cpu`` (numba) and ``_gpu`` (``numba.cuda``) hold the implementations of the
+per-pixel statistics, and
 ``_pools`` the pixel-independent sampling tables of both conventions.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from minjiang.core.errors import ContractError, ParameterError
+from minjiang.plugins.ocean._backend import array_module, resolve
 from minjiang.plugins.ocean._time import DOY_FEB29, Calendar, daily_axis
 
 __all__ = ["climatology"]
@@ -24,22 +26,12 @@ def _impl(backend: str):  # -> module with pooled_stats, smooth_circular
     elif backend == "cpu":
         from minjiang.plugins.ocean.climatology import _cpu as impl
     else:
-        raise ParameterError(
-            f"ocean.climatology: backend {backend!r} is not available; use 'cpu' (numba) or 'reference' (NumPy)"
-        )
+        from minjiang.plugins.ocean.climatology import _gpu as impl
     return impl
 
 
-def _pad(values: np.ndarray, max_length: int, backend: str) -> np.ndarray:
-    from minjiang.plugins.ocean import _gaps
-
-    if backend == "reference":
-        return _gaps.pad_gaps_reference(values, max_length)
-    return _gaps.pad_gaps_cpu(values, max_length)
-
-
 def climatology(
-    data: np.ndarray,
+    data: Any,
     time: Calendar,
     *,
     frequency: Literal["daily", "monthly"] = "daily",
@@ -50,8 +42,8 @@ def climatology(
     smooth_width: int = 31,
     convention: Convention = "marineHeatWaves",
     max_pad_length: int = 0,
-    backend: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
+    backend: str | None = None,
+) -> tuple[Any, Any]:
     """Seasonal climatology and percentile threshold of every pixel.
 
     Parameters
@@ -80,12 +72,14 @@ def climatology(
     max_pad_length
         Interpolate runs of at most this many missing days first (0: none).
     backend
-        ``"cpu"`` (numba) or ``"reference"`` (NumPy).
+        ``"cpu"`` (numba), ``"gpu"`` (``numba.cuda`` on CuPy arrays) or
+        ``"reference"`` (NumPy); ``None`` follows ``data``: ``"gpu"`` for a CuPy
+        array, else ``"cpu"``.
 
     Returns
     -------
-    seas, thresh : numpy.ndarray
-        float64, shape (366 or 12, ...).
+    seas, thresh : numpy.ndarray or cupy.ndarray
+        float64, shape (366 or 12, ...), on the device of ``data``.
     """
     from minjiang.plugins.ocean.climatology import _pools
 
@@ -98,23 +92,37 @@ def climatology(
         raise ParameterError(
             f"ocean.climatology: smooth_percentile_width must be odd, got {smooth_width}"
         )
+    backend = resolve(backend, data, what="ocean.climatology")
     impl = _impl(backend)
+    gpu = backend == "gpu"
+    xp = array_module(data)
     space = data.shape[1:]
     npix = int(np.prod(space, dtype=np.int64))
     if frequency == "daily":
         axis = daily_axis(time, what="ocean.climatology")
         cal = axis.dense
-        values = np.full((npix, len(cal)), np.nan, dtype=np.float64)
-        values[:, axis.position] = data.reshape(len(time), npix).T
+        if gpu:
+            # (time, pixel) in memory, the data's own order: the kernels' loads coalesce
+            dense = xp.full((len(cal), npix), np.nan, dtype=np.float64)
+            dense[xp.asarray(axis.position)] = data.reshape(len(time), npix)
+            values = dense.T
+        else:
+            values = np.full((npix, len(cal)), np.nan, dtype=np.float64)
+            values[:, axis.position] = data.reshape(len(time), npix).T
     elif frequency == "monthly":
         cal = time
-        values = np.ascontiguousarray(data.reshape(len(time), npix).T, dtype=np.float64)
+        if gpu:
+            values = xp.ascontiguousarray(data.reshape(len(time), npix), dtype=np.float64).T
+        else:
+            values = np.ascontiguousarray(data.reshape(len(time), npix).T, dtype=np.float64)
     else:
         raise ParameterError(
             f"ocean.climatology: frequency must be 'daily' or 'monthly', got {frequency!r}"
         )
     if max_pad_length:
-        values = _pad(values, max_pad_length, backend)
+        from minjiang.plugins.ocean._gaps import pad_gaps_for
+
+        values = pad_gaps_for(backend)(values, max_pad_length)
     y0, y1 = _pools.base_range(cal, period, what="ocean.climatology")
 
     if frequency == "monthly":
@@ -128,7 +136,7 @@ def climatology(
         seas[:, k] = 0.5 * seas[:, k - 1] + 0.5 * seas[:, k + 1]
         thresh[:, k] = 0.5 * thresh[:, k - 1] + 0.5 * thresh[:, k + 1]
     elif convention == "heatwaveR":
-        samples = _pools.spread(values, cal, y0, y1)
+        samples = (impl.spread if gpu else _pools.spread)(values, cal, y0, y1)
         pools = _pools.heatwaver_pools(y1 - y0 + 1, window_half_width)
         seas, thresh = impl.pooled_stats(samples, pools, percentile)
     else:
@@ -141,5 +149,5 @@ def climatology(
     return _to_grid(seas, space), _to_grid(thresh, space)
 
 
-def _to_grid(stat: np.ndarray, space: tuple[int, ...]) -> np.ndarray:
-    return np.ascontiguousarray(stat.T).reshape((stat.shape[1], *space))
+def _to_grid(stat: Any, space: tuple[int, ...]) -> Any:
+    return array_module(stat).ascontiguousarray(stat.T).reshape((stat.shape[1], *space))

@@ -8,25 +8,23 @@ sort them for the percentile (NumPy's ``linear`` interpolation, same arithmetic 
 from __future__ import annotations
 
 import numpy as np
+from minjiang.plugins.ocean.climatology._quantile import lerp, virtual_index
 from numba import njit, prange
+
+_virtual_index = njit(cache=True)(virtual_index)
+_lerp = njit(cache=True)(lerp)
 
 
 @njit(cache=True)
 def _quantile_sorted(a, n, q):
     # numpy's virtual index and _lerp for method="linear", bit for bit
-    vi = n * q + (1.0 + q * (1.0 - 1.0 - 1.0)) - 1.0
+    vi = _virtual_index(n, q)
     if vi <= 0.0:
         return a[0]
     if vi >= n - 1:
         return a[n - 1]
     lo = int(np.floor(vi))
-    g = vi - lo
-    x0 = a[lo]
-    x1 = a[lo + 1]
-    d = x1 - x0
-    if g >= 0.5:
-        return x1 - d * (1.0 - g)
-    return x0 + d * g
+    return _lerp(a[lo], a[lo + 1], vi - lo)
 
 
 @njit(cache=True)

@@ -3,15 +3,17 @@
 :func:`detect_events` runs the per-pixel detection on a (time, ...) block against a
 366-day climatology; :func:`yearly_summary` grids the events into yearly counts,
 days and intensities. ``_reference`` is the NumPy specification (one pixel at a
-time), ``_cpu`` the numba kernel.
+time), ``_cpu`` the numba kernel and ``_gpu`` the ``numba.cuda`` kernel.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from minjiang.core.errors import ContractError, ParameterError
+from minjiang.plugins.ocean._backend import array_module, resolve, to_host
 from minjiang.plugins.ocean._time import Calendar, daily_axis
 from minjiang.plugins.ocean.mhw._reference import FLOAT_METRICS, INT_METRICS
 
@@ -40,17 +42,17 @@ class Events:
 
 
 def detect_events(
-    data: np.ndarray,
+    data: Any,
     time: Calendar,
-    seas: np.ndarray,
-    thresh: np.ndarray,
+    seas: Any,
+    thresh: Any,
     *,
     min_duration: int = 5,
     join_gaps: bool = True,
     max_gap: int = 2,
     max_pad_length: int = 0,
     cold_spells: bool = False,
-    backend: str = "cpu",
+    backend: str | None = None,
 ) -> Events:
     """Detect events in every pixel of ``data``.
 
@@ -71,11 +73,14 @@ def detect_events(
     cold_spells
         Detect values below ``thresh`` (a low-percentile threshold) instead.
     backend
-        ``"cpu"`` (numba) or ``"reference"`` (NumPy).
+        ``"cpu"`` (numba), ``"gpu"`` (``numba.cuda`` on CuPy arrays) or
+        ``"reference"`` (NumPy); ``None`` follows the arrays: ``"gpu"`` for CuPy
+        arrays, else ``"cpu"``.
 
     Returns
     -------
     Events
+        On the host whatever the backend (events become an Arrow table there).
     """
     if seas.shape != thresh.shape or seas.shape[0] != 366:
         raise ContractError(
@@ -93,18 +98,28 @@ def detect_events(
             f"ocean.marine_heatwaves: min_duration must be >= 1 and max_gap >= 0, got "
             f"{min_duration} and {max_gap}"
         )
+    backend = resolve(backend, data, seas, thresh, what="ocean.marine_heatwaves")
     axis = daily_axis(time, what="ocean.marine_heatwaves")
     cal = axis.dense
     npix = int(np.prod(data.shape[1:], dtype=np.int64))
-    temps = np.full((npix, len(cal)), np.nan, dtype=np.float64)
-    temps[:, axis.position] = data.reshape(len(time), npix).T
+    if backend == "gpu":
+        # (time, pixel) in memory, the data's own order, read through (pixel, time)
+        # views: a warp of pixel threads then loads each day coalesced
+        xp = array_module(data)
+        dense = xp.full((len(cal), npix), np.nan, dtype=np.float64)
+        dense[xp.asarray(axis.position)] = data.reshape(len(time), npix)
+        temps = dense.T
+        s2 = xp.ascontiguousarray(seas.reshape(366, npix), dtype=np.float64).T
+        t2 = xp.ascontiguousarray(thresh.reshape(366, npix), dtype=np.float64).T
+    else:
+        temps = np.full((npix, len(cal)), np.nan, dtype=np.float64)
+        temps[:, axis.position] = data.reshape(len(time), npix).T
+        s2 = np.ascontiguousarray(seas.reshape(366, npix).T, dtype=np.float64)
+        t2 = np.ascontiguousarray(thresh.reshape(366, npix).T, dtype=np.float64)
     if max_pad_length:
-        from minjiang.plugins.ocean import _gaps
+        from minjiang.plugins.ocean._gaps import pad_gaps_for
 
-        pad = _gaps.pad_gaps_reference if backend == "reference" else _gaps.pad_gaps_cpu
-        temps = pad(temps, max_pad_length)
-    s2 = np.ascontiguousarray(seas.reshape(366, npix).T, dtype=np.float64)
-    t2 = np.ascontiguousarray(thresh.reshape(366, npix).T, dtype=np.float64)
+        temps = pad_gaps_for(backend)(temps, max_pad_length)
     doy = cal.doy
     opts = {
         "min_duration": min_duration,
@@ -129,9 +144,9 @@ def detect_events(
 
         pixel, ints_a, floats_a = detect(temps, s2, t2, doy, **opts)
     else:
-        raise ParameterError(
-            f"ocean.marine_heatwaves: backend {backend!r} is not available; use 'cpu' or 'reference'"
-        )
+        from minjiang.plugins.ocean.mhw import _gpu
+
+        pixel, ints_a, floats_a = (to_host(a) for a in _gpu.detect(temps, s2, t2, doy, **opts))
     return Events(pixel, ints_a, floats_a, cal, npix)
 
 

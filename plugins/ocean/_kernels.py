@@ -4,8 +4,11 @@ Each function adapts one chunk task (``arrays``, ``params``, ``ctx``; see
 :mod:`minjiang.core._operator`) to the validated array functions of the
 ``climatology``, ``mhw``, ``regional`` and ``eof`` packages. The backend follows
 ``ctx.backend`` (``"cpu"`` = numba); ``"reference"`` runs the NumPy specification and
-``"gpu"`` (operators declaring it) the ``numba.cuda`` kernels on the task's CuPy
-arrays, with tables and the time axis kept on the host.
+``"gpu"`` (operators declaring it) the GPU code on the task's CuPy arrays: the
+``numba.cuda`` kernels of the climatology and heatwaves, and array code (element-wise
+operations, sums and matrix products that run on NumPy and CuPy alike) for the anomaly,
+the running mean, the regional sums and the EOF steps. Tables, the time axis and small
+per-task geometry (weights, region masks, modes) are kept on the host.
 """
 
 from __future__ import annotations
@@ -34,11 +37,6 @@ __all__ = [
 def _backend(ctx: Any) -> str:
     backend = getattr(ctx, "backend", "cpu")
     return backend if backend in ("reference", "gpu") else "cpu"
-
-
-def _cpu_backend(ctx: Any) -> str:
-    # operators with CPU kernels only: the runtime never hands them GPU tasks
-    return "reference" if _backend(ctx) == "reference" else "cpu"
 
 
 def _array(x: Any, backend: str) -> Any:
@@ -261,7 +259,11 @@ def _cell_geometry(
 ) -> tuple[np.ndarray, np.ndarray]:
     dims = tuple(d for d in ctx.dims if d != "time")
     if "lat" in arrays and "lon" in arrays:
-        return np.asarray(arrays["lat"], np.float64), np.asarray(arrays["lon"], np.float64)
+        # 2-D geometry inputs reach GPU tasks on the device; it is small: use it on the host
+        return (
+            _host(arrays["lat"]).astype(np.float64, copy=False),
+            _host(arrays["lon"]).astype(np.float64, copy=False),
+        )
     if dims[0] in ctx.coords and dims[1] in ctx.coords:
         lat = np.asarray(ctx.coords[dims[0]], np.float64)
         lon = np.asarray(ctx.coords[dims[1]], np.float64)
@@ -272,43 +274,71 @@ def _cell_geometry(
     )
 
 
-def regional_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
-    """Reduce partial of ``ocean.regional_mean``: per region, Σw·x and Σw per time step."""
-    from minjiang.plugins.ocean.regional import box_mask, grid_weights, weighted_sums
+def _region_weights(
+    arrays: Mapping[str, Any], params: Any, ctx: Any, shape: tuple[int, int]
+) -> np.ndarray:
+    """Host weights of every region of the block: (regions, y, x), 0 outside a region."""
+    from minjiang.plugins.ocean.regional import box_mask, grid_weights
 
-    x = np.asarray(arrays["sst"])
-    shape = x.shape[1:]
-    lat, lon = _cell_geometry(arrays, ctx, shape, "ocean.regional_mean")  # type: ignore[arg-type]
-    area = np.asarray(arrays["cell_area"], np.float64) if "cell_area" in arrays else None
+    lat, lon = _cell_geometry(arrays, ctx, shape, "ocean.regional_mean")
+    area = _host(arrays["cell_area"]).astype(np.float64) if "cell_area" in arrays else None
     w = grid_weights(params.weights, lat, area)
     if "mask" in arrays:
-        w = np.where(np.asarray(arrays["mask"]) != 0, w, 0.0)
-    state: dict[str, np.ndarray] = {}
-    for r, box in enumerate(params.boxes()):
+        w = np.where(_host(arrays["mask"]) != 0, w, 0.0)
+    boxes = params.boxes()
+    out = np.zeros((len(boxes), *shape))
+    for r, box in enumerate(boxes):
         m = box_mask(lat, lon, box.lat_min, box.lat_max, box.lon_min, box.lon_max)
-        wr = np.where(m, w, 0.0)
-        total, wsum = weighted_sums(x, wr, backend=_cpu_backend(ctx))
+        out[r] = np.where(m, w, 0.0)
+    return out
+
+
+def regional_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
+    """Reduce partial of ``ocean.regional_mean``: per region, Σw·x and Σw per time step.
+
+    GPU tasks sum all regions in two matrix products on the device
+    (:func:`minjiang.plugins.ocean.regional._gpu.weighted_sums_regions`) and return
+    device arrays, which the runtime copies back.
+    """
+    from minjiang.plugins.ocean.regional import weighted_sums
+
+    backend = _backend(ctx)
+    x = _array(arrays["sst"], backend)
+    shape = x.shape[1:]
+    weights = _region_weights(arrays, params, ctx, shape)  # type: ignore[arg-type]
+    state: dict[str, Any] = {}
+    if backend == "gpu":
+        from minjiang.plugins.ocean.regional._gpu import weighted_sums_regions
+
+        total, wsum = weighted_sums_regions(x, weights.reshape(len(weights), -1))
+        for r in range(len(weights)):
+            state[f"sum_{r:02d}"] = total[r]
+            state[f"w_{r:02d}"] = wsum[r]
+        return state
+    for r, wr in enumerate(weights):
+        total, wsum = weighted_sums(x, wr, backend=backend)
         state[f"sum_{r:02d}"] = total
         state[f"w_{r:02d}"] = wsum
     return state
 
 
-def regional_combine(
-    a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], params: Any
-) -> dict[str, np.ndarray]:
-    """Reduce combine: the sums add."""
-    return {k: np.asarray(a[k]) + np.asarray(b[k]) for k in a}
+def regional_combine(a: Mapping[str, Any], b: Mapping[str, Any], params: Any) -> dict[str, Any]:
+    """Reduce combine: the sums add (host or device arrays alike)."""
+    return {k: a[k] + b[k] for k in a}
 
 
-def regional_finalize(
-    state: Mapping[str, np.ndarray], params: Any, ctx: Any
-) -> dict[str, np.ndarray]:
-    """Reduce finalize: mean = Σw·x / Σw (NaN where no valid cell)."""
+def regional_finalize(state: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
+    """Reduce finalize: mean = Σw·x / Σw (NaN where no valid cell).
+
+    Runs in the array module of the state: device arrays when a GPU task reduces its
+    block whole (partial and finalize in one task), host arrays read back otherwise.
+    """
     n = len(params.boxes())
-    total = np.stack([np.asarray(state[f"sum_{r:02d}"]) for r in range(n)])
-    wsum = np.stack([np.asarray(state[f"w_{r:02d}"]) for r in range(n)])
+    xp = _module(state["sum_00"])
+    total = xp.stack([xp.asarray(state[f"sum_{r:02d}"]) for r in range(n)])
+    wsum = xp.stack([xp.asarray(state[f"w_{r:02d}"]) for r in range(n)])
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(wsum > 0, total / np.where(wsum > 0, wsum, 1.0), np.nan)
+        mean = xp.where(wsum > 0, total / xp.where(wsum > 0, wsum, 1.0), xp.nan)
     return {"mean": mean, "weight": wsum}
 
 
@@ -327,10 +357,52 @@ def running_mean_1d(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def running_mean(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
-    """FullAxis(time) kernel of ``ocean.running_mean`` (e.g. the ONI from a Niño3.4 anomaly)."""
-    x = np.asarray(arrays["x"])
+def running_mean_array(x: Any, window: int, axis: int) -> Any:
+    """Centred running mean along ``axis`` as array code (NumPy or CuPy, the module of ``x``).
+
+    The window's values are added in window order from its first value, one shifted
+    slice at a time (``window`` element-wise passes over the block): for windows of
+    fewer than 8 values this is the order of :func:`running_mean_1d`'s NumPy sum, so the
+    results are equal bit for bit; longer windows differ from NumPy's pairwise sum by
+    rounding only. NaN and incomplete windows give NaN, as there.
+
+    Parameters
+    ----------
+    x : array
+        NumPy or CuPy array of any float dtype.
+    window : int
+        Odd number of steps.
+    axis : int
+        The time axis.
+
+    Returns
+    -------
+    array
+        float64, the shape of ``x``, in the array module of ``x``.
+    """
+    xp = _module(x)
+    moved = xp.moveaxis(xp.asarray(x).astype(xp.float64, copy=False), axis, -1)
+    n = moved.shape[-1]
+    h = window // 2
+    out = xp.full(moved.shape, xp.nan, dtype=xp.float64)
+    if n >= window:
+        m = n - window + 1
+        acc = moved[..., 0:m].copy()
+        for j in range(1, window):
+            acc += moved[..., j : j + m]
+        out[..., h : n - h] = acc / window
+    return xp.moveaxis(out, -1, axis)
+
+
+def running_mean(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
+    """FullAxis(time) kernel of ``ocean.running_mean`` (e.g. the ONI from a Niño3.4 anomaly).
+
+    GPU tasks run :func:`running_mean_array` on their device block.
+    """
     axis = list(ctx.dims).index("time")
+    if _backend(ctx) == "gpu":
+        return {"running_mean": running_mean_array(_array(arrays["x"], "gpu"), params.window, axis)}
+    x = np.asarray(arrays["x"])
     moved = np.moveaxis(x, axis, -1)
     out = np.moveaxis(running_mean_1d(moved, params.window), -1, axis)
     return {"running_mean": out}
@@ -340,12 +412,13 @@ def running_mean(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, 
 def _eof_weights(
     arrays: Mapping[str, Any], params: Any, ctx: Any, shape: tuple[int, ...]
 ) -> np.ndarray | None:
+    # per-cell inputs reach GPU tasks on the device; weights are small: host data
     if "weights" in arrays:
-        return np.asarray(arrays["weights"], np.float64)
+        return _host(arrays["weights"]).astype(np.float64, copy=False)
     if params.weights == "none":
         return None
     if params.weights == "sqrt_area" and "cell_area" in arrays:
-        area = np.asarray(arrays["cell_area"], np.float64)
+        area = _host(arrays["cell_area"]).astype(np.float64, copy=False)
         return np.sqrt(area / np.nanmax(area))
     lat, _ = _cell_geometry(arrays, ctx, shape, "ocean.eof")  # type: ignore[arg-type]
     return np.sqrt(np.clip(np.cos(np.deg2rad(lat)), 0.0, None))
@@ -354,15 +427,18 @@ def _eof_weights(
 MAX_EOF_TIME = 5000
 
 
-def eof_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+def eof_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
     """Aggregate partial of the EOF Gram step: this block's ``A_b A_bᵀ``, flattened.
 
     Every task reads the whole time axis; when the planner also splits time, only the
-    task whose block starts at time 0 contributes, so each cell is counted once.
+    task whose block starts at time 0 contributes, so each cell is counted once. GPU
+    tasks form the product on the device (:func:`minjiang.plugins.ocean.eof._gpu.gram`);
+    the runtime copies it back for the combine, which runs on the host.
     """
     from minjiang.plugins.ocean.eof import gram_partial
 
-    x = np.asarray(arrays["x"])
+    backend = _backend(ctx)
+    x = _array(arrays["x"], backend)
     n = x.shape[0]
     if n > MAX_EOF_TIME:
         raise ContractError(
@@ -372,7 +448,11 @@ def eof_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
     if ctx.region.get("time", slice(0, n)).start != 0:
         return {"gram": np.zeros(n * n)}
     w = _eof_weights(arrays, params, ctx, x.shape[1:])
-    return {"gram": gram_partial(x, w, center=params.center, backend=_cpu_backend(ctx)).ravel()}
+    if backend == "gpu":
+        from minjiang.plugins.ocean.eof._gpu import gram
+
+        return {"gram": gram(x, w, center=params.center).ravel()}
+    return {"gram": gram_partial(x, w, center=params.center, backend=backend).ravel()}
 
 
 def eof_combine(states: list[Mapping[str, np.ndarray]], params: Any) -> dict[str, np.ndarray]:
@@ -429,17 +509,30 @@ def _modes(table: Any, n_modes: int, n_time: int) -> dict[str, np.ndarray]:
     return out
 
 
-def eof_project(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
-    """FullAxis(time) kernel of the EOF projection: EOFs of this block, and the modes."""
+def eof_project(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
+    """FullAxis(time) kernel of the EOF projection: EOFs of this block, and the modes.
+
+    GPU tasks project on the device (:func:`minjiang.plugins.ocean.eof._gpu.project`);
+    the modes table, and the PCs and spectra derived from it, stay on the host.
+    """
     from minjiang.plugins.ocean.eof import project
 
-    x = np.asarray(arrays["x"])
+    backend = _backend(ctx)
+    x = _array(arrays["x"], backend)
     n = x.shape[0]
     m = _modes(arrays["modes"], params.n_modes, n)
     k = int(np.isfinite(m["sigma"]).sum())
     w = _eof_weights(arrays, params, ctx, x.shape[1:])
-    eofs = np.full((params.n_modes, *x.shape[1:]), np.nan)
-    eofs[:k] = project(x, w, m["u"][:, :k], m["sigma"][:k], center=params.center)
+    if backend == "gpu":
+        from minjiang.plugins.ocean.eof._gpu import project as project_array
+
+        xp = _module(x)
+        eofs = xp.full((params.n_modes, *x.shape[1:]), xp.nan, dtype=xp.float64)
+        if k:
+            eofs[:k] = project_array(x, w, m["u"][:, :k], m["sigma"][:k], center=params.center)
+    else:
+        eofs = np.full((params.n_modes, *x.shape[1:]), np.nan)
+        eofs[:k] = project(x, w, m["u"][:, :k], m["sigma"][:k], center=params.center)
     return {
         "eofs": eofs,
         "pcs": (m["u"] * m["sigma"][None, :]).T,

@@ -260,6 +260,7 @@ REGIONAL_MEAN = Operator(
     ),
     params=RegionalMeanParams,
     description="Area-weighted means over boxes (Niño regions, dateline-crossing boxes) as time series.",
+    backends=("cpu", "gpu"),
 )
 
 
@@ -291,6 +292,7 @@ RUNNING_MEAN = Operator(
     pattern=FullAxis(dims=("time",), kernel=f"{_K}:running_mean"),
     params=RunningMeanParams,
     description="Centred running mean along time (the ONI is the 3-month mean of the Niño3.4 anomaly).",
+    backends=("cpu", "gpu"),
 )
 
 
@@ -376,6 +378,7 @@ EOF_GRAM = Operator(
     params=EOFParams,
     memory=_eof_memory,
     description="First stage of ocean.eof: the time × time Gram matrix summed over blocks, and its modes.",
+    backends=("cpu", "gpu"),
 )
 
 EOF_PROJECT = Operator(
@@ -391,6 +394,7 @@ EOF_PROJECT = Operator(
     params=EOFParams,
     memory=_eof_memory,
     description="Second stage of ocean.eof: EOF patterns by projecting each block on the modes.",
+    backends=("cpu", "gpu"),
 )
 
 
@@ -411,6 +415,7 @@ EOF = Operator(
     pattern=Composite(expand=_eof_expand),
     params=EOFParams,
     description="EOF/PCA of anomalies with area weights and a land mask: Gram matrix by blocks, then projection.",
+    backends=("cpu", "gpu"),
 )
 
 

@@ -80,8 +80,15 @@ def submit_pipeline(
     ``{"pip": ["mylab-minjiang==1.2"]}`` to ship a plugin); the pipeline file's folder
     becomes the job's ``working_dir``.
     """
+    from minjiang.core._devices import GPU_READ_MODES
+    from minjiang.core.errors import ContractError
     from minjiang.storage import open_store
 
+    # fail here, not in a job on the cluster
+    if backend not in ("auto", "cpu", "gpu"):
+        raise ContractError(f"backend {backend!r} is not one of 'auto', 'cpu', 'gpu'")
+    if gpu_read not in GPU_READ_MODES:
+        raise ContractError(f"gpu_read {gpu_read!r} is not one of {GPU_READ_MODES!r}")
     url = open_store(store).url
     env: dict[str, Any] = dict(runtime_env or {})
     path = Path(pipeline)

@@ -202,3 +202,19 @@ def test_run_through_ray_client_address(head, tmp_path) -> None:
     message = " ".join((out.stdout + out.stderr).split())
     assert "BackendUnavailableError" in message or "backend 'gpu' was asked" in message, message
     assert "no GPU of the cluster is usable" in message and "CuPy is not importable" in message
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"backend": "cuda"}, "backend 'cuda'"), ({"gpu_read": "dma"}, "gpu_read 'dma'")],
+)
+def test_submit_refuses_bad_options_before_contacting_the_cluster(tmp_path, kw, match) -> None:
+    from minjiang.core._demo import DEMO_PIPELINE
+    from minjiang.core._jobs import submit_pipeline
+    from minjiang.core.errors import ContractError
+
+    pipe = tmp_path / "demo.yaml"
+    pipe.write_text(DEMO_PIPELINE)
+    # no server listens there: the error must come first
+    with pytest.raises(ContractError, match=match):
+        submit_pipeline(pipe, address="http://127.0.0.1:9", store=str(tmp_path / "s"), **kw)

@@ -268,16 +268,17 @@ def test_nanquantile_rejects_bad_arguments(q, axis, error, match):
 
 
 def test_many_columns_and_lines_span_several_work_items(call, close, rng):
-    # more columns than one strip of the (M, K) moments layout, more lines than one
-    # quantile tile: exercises the boundaries between parallel work items
+    # more columns than one strip of the (M, K) moments layout, more quantile lines
+    # than one sorting thread takes: exercises the boundaries between parallel work items
     from minjiang.kernels.reductions import _cpu
 
     x = _with_nans(rng, (3, 2 * _cpu._COL_STRIP + 5), np.float64)
     _check_finalized(call(moments_partial, x, 0), x, (0,), close)
-    lines = _with_nans(rng, (4, 2 * _cpu._TILE + 3), np.float32)
+    # more lines than one sorting thread takes: the rows are split over threads
+    lines = _with_nans(rng, (4, 2 * _cpu._MIN_ROWS_PER_THREAD + 3), np.float32)
     close(
         call(nanquantile, lines, [0.3, 0.5], 0), _numpy_quantile(lines, [0.3, 0.5], 0), np.float32
     )
-    # tiles of lines along the contiguous axis, several blocks along the leading one
-    cube = _with_nans(rng, (3, 9, _cpu._TILE + 7), np.float64)
+    # lines along a middle axis, gathered into rows
+    cube = _with_nans(rng, (3, 9, 2 * _cpu._MIN_ROWS_PER_THREAD + 7), np.float64)
     close(call(nanquantile, cube, [0.9], 1), _numpy_quantile(cube, [0.9], 1), np.float64)

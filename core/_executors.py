@@ -34,7 +34,6 @@ class Executor(abc.ABC):
     """Runs independent tasks and reports each result as it arrives."""
 
     name: ClassVar[str] = ""
-    supports_gpu: ClassVar[bool] = False
 
     @abc.abstractmethod
     def workers(self) -> int:
@@ -91,7 +90,6 @@ class LocalExecutor(Executor):
     """Sequential, in-process: for debugging, and as the test oracle for ``ray``."""
 
     name = "local"
-    supports_gpu = True
 
     def workers(self) -> int:
         return 1
@@ -126,7 +124,6 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
-    supports_gpu = True
     #: Seconds a device probe may wait for a GPU node (its GPUs may all be busy).
     probe_timeout: ClassVar[float] = 60.0
     #: Seconds a probe's answer is reused (plans of one run ask once).

@@ -160,6 +160,13 @@ def _gaussian_compute(size: Any, params: Any) -> float:
     return separable_seconds(size.input_bytes // max(size.itemsize, 1), size.halo)
 
 
+def _float_out(dtype: Any) -> str:
+    """float32 stays float32; everything else is computed and stored as float64."""
+    import numpy as np
+
+    return "float32" if np.dtype(dtype) == np.float32 else "float64"
+
+
 # ---------------------------------------------------------------- reduce
 class ReduceParams(_Params):
     dims: list[str] = Field(min_length=1, description="Dims to reduce over.")
@@ -168,14 +175,9 @@ class ReduceParams(_Params):
 
 
 def _reduce_outputs(params: ReduceParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
-    import numpy as np
 
     x = inputs["x"]
-    dtype = (
-        "int64"
-        if params.stat == "count"
-        else ("float32" if np.dtype(x.dtype) == np.float32 else "float64")
-    )
+    dtype = "int64" if params.stat == "count" else _float_out(x.dtype)
     return (
         ArrayOutput(
             params.stat,
@@ -226,7 +228,7 @@ def _quantile_outputs(params: QuantileParams, inputs: dict[str, Any]) -> tuple[A
     import numpy as np
 
     x = inputs["x"]
-    dtype = "float32" if np.dtype(x.dtype) == np.float32 else "float64"
+    dtype = _float_out(x.dtype)
     kept = tuple(d for d in x.dims if d != params.dim)
     if isinstance(params.q, list):
         return (
@@ -275,18 +277,20 @@ def _block_doy_index(ctx: BlockContext) -> Any:
     return _day_of_year(ctx.coords["time"]) - 1
 
 
+def _time_first(x: Any, op: str) -> None:
+    if not x.dims or x.dims[0] != "time":
+        raise ContractError(f"{op}: input dims {tuple(x.dims)!r} must start with 'time'")
+
+
 def _doy_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
     import numpy as np
 
     x = inputs["x"]
-    if "time" not in x.dims or x.dims[0] != "time":
-        raise ContractError(
-            f"array.doy_climatology: input dims {tuple(x.dims)!r} must start with 'time'"
-        )
+    _time_first(x, "array.doy_climatology")
     return (
         ArrayOutput(
             "climatology",
-            dtype="float32" if np.dtype(x.dtype) == np.float32 else "float64",
+            dtype=_float_out(x.dtype),
             dims=("doy", *x.dims[1:]),
             sizes={"doy": 366},
             coords={"doy": np.arange(1, 367)},
@@ -311,16 +315,11 @@ def doy_anomaly_kernel(
 
 
 def _anomaly_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
-    import numpy as np
-
-    x = inputs["x"]
-    return (
-        ArrayOutput("anomaly", dtype="float32" if np.dtype(x.dtype) == np.float32 else "float64"),
-    )
+    return (ArrayOutput("anomaly", dtype=_float_out(inputs["x"].dtype)),)
 
 
 def _deseason_outputs(params: DoyParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
-    _doy_outputs(params, inputs)  # the same check: dims must start with 'time'
+    _time_first(inputs["x"], "array.deseason")
     return _anomaly_outputs(params, inputs)
 
 
@@ -332,9 +331,8 @@ def deseason_kernel(arrays: dict[str, Any], params: DoyParams, ctx: BlockContext
 
     x = arrays["x"]
     doy = _block_doy_index(ctx)
-    clim = group_mean(x, doy, 366)
-    dtype = "float32" if str(x.dtype) == "float32" else "float64"
-    return {"anomaly": subtract_group(x, doy, clim.astype(dtype, copy=False))}
+    clim = group_mean(x, doy, 366).astype(_float_out(x.dtype), copy=False)
+    return {"anomaly": subtract_group(x, doy, clim)}
 
 
 def _deseason_memory(size: Any, params: Any) -> int:

@@ -310,3 +310,13 @@ def test_a_costly_kernel_is_planned_over_both_workers(runtime, tmp_path, monkeyp
     (g,) = plan.steps
     assert g.n_tasks >= 2
     assert g.block.decode_amplification > 1.0  # the halo decode it accepted for that
+
+
+@pytest.mark.parametrize("op", ["array.doy_climatology", "array.deseason"])
+def test_day_of_year_operators_need_time_first(runtime, tmp_path, rng, op) -> None:
+    from minjiang.core.errors import ContractError
+
+    x = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    src = ingest_array(runtime, tmp_path, "test/notime", x, ("y", "x", "time"), (3, 4, 5))
+    with pytest.raises(ContractError, match=rf"{op}: input dims \('y', 'x', 'time'\) must start"):
+        runtime.run(op, inputs={"x": src})

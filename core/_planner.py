@@ -37,6 +37,7 @@ from minjiang.core._operator import (
     TaskSize,
     dotted_path,
 )
+from minjiang.core._units import format_bytes
 from minjiang.core.errors import ContractError, MemoryBudgetError, PlanError
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ __all__ = [
     "StepPlan",
     "TableRead",
     "TaskSpec",
-    "format_bytes",
-    "parse_bytes",
 ]
 
 #: No storage chunk may decode to more than this (Ray retries OOM kills forever).
@@ -63,45 +62,6 @@ MAX_CHUNK_BYTES = 512 << 20
 PENCIL_TARGET_BYTES = 256 << 20
 #: Bytes one rechunk task reads (whole source chunks), so its overhead stays small.
 RECHUNK_TASK_BYTES = 64 << 20
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def parse_bytes(value: str | int | float) -> int:
-    """``"4GiB"``, ``"512 MB"``, ``2e9`` -> bytes."""
-    if isinstance(value, int | float):
-        return int(value)
-    text = value.strip().replace(" ", "")
-    units = {
-        "": 1,
-        "b": 1,
-        "k": 1000,
-        "kb": 1000,
-        "m": 10**6,
-        "mb": 10**6,
-        "g": 10**9,
-        "gb": 10**9,
-        "t": 10**12,
-        "tb": 10**12,
-        "kib": 1 << 10,
-        "mib": 1 << 20,
-        "gib": 1 << 30,
-        "tib": 1 << 40,
-    }
-    num = text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    unit = text[len(num) :].lower()
-    try:
-        return int(float(num) * units[unit])
-    except (KeyError, ValueError):
-        raise PlanError(
-            f"cannot read memory size {value!r}; write e.g. '4GiB' or '512MB'"
-        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

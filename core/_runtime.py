@@ -32,10 +32,9 @@ from minjiang.core._planner import (
     Stage,
     StepPlan,
     StepPlanner,
-    format_bytes,
-    parse_bytes,
 )
 from minjiang.core._plugins import Registry, make_plugin_manager
+from minjiang.core._units import format_bytes, parse_memory_budget
 from minjiang.core.errors import (
     BackendFallbackWarning,
     BackendUnavailableError,
@@ -285,7 +284,9 @@ class Runtime:
         }
         self._executor: Executor | None = None
         self.memory_budget = (
-            parse_bytes(memory_budget) if memory_budget is not None else default_memory_budget()
+            parse_memory_budget(memory_budget)
+            if memory_budget is not None
+            else default_memory_budget()
         )
         if backend not in ("auto", "cpu", "gpu"):
             raise ContractError(f"backend {backend!r} is not one of 'auto', 'cpu', 'gpu'")

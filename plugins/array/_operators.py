@@ -1,4 +1,4 @@
-"""The generic ``array`` operators and readers, registered like any plugin.
+"""The generic ``array`` operators and readers (see ``minjiang.plugins.array``).
 
 ============================ =========== ==============================================
 operator                     pattern     what
@@ -35,7 +35,6 @@ from minjiang.core._operator import (
 )
 from minjiang.core._reader import Reader
 from minjiang.core.errors import ContractError, ReaderError
-from minjiang.core.hookspecs import hookimpl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NUMERIC = ("f", "i", "u", "b")
@@ -547,13 +546,3 @@ class NetCDFReader(Reader):
         return xr.concat(
             parts, dim="time", data_vars="minimal", coords="minimal", compat="override"
         )
-
-
-@hookimpl
-def minjiang_register_operators() -> list[Operator]:
-    return list(OPERATORS)
-
-
-@hookimpl
-def minjiang_register_readers() -> list[Reader]:
-    return [ZarrReader(), NetCDFReader()]

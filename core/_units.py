@@ -30,10 +30,6 @@ _UNITS = {
 }
 _SIZE_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)([A-Za-z]*)$")
 
-#: The smallest memory budget that can hold a task: one decoded chunk plus the
-#: interpreter's own working set needs far more than this, so anything smaller is a typo.
-MIN_BUDGET_BYTES = 16 << 20
-
 
 def format_bytes(n: float) -> str:
     """``1536`` -> ``"1.5 KiB"``."""
@@ -72,12 +68,15 @@ def parse_bytes(value: str | int | float) -> int:
 
 
 def parse_memory_budget(value: str | int | float) -> int:
-    """A ``--memory-budget``: a size of at least :data:`MIN_BUDGET_BYTES`."""
+    """A ``--memory-budget``: a positive size (``0`` or ``"-1"`` is a mistake, not "no limit").
+
+    A budget too small for the plan's smallest task is refused later, by the planner,
+    with both sizes; tiny budgets are legitimate for splitting small test data finely.
+    """
     n = parse_bytes(value)
-    if n < MIN_BUDGET_BYTES:
+    if n <= 0:
         raise MemoryBudgetError(
-            f"memory budget {value!r} ({format_bytes(n)}) is below the "
-            f"{format_bytes(MIN_BUDGET_BYTES)} any task needs; give the memory the job may use "
-            "in all, e.g. '4GiB'"
+            f"memory budget {value!r} must be a positive size: give the memory the job may "
+            "use in all, e.g. '4GiB'"
         )
     return n

@@ -279,7 +279,10 @@ def relabel_block(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str,
 
 
 # -- medicine.volumetrics ---------------------------------------------------------------
-_EXTRA = ("wz", "wy", "wx", "volume_ml")
+# The geometry travels with every partial row (the same values in every block) so that
+# physical quantities are derived once, at finalize, from the exactly combined integer
+# counts and index sums: volumes and world centroids do not depend on the chunking.
+_GEOMETRY = ("voxel_ml", *(f"a{i}{j}" for i in range(3) for j in range(4)))
 
 
 def _geometry_attrs(ctx: Any, params: Any) -> tuple[tuple[float, float, float], np.ndarray]:
@@ -291,29 +294,33 @@ def _geometry_attrs(ctx: Any, params: Any) -> tuple[tuple[float, float, float], 
 
 
 def volumetrics_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
-    """Per-label partial statistics of one block, with world-space sums and volume."""
+    """Per-label partial statistics of one block, with the image geometry on every row."""
     from minjiang.plugins.medicine.volumetry import label_stats
 
     spacing, affine = _geometry_attrs(ctx, params)
     stats = label_stats(arrays["labels"], arrays.get("image"), ctx.origin)
-    idx = np.stack([stats["sum_z"], stats["sum_y"], stats["sum_x"]])
-    world = affine[:3, :3] @ idx + np.outer(affine[:3, 3], stats["count"])  # affine is linear
-    stats["wx"], stats["wy"], stats["wz"] = world[0], world[1], world[2]
-    stats["volume_ml"] = stats["count"] * (spacing[0] * spacing[1] * spacing[2] / 1000.0)
+    n = stats["label"].size
+    geometry = (spacing[0] * spacing[1] * spacing[2] / 1000.0, *np.asarray(affine)[:3].ravel())
+    for name, value in zip(_GEOMETRY, geometry, strict=True):
+        stats[name] = np.full(n, float(value))
     return stats
 
 
 def volumetrics_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, np.ndarray]:
-    """Merge partials label by label."""
+    """Merge partials label by label (integers as integers) and keep the geometry once."""
     from minjiang.plugins.medicine.volumetry import combine_stats
 
     out = combine_stats(parts)
-    labels = np.concatenate([np.asarray(p["label"], dtype=np.int64) for p in parts])
-    inv = np.searchsorted(out["label"], labels)
-    for k in _EXTRA:
-        acc = np.zeros(out["label"].size)
-        np.add.at(acc, inv, np.concatenate([np.asarray(p[k], dtype=np.float64) for p in parts]))
-        out[k] = acc
+    rows = [p for p in parts if np.asarray(p["label"]).size]
+    geometry = np.array([[float(np.asarray(p[k])[0]) for k in _GEOMETRY] for p in rows])
+    if geometry.size and not (geometry == geometry[0]).all():
+        raise ExecutionError(
+            "medicine.volumetrics: the blocks of one image disagree on its spacing or affine; "
+            "the input's attributes changed while it was read"
+        )
+    first = geometry[0] if geometry.size else np.full(len(_GEOMETRY), np.nan)
+    for k, value in zip(_GEOMETRY, first, strict=True):
+        out[k] = np.full(out["label"].size, value)
     return out
 
 
@@ -324,16 +331,20 @@ def volumetrics_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(s["valid"] > 0, s["isum"] / np.maximum(s["valid"], 1), np.nan)
     none = s["valid"] == 0
+    rot = np.stack([[s[f"a{i}{j}"] for j in range(3)] for i in range(3)])  # (3, 3, labels)
+    shift = np.stack([s[f"a{i}3"] for i in range(3)])  # (3, labels)
+    index = np.stack([s["sum_z"], s["sum_y"], s["sum_x"]]) / n  # centroids in voxel indices
+    world = np.einsum("ijn,jn->in", rot, index) + shift
     table = {
         "label": s["label"].astype(np.int64),
         "voxel_count": s["count"].astype(np.int64),
-        "volume_ml": s["volume_ml"].astype(np.float64),
+        "volume_ml": s["count"] * s["voxel_ml"],
         "centroid_z": s["sum_z"] / n,
         "centroid_y": s["sum_y"] / n,
         "centroid_x": s["sum_x"] / n,
-        "centroid_x_mm": s["wx"] / n,
-        "centroid_y_mm": s["wy"] / n,
-        "centroid_z_mm": s["wz"] / n,
+        "centroid_x_mm": world[0],
+        "centroid_y_mm": world[1],
+        "centroid_z_mm": world[2],
         "bbox_z0": s["z0"].astype(np.int64),
         "bbox_y0": s["y0"].astype(np.int64),
         "bbox_x0": s["x0"].astype(np.int64),

@@ -3,7 +3,9 @@
 :func:`label_stats` returns, for every label of a block, the voxel count, the sums of
 global voxel indices (for centroids), the half-open bounding box and the count, sum,
 minimum and maximum of the non-NaN intensities; :func:`combine_stats` merges such
-partials exactly (sums and extrema), in any grouping.
+partials in any grouping. Counts, index sums and boxes are integers, so they combine
+exactly; only the intensity sum is a float (exact too for integer intensities, whose
+partial sums stay below 2**53).
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def combine_stats(parts: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     n = uniq.size
     out: dict[str, np.ndarray] = {"label": uniq}
     for k in _SUM:
-        dtype = np.int64 if k in ("count", "valid") else np.float64
+        dtype = np.float64 if k == "isum" else np.int64
         acc = np.zeros(n, dtype=dtype)
         np.add.at(acc, inv, cols[k].astype(dtype))
         out[k] = acc

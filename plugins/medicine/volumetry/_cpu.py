@@ -20,7 +20,7 @@ def label_stats(labels, values, has_values, oz, oy, ox):  # pragma: no cover - c
                     order.append(lab)
     n = len(order)
     count = np.zeros(n, np.int64)
-    sums = np.zeros((3, n), np.float64)
+    sums = np.zeros((3, n), np.int64)  # integer index sums: exact in any grouping
     lo = np.full((3, n), np.iinfo(np.int64).max, np.int64)
     hi = np.full((3, n), np.iinfo(np.int64).min, np.int64)
     valid = np.zeros(n, np.int64)

@@ -20,7 +20,9 @@ def label_stats(
     }
     for axis, name in enumerate("zyx"):
         g = idx[axis].astype(np.int64) + origin[axis]
-        out[f"sum_{name}"] = np.bincount(inv, weights=g.astype(np.float64), minlength=n)
+        total = np.zeros(n, dtype=np.int64)
+        np.add.at(total, inv, g)
+        out[f"sum_{name}"] = total
         lo = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
         hi = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
         np.minimum.at(lo, inv, g)

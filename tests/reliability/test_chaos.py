@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -160,9 +159,7 @@ def test_resume_after_the_driver_is_killed(point: str, tmp_path: Path, reliabili
 
     store = tmp_path / "store"
     params = {"delay": 0.02}
-    with mj.Runtime(
-        store=store, executor="local", plugins=[_chaosops], memory_budget="2KiB"
-    ) as rt:
+    with mj.Runtime(store=store, executor="local", plugins=[_chaosops], memory_budget="2KiB") as rt:
         ingest_array(rt, tmp_path, "t/x", _values(), ("y", "x"), CHUNKS)
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER.format(root=str(ROOT), store=str(store), point=point)],
@@ -172,9 +169,7 @@ def test_resume_after_the_driver_is_killed(point: str, tmp_path: Path, reliabili
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     finished_before_kill = int(point.split(":")[1]) if point.startswith("task:") else N_TASKS
-    with mj.Runtime(
-        store=store, executor="local", plugins=[_chaosops], memory_budget="2KiB"
-    ) as rt:
+    with mj.Runtime(store=store, executor="local", plugins=[_chaosops], memory_budget="2KiB") as rt:
         window = 1  # the local executor runs one task at a time
         res = rt.run("chaoslab.affine", inputs={"x": "t/x"}, params=params, name="t/y")
         kinds = [e.kind for e in rt.last_run_events]

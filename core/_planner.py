@@ -129,6 +129,7 @@ class TaskSpec:
     memory: int = 0
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     gpu_read: str = "pinned"
+    recompute: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +180,7 @@ class StepPlan:
     name: str | None = None
     hidden: bool = False
     reused: bool = False
+    recompute: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
     attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -192,13 +194,13 @@ class StepPlan:
 
     def planned_info(self) -> DatasetInfo:
         """The output as a DatasetInfo, so later steps can plan against it before it exists."""
-        from minjiang.storage import ArrayInfo, DatasetInfo
+        from minjiang.storage import ArrayInfo, DatasetInfo, array_key, dataset_prefix
 
-        prefix = f"datasets/{self.dataset_id}"
+        prefix = dataset_prefix(self.dataset_id)
         arrays = {
             a.name: ArrayInfo(
                 name=a.name,
-                path=f"{prefix}/arrays.zarr/{a.name}",
+                path=array_key(self.dataset_id, a.name),
                 dims=a.dims,
                 shape=a.shape,
                 dtype=a.dtype,
@@ -216,7 +218,7 @@ class StepPlan:
             dtype = src.dtype if src is not None else str(_np().asarray(c.values).dtype)
             coords[c.name] = ArrayInfo(
                 name=c.name,
-                path=f"{prefix}/arrays.zarr/{c.name}",
+                path=array_key(self.dataset_id, c.name),
                 dims=c.dims,
                 shape=shape,
                 dtype=dtype,
@@ -583,6 +585,7 @@ class StepPlanner:
             memory=memory,
             extra=extra,
             gpu_read=self.gpu_read,
+            recompute=r.recompute,
         )
 
     # ------------------------------------------------------------------ patterns
@@ -596,7 +599,9 @@ class StepPlanner:
         dataset_id: str,
         backend: str,
         source_coords: Mapping[str, ArrayInfo],
+        recompute: bool = False,
     ) -> StepPlan:
+        """Plan one step; ``recompute`` stages it apart from a committed copy of its id."""
         self.bind(op, inputs)
         self.check_chunks(op, inputs)
         r = _Request(
@@ -608,6 +613,7 @@ class StepPlanner:
             backend,
             source_coords,
             self.primary(op, inputs),
+            recompute,
         )
         pattern = op.pattern
         if isinstance(pattern, Map):
@@ -645,6 +651,7 @@ class StepPlanner:
             tables=tables,
             stages=stages,
             block=block,
+            recompute=r.recompute,
         )
 
     def _pattern_dims(self, r: _Request, spec: Any, what: str) -> tuple[str, ...]:
@@ -946,7 +953,7 @@ class StepPlanner:
         the pencil extent along the others, so each is written by exactly one task,
         and each task reads whole source chunks.
         """
-        from minjiang.storage import ArrayInfo
+        from minjiang.storage import ArrayInfo, Staging
 
         group = self._rechunk_group(info, fdims, tuple(target[r.dims.index(d)] for d in info.dims))
         inter_chunks = tuple(
@@ -965,7 +972,7 @@ class StepPlanner:
         )
         inter = ArrayInfo(
             name=name,
-            path=f"datasets/{r.dataset_id}/_scratch/arrays.zarr/{name}",
+            path=Staging.array_path(r.dataset_id, name, scratch=True, recompute=r.recompute),
             dims=tuple(info.dims),
             shape=tuple(info.shape),
             dtype=info.dtype,
@@ -1115,6 +1122,7 @@ class _Request:
     backend: str
     source_coords: Mapping[str, ArrayInfo]
     primary: ArrayInfo
+    recompute: bool = False
 
     @property
     def dims(self) -> tuple[str, ...]:

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from minjiang.core._devices import DeviceReport
     from minjiang.core._executors import Executor
     from minjiang.core._reader import Reader
-    from minjiang.storage import ArrayInfo, DatasetInfo, Record
+    from minjiang.storage import ArrayInfo, DatasetInfo, Record, Staging
 
 log = logging.getLogger("minjiang")
 
@@ -133,12 +133,11 @@ class Result:
     @property
     def path(self) -> str:
         """The Zarr group of this dataset (a local path for local stores)."""
-        local = self.runtime.store.local_path(f"{self.record.prefix}/arrays.zarr")
-        return (
-            str(local)
-            if local is not None
-            else f"{self.runtime.store.url}/{self.record.prefix}/arrays.zarr"
-        )
+        from minjiang.storage import arrays_group_key
+
+        key = arrays_group_key(self.id)
+        local = self.runtime.store.local_path(key)
+        return str(local) if local is not None else f"{self.runtime.store.url}/{key}"
 
     def to_xarray(self) -> xr.Dataset:
         """The dataset as a lazy, dask-backed :class:`xarray.Dataset`."""
@@ -353,9 +352,10 @@ class Runtime:
     def open(self, ref: str | Result) -> xr.Dataset:
         """Open a dataset as a lazy dask-backed :class:`xarray.Dataset`."""
         import xarray as xr
+        from minjiang.storage import arrays_group_key
 
         res = self.result(ref)
-        store = self.store.zarr_store(f"{res.record.prefix}/arrays.zarr", read_only=True)
+        store = self.store.zarr_store(arrays_group_key(res.id), read_only=True)
         ds = xr.open_zarr(store, chunks={}, consolidated=True, zarr_format=3)
         ds.attrs.setdefault("minjiang_id", res.id)
         return ds
@@ -824,14 +824,14 @@ def _default_chunks(ds: xr.Dataset) -> dict[str, int]:
 def _planned_ingest_info(
     did: str, ds: xr.Dataset, chunks: Mapping[str, int], cache: dict[str, Any]
 ) -> DatasetInfo:
-    from minjiang.storage import ArrayInfo, DatasetInfo
+    from minjiang.storage import ArrayInfo, DatasetInfo, array_key, dataset_prefix
 
-    prefix = f"datasets/{did}"
+    prefix = dataset_prefix(did)
 
     def info(name: str, var: Any, ch: tuple[int, ...]) -> ArrayInfo:
         return ArrayInfo(
             name=name,
-            path=f"{prefix}/arrays.zarr/{name}",
+            path=array_key(did, name),
             dims=tuple(var.dims),
             shape=tuple(var.shape),
             dtype=str(var.dtype),
@@ -923,7 +923,7 @@ class _Run:
 
     # -- ingest
     def _ingest(self, step: IngestPlan) -> Result:
-        from minjiang.storage import Record, write_xarray
+        from minjiang.storage import Record, dataset_prefix, write_xarray
 
         self.emit(
             "step_started",
@@ -940,7 +940,7 @@ class _Run:
             kind="ingested",
             names=[step.name] if step.name else [],
             domain=step.reader.domain,
-            prefix=f"datasets/{step.dataset_id}",
+            prefix=dataset_prefix(step.dataset_id),
             schema=summary.schema,
             producer={
                 "reader": step.reader.name,
@@ -984,11 +984,11 @@ class _Run:
     def _prepare(self, step: StepPlan) -> dict[str, dict[str, str]]:
         """Create the output group, its arrays (and scratch arrays), and write its coords."""
         import numpy as np
-        from minjiang.storage import DatasetWriter, open_dataset_info, read_array
+        from minjiang.storage import open_dataset_info, read_array
 
-        writer = DatasetWriter(self.rt.store, step.dataset_id)
+        staging = self._staging(step)
+        writer, scratch = staging.writer, staging.scratch
         writer.create(attrs=step.attrs)
-        scratch = DatasetWriter(self.rt.store, step.dataset_id, group="_scratch/arrays.zarr")
         if any(a.scratch for a in step.arrays.values()):
             scratch.create(attrs={})
         for a in step.arrays.values():
@@ -1016,35 +1016,28 @@ class _Run:
             sums[c.name] = writer.write_coord(c.name, values, dims=c.dims, attrs=attrs)
         return sums
 
+    def _staging(self, step: StepPlan) -> Staging:
+        from minjiang.storage import Staging
+
+        return Staging(self.rt.store, step.dataset_id, recompute=step.recompute)
+
     def _done_tasks(self, step: StepPlan, stage: Stage) -> dict[str, TaskResult]:
-        """Tasks of ``stage`` whose manifest exists and whose chunks verify."""
-        prefix = f"datasets/{step.dataset_id}/_tasks/{stage.name}"
+        """Tasks of ``stage`` whose manifest exists and whose chunks still verify."""
         from minjiang.core._tasks import task_fingerprint
 
+        staging = self._staging(step)
         done: dict[str, TaskResult] = {}
         fingerprints = {t.key: task_fingerprint(t) for t in stage.tasks}
-        for key in self.rt.store.list(prefix):
-            if not key.endswith(".json"):
-                continue
+        for doc in staging.manifests(stage.name):
             try:
-                res = TaskResult.from_json(self.rt.store.read_json(key))
+                res = TaskResult.from_json(doc)
             except Exception:
                 continue
-            if fingerprints.get(res.key) == res.fingerprint and self._verify(res):
+            if fingerprints.get(res.key) == res.fingerprint and staging.verify(
+                res.checksums, res.tables
+            ):
                 done[res.key] = dataclasses.replace(res, skipped=True)
         return done
-
-    def _verify(self, res: TaskResult) -> bool:
-        """Every chunk and part the task's manifest lists still has its recorded sha256."""
-        from minjiang.storage import verify_keys
-
-        expected = {
-            f"{path}/{ck}": sha
-            for path, chunks in res.checksums.items()
-            for ck, sha in chunks.items()
-        }
-        expected.update({key: sha for parts in res.tables.values() for key, sha in parts.items()})
-        return not verify_keys(self.rt.store, expected)
 
     def _check_feasible(self, step: StepPlan) -> None:
         node = self.rt.executor.node_memory()
@@ -1118,8 +1111,7 @@ class _Run:
         return self._commit(step, results, coord_sums, started, time.perf_counter() - t0, Record)
 
     def _cleanup(self, step: StepPlan) -> None:
-        self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_scratch")
-        self.rt.store.delete_prefix(f"datasets/{step.dataset_id}/_tasks")
+        self._staging(step).cleanup()
 
     def _commit(
         self,
@@ -1130,20 +1122,17 @@ class _Run:
         seconds: float,
         record_cls: Any,
     ) -> Result:
-        from minjiang.storage import DatasetWriter, dataset_schema, open_dataset_info
+        from minjiang.storage import dataset_prefix, dataset_schema, open_dataset_info
 
-        prefix = f"datasets/{step.dataset_id}/arrays.zarr/"
+        staging = self._staging(step)
         checksums: dict[str, dict[str, str]] = {k: dict(v) for k, v in coord_sums.items()}
         tables: dict[str, dict[str, str]] = {}
         for res in results:
-            for path, sums in res.checksums.items():
-                if path.startswith(prefix):
-                    checksums.setdefault(path[len(prefix) :], {}).update(sums)
-            for tname, parts in res.tables.items():
-                if tname != "__agg__":
-                    tables.setdefault(tname, {}).update(parts)
-        writer = DatasetWriter(self.rt.store, step.dataset_id)
-        writer.consolidate()
+            for name, sums in staging.final_checksums(res.checksums).items():
+                checksums.setdefault(name, {}).update(sums)
+            for tname, parts in staging.final_tables(res.tables).items():
+                tables.setdefault(tname, {}).update(parts)
+        staging.writer.consolidate()
         info = open_dataset_info(self.rt.store, step.dataset_id)
         op = step.operator
         fresh = [r for r in results if not r.skipped]
@@ -1153,7 +1142,7 @@ class _Run:
             names=[step.name] if step.name else [],
             domain=op.domain,
             hidden=step.hidden,
-            prefix=f"datasets/{step.dataset_id}",
+            prefix=dataset_prefix(step.dataset_id),
             schema=dataset_schema(info),
             producer={
                 "operator": op.name,

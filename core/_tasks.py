@@ -3,14 +3,14 @@ chunks, record their checksums. Only small metadata (a :class:`TaskResult`) goes
 
 Every task is idempotent: it rewrites the same chunks with the same bytes, so a retry
 after a killed worker, or a re-run after a killed driver, is safe. A task's manifest
-(``datasets/<id>/_tasks/<stage>/<n>.json``) is written last; on resume the driver
-verifies the checksums it lists and skips the task when they all match.
+is written last, through the dataset's :class:`minjiang.storage.Staging` (the layout is
+in ``storage/DESIGN.md``); on resume the driver verifies the checksums it lists and
+skips the task when they all match.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import socket
 import time
@@ -25,20 +25,9 @@ if TYPE_CHECKING:
     import numpy as np
     from minjiang.core._planner import TaskSpec
 
-__all__ = ["SCRATCH", "manifest_key", "run_task"]
+__all__ = ["run_task", "task_fingerprint"]
 
-SCRATCH = "_scratch"
 _THREADS_SET: list[int] = []
-
-
-def manifest_key(dataset_id: str, task_key: str) -> str:
-    return f"datasets/{dataset_id}/_tasks/{task_key}.json"
-
-
-def array_key(dataset_id: str, name: str, *, scratch: bool = False) -> str:
-    """Store key of an array of the dataset (or of its scratch group)."""
-    group = f"{SCRATCH}/arrays.zarr" if scratch else "arrays.zarr"
-    return f"datasets/{dataset_id}/{group}/{name}"
 
 
 def task_fingerprint(spec: TaskSpec) -> str:
@@ -103,18 +92,13 @@ class _IO:
     """The task's view of the store: reads, chunk writes with checksums, small files."""
 
     def __init__(self, spec: TaskSpec) -> None:
-        from minjiang.storage import DatasetWriter, open_store
+        from minjiang.storage import Staging, open_store
 
         self.spec = spec
         self.store = open_store(spec.store_url)
-        self.writer = DatasetWriter(self.store, spec.dataset_id)
+        self.staging = Staging(self.store, spec.dataset_id, recompute=spec.recompute)
         self.bytes_read = 0
         self.bytes_written = 0
-
-    def scratch_writer(self) -> Any:
-        from minjiang.storage import DatasetWriter
-
-        return DatasetWriter(self.store, self.spec.dataset_id, group=f"{SCRATCH}/arrays.zarr")
 
     def read(self, spec: TaskSpec) -> dict[str, Any]:
         """The task's inputs, padded with their boundary halos; on the device for GPU
@@ -160,27 +144,18 @@ class _IO:
     def write_array(
         self, name: str, region: tuple[slice, ...], data: np.ndarray, *, scratch: bool
     ) -> dict[str, str]:
-        writer = self.scratch_writer() if scratch else self.writer
+        writer = self.staging.scratch if scratch else self.staging.writer
         sums = writer.write_region(name, region, data)
         self.bytes_written += data.nbytes
         return sums
 
-    def write_part(self, key: str, table: Any) -> str:
-        import pyarrow.parquet as pq
+    def checksum_path(self, name: str, *, scratch: bool) -> str:
+        return self.staging.checksum_path(name, scratch=scratch)
 
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        data = buf.getvalue()
-        self.store.write_bytes(key, data)
-        self.bytes_written += len(data)
-        return hashlib.sha256(data).hexdigest()
-
-    def read_part(self, key: str) -> Any:
-        import pyarrow.parquet as pq
-
-        data = self.store.read_bytes(key)
-        self.bytes_read += len(data)
-        return pq.read_table(io.BytesIO(data))
+    def read_part(self, part: str) -> Any:
+        table = self.staging.read_partial_part(part)
+        self.bytes_read += table.nbytes
+        return table
 
 
 def _context(spec: TaskSpec) -> BlockContext:
@@ -238,9 +213,7 @@ def _write_outputs(
         data = _to_host(_crop(result[w.output], spec, out_dims[w.array], w.region))
         arr = np.ascontiguousarray(data, dtype=spec.extra["out_dtypes"][w.array])
         sums = io_.write_array(w.array, w.region, arr, scratch=w.scratch)
-        checksums.setdefault(array_key(spec.dataset_id, w.array, scratch=w.scratch), {}).update(
-            sums
-        )
+        checksums.setdefault(io_.checksum_path(w.array, scratch=w.scratch), {}).update(sums)
     if spec.tables:
         index = spec.key.rsplit("/", 1)[-1]
         for name in spec.tables:
@@ -249,7 +222,7 @@ def _write_outputs(
                     f"{spec.operator}: kernel did not return declared table {name!r}"
                 )
             table = _to_arrow(result[name], spec.extra.get("table_columns", {}).get(name))
-            key, digest = io_.writer.write_table_part(name, index, table)
+            key, digest = io_.staging.write_table_part(name, index, table)
             tables.setdefault(name, {})[key] = digest
 
 
@@ -270,7 +243,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         read_s = time.perf_counter() - t
         w = spec.writes[0]
         sums = io_.write_array(w.array, w.region, arrays[w.output], scratch=True)
-        checksums[array_key(spec.dataset_id, w.array, scratch=True)] = sums
+        checksums[io_.checksum_path(w.array, scratch=True)] = sums
     elif spec.kind in ("block", "reduce_block"):
         arrays = io_.read(spec)
         read_s = time.perf_counter() - t
@@ -309,20 +282,18 @@ def run_task(spec: TaskSpec) -> TaskResult:
         t = time.perf_counter()
         state = import_dotted(spec.kernels[0])(arrays, spec.params, _context(spec))
         kernel_s = time.perf_counter() - t
-        key = f"datasets/{spec.dataset_id}/{SCRATCH}/agg/{spec.key.rsplit('/', 1)[-1]}.parquet"
-        tables["__agg__"] = {
-            key: io_.write_part(key, _to_arrow({k: _to_host(v) for k, v in state.items()}))
-        }
+        part = _to_arrow({k: _to_host(v) for k, v in state.items()})
+        before = io_.staging.scratch.bytes_written
+        key, digest = io_.staging.write_partial_part(spec.key.rsplit("/", 1)[-1], part)
+        io_.bytes_written += io_.staging.scratch.bytes_written - before
+        tables["__agg__"] = {key: digest}
     elif spec.kind == "agg_combine":
         parts = [
             {
                 k: v.to_numpy(zero_copy_only=False)
                 for k, v in zip(tb.column_names, tb.columns, strict=True)
             }
-            for tb in (
-                io_.read_part(f"datasets/{spec.dataset_id}/{SCRATCH}/agg/{i:06d}.parquet")
-                for i in range(spec.extra["n_parts"])
-            )
+            for tb in (io_.read_part(f"{i:06d}") for i in range(spec.extra["n_parts"]))
         ]
         read_s = time.perf_counter() - t
         t = time.perf_counter()
@@ -351,7 +322,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         fingerprint=task_fingerprint(spec),
         device=_device(spec),
     )
-    io_.store.write_json(manifest_key(spec.dataset_id, spec.key), res.to_json())
+    io_.staging.write_manifest(spec.key, res.to_json())
     return res
 
 
@@ -387,7 +358,7 @@ def _write_state(
 ) -> None:
     import numpy as np
 
-    writer = io_.scratch_writer()
+    writer = io_.staging.scratch
     part, n_parts = spec.extra["part"], spec.extra["n_parts"]
     kept_region, kept_shape, kept_chunks = (
         spec.extra["kept_region"],
@@ -412,16 +383,13 @@ def _write_state(
         region = (slice(part, part + 1), *kept_region)
         sums = writer.write_region(aname, region, arr[None, ...])
         io_.bytes_written += arr.nbytes
-        checksums.setdefault(array_key(spec.dataset_id, aname, scratch=True), {}).update(sums)
+        checksums.setdefault(io_.checksum_path(aname, scratch=True), {}).update(sums)
 
 
 def _read_states(io_: _IO, spec: TaskSpec) -> list[dict[str, Any]]:
     import numpy as np
-    import zarr
 
-    group = zarr.open_group(
-        io_.store.zarr_store(f"datasets/{spec.dataset_id}/{SCRATCH}/arrays.zarr"), mode="r"
-    )
+    group = io_.staging.scratch_group()
     n_parts = spec.extra["n_parts"]
     states: list[dict[str, Any]] = [{} for _ in range(n_parts)]
     for aname, arr in sorted(group.arrays()):

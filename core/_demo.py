@@ -97,12 +97,36 @@ def synthetic_sst(years: int = 3, ny: int = 48, nx: int = 64, seed: int = 0) -> 
 def make_demo_inputs(
     directory: str | Path, *, years: int = 3, ny: int = 48, nx: int = 64, seed: int = 0
 ) -> tuple[Path, Path]:
-    """Write the demo cube (time-slab chunks) and region raster as Zarr v3 groups."""
+    """Write the demo cube (time-slab chunks) and region raster as Zarr v3 groups.
+
+    Raises
+    ------
+    ParameterError
+        For a size outside the demo's range (``years`` 1-100, ``ny``/``nx`` 4-4096) or
+        a ``directory`` that cannot be created.
+    """
+    from minjiang.core.errors import ParameterError
+
+    for what, value, low, high in (
+        ("years", years, 1, 100),
+        ("ny", ny, 4, 4096),
+        ("nx", nx, 4, 4096),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ParameterError(
+                f"demo {what} {value!r} must be a whole number from {low} to {high}"
+            )
     import numpy as np
     import xarray as xr
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as err:
+        raise ParameterError(
+            f"cannot create the demo data folder {str(directory)[:120]!r} "
+            f"({type(err).__name__}: {getattr(err, 'strerror', None) or err}); give another --data"
+        ) from None
     cube, regions = directory / "sst.zarr", directory / "regions.zarr"
     ds = synthetic_sst(years, ny, nx, seed)
     if not cube.exists():

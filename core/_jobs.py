@@ -15,9 +15,57 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from minjiang.core.errors import PipelineError, PlanError
+from minjiang.core.errors import ParameterError, PipelineError, PlanError
 
-__all__ = ["job_client", "submit_pipeline", "use_cluster_token"]
+__all__ = [
+    "check_address",
+    "job_client",
+    "parse_runtime_env",
+    "submit_pipeline",
+    "use_cluster_token",
+]
+
+
+def parse_runtime_env(text: str) -> dict[str, Any]:
+    """``--runtime-env`` JSON as a mapping; :class:`ParameterError` for anything else."""
+    import json
+
+    try:
+        env = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ParameterError(
+            f"--runtime-env is not valid JSON ({type(err).__name__}: {str(err)[:120]}); give an "
+            'object such as \'{"pip": ["mylab-minjiang"]}\''
+        ) from None
+    if not isinstance(env, dict):
+        raise ParameterError(
+            f"--runtime-env must be a JSON object (Ray's runtime_env), not {type(env).__name__}"
+        )
+    return env
+
+
+def check_address(address: str) -> str:
+    """A Ray dashboard address (``http://head:8265``), checked without contacting it."""
+    from urllib.parse import urlsplit
+
+    shown = repr(address[:120]) if isinstance(address, str) else repr(address)
+    if not isinstance(address, str) or not address or len(address) > 2048:
+        raise ParameterError(f"--address {shown} is not an address; give e.g. http://head:8265")
+    try:
+        parts = urlsplit(address)
+        port = parts.port
+    except ValueError as err:
+        raise ParameterError(
+            f"--address {shown} is not a valid URL ({err}); give e.g. http://head:8265"
+        ) from None
+    bad = any(ord(c) < 32 or c.isspace() for c in address)
+    if parts.scheme not in ("http", "https") or not parts.hostname or bad:
+        raise ParameterError(
+            f"--address {shown} must be the http(s) address of the head node's dashboard, "
+            "e.g. http://head:8265"
+        )
+    del port
+    return address
 
 
 def use_cluster_token() -> None:
@@ -46,6 +94,7 @@ def use_cluster_token() -> None:
 
 def job_client(address: str) -> Any:
     """A :class:`ray.job_submission.JobSubmissionClient` for the dashboard at ``address``."""
+    check_address(address)
     use_cluster_token()
     from ray.job_submission import JobSubmissionClient
 
@@ -81,34 +130,44 @@ def submit_pipeline(
     becomes the job's ``working_dir``.
     """
     from minjiang.core._devices import GPU_READ_MODES
+    from minjiang.core._units import parse_memory_budget
     from minjiang.core.errors import ContractError
     from minjiang.storage import open_store
 
     # fail here, not in a job on the cluster
+    check_address(address)
     if backend not in ("auto", "cpu", "gpu"):
         raise ContractError(f"backend {backend!r} is not one of 'auto', 'cpu', 'gpu'")
     if gpu_read not in GPU_READ_MODES:
         raise ContractError(f"gpu_read {gpu_read!r} is not one of {GPU_READ_MODES!r}")
+    budget = None if memory_budget is None else parse_memory_budget(memory_budget)
+    if runtime_env is not None and not isinstance(runtime_env, Mapping):
+        raise ParameterError(
+            f"runtime_env must be a mapping (Ray's runtime_env), not {type(runtime_env).__name__}"
+        )
     url = open_store(store).url
     env: dict[str, Any] = dict(runtime_env or {})
     path = Path(pipeline)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise PipelineError(f"pipeline file {str(path)!r} does not exist")
         from minjiang.core._pipeline import load_pipeline
 
-        load_pipeline(path)  # fail here, not on the cluster
+        pipe = load_pipeline(path)  # fail here, not on the cluster
+        pipe.bind_inputs(inputs)
         env.setdefault("working_dir", str(path.resolve().parent))
         target = path.name
     else:
         target = str(pipeline)
+        if not target or len(target) > 200 or any(ord(c) < 32 for c in target):
+            raise PipelineError(
+                f"pipeline {target[:80]!r} is neither a .yaml file nor a registered pipeline name"
+            )
     args = ["minjiang", "run", target, "--executor", "ray", "--store", url, "--backend", backend]
     if gpu_read != "pinned":
         args += ["--gpu-read", gpu_read]
     for key, value in (inputs or {}).items():
         args += ["--input", f"{key}={value}"]
-    if memory_budget:
-        args += ["--memory-budget", memory_budget]
+    if budget is not None:
+        args += ["--memory-budget", str(budget)]  # exact bytes, already checked
     args += list(extra_args)
     client = job_client(address)
     deadline = time.monotonic() + agent_wait

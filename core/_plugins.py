@@ -1,28 +1,33 @@
 """Plugin loading: one PluginManager per runtime, entry points loaded lazily.
 
-A plugin that fails to import, or whose hooks raise, is reported by name and skipped;
-it never breaks the others. ``check_pending()`` catches misspelt hook names.
+Hooks are called through ``pm.hook.<name>(...)``, so pluggy decides the order
+(``tryfirst``/``trylast``, then last registered first), runs hook wrappers around
+the call, and traces it. A plugin that fails to import, or whose hook raises, is
+reported by name and skipped; it never breaks the others. ``check_pending()``
+catches misspelt hook names.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 from minjiang.core import hookspecs
-from minjiang.core.errors import OperatorNotFoundError, PluginError
+from minjiang.core.errors import OperatorNotFoundError, PipelineError, PluginError, ReaderError
 
 if TYPE_CHECKING:
     from minjiang.core._operator import Operator
-    from minjiang.core._pipeline import Pipeline
+    from minjiang.core._pipeline import Pipeline, Report
     from minjiang.core._reader import Reader
 
 log = logging.getLogger("minjiang.plugins")
 
-__all__ = ["PluginProblem", "Registry", "make_plugin_manager"]
+__all__ = ["PluginProblem", "Registry", "call_hook", "make_plugin_manager"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,18 +79,70 @@ def make_plugin_manager(
     return pm, problems
 
 
-def _call_each(
-    pm: pluggy.PluginManager, hook: str, problems: list[PluginProblem], **kwargs: Any
+def _code_of(function: Any) -> Any:
+    return getattr(getattr(function, "__func__", function), "__code__", None)
+
+
+def _culprit(err: BaseException, impls: Sequence[pluggy.HookImpl]) -> pluggy.HookImpl | None:
+    """The hook implementation an exception raised by a pluggy hook call came from.
+
+    pluggy runs every implementation (and wrapper) from ``_multicall``; the first
+    frame of the traceback that belongs to one of the implementations is the one
+    pluggy called. When no frame matches (an implementation that is not a Python
+    function), ``_multicall``'s current ``hook_impl`` names it.
+    """
+    codes = {}
+    for impl in impls:
+        code = _code_of(impl.function)
+        if code is not None:
+            codes.setdefault(code, impl)
+    tb: TracebackType | None = err.__traceback__
+    fallback = None
+    while tb is not None:
+        frame = tb.tb_frame
+        impl = codes.get(frame.f_code)
+        if impl is not None:
+            return impl
+        if fallback is None and frame.f_code.co_name == "_multicall":
+            current = frame.f_locals.get("hook_impl")
+            if any(current is i for i in impls):
+                fallback = current
+        tb = tb.tb_next
+    return fallback
+
+
+def call_hook(
+    pm: pluggy.PluginManager,
+    hook: str,
+    problems: list[PluginProblem],
+    skipped: set[Any] | None = None,
+    **kwargs: Any,
 ) -> list[tuple[str, Any]]:
-    """Call ``hook`` on each plugin separately so one raising plugin is isolated."""
-    caller = getattr(pm.hook, hook)
-    results = []
-    for impl in caller.get_hookimpls():
-        name = pm.get_name(impl.plugin) or repr(impl.plugin)
+    """Call ``hook`` through pluggy; return ``(plugin name, result)`` in pluggy's order.
+
+    One call of ``pm.hook.<hook>(**kwargs)`` does the work: pluggy's order, hook
+    wrappers (which see and may replace the list of results) and tracing all apply.
+    When an implementation raises, its plugin is reported in ``problems`` with the
+    hook's name, added to ``skipped`` (so later calls leave it out), and the hook is
+    called again without it through ``pm.subset_hook_caller``. Results are paired with
+    the plugins that returned them; a result a wrapper put in, which no plugin
+    returned, is attributed to the wrapper's plugin.
+    """
+    skipped = set() if skipped is None else skipped
+    while True:
+        caller = pm.subset_hook_caller(hook, remove_plugins=skipped)
+        impls = caller.get_hookimpls()
         try:
-            args = {k: kwargs[k] for k in impl.argnames}
-            out = impl.function(**args)
+            results = caller(**kwargs)
         except Exception as err:
+            impl = _culprit(err, impls)
+            if impl is None or impl.plugin in skipped:
+                raise PluginError(
+                    f"hook {hook} raised {type(err).__name__}: {err}, and the plugin it came "
+                    "from cannot be told; uninstall the plugin that raised it"
+                ) from err
+            skipped.add(impl.plugin)
+            name = impl.plugin_name
             problems.append(PluginProblem(name, hook, f"{type(err).__name__}: {err}"))
             log.warning(
                 "plugin %r raised in %s and was skipped: %s: %s",
@@ -95,26 +152,115 @@ def _call_each(
                 err,
             )
             continue
-        results.append((name, out))
-    return results
+        return _attribute(pm, hook, results, impls, problems, kwargs)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        if a == b:
+            return True
+    except Exception:
+        return False
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+        return all(
+            x is y
+            or (
+                getattr(x, "name", None) is not None
+                and getattr(x, "name", None) == getattr(y, "name", None)
+            )
+            for x, y in zip(a, b, strict=True)
+        )
+    return False
+
+
+def _attribute(
+    pm: pluggy.PluginManager,
+    hook: str,
+    results: Any,
+    impls: Sequence[pluggy.HookImpl],
+    problems: list[PluginProblem],
+    kwargs: dict[str, Any],
+) -> list[tuple[str, Any]]:
+    """Pair pluggy's list of results with the plugins that returned them.
+
+    pluggy calls the plain (non-wrapper) implementations last-registered first
+    (``tryfirst``/``trylast`` aside) and keeps the results that are not ``None``, in
+    that order. When every plain implementation returned something and no wrapper
+    took part, the positions say who returned what. Otherwise (an implementation
+    returned ``None``, or a wrapper may have changed the list) each plain
+    implementation is asked alone, through ``pm.subset_hook_caller``, and the results
+    are matched against those answers; a result no implementation gave came from a
+    wrapper and is attributed to the wrapping plugins.
+    """
+    if not isinstance(results, list):
+        raise PluginError(
+            f"a hook wrapper of {hook} replaced its list of results with a "
+            f"{type(results).__name__}; a wrapper must return a list"
+        )
+    plain = [i for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
+    wrappers = [i for i in impls if i.hookwrapper or i.wrapper]
+    if not wrappers and len(results) == len(plain):
+        return [(impl.plugin_name, res) for impl, res in zip(plain, results, strict=True)]
+    everyone = {i.plugin for i in impls}
+    alone: list[tuple[str, Any]] = []
+    for impl in plain:
+        try:
+            own = pm.subset_hook_caller(hook, remove_plugins=everyone - {impl.plugin})(**kwargs)
+        except Exception:  # it answered inside the full call; a second failure is not news
+            continue
+        alone.extend((impl.plugin_name, r) for r in own)
+    wrapped_by = "+".join(w.plugin_name for w in wrappers) or "?"
+    out: list[tuple[str, Any]] = []
+    taken: set[int] = set()
+    for res in results:
+        owner = wrapped_by
+        for k, (name, own_res) in enumerate(alone):
+            if k not in taken and _same(res, own_res):
+                owner = name
+                taken.add(k)
+                break
+        out.append((owner, res))
+    return out
 
 
 class Registry:
-    """Operators, readers and pipelines collected from a PluginManager (on first use)."""
+    """Operators, readers, pipelines and reports collected from a PluginManager (on first use)."""
 
     def __init__(self, pm: pluggy.PluginManager, problems: list[PluginProblem]) -> None:
         self.pm = pm
         self.problems = problems
+        self.skipped: dict[str, set[Any]] = {}
         self._operators: dict[str, tuple[str, Operator]] | None = None
         self._readers: dict[str, tuple[str, Reader]] | None = None
         self._pipelines: dict[str, tuple[str, Pipeline]] | None = None
+        self._reports: dict[str, tuple[str, Report]] | None = None
 
-    def _collect(self, hook: str, kind: str) -> dict[str, tuple[str, Any]]:
+    def call(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call ``hook`` through pluggy with per-plugin isolation (see :func:`call_hook`)."""
+        return call_hook(
+            self.pm, hook, self.problems, self.skipped.setdefault(hook, set()), **kwargs
+        )
+
+    def _collect(self, hook: str, kind: str, cls: type | None = None) -> dict[str, tuple[str, Any]]:
         found: dict[str, tuple[str, Any]] = {}
-        for plugin, items in _call_each(self.pm, hook, self.problems):
-            for item in items or ():
+        for plugin, items in self.call(hook):
+            if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+                self.problems.append(
+                    PluginProblem(plugin, hook, f"returned {type(items).__name__}, not a list")
+                )
+                continue
+            for item in items:
+                if cls is not None and not isinstance(item, cls):
+                    self.problems.append(
+                        PluginProblem(
+                            plugin, hook, f"returned a {type(item).__name__}, not a {cls.__name__}"
+                        )
+                    )
+                    continue
                 name = getattr(item, "name", None)
-                if not name:
+                if not name or not isinstance(name, str):
                     self.problems.append(
                         PluginProblem(plugin, hook, f"{kind} without a name: {item!r}")
                     )
@@ -145,18 +291,36 @@ class Registry:
             self._pipelines = self._collect("minjiang_register_pipelines", "pipeline")
         return self._pipelines
 
-    def _lookup(self, table: dict[str, tuple[str, Any]], name: str, kind: str) -> Any:
-        try:
-            return table[name][1]
-        except KeyError:
-            import difflib
+    @property
+    def reports(self) -> dict[str, tuple[str, Report]]:
+        if self._reports is None:
+            from minjiang.core._pipeline import Report
 
-            close = difflib.get_close_matches(name, list(table), n=3)
-            hint = f" Did you mean {close!r}?" if close else ""
-            raise OperatorNotFoundError(
-                f"no {kind} named {name!r}.{hint} Registered: {sorted(table)!r} "
-                "(`minjiang plugins` lists them with their plugins)"
-            ) from None
+            self._reports = self._collect("minjiang_register_reports", "report", Report)
+        return self._reports
+
+    def _lookup(
+        self,
+        table: dict[str, tuple[str, Any]],
+        name: str,
+        kind: str,
+        error: type[Exception] = OperatorNotFoundError,
+    ) -> Any:
+        if isinstance(name, str) and name in table:
+            return table[name][1]
+        import difflib
+
+        close = (
+            difflib.get_close_matches(name, list(table), n=3)
+            if isinstance(name, str) and len(name) <= 200
+            else []
+        )
+        hint = f" Did you mean {close!r}?" if close else ""
+        shown = name if not isinstance(name, str) or len(name) <= 200 else name[:200] + "..."
+        raise error(
+            f"no {kind} named {shown!r}.{hint} Registered: {sorted(table)!r} "
+            "(`minjiang plugins` lists them with their plugins)"
+        )
 
     def operator(self, name: str) -> Operator:
         return self._lookup(self.operators, name, "operator")
@@ -167,8 +331,56 @@ class Registry:
     def pipeline(self, name: str) -> Pipeline:
         return self._lookup(self.pipelines, name, "pipeline")
 
+    def report(self, name: str) -> Report:
+        """The report a plugin registered as ``name``; :class:`PipelineError` when none did."""
+        return self._lookup(self.reports, name, "report", PipelineError)
+
+    def pipeline_report(self, pipeline: Pipeline) -> Report | None:
+        """The registered report ``pipeline.report`` names, checked against its steps.
+
+        Raises :class:`PipelineError` when no plugin registered a report of that name,
+        or when the report reads a step the pipeline does not have. Call it when the
+        pipeline is planned, so that a bad report name fails before any work starts.
+        """
+        if pipeline.report is None:
+            return None
+        report = self.report(pipeline.report)
+        report.check(pipeline)
+        return report
+
+    def guess_reader(self, paths: Sequence[str | os.PathLike[str]]) -> Reader:
+        """The one registered reader whose ``guess_can_open`` claims every path.
+
+        Raises :class:`ReaderError` listing the readers when none or several claim them:
+        then name the reader.
+        """
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        if not paths:
+            raise ReaderError("no source paths given; give the files or folders to ingest")
+        claims = []
+        for name, (_, reader) in self.readers.items():
+            try:
+                if all(reader.guess_can_open(p) for p in paths):
+                    claims.append(name)
+            except Exception as err:  # a reader's guess must not break the choice
+                self.problems.append(
+                    PluginProblem(name, "guess_can_open", f"{type(err).__name__}: {err}")
+                )
+        if len(claims) == 1:
+            return self.readers[claims[0]][1]
+        first = os.fspath(paths[0])
+        what = f"{first[-80:]!r}" + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
+        if not claims:
+            raise ReaderError(
+                f"no reader recognises {what}; name one of the registered readers "
+                f"{sorted(self.readers)!r}"
+            )
+        raise ReaderError(f"several readers can open {what}: {claims!r}; name the one to use")
+
     def plugin_names(self) -> list[str]:
         return sorted(n for n, _ in self.pm.list_name_plugin() if n)
 
     def emit(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        return _call_each(self.pm, hook, self.problems, **kwargs)
+        """Call ``hook`` for its side effects (events, configuration, metadata)."""
+        return self.call(hook, **kwargs)

@@ -47,29 +47,59 @@ class Reader(abc.ABC):
         return self.name.split(".", 1)[0]
 
     def guess_can_open(self, path: str | os.PathLike[str]) -> bool:
-        """Cheap guess from the name (and at most a few header bytes)."""
-        p = Path(path)
-        if p.is_dir():
-            return self.supports_directories
-        return any(str(p).lower().endswith(ext) for ext in self.extensions)
+        """Cheap guess from the name (and at most a few header bytes); never raises.
+
+        ``minjiang ingest PATH...`` (and ``Runtime.ingest`` without a reader) uses it to
+        pick the reader when none is named: exactly one registered reader must claim
+        every path. The default claims files whose name ends with one of
+        :attr:`extensions` and, when :attr:`supports_directories`, folders.
+        """
+        try:
+            p = Path(path)
+            if p.is_dir():
+                return self.supports_directories
+            return any(str(p).lower().endswith(ext) for ext in self.extensions)
+        except (OSError, ValueError, TypeError):  # unreadable, NUL, over-long: not ours
+            return False
 
     def source_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-        """Expand ``paths`` into the sorted list of files whose bytes define the dataset."""
+        """Expand ``paths`` into the sorted list of files whose bytes define the dataset.
+
+        Raises :class:`ReaderError` for a path that does not exist, cannot be read, is
+        not a path at all (NUL, over-long, wrong type), or a folder this reader does not
+        take.
+        """
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
         if len(paths) > 1 and not self.supports_multiple:
             raise ReaderError(f"{self.name}: takes one source, got {len(paths)}")
         files: list[Path] = []
         for raw in paths:
+            if not isinstance(raw, str | os.PathLike):
+                raise ReaderError(
+                    f"{self.name}: source {raw!r} is a {type(raw).__name__}, not a path"
+                )
             p = Path(raw)
-            if p.is_dir():
-                if not self.supports_directories:
-                    raise ReaderError(
-                        f"{self.name}: {p.name!r} is a folder; pass the files inside it"
-                    )
-                files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
-            elif p.is_file():
-                files.append(p)
-            else:
-                raise ReaderError(f"{self.name}: source {p.name!r} does not exist; check the path")
+            shown = repr(p.name[:80] + ("..." if len(p.name) > 80 else ""))
+            try:
+                if p.is_dir():
+                    if not self.supports_directories:
+                        raise ReaderError(
+                            f"{self.name}: {shown} is a folder; pass the files inside it"
+                        )
+                    files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
+                elif p.is_file():
+                    files.append(p)
+                else:
+                    raise ReaderError(f"{self.name}: source {shown} does not exist; check the path")
+            except (OSError, ValueError) as err:
+                if isinstance(err, ReaderError):
+                    raise
+                raise ReaderError(
+                    f"{self.name}: source {shown} cannot be read "
+                    f"({type(err).__name__}: {getattr(err, 'strerror', None) or err}); "
+                    "check the path"
+                ) from None
         if not files:
             raise ReaderError(f"{self.name}: no source files given")
         return files

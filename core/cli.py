@@ -1,8 +1,9 @@
 """The ``minjiang`` command line (typer + rich).
 
 Every command takes ``--store`` (default ``$MINJIANG_STORE`` or ``./minjiang-store``).
-Errors minjiang raises on purpose are printed as one red message (exit status 2);
-anything else is a bug and keeps its traceback.
+Errors minjiang raises on purpose are printed as one red line (exit status 2), and
+every option is checked before a store is written or a cluster contacted; anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -56,20 +58,49 @@ StoreOpt = typer.Option(
 
 
 def _runtime(store: str | None, executor: str = "local", **kw: Any) -> Runtime:
+    from minjiang.core._executors import EXECUTORS
     from minjiang.core._runtime import Runtime
+    from minjiang.core.errors import ParameterError
 
+    if executor not in EXECUTORS:
+        raise ParameterError(f"--executor {executor[:80]!r} is not one of {sorted(EXECUTORS)!r}")
+    if kw.get("num_cpus") is not None and not 1 <= kw["num_cpus"] <= 4096:
+        raise ParameterError(f"--num-cpus {kw['num_cpus']} must be between 1 and 4096")
+    if kw.get("memory_budget") is not None:
+        from minjiang.core._units import parse_memory_budget
+
+        parse_memory_budget(kw["memory_budget"])  # refuse it before the store is opened
     return Runtime(store=store, executor=executor, **kw)
 
 
-def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
+def _parse_value(value: str, what: str) -> Any:
+    """A ``key=value`` value: YAML flow syntax (``[a.nc, b.nc]``, ``1.5``), as data only."""
     import yaml
+    from minjiang.core._pipeline import MAX_REF_CHARS, _strict_loader
+    from minjiang.core.errors import MinjiangError, ParameterError
+
+    if len(value) > MAX_REF_CHARS:
+        raise ParameterError(
+            f"{what} is {len(value)} characters long; the limit is {MAX_REF_CHARS}"
+        )
+    try:
+        return yaml.load(value, Loader=_strict_loader())
+    except (yaml.YAMLError, MinjiangError) as err:
+        msg = " ".join(str(err).split())[:200]
+        raise ParameterError(f"{what}: cannot read the value ({msg}); quote it or fix it") from None
+
+
+def _parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
+    from minjiang.core.errors import ParameterError
 
     out: dict[str, Any] = {}
     for item in items or []:
-        if "=" not in item:
-            raise typer.BadParameter(f"{what} {item!r} must look like key=value")
-        key, value = item.split("=", 1)
-        out[key] = yaml.safe_load(value) if value else value
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ParameterError(f"{what} {item[:80]!r} must look like key=value")
+        if key in out:
+            raise ParameterError(f"{what} {key[:80]!r} is given twice")
+        out[key] = _parse_value(value, f"{what} {key[:80]!r}") if value else value
     return out
 
 
@@ -112,8 +143,19 @@ def _plan_table(plan: Plan) -> Table:
 
 
 def _inputs(items: list[str] | None) -> dict[str, Any]:
+    from minjiang.core.errors import ParameterError
+
     raw = _parse_kv(items, "--input")
-    return {k: ([str(x) for x in v] if isinstance(v, list) else str(v)) for k, v in raw.items()}
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if isinstance(v, dict) or (
+            isinstance(v, list) and any(isinstance(x, list | dict) for x in v)
+        ):
+            raise ParameterError(
+                f"--input {k[:80]!r} must be a path, a dataset name or a list of paths"
+            )
+        out[k] = [str(x) for x in v] if isinstance(v, list) else str(v)
+    return out
 
 
 @app.command()
@@ -148,31 +190,27 @@ def plugins(
             )
         console.print_json(json.dumps(op.json_schema()))
         return
+    kinds = ("operators", "readers", "pipelines", "reports")
     table = Table(title="plugins")
-    for col in ("plugin", "operators", "readers", "pipelines"):
+    for col in ("plugin", *kinds):
         table.add_column(col)
     by_plugin: dict[str, dict[str, list[str]]] = {
-        n: {"operators": [], "readers": [], "pipelines": []} for n in reg.plugin_names()
+        n: {k: [] for k in kinds} for n in reg.plugin_names()
     }
-    for kind, items in (
-        ("operators", reg.operators),
-        ("readers", reg.readers),
-        ("pipelines", reg.pipelines),
+    for kind, items in zip(
+        kinds, (reg.operators, reg.readers, reg.pipelines, reg.reports), strict=True
     ):
         for name, (plugin, _) in items.items():
-            by_plugin.setdefault(plugin, {"operators": [], "readers": [], "pipelines": []})[
-                kind
-            ].append(name)
-    for name, kinds in sorted(by_plugin.items()):
-        table.add_row(
-            name,
-            "\n".join(kinds["operators"]),
-            "\n".join(kinds["readers"]),
-            "\n".join(kinds["pipelines"]),
-        )
+            by_plugin.setdefault(plugin, {k: [] for k in kinds})[kind].append(name)
+    for name, found in sorted(by_plugin.items()):
+        table.add_row(escape(name), *("\n".join(found[k]) for k in kinds))
     console.print(table)
     for p in reg.problems:
-        err_console.print(f"[yellow]plugin {p.plugin!r} skipped ({p.stage}): {p.error}[/]")
+        err_console.print(
+            f"[yellow]plugin {escape(repr(p.plugin))} skipped ({escape(p.stage)}): "
+            f"{escape(p.error)}[/]",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -264,8 +302,14 @@ def _summary(rt: Runtime, out: Any) -> None:
 
 @app.command()
 def ingest(
-    reader: str = typer.Argument(..., help="Reader name, e.g. array.netcdf or ocean.netcdf."),
-    paths: list[Path] = typer.Argument(..., help="Source files or folders."),
+    sources: list[str] = typer.Argument(
+        ...,
+        metavar="[READER] PATH...",
+        help="Source files or folders, optionally after the reader name (e.g. ocean.netcdf).",
+    ),
+    reader: str | None = typer.Option(
+        None, "--reader", "-r", help="Reader name; default: the one reader that claims the files."
+    ),
     name: str | None = typer.Option(
         None, "--name", help="Publish under this name, e.g. ocean/oisst."
     ),
@@ -274,11 +318,32 @@ def ingest(
     ),
     store: str | None = StoreOpt,
 ) -> None:
-    """Ingest source files into a dataset (id = hash of the source bytes)."""
+    """Ingest source files into a dataset (id = hash of the source bytes).
+
+    Without a reader name, the one registered reader whose ``guess_can_open`` claims
+    every path is used; when none or several do, the error lists them.
+    """
+    from minjiang.core.errors import ReaderError
+
+    params = _parse_kv(param, "--param")
+    if name is not None:
+        from minjiang.storage._names import validate_name
+
+        validate_name(name)
     rt = _runtime(store)
-    res = rt.ingest(reader, [str(p) for p in paths], name=name, params=_parse_kv(param, "--param"))
+    paths = list(sources)
+    if reader is None and len(paths) > 1 and paths[0] in rt.registry.readers:
+        if not os.path.lexists(paths[0]):
+            reader = paths.pop(0)
+    if not paths:
+        raise ReaderError("no source paths given; give the files or folders to ingest")
+    chosen = rt.registry.reader(reader) if reader else rt.registry.guess_reader(paths)
+    res = rt.ingest(chosen.name, paths, name=name, params=params)
     console.print(
-        f"{'reused' if res.reused else 'ingested'} {res.id}" + (f" as {name}" if name else "")
+        escape(
+            f"{'reused' if res.reused else 'ingested'} {res.id} with {chosen.name}"
+            + (f" as {name}" if name else "")
+        )
     )
 
 
@@ -316,8 +381,8 @@ def demo(
     from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
     from minjiang.core._pipeline import load_pipeline
 
-    cube, regions = make_demo_inputs(data, years=years)
     rt = _runtime(store, executor, num_cpus=num_cpus, progress=sys.stderr.isatty())
+    cube, regions = make_demo_inputs(data, years=years)
     try:
         pipe = load_pipeline(DEMO_PIPELINE)
         console.print(
@@ -367,9 +432,9 @@ def submit(
     wait: bool = typer.Option(False, help="Follow the job until it ends; exit 1 if it fails."),
 ) -> None:
     """Submit a pipeline as a Ray job (resumable: submit it again to finish what is missing)."""
-    from minjiang.core._jobs import job_client, submit_pipeline
+    from minjiang.core._jobs import job_client, parse_runtime_env, submit_pipeline
 
-    env = json.loads(runtime_env) if runtime_env else None
+    env = parse_runtime_env(runtime_env) if runtime_env else None
     job = submit_pipeline(
         pipeline,
         address=address,
@@ -381,7 +446,8 @@ def submit(
         runtime_env=env,
     )
     console.print(
-        f"submitted job [bold]{job}[/]; watch it with: minjiang job logs {job} --address {address}"
+        f"submitted job [bold]{escape(job)}[/]; watch it with: "
+        + escape(f"minjiang job logs {job} --address {address}")
     )
     if wait:
         _follow(job_client(address), job)
@@ -527,14 +593,26 @@ def catalog_search(text: str = typer.Argument(...), store: str | None = StoreOpt
         )
 
 
-def main() -> None:
-    """Console entry point: typed errors become one clear message, exit status 2."""
+def error_line(err: BaseException) -> str:
+    """A typed error as the one line the command line prints (markup escaped)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return f"[red]error:[/] {escape(text)}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: typed errors become one red line, exit status 2.
+
+    Parameters
+    ----------
+    argv
+        The arguments (default: ``sys.argv[1:]``).
+    """
     from minjiang.core.errors import MinjiangError
 
     try:
-        app()
+        app(args=argv, prog_name="minjiang")
     except MinjiangError as err:
-        err_console.print(f"[red]error:[/] {err}")
+        err_console.print(error_line(err), soft_wrap=True, highlight=False)
         sys.exit(2)
 
 

@@ -14,6 +14,14 @@ The built-in domain plugins (medicine, forestry, ocean, materials) and the gener
 
 A runtime owns its own ``pluggy.PluginManager``; there are no module globals, and
 Ray workers never see it: tasks carry dotted import paths to kernels.
+
+Hooks are called through pluggy (``pm.hook.<name>(...)``), so pluggy's rules hold:
+implementations run last-registered first unless marked ``tryfirst``/``trylast``;
+a ``@hookimpl(wrapper=True)`` generator wraps the call, receives the list of the other
+implementations' results and may return a different list; ``None`` results are left
+out. An implementation that raises is reported with its plugin's name (``minjiang
+plugins`` lists it as skipped) and the hook is called again without it, so one broken
+plugin never breaks the others.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import pluggy
 if TYPE_CHECKING:
     from minjiang.core._events import RunEvent
     from minjiang.core._operator import Operator
-    from minjiang.core._pipeline import Pipeline
+    from minjiang.core._pipeline import Pipeline, Report
     from minjiang.core._reader import Reader
     from minjiang.storage import Record
 
@@ -44,6 +52,7 @@ __all__ = [
     "minjiang_register_operators",
     "minjiang_register_pipelines",
     "minjiang_register_readers",
+    "minjiang_register_reports",
     "minjiang_run_event",
 ]
 
@@ -75,7 +84,10 @@ def minjiang_register_readers() -> list[Reader]:
 
     A :class:`minjiang.core.Reader` has a namespaced name (``ocean.netcdf``), a
     version, ``guess_can_open(path)`` and ``open(paths, params)`` returning a lazy
-    :class:`xarray.Dataset`. Readers must validate their input fully and raise
+    :class:`xarray.Dataset`. ``guess_can_open`` is how ``minjiang ingest PATH...``
+    picks a reader when none is named: it must be cheap (the name, at most a few
+    header bytes), must not raise, and should claim only what ``open`` can read; when
+    no reader or more than one claims every path, the user is asked to name one. Readers must validate their input fully and raise
     :class:`minjiang.core.errors.ReaderError` (never leaking file contents or PHI
     into messages) before anything is written.
 
@@ -91,10 +103,40 @@ def minjiang_register_pipelines() -> list[Pipeline]:
 
     A :class:`minjiang.Pipeline` has a namespaced ``name`` and a ``version``; users
     run it with ``minjiang run NAME`` or ``Runtime.run_pipeline(NAME, inputs=...)``.
+    Its ``report``, if any, names a report registered through
+    :func:`minjiang_register_reports` (by this plugin or another).
 
     Returns
     -------
     list of Pipeline
+    """
+
+
+@hookspec
+def minjiang_register_reports() -> list[Report]:
+    """Return the reports this plugin can write after a pipeline run.
+
+    A :class:`minjiang.core.Report` has a namespaced ``name`` (``ocean.mhw_quicklook``),
+    a ``function(results, directory) -> [paths]``, the ``steps`` (step ids) it reads
+    and a one-line ``description``. A pipeline names a report in its ``report`` field;
+    that is the only way a pipeline runs code after its steps: a pipeline file cannot
+    name an import path, so it can only choose among the reports installed plugins
+    registered. The name is looked up when the pipeline is planned: an unknown name is
+    a :class:`minjiang.core.errors.PipelineError` listing the registered reports, and
+    a report whose ``steps`` the pipeline lacks is refused the same way, before any
+    work starts.
+
+    ``function`` runs on the driver after every step has been committed. ``results``
+    maps step id to :class:`minjiang.Result`; ``directory`` is the report's own folder
+    in the store (``reports/<pipeline>/<last dataset id>/``), and the function writes
+    only there and returns the files it wrote. An exception it raises becomes a
+    :class:`minjiang.core.errors.PluginError` naming the report; the committed datasets
+    are kept. Names must be unique across plugins, as for operators.
+
+    Returns
+    -------
+    list of Report
+        Possibly empty.
     """
 
 

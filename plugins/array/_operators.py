@@ -42,15 +42,23 @@ _BAND_INPUTS = tuple("abcdefgh")
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are data, never parameters: refuse them at validation
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+_ARRAY_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 
 # ---------------------------------------------------------------- band math
 class BandMathParams(_Params):
     expression: str = Field(
-        description="Arithmetic over the inputs a..h, e.g. '(a - b) / (a + b)'."
+        min_length=1,
+        max_length=4096,
+        description="Arithmetic over the inputs a..h, e.g. '(a - b) / (a + b)'.",
     )
-    output: str = Field(default="result", description="Name of the output array.")
+    output: str = Field(
+        default="result", pattern=_ARRAY_NAME, description="Name of the output array."
+    )
     dtype: Literal["float32", "float64"] | None = Field(
         default=None,
         description="Output dtype (default: float32 when every input is float32, else float64).",
@@ -90,10 +98,10 @@ def band_math_kernel(
 # ---------------------------------------------------------------- gaussian
 class GaussianParams(_Params):
     sigma: float | dict[str, float] = Field(
-        description="Standard deviation in cells: one number, or per dim."
+        description="Standard deviation in cells (0 to 10000): one number, or per dim."
     )
     truncate: float = Field(
-        default=4.0, gt=0, description="Radius = int(truncate * sigma + 0.5), as SciPy."
+        default=4.0, gt=0, le=100, description="Radius = int(truncate * sigma + 0.5), as SciPy."
     )
     mode: Literal["reflect", "mirror", "nearest", "wrap", "constant"] = "reflect"
 
@@ -101,8 +109,10 @@ class GaussianParams(_Params):
     @classmethod
     def _nonneg(cls, v: Any) -> Any:
         values = v.values() if isinstance(v, dict) else [v]
-        if any(s < 0 for s in values):
-            raise ValueError("sigma must be >= 0")
+        if any(not 0 <= s <= 10_000 for s in values):
+            raise ValueError("sigma must lie in [0, 10000] cells")
+        if isinstance(v, dict) and any(not 1 <= len(d) <= 64 for d in v):
+            raise ValueError("sigma's keys must be dim names (1 to 64 characters)")
         return v
 
 
@@ -168,9 +178,9 @@ def _float_out(dtype: Any) -> str:
 
 # ---------------------------------------------------------------- reduce
 class ReduceParams(_Params):
-    dims: list[str] = Field(min_length=1, description="Dims to reduce over.")
+    dims: list[str] = Field(min_length=1, max_length=32, description="Dims to reduce over.")
     stat: Literal["mean", "std", "var", "min", "max", "count", "sum"] = "mean"
-    ddof: int = Field(default=0, ge=0)
+    ddof: int = Field(default=0, ge=0, le=1_000_000)
 
 
 def _reduce_outputs(params: ReduceParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
@@ -211,8 +221,13 @@ def reduce_finalize(
 
 # ---------------------------------------------------------------- quantile
 class QuantileParams(_Params):
-    dim: str = Field(default="time", description="The dim to take quantiles along (read whole).")
-    q: float | list[float] = Field(description="Quantile(s) in [0, 1], e.g. 0.9.")
+    dim: str = Field(
+        default="time",
+        min_length=1,
+        max_length=64,
+        description="The dim to take quantiles along (read whole).",
+    )
+    q: float | list[float] = Field(description="Quantile(s) in [0, 1], e.g. 0.9 (at most 1000).")
 
     @field_validator("q")
     @classmethod
@@ -220,6 +235,8 @@ class QuantileParams(_Params):
         values = v if isinstance(v, list) else [v]
         if not values or any(not 0.0 <= q <= 1.0 for q in values):
             raise ValueError("every q must lie in [0, 1]")
+        if len(values) > 1000:
+            raise ValueError(f"{len(values)} quantiles; give at most 1000")
         return v
 
 
@@ -343,7 +360,12 @@ def _deseason_memory(size: Any, params: Any) -> int:
 
 # ---------------------------------------------------------------- label stats
 class LabelStatsParams(_Params):
-    ignore: int | None = Field(default=0, description="Label to skip (background); null keeps all.")
+    ignore: int | None = Field(
+        default=0,
+        ge=-(1 << 63),
+        le=(1 << 63) - 1,
+        description="Label to skip (background); null keeps all.",
+    )
 
 
 def label_stats_partial(

@@ -4,7 +4,8 @@ Readers: ``medicine.dicom`` (DICOM series, de-identified on read per PS3.15 Anne
 ``medicine.nifti`` and ``medicine.nibabel`` (NIfTI and the other nibabel formats).
 Operators: ``medicine.hu_window``, ``medicine.gaussian``, ``medicine.median``,
 ``medicine.threshold``, ``medicine.label``, ``medicine.volumetrics``. Pipeline:
-``medicine.lesion_volumetry``. Helpers: :func:`write_ct_series` and :func:`phantom_hu`
+``medicine.lesion_volumetry``, with its report ``medicine.lesion_quicklook``.
+Helpers: :func:`write_ct_series` and :func:`phantom_hu`
 write small synthetic CT series (examples, tests). See ``docs/plugins/medicine.md``.
 
 This module only declares hook implementations; the readers, operators and their
@@ -18,9 +19,7 @@ from typing import TYPE_CHECKING, Any
 from minjiang.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from minjiang.core._operator import Operator
-    from minjiang.core._pipeline import Pipeline
-    from minjiang.core._reader import Reader
+    from minjiang.core import Operator, Pipeline, Reader, Report
 
 if __name__ != "minjiang.plugins.medicine":  # importable only as minjiang.plugins.medicine
     raise ImportError(
@@ -31,6 +30,7 @@ __all__ = [
     "minjiang_register_operators",
     "minjiang_register_pipelines",
     "minjiang_register_readers",
+    "minjiang_register_reports",
     "phantom_hu",
     "write_ct_series",
 ]
@@ -66,3 +66,11 @@ def minjiang_register_pipelines() -> list[Pipeline]:
     from minjiang.plugins.medicine._pipelines import lesion_volumetry
 
     return [lesion_volumetry()]
+
+
+@hookimpl
+def minjiang_register_reports() -> list[Report]:
+    """The ``medicine.lesion_quicklook`` report (three orthogonal slices with the labels)."""
+    from minjiang.plugins.medicine._report import reports
+
+    return reports()

@@ -35,7 +35,8 @@ Boundary = Literal["reflect", "mirror", "nearest", "constant"]
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are data, never parameters: refuse them at validation
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _spacing_field() -> Any:
@@ -46,8 +47,8 @@ def _spacing_field() -> Any:
 
 
 def _check_spacing(v: list[float] | None) -> list[float] | None:
-    if v is not None and (len(v) != 3 or any(not (x > 0) for x in v)):
-        raise ValueError("spacing needs three positive numbers (mm) for (z, y, x)")
+    if v is not None and (len(v) != 3 or any(not (0 < x <= 10_000) for x in v)):
+        raise ValueError("spacing needs three positive numbers (mm, at most 10000) for (z, y, x)")
     return v
 
 
@@ -142,8 +143,8 @@ class GaussianParams(_Params):
     @classmethod
     def _check_sigma(cls, v: float | list[float]) -> float | list[float]:
         vals = per_axis(v, "sigma_mm")
-        if any(not (s >= 0) for s in vals):
-            raise ValueError("sigma_mm must be >= 0 mm")
+        if any(not (0 <= s <= 10_000) for s in vals):
+            raise ValueError("sigma_mm must lie in [0, 10000] mm")
         return v
 
     @property
@@ -227,8 +228,8 @@ class MedianParams(_Params):
     @field_validator("size_mm")
     @classmethod
     def _check_size(cls, v: float | list[float]) -> float | list[float]:
-        if any(not (s > 0) for s in per_axis(v, "size_mm")):
-            raise ValueError("size_mm must be > 0 mm")
+        if any(not (0 < s <= 10_000) for s in per_axis(v, "size_mm")):
+            raise ValueError("size_mm must lie in (0, 10000] mm")
         return v
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minjiang.core._pipeline import Pipeline
+from minjiang.core import Pipeline
 
 __all__ = ["lesion_volumetry"]
 
@@ -50,6 +50,6 @@ def lesion_volumetry() -> Pipeline:
                     "inputs": {"labels": "lesions", "image": "ingest"},
                 },
             ],
-            "report": "minjiang.plugins.medicine._report:quicklook",
+            "report": "medicine.lesion_quicklook",
         }
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["quicklook"]
+__all__ = ["quicklook", "reports"]
 
 
 def _pick(results: dict[str, Any], variable: str) -> Any:
@@ -130,3 +130,17 @@ def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
     out = directory / "quicklook.png"
     fig.savefig(out)
     return [out]
+
+
+def reports() -> list[Any]:
+    """The plugin's reports: ``medicine.lesion_quicklook``."""
+    from minjiang.core._pipeline import Report
+
+    return [
+        Report(
+            name="medicine.lesion_quicklook",
+            function=quicklook,
+            description="PNG: axial, coronal and sagittal slices through the largest lesion, "
+            "labels overlaid.",
+        )
+    ]

@@ -6,7 +6,7 @@ Registers, through the same hooks as any third-party plugin:
 * operators ``ocean.climatology``, ``ocean.anomaly``, ``ocean.marine_heatwaves``,
   ``ocean.regional_mean``, ``ocean.running_mean``, ``ocean.eof`` (with its two stages
   ``ocean.eof_gram`` and ``ocean.eof_project``);
-* pipeline ``ocean.mhw_report``.
+* pipeline ``ocean.mhw_report``, with its report ``ocean.mhw_quicklook``.
 
 This module stays light: operators, readers and kernels are imported when a hook is
 called or a task runs (see docs/plugins/ocean.md).
@@ -27,6 +27,7 @@ __all__ = [
     "minjiang_register_operators",
     "minjiang_register_pipelines",
     "minjiang_register_readers",
+    "minjiang_register_reports",
 ]
 
 
@@ -52,3 +53,11 @@ def minjiang_register_pipelines() -> list[Any]:
     from minjiang.plugins.ocean._pipelines import pipelines
 
     return pipelines()
+
+
+@hookimpl
+def minjiang_register_reports() -> list[Any]:
+    """The ``ocean.mhw_quicklook`` report of ``ocean.mhw_report``."""
+    from minjiang.plugins.ocean._report import reports
+
+    return reports()

@@ -20,7 +20,14 @@ __all__ = [
     "RunningMeanParams",
 ]
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+# NaN and infinities are data, never parameters: refuse them at validation
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _check_years(v: tuple[int, int] | None, what: str) -> tuple[int, int] | None:
+    if v is not None and not (1 <= v[0] <= v[1] <= 9999):
+        raise ValueError(f"{what} must be (first, last) years with 1 <= first <= last <= 9999")
+    return v
 
 
 class ClimatologyParams(BaseModel):
@@ -47,7 +54,7 @@ class ClimatologyParams(BaseModel):
         default=31, ge=1, le=181, description="Odd width (days) of the smoothing."
     )
     max_pad_length: int = Field(
-        default=0, ge=0, description="Interpolate gaps of at most this many days first."
+        default=0, ge=0, le=3660, description="Interpolate gaps of at most this many days first."
     )
     convention: Literal["marineHeatWaves", "heatwaveR"] = Field(
         default="marineHeatWaves",
@@ -60,6 +67,11 @@ class ClimatologyParams(BaseModel):
         if v % 2 == 0:
             raise ValueError(f"smooth_percentile_width must be odd (a centred window), got {v}")
         return v
+
+    @field_validator("climatology_period")
+    @classmethod
+    def _period(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        return _check_years(v, "climatology_period")
 
 
 class AnomalyParams(BaseModel):
@@ -77,11 +89,11 @@ class MHWParams(BaseModel):
 
     model_config = _STRICT
 
-    min_duration: int = Field(default=5, ge=1, description="Shortest event (days).")
+    min_duration: int = Field(default=5, ge=1, le=36600, description="Shortest event (days).")
     join_across_gaps: bool = Field(default=True, description="Join events separated by short gaps.")
-    max_gap: int = Field(default=2, ge=0, description="Longest gap (days) joined.")
+    max_gap: int = Field(default=2, ge=0, le=36600, description="Longest gap (days) joined.")
     max_pad_length: int = Field(
-        default=0, ge=0, description="Interpolate gaps of at most this many days first."
+        default=0, ge=0, le=3660, description="Interpolate gaps of at most this many days first."
     )
     cold_spells: bool = Field(
         default=False, description="Detect cold spells (use a 10th-percentile threshold)."
@@ -90,6 +102,11 @@ class MHWParams(BaseModel):
         default=None,
         description="Years of the gridded yearly summaries; default: the input's time coverage.",
     )
+
+    @field_validator("years")
+    @classmethod
+    def _years(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        return _check_years(v, "years")
 
 
 class Box(BaseModel):

@@ -36,12 +36,12 @@ MHW_REPORT: dict[str, Any] = {
             "params": {"regions": ["global"]},
         },
     ],
-    "report": "minjiang.plugins.ocean._report:quicklook",
+    "report": "ocean.mhw_quicklook",
 }
 
 
 def pipelines() -> list[Any]:
     """The plugin's pipelines as validated :class:`minjiang.Pipeline` objects."""
-    from minjiang.core._pipeline import load_pipeline
+    from minjiang.core import load_pipeline
 
     return [load_pipeline(MHW_REPORT)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["quicklook"]
+__all__ = ["quicklook", "reports"]
 
 
 def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
@@ -64,3 +64,18 @@ def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return [out]
+
+
+def reports() -> list[Any]:
+    """The plugin's reports: ``ocean.mhw_quicklook`` (reads ``heatwaves`` and ``index``)."""
+    from minjiang.core._pipeline import Report
+
+    return [
+        Report(
+            name="ocean.mhw_quicklook",
+            function=quicklook,
+            steps=("heatwaves", "index"),
+            description="PNG: marine heatwave days of the year with the most, and the "
+            "area-weighted mean anomaly.",
+        )
+    ]

@@ -15,16 +15,19 @@ __all__ = [
     "ContractError",
     "DatasetNotFoundError",
     "ExecutionError",
+    "IntegrityError",
     "InvalidNameError",
     "KeyNotFoundError",
     "MemoryBudgetError",
     "MinjiangError",
+    "MissingChunkError",
     "OperatorNotFoundError",
     "ParameterError",
     "PipelineError",
     "PlanError",
     "PluginError",
     "ReaderError",
+    "RecordIntegrityError",
     "StoreError",
 ]
 
@@ -88,8 +91,29 @@ class DatasetNotFoundError(MinjiangError, FileNotFoundError):
     """No committed dataset has that name or id."""
 
 
-class ChecksumMismatchError(MinjiangError, OSError):
-    """A stored chunk does not match the checksum recorded when it was written."""
+class IntegrityError(MinjiangError, OSError):
+    """A stored dataset is not what its catalog record says it is.
+
+    The base of :class:`ChecksumMismatchError`, :class:`MissingChunkError` and
+    :class:`RecordIntegrityError`: ``except IntegrityError`` catches every way stored
+    bytes can differ from their record. It is deliberately not a ``FileNotFoundError``:
+    code that treats "not found" as "not produced yet" must never take a damaged
+    dataset for an absent one.
+    """
+
+
+class ChecksumMismatchError(IntegrityError):
+    """A stored chunk, table part or metadata document does not match the digest
+    recorded when it was written (damaged, truncated, swapped or stale)."""
+
+
+class MissingChunkError(IntegrityError):
+    """A chunk the dataset should have is not in the store (a read never fills it in)."""
+
+
+class RecordIntegrityError(IntegrityError):
+    """A catalog record is not the one that was published: its own digest does not
+    match its content, or its ``id`` differs from the key it is stored under."""
 
 
 class ReaderError(MinjiangError, ValueError):

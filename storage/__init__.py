@@ -31,26 +31,23 @@ from minjiang.storage._names import (
     validate_name,
     validate_segment,
 )
-from minjiang.storage._staging import Staging, arrays_group_key
 from minjiang.storage._store import LocalStore, ObjectStore, Store, open_store
 
 if TYPE_CHECKING:
     from minjiang.storage._catalog import Catalog, LineageGraph, Record, utc_now
-    from minjiang.storage._dataset import (
-        DatasetWriter,
-        array_codecs,
+    from minjiang.storage._encoding import array_codecs, default_chunks
+    from minjiang.storage._reader import (
         dataset_schema,
-        default_chunks,
-        ensure_verified,
         open_dataset_info,
+        open_xarray,
         read_array,
         read_coord_values,
         read_region,
         read_table,
-        verify_dataset,
-        verify_keys,
-        write_xarray,
     )
+    from minjiang.storage._verify import ensure_verified, verify_dataset, verify_keys
+    from minjiang.storage._writer import DatasetWriter
+    from minjiang.storage._xarray import write_xarray
 
 __all__ = [
     "ArrayInfo",
@@ -63,12 +60,10 @@ __all__ = [
     "LocalStore",
     "ObjectStore",
     "Record",
-    "Staging",
     "Store",
     "VerifyReport",
     "array_codecs",
     "array_key",
-    "arrays_group_key",
     "canonical_json",
     "content_id",
     "dataset_prefix",
@@ -78,6 +73,7 @@ __all__ = [
     "hash_files",
     "open_dataset_info",
     "open_store",
+    "open_xarray",
     "read_array",
     "read_coord_values",
     "read_region",
@@ -96,19 +92,20 @@ _LAZY = {
     "LineageGraph": "minjiang.storage._catalog",
     "Record": "minjiang.storage._catalog",
     "utc_now": "minjiang.storage._catalog",
-    "DatasetWriter": "minjiang.storage._dataset",
-    "array_codecs": "minjiang.storage._dataset",
-    "dataset_schema": "minjiang.storage._dataset",
-    "default_chunks": "minjiang.storage._dataset",
-    "ensure_verified": "minjiang.storage._dataset",
-    "open_dataset_info": "minjiang.storage._dataset",
-    "read_array": "minjiang.storage._dataset",
-    "read_coord_values": "minjiang.storage._dataset",
-    "read_region": "minjiang.storage._dataset",
-    "read_table": "minjiang.storage._dataset",
-    "verify_dataset": "minjiang.storage._dataset",
-    "verify_keys": "minjiang.storage._dataset",
-    "write_xarray": "minjiang.storage._dataset",
+    "DatasetWriter": "minjiang.storage._writer",
+    "array_codecs": "minjiang.storage._encoding",
+    "default_chunks": "minjiang.storage._encoding",
+    "dataset_schema": "minjiang.storage._reader",
+    "open_dataset_info": "minjiang.storage._reader",
+    "open_xarray": "minjiang.storage._reader",
+    "read_array": "minjiang.storage._reader",
+    "read_coord_values": "minjiang.storage._reader",
+    "read_region": "minjiang.storage._reader",
+    "read_table": "minjiang.storage._reader",
+    "ensure_verified": "minjiang.storage._verify",
+    "verify_dataset": "minjiang.storage._verify",
+    "verify_keys": "minjiang.storage._verify",
+    "write_xarray": "minjiang.storage._xarray",
 }
 
 

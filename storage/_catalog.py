@@ -24,14 +24,16 @@ from minjiang.core.errors import (
     DatasetNotFoundError,
     InvalidNameError,
     KeyNotFoundError,
+    RecordIntegrityError,
     StoreError,
 )
+from minjiang.storage._digest import RECORD_ALGORITHM, digest_bytes, digest_matches
 from minjiang.storage._info import ARRAYS, dataset_prefix
 from minjiang.storage._names import canonical_json, validate_name, validate_segment
 from minjiang.storage._store import Store, open_store
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["Catalog", "LineageGraph", "Record", "utc_now"]
+__all__ = ["Catalog", "LineageGraph", "Record", "load_record", "utc_now"]
 
 RECORDS = "catalog/records"
 NAMES = "catalog/names"
@@ -82,15 +84,24 @@ class Record(BaseModel):
     timings : dict
         Seconds per phase; ``started``/``finished`` ISO times where known.
     checksums : dict
-        Array name to ``{chunk key: sha256}``.
+        Array name to ``{chunk key: digest}`` for every chunk of the array's complete
+        grid; a digest names its algorithm (``"xxh3-128:<hex>"``), and ``"fill"``
+        marks a chunk that is fill value by design and not stored.
     tables : dict
-        Table name to ``{part store key: sha256}``.
+        Table name to ``{part store key: digest}``.
     metadata : dict
         Domain fields from ``minjiang_catalog_metadata`` hooks.
     status : {"committed"}
         Records exist only for committed datasets.
     created : str
         ISO 8601 UTC time of publication.
+    metadata_digests : dict of str to str
+        Digest of each Zarr metadata document of the group (``"zarr.json"``,
+        ``"<array>/zarr.json"``), filled in when the record is published.
+    digest : str
+        ``"sha256:<hex>"`` of the record's canonical JSON without this field, filled
+        in when the record is published: the catalog refuses a record whose content
+        no longer matches it.
     """
 
     model_config = ConfigDict(
@@ -118,6 +129,8 @@ class Record(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     status: Literal["committed"] = "committed"
     created: str = Field(default_factory=utc_now)
+    metadata_digests: dict[str, str] = Field(default_factory=dict)
+    digest: str = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +187,86 @@ class Record(BaseModel):
         """The record as canonical UTF-8 JSON (what the store holds)."""
         return canonical_json(self.model_dump(mode="json", by_alias=True))
 
+    def content_digest(self) -> str:
+        """``"sha256:<hex>"`` of the canonical JSON of everything but ``digest``."""
+        content = self.model_dump(mode="json", by_alias=True)
+        content.pop("digest", None)
+        return digest_bytes(canonical_json(content), RECORD_ALGORITHM)
+
+
+# Records are immutable once published: one cache per process, shared by every
+# Catalog and by the read path, holding only records that passed their checks.
+_CACHE: dict[tuple[str, str], Record] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _record_key(dataset_id: str) -> str:
+    return f"{RECORDS}/{validate_segment(dataset_id, kind='dataset id')}.json"
+
+
+def load_record(store: Store, dataset_id: str, *, cached: bool = True) -> Record | None:
+    """The published record of a dataset, checked, or None when there is none.
+
+    A record is accepted only if it parses, its ``id`` is the id it is stored under,
+    and its ``digest`` matches its content. Accepted records are cached for the
+    life of the process (they are immutable); ``cached=False`` reads and checks the
+    stored file again (what ``verify_dataset`` does).
+
+    Raises
+    ------
+    RecordIntegrityError
+        If the stored record is not valid JSON or not a valid record, claims another
+        id, has no digest, or its content does not match its digest.
+    """
+    key = (store.url, validate_segment(dataset_id, kind="dataset id"))
+    if cached:
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+        if hit is not None:
+            return hit
+    where = f"catalog record {dataset_id!r} in store {store.url!r} ({_record_key(dataset_id)})"
+    fix = (
+        "it was altered after publication; restore it from a copy, or delete the record and "
+        "re-run the step that produced the dataset"
+    )
+    try:
+        raw = store.read_json(_record_key(dataset_id))
+    except KeyNotFoundError:
+        return None
+    except StoreError as err:
+        raise RecordIntegrityError(f"{where} is not a valid record: {err}; {fix}") from err
+    try:
+        record = Record.model_validate(raw)
+    except ValueError as err:
+        raise RecordIntegrityError(f"{where} is not a valid record: {err}; {fix}") from err
+    if record.id != dataset_id:
+        raise RecordIntegrityError(
+            f"{where} claims id {record.id!r}: a record must be stored under its own id; {fix}"
+        )
+    if not record.digest:
+        raise RecordIntegrityError(
+            f"{where} has no digest, so its content cannot be checked (records are sealed "
+            f"by Catalog.publish); {fix}"
+        )
+    try:
+        content = {k: v for k, v in raw.items() if k != "digest"}
+        ok = digest_matches(canonical_json(content), record.digest)
+    except StoreError as err:
+        raise RecordIntegrityError(f"{where}: {err}") from err
+    if not ok:
+        raise RecordIntegrityError(
+            f"{where} does not match its digest {record.digest!r}: its content (producer, "
+            f"params, schema, checksums...) was changed after publication; {fix}"
+        )
+    with _CACHE_LOCK:
+        _CACHE[key] = record
+    return record
+
+
+def _cache(store: Store, record: Record) -> None:
+    with _CACHE_LOCK:
+        _CACHE[(store.url, record.id)] = record
+
 
 @dataclasses.dataclass(frozen=True)
 class LineageGraph:
@@ -220,8 +313,6 @@ class Catalog:
 
     def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
         self.store = store if isinstance(store, Store) else open_store(store)
-        self._records: dict[str, Record] = {}  # records are immutable: safe to cache
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Catalog({self.store.url!r})"
@@ -229,31 +320,14 @@ class Catalog:
     # -------------------------------------------------------------- records
     @staticmethod
     def _record_key(dataset_id: str) -> str:
-        return f"{RECORDS}/{validate_segment(dataset_id, kind='dataset id')}.json"
+        return _record_key(dataset_id)
 
     @staticmethod
     def _name_key(name: str) -> str:
         return f"{NAMES}/{validate_name(name)}.json"
 
     def _load(self, dataset_id: str) -> Record | None:
-        with self._lock:
-            cached = self._records.get(dataset_id)
-        if cached is not None:
-            return cached
-        try:
-            raw = self.store.read_json(self._record_key(dataset_id))
-        except KeyNotFoundError:
-            return None
-        try:
-            record = Record.model_validate(raw)
-        except ValueError as err:
-            raise StoreError(
-                f"catalog record {dataset_id!r} in store {self.store.url!r} is not a valid "
-                f"record: {err}"
-            ) from err
-        with self._lock:
-            self._records[dataset_id] = record
-        return record
+        return load_record(self.store, dataset_id)
 
     def _ids(self) -> list[str]:
         return [
@@ -282,6 +356,12 @@ class Catalog:
         record : Record
             The record.
 
+        The record is sealed first (``storage/DESIGN.md``, "Integrity"): temporary
+        files of killed writers are removed from the dataset, the record must list a
+        digest for every chunk of every array's complete grid, the Zarr metadata
+        documents are digested into ``metadata_digests`` and the record's content
+        into ``digest``. What is stored is that sealed record.
+
         Returns
         -------
         bool
@@ -291,7 +371,8 @@ class Catalog:
         Raises
         ------
         StoreError
-            If the record says the dataset has arrays but the store has none for it.
+            If the record says the dataset has arrays but the store has none for it,
+            or its checksums do not cover the dataset's chunk grid exactly.
         """
         if (record.schema_.get("arrays") or record.schema_.get("coords")) and not self.store.exists(
             f"{record.prefix}/{ARRAYS}/zarr.json"
@@ -301,10 +382,12 @@ class Catalog:
                 f"{self.store.url!r} has no {record.prefix}/{ARRAYS}/zarr.json; write and "
                 "commit the dataset before publishing its record"
             )
+        from minjiang.storage._verify import seal_record
+
+        record = seal_record(self.store, record)
         created = self.store.create_bytes(self._record_key(record.id), record.to_json())
         if created:
-            with self._lock:
-                self._records[record.id] = record
+            _cache(self.store, record)
         for name in record.names:
             self.set_name(name, record.id)
         return created

@@ -144,7 +144,7 @@ class DatasetSummary:
     schema : dict
         :func:`~minjiang.storage.dataset_schema` of the written dataset (JSON-safe).
     checksums : dict
-        Array name to ``{chunk key: sha256 of the stored chunk bytes}``.
+        Array name to ``{chunk key: digest of the stored chunk bytes}``.
     bytes_written : int
         Encoded bytes written (chunks and table parts).
     """
@@ -156,11 +156,29 @@ class DatasetSummary:
 
 @dataclasses.dataclass(frozen=True)
 class ChunkProblem:
-    """One chunk (or table part) that failed verification."""
+    """One chunk, table part, metadata document, record or file that failed verification.
+
+    Attributes
+    ----------
+    array : str
+        The array (or table) it belongs to; ``""`` for the group's own metadata,
+        ``"(record)"`` for the catalog record.
+    chunk_key : str
+        The chunk key within the array (``"c/0/3"``), the metadata document
+        (``"sst/zarr.json"``), the table part's store key, or the record's key.
+    problem : str
+        ``"missing"`` (not in the store), ``"checksum mismatch"`` (bytes differ from
+        the recorded digest), ``"not recorded"`` (a chunk of the grid the record
+        gives no digest), ``"stray file"`` (a file the record does not list, such as
+        a temporary file of a killed writer) or ``"record mismatch"`` (the record's
+        own digest or id does not hold).
+    """
 
     array: str
     chunk_key: str
-    problem: Literal["missing", "checksum mismatch"]
+    problem: Literal[
+        "missing", "checksum mismatch", "not recorded", "stray file", "record mismatch"
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,11 +188,12 @@ class VerifyReport:
     Attributes
     ----------
     ok : bool
-        True when every checked chunk is present with its recorded checksum.
+        True when everything checked is present with its recorded digest and nothing
+        else is in the dataset.
     checked : int
-        Number of chunks (and table parts) checked.
+        Number of chunks, table parts, metadata documents and records checked.
     problems : list of ChunkProblem
-        Missing or mismatching chunks, sorted by array and chunk key.
+        What failed, sorted by array and chunk key.
     """
 
     ok: bool

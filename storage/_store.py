@@ -38,10 +38,18 @@ MARKER_KEY = "minjiang.json"
 STORE_FORMAT = 1
 DEFAULT_STORE = "./minjiang-store"
 _TMP_PREFIX = ".tmp-"
+_ZARR_TMP_SUFFIX = ".partial"  # zarr's LocalStore writes chunks to <name>.<uuid>.partial first
 
 
-def _is_tmp(name: str) -> bool:
-    return name.startswith(_TMP_PREFIX)
+def is_temporary(name: str) -> bool:
+    """Whether a file name is a temporary file of an atomic write (never data).
+
+    minjiang's own writes use ``.tmp-<name>.<uuid>``; zarr's ``LocalStore`` writes
+    ``<name>.<uuid>.partial`` and renames it. A writer killed between the two leaves
+    the temporary file behind: listings skip such files, publishing a record removes
+    them from its dataset, and ``verify_dataset`` reports any it finds.
+    """
+    return name.startswith(_TMP_PREFIX) or name.endswith(_ZARR_TMP_SUFFIX)
 
 
 class Store(abc.ABC):
@@ -261,16 +269,19 @@ class LocalStore(Store):
     scheme: ClassVar[str] = "file"
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        path = Path(root).expanduser().absolute()
+        text = _check_local_path(root)
+        path = Path(text).expanduser().absolute()
         self.root = Path(os.path.normpath(path))
         super().__init__(self.root.as_uri())
-        if self.root.exists() and not self.root.is_dir():
-            raise StoreError(
-                f"store root {str(self.root)!r} exists and is not a folder; point the store at a "
-                "folder (or a path that does not exist yet)"
-            )
         try:
+            if self.root.exists() and not self.root.is_dir():
+                raise StoreError(
+                    f"store root {str(self.root)!r} exists and is not a folder; point the store "
+                    "at a folder (or a path that does not exist yet)"
+                )
             self.root.mkdir(parents=True, exist_ok=True)
+        except StoreError:
+            raise
         except OSError as err:
             raise StoreError(f"cannot create the store folder {str(self.root)!r}: {err}") from err
 
@@ -366,7 +377,7 @@ class LocalStore(Store):
         for dirpath, _dirnames, filenames in os.walk(base):
             rel = Path(dirpath).relative_to(self.root).as_posix()
             for name in filenames:
-                if not _is_tmp(name):
+                if not is_temporary(name):
                     out.append(name if rel == "." else f"{rel}/{name}")
         return out
 
@@ -374,7 +385,7 @@ class LocalStore(Store):
         base = self._path(prefix)
         if not base.is_dir():
             return []
-        return [p.name for p in base.iterdir() if not _is_tmp(p.name)]
+        return [p.name for p in base.iterdir() if not is_temporary(p.name)]
 
     def _delete(self, key: str) -> None:
         path = self._path(key)
@@ -614,6 +625,59 @@ class ObjectStore(Store):
 
 # --------------------------------------------------------------------------- factory
 
+_PATH_MAX = 4096  # bytes, Linux PATH_MAX
+_NAME_MAX = 255  # bytes per path component
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 80 else value[:60] + "..." + value[-12:])
+
+
+def _check_local_path(root: str | os.PathLike[str]) -> str:
+    """The folder path of a local store, or a StoreError saying why it cannot be one."""
+    try:
+        text = os.fspath(root)
+    except TypeError:
+        raise StoreError(
+            f"a store location must be a folder path or URL string, not "
+            f"{type(root).__name__}; for example './minjiang-store' or 's3://bucket/prefix'"
+        ) from None
+    if isinstance(text, bytes):
+        raise StoreError(
+            f"store path {text!r} is bytes; pass it as a str (os.fsdecode) or a pathlib.Path"
+        )
+    if not text.strip():
+        raise StoreError(
+            f"store path {text!r} is empty; give a folder (for example './minjiang-store'), "
+            "or leave the store unset to use $MINJIANG_STORE or ./minjiang-store. An empty "
+            "path would make the current folder a store"
+        )
+    if "\0" in text:
+        raise StoreError(
+            f"store path {_shown(text)} contains a NUL character, which no file system "
+            "allows; remove it"
+        )
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeError:
+        raise StoreError(
+            f"store path {_shown(text)} cannot be encoded for the file system; use a path of "
+            "valid characters"
+        ) from None
+    if len(encoded) > _PATH_MAX:
+        raise StoreError(
+            f"store path {_shown(text)} is {len(encoded)} bytes, more than the {_PATH_MAX} "
+            "bytes a path may have; choose a shorter folder"
+        )
+    long = [p for p in encoded.split(b"/") if len(p) > _NAME_MAX]
+    if long:
+        raise StoreError(
+            f"store path {_shown(text)} has a component of {len(long[0])} bytes, more than the "
+            f"{_NAME_MAX} bytes a file name may have; choose a shorter folder name"
+        )
+    return text
+
+
 _SCHEMES: dict[str, str] = {
     "": "a local folder path",
     "file": "file:///path/to/folder",
@@ -645,8 +709,10 @@ def open_store(
     Raises
     ------
     StoreError
-        For an unknown URL scheme (the message lists the supported ones), a root that
-        is not a folder, or a store written in another format.
+        For an empty location (which would make the current folder a store), one with a
+        NUL character, too long for the file system or not a string, an unknown URL
+        scheme (the message lists the supported ones), a root that is not a folder, or a
+        store written in another format.
     """
     if isinstance(url, Store):
         return url
@@ -656,7 +722,12 @@ def open_store(
     if isinstance(url, os.PathLike):
         store = LocalStore(url)
     else:
-        text = str(url)
+        if not isinstance(url, str):
+            raise StoreError(
+                f"a store location must be a folder path or URL string, not "
+                f"{type(url).__name__}; for example './minjiang-store' or 's3://bucket/prefix'"
+            )
+        text = _check_local_path(url)  # empty, NUL, over-long: refused for every scheme
         parsed = urlparse(text)
         scheme = parsed.scheme.lower()
         if len(scheme) == 1 and os.name == "nt":  # a Windows drive letter

@@ -6,7 +6,12 @@ import threading
 
 import numpy as np
 import pytest
-from minjiang.core.errors import DatasetNotFoundError, InvalidNameError, StoreError
+from minjiang.core.errors import (
+    DatasetNotFoundError,
+    InvalidNameError,
+    RecordIntegrityError,
+    StoreError,
+)
 from minjiang.storage import (
     Catalog,
     DatasetWriter,
@@ -127,22 +132,21 @@ def test_publish_is_exclusive_and_atomic(store: Store) -> None:
     other = rec.model_copy(update={"timings": {"seconds": 9.0}})
     assert cat.publish(other) is False
     assert Catalog(store).get("feed0001").timings == rec.timings  # the first one stays
-    assert store.read_bytes("catalog/records/feed0001.json") == rec.to_json()
+    stored = Catalog(store).get("feed0001")
+    assert store.read_bytes("catalog/records/feed0001.json") == stored.to_json()
+    # what is stored is the record sealed: metadata digests and its own digest added
+    assert stored.model_copy(update={"metadata_digests": {}, "digest": ""}) == rec
+    assert stored.digest == stored.content_digest() and stored.digest.startswith("sha256:")
+    assert set(stored.metadata_digests) == {"zarr.json", "v/zarr.json"}
 
 
-def _publish_race(store: Store, did: str) -> dict[str, bool]:
+def _publish_race(store: Store, did: str, written: dict) -> dict[str, bool]:
     """Two catalogs (two jobs) publish the same id at the same moment."""
     barrier = threading.Barrier(2)
     results: dict[str, bool] = {}
 
     def publish(who: str) -> None:
-        rec = Record(
-            id=did,
-            kind="ingested",
-            domain="ocean",
-            producer={"reader": who},
-            schema={"arrays": {"v": {}}},
-        )
+        rec = Record(id=did, kind="ingested", domain="ocean", producer={"reader": who}, **written)
         cat = Catalog(store)
         barrier.wait()
         results[who] = cat.publish(rec)
@@ -158,8 +162,7 @@ def _publish_race(store: Store, did: str) -> dict[str, bool]:
 def test_publish_race_two_threads(any_store: Store) -> None:
     for trial in range(3):
         did = f"race000{trial}"
-        _dataset(any_store, did)
-        results = _publish_race(any_store, did)
+        results = _publish_race(any_store, did, _dataset(any_store, did))
         assert sorted(results.values()) == [False, True]
         winner = next(w for w, won in results.items() if won)
         assert Catalog(any_store).get(did).producer == {"reader": winner}
@@ -343,5 +346,5 @@ def test_stac_bbox_from_metadata(store: Store) -> None:
 
 def test_corrupt_record_is_reported(store: Store) -> None:
     store.write_bytes("catalog/records/bad00001.json", b'{"id": "bad00001"}')
-    with pytest.raises(StoreError, match="not a valid record"):
+    with pytest.raises(RecordIntegrityError, match="not a valid record"):
         Catalog(store).get("bad00001")

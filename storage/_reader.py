@@ -1,0 +1,522 @@
+"""Reading datasets: metadata, regions of arrays, coordinates, tables, xarray.
+
+Every array read opens its zarr store through a
+:class:`~minjiang.storage._guard.GuardedStore`: a chunk that is not stored is a
+:class:`~minjiang.core.errors.MissingChunkError`, and the chunks and metadata of a
+committed dataset are checked against its catalog record before zarr decodes them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from minjiang.core.errors import (
+    ChecksumMismatchError,
+    DatasetNotFoundError,
+    IntegrityError,
+    KeyNotFoundError,
+    StoreError,
+)
+from minjiang.storage._encoding import (
+    _COORDS_ATTR,
+    _array_info,
+    _chunk_indices,
+    _coord_list,
+    _decode_fill_attr,
+    _normalise_region,
+    _open_group,
+)
+from minjiang.storage._info import ARRAYS, TABLES, ArrayInfo, DatasetInfo, dataset_prefix
+from minjiang.storage._names import jsonable, validate_key, validate_segment
+from minjiang.storage._store import Store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import xarray as xr
+    from minjiang.storage._catalog import Record
+
+__all__ = [
+    "dataset_schema",
+    "open_dataset_info",
+    "open_xarray",
+    "read_array",
+    "read_coord_values",
+    "read_region",
+    "read_table",
+]
+
+
+def open_dataset_info(store: Store, dataset_id: str, *, table_schemas: bool = True) -> DatasetInfo:
+    """Read a dataset's metadata (never chunk data).
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    dataset_id : str
+        The dataset id.
+    table_schemas : bool, optional
+        Also read each table part's Parquet footer for columns and row counts.
+
+    Returns
+    -------
+    DatasetInfo
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If the store holds neither arrays nor tables for that id.
+    """
+    import zarr
+
+    prefix = dataset_prefix(dataset_id)
+    arrays_prefix = f"{prefix}/{ARRAYS}"
+    tables = _table_parts(store, prefix)
+    attrs: dict[str, Any] = {}
+    infos: dict[str, ArrayInfo] = {}
+    if store.exists(f"{arrays_prefix}/zarr.json"):
+        group = _open_group(
+            store.zarr_store(arrays_prefix, read_only=True), mode="r", consolidated=None
+        )
+        attrs = dict(group.attrs)
+        for name, arr in group.arrays():
+            if isinstance(arr, zarr.Array):
+                infos[name] = _array_info(arr, name, f"{arrays_prefix}/{name}", dataset_id)
+    elif not tables:
+        raise DatasetNotFoundError(
+            f"dataset {dataset_id!r} is not in store {store.url!r} (no {arrays_prefix}/zarr.json "
+            "and no tables); check the id, or that it was committed to this store"
+        )
+    coord_names = set(_coord_list(attrs.get(_COORDS_ATTR)))
+    for info in infos.values():
+        if len(info.dims) == 1 and info.dims[0] == info.name:
+            coord_names.add(info.name)
+        coord_names.update(_coord_list(info.attrs.get(_COORDS_ATTR)))
+    coords = {n: i for n, i in sorted(infos.items()) if n in coord_names}
+    data = {n: i for n, i in sorted(infos.items()) if n not in coord_names}
+    schemas = (
+        {t: _table_schema(store, parts) for t, parts in tables.items()} if table_schemas else {}
+    )
+    return DatasetInfo(
+        id=dataset_id,
+        prefix=prefix,
+        attrs=attrs,
+        arrays=data,
+        coords=coords,
+        tables=tables,
+        table_schemas=schemas,
+    )
+
+
+def _table_parts(store: Store, prefix: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for table in store.list_dir(f"{prefix}/{TABLES}"):
+        parts = [
+            k
+            for k in store.list(f"{prefix}/{TABLES}/{table}")
+            if k.count("/") == prefix.count("/") + 3
+            and k.rsplit("/", 1)[-1].startswith("part-")
+            and k.endswith(".parquet")
+        ]
+        if parts:
+            out[table] = sorted(parts, key=lambda k: k.rsplit("/", 1)[-1])
+    return dict(sorted(out.items()))
+
+
+def _parquet_file(store: Store, key: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = store.local_path(key)
+    if path is not None:
+        try:
+            return pq.ParquetFile(path)
+        except FileNotFoundError as err:
+            raise KeyNotFoundError(f"no key {key!r} in store {store.url!r}") from err
+    return pq.ParquetFile(pa.BufferReader(store.read_bytes(key)))
+
+
+def _table_schema(store: Store, parts: list[str]) -> dict[str, Any]:
+    columns: dict[str, str] = {}
+    rows = 0
+    for key in parts:
+        pf = _parquet_file(store, key)
+        rows += pf.metadata.num_rows
+        for field in pf.schema_arrow:
+            columns.setdefault(field.name, str(field.type))
+    return {"columns": columns, "rows": rows}
+
+
+def _record_of(store: Store, info: ArrayInfo) -> Record | None:
+    """The record of the dataset ``info`` belongs to, when ``info`` is a committed array.
+
+    Only ``datasets/<id>/arrays.zarr/<name>`` has a record; scratch, staging and
+    recompute groups do not, and neither does a dataset not yet published.
+    """
+    from minjiang.storage._catalog import load_record
+
+    if info.path != f"{dataset_prefix(info.dataset_id)}/{ARRAYS}/{info.name}":
+        return None
+    return load_record(store, info.dataset_id)
+
+
+def _array_expectations(record: Record, name: str) -> dict[str, str]:
+    expected = dict(record.checksums.get(name, {}))
+    meta = record.metadata_digests.get(f"{name}/zarr.json")
+    if meta is not None:
+        expected["zarr.json"] = meta
+    return expected
+
+
+@lru_cache(maxsize=256)
+def _cached_array(
+    store: Store,
+    path: str,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dataset_id: str,
+    name: str,
+    record_digest: str | None,
+) -> Any:
+    # Opening reads (and checks) the array's zarr.json; tasks read many regions of
+    # few arrays. The record digest is part of the key: an array first opened while
+    # staging is opened again, guarded by its record, once it is committed.
+    import zarr
+    from minjiang.storage._guard import GuardedStore
+
+    expected = None
+    if record_digest is not None:
+        from minjiang.storage._catalog import load_record
+
+        record = load_record(store, dataset_id)
+        if record is not None:
+            expected = _array_expectations(record, name)
+    guarded = GuardedStore(
+        store.zarr_store(path, read_only=True),
+        dataset_id=dataset_id,
+        base=path,
+        expected=expected,
+        where=store.url,
+    )
+    arr = zarr.open_array(guarded, mode="r", zarr_format=3)
+    if (tuple(arr.shape), tuple(arr.chunks)) != (shape, chunks):
+        raise StoreError(
+            f"array at {path!r} in store {store.url!r} has shape {tuple(arr.shape)} and chunks "
+            f"{tuple(arr.chunks)}; the ArrayInfo says {shape} and {chunks}: reopen the "
+            "dataset info"
+        )
+    return arr
+
+
+def _open_for_read(store: Store, info: ArrayInfo) -> Any:
+    validate_key(info.path)
+    record = _record_of(store, info)
+    try:
+        return _cached_array(
+            store,
+            info.path,
+            tuple(info.shape),
+            tuple(info.chunks),
+            info.dataset_id,
+            info.name,
+            record.digest if record is not None else None,
+        )
+    except FileNotFoundError as err:
+        raise DatasetNotFoundError(
+            f"array {info.name!r} of dataset {info.dataset_id!r} is not in store "
+            f"{store.url!r} (no {info.path}/zarr.json)"
+        ) from err
+
+
+def read_region(
+    store: Store,
+    info: ArrayInfo,
+    region: tuple[slice, ...],
+    *,
+    out: np.ndarray | None = None,
+    device: bool = False,
+) -> Any:
+    """Read a region of an array (any region; chunk-aligned reads decode least).
+
+    A chunk of the region that is not stored is an error, never fill values; when
+    the array belongs to a committed dataset, each chunk's stored bytes (and the
+    array's ``zarr.json``) are checked against the digests in the dataset's catalog
+    record before they are decoded.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    info : ArrayInfo
+        The array.
+    region : tuple of slice
+        One slice per dimension.
+    out : numpy.ndarray, optional
+        A C-contiguous array of the region's shape and the array's dtype to decode
+        into (a pinned host buffer, for instance) instead of a new one.
+    device : bool
+        Assemble the region on the current CUDA device with zarr's GPU buffers and
+        return a CuPy array (needs CuPy; zarr's CPU codecs still decode on the host).
+
+    Returns
+    -------
+    numpy.ndarray or cupy.ndarray
+        ``out`` when given.
+
+    Raises
+    ------
+    MissingChunkError
+        If a chunk of the region is not in the store; the message names the dataset,
+        array and chunk key.
+    ChecksumMismatchError
+        If a chunk differs from its record's digest (damaged, truncated, swapped or
+        stale), or, for data without a record, fails zarr's CRC-32C check; the
+        message names the dataset, array and chunk key.
+    RecordIntegrityError
+        If the dataset's catalog record itself has been altered.
+    """
+    arr = _open_for_read(store, info)
+    sel = _normalise_region(
+        region, tuple(info.shape), f"array {info.name!r} of dataset {info.dataset_id!r}"
+    )
+    if out is not None:
+        want = tuple(s.stop - s.start for s in sel)
+        if out.shape != want or out.dtype != arr.dtype or not out.flags.c_contiguous:
+            raise ValueError(
+                f"out has shape {out.shape!r} and dtype {out.dtype}; reading {info.name!r} "
+                f"needs a C-contiguous {want!r} {arr.dtype} array"
+            )
+    try:
+        if device:
+            from zarr.core.buffer import gpu
+
+            return arr.get_basic_selection(sel, prototype=gpu.buffer_prototype)
+        if out is not None:
+            from zarr.core.buffer import cpu
+
+            arr.get_basic_selection(sel, out=cpu.NDBuffer.from_numpy_array(out))
+            return out
+        return np.asarray(arr[sel])
+    except Exception as err:
+        if isinstance(err, IntegrityError | KeyNotFoundError | DatasetNotFoundError):
+            raise
+        bad = _find_bad_chunk(arr, sel, tuple(info.chunks))
+        if bad is None:
+            raise
+        raise ChecksumMismatchError(
+            f"chunk {bad!r} of array {info.name!r} in dataset {info.dataset_id!r} "
+            f"(store {store.url!r}) is damaged or truncated: it failed zarr's CRC-32C check "
+            f"on decode ({type(err).__name__}); run `minjiang verify {info.dataset_id}` and "
+            "re-run the step that produced it"
+        ) from err
+
+
+def _find_bad_chunk(arr: Any, sel: tuple[slice, ...], chunks: tuple[int, ...]) -> str | None:
+    for idx in _chunk_indices(sel, chunks):
+        try:
+            arr.get_block_selection(idx)
+        except Exception:
+            return str(arr.metadata.encode_chunk_key(idx))
+    return None
+
+
+def open_xarray(store: Store, record: Record | str, *, chunks: Any = None) -> xr.Dataset:
+    """Open a committed dataset as a lazy, dask-backed :class:`xarray.Dataset`, guarded.
+
+    Unlike a plain ``xarray.open_zarr`` of the same folder, every chunk and metadata
+    document xarray reads is checked against the dataset's catalog record, and a
+    chunk that is not stored raises instead of reading as fill values. The checks
+    run when data is loaded (``.load()``, ``.values``, ``compute()``), on whichever
+    thread loads it.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    record : Record or str
+        The dataset's record, or its id (its record is then loaded and checked).
+    chunks : optional
+        Passed to ``xarray.open_zarr``; the default ``{}`` keeps the storage chunks.
+
+    Returns
+    -------
+    xarray.Dataset
+        With ``attrs["minjiang_id"]`` set to the dataset id.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        If ``record`` is an id with no record in the store.
+    RecordIntegrityError
+        If the stored record has been altered.
+    ChecksumMismatchError
+        When the group's metadata differs from the record (at open), or a chunk does
+        (when loaded).
+    MissingChunkError
+        When a chunk of the dataset is not stored (when loaded).
+    """
+    import xarray as xr
+    from minjiang.storage._catalog import load_record
+    from minjiang.storage._guard import GuardedStore
+
+    if isinstance(record, str):
+        found = load_record(store, record)
+        if found is None:
+            raise DatasetNotFoundError(
+                f"dataset {record!r} has no catalog record in store {store.url!r}; only "
+                "committed datasets open this way (`minjiang catalog ls` lists them)"
+            )
+        record = found
+    prefix = f"{record.prefix}/{ARRAYS}"
+    expected = dict(record.metadata_digests)
+    for array, sums in record.checksums.items():
+        expected.update({f"{array}/{key}": digest for key, digest in sums.items()})
+    guarded = GuardedStore(
+        store.zarr_store(prefix, read_only=True),
+        dataset_id=record.id,
+        base=prefix,
+        expected=expected,
+        where=store.url,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        ds = xr.open_zarr(
+            guarded, chunks={} if chunks is None else chunks, consolidated=True, zarr_format=3
+        )
+    ds.attrs.setdefault("minjiang_id", record.id)
+    return ds
+
+
+def read_array(store: Store, info: ArrayInfo) -> np.ndarray:
+    """Read a whole array (for coordinates and other small arrays)."""
+    return read_region(store, info, tuple(slice(0, s) for s in info.shape))
+
+
+def read_coord_values(store: Store, info: ArrayInfo) -> np.ndarray:
+    """Read a coordinate and decode it as xarray would.
+
+    CF times become ``datetime64`` (or cftime objects for non-standard calendars),
+    ``_FillValue`` entries become NaN/NaT, scale and offset are applied.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    info : ArrayInfo
+        The coordinate array.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    import xarray as xr
+    from xarray.conventions import decode_cf_variable
+
+    raw = read_array(store, info)
+    attrs = dict(info.attrs)
+    attrs.pop(_COORDS_ATTR, None)
+    if "_FillValue" in attrs:
+        attrs["_FillValue"] = _decode_fill_attr(attrs["_FillValue"], raw.dtype)
+    var = xr.Variable(info.dims, raw, attrs=attrs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=FutureWarning)
+        decoded = decode_cf_variable(info.name, var, decode_timedelta=True)
+    return np.asarray(decoded.values)
+
+
+def read_table(store: Store, dataset_id: str, name: str) -> pa.Table:
+    """Read a table: all its Parquet parts, concatenated in order of part name.
+
+    For a committed dataset the parts are those its catalog record lists, each
+    checked against its recorded digest before it is parsed; other files in the
+    table's folder are not part of it.
+
+    Raises
+    ------
+    KeyNotFoundError
+        If the dataset has no table of that name (the message lists those it has).
+    MissingChunkError
+        If a part the record lists is not in the store.
+    ChecksumMismatchError
+        If a part differs from its recorded digest.
+    RecordIntegrityError
+        If the dataset's catalog record itself has been altered.
+    """
+    import pyarrow as pa
+    from minjiang.storage._catalog import load_record
+
+    prefix = dataset_prefix(dataset_id)
+    name = validate_segment(name, kind="table name")
+    record = load_record(store, dataset_id)
+    if record is not None:
+        listed = record.tables
+        if name not in listed:
+            raise KeyNotFoundError(
+                f"dataset {dataset_id!r} has no table {name!r} in store {store.url!r}; its "
+                f"tables: {sorted(listed)}"
+            )
+        keys = sorted(listed[name], key=lambda k: k.rsplit("/", 1)[-1])
+        parts = [_checked_part(store, dataset_id, name, k, listed[name][k]) for k in keys]
+    else:
+        tables = _table_parts(store, prefix)
+        if name not in tables:
+            raise KeyNotFoundError(
+                f"dataset {dataset_id!r} has no table {name!r} in store {store.url!r}; its "
+                f"tables: {sorted(tables)}"
+            )
+        parts = [_parquet_file(store, k).read() for k in tables[name]]
+    return pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+
+
+def _checked_part(store: Store, dataset_id: str, table: str, key: str, digest: str) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from minjiang.core.errors import MissingChunkError
+    from minjiang.storage._digest import digest_matches
+
+    try:
+        raw = store.read_bytes(key)
+    except KeyNotFoundError as err:
+        raise MissingChunkError(
+            f"part {key!r} of table {table!r} in dataset {dataset_id!r} is missing from store "
+            f"{store.url!r}; run `minjiang verify {dataset_id}` and re-run the step that "
+            "produced the dataset, or restore the part from a copy"
+        ) from err
+    if not digest_matches(raw, digest):
+        raise ChecksumMismatchError(
+            f"part {key!r} of table {table!r} in dataset {dataset_id!r} (store {store.url!r}) "
+            f"does not match its recorded digest {digest!r}: it was damaged, replaced or "
+            f"edited. Run `minjiang verify {dataset_id}` and re-run the step that produced "
+            "the dataset, or restore the part from a copy"
+        )
+    return pq.read_table(pa.BufferReader(raw))
+
+
+def dataset_schema(info: DatasetInfo) -> dict[str, Any]:
+    """The JSON-safe schema of a dataset, as catalog records store it.
+
+    Returns
+    -------
+    dict
+        ``{"arrays": {name: {dims, shape, dtype, chunks, attrs}}, "coords": {...},
+        "tables": {name: {"columns": {column: arrow type}, "rows": int}}}``.
+    """
+
+    def one(a: ArrayInfo) -> dict[str, Any]:
+        return {
+            "dims": list(a.dims),
+            "shape": list(a.shape),
+            "dtype": a.dtype,
+            "chunks": list(a.chunks),
+            "attrs": jsonable(a.attrs),
+        }
+
+    tables = {t: info.table_schemas.get(t, {"columns": {}, "rows": None}) for t in info.tables}
+    return {
+        "arrays": {n: one(a) for n, a in sorted(info.arrays.items())},
+        "coords": {n: one(a) for n, a in sorted(info.coords.items())},
+        "tables": jsonable(tables),
+    }

@@ -1,0 +1,162 @@
+"""``write_xarray``: an ``xarray.Dataset`` (a lazily opened NetCDF, say) as a dataset.
+
+Built on :class:`~minjiang.storage.DatasetWriter`'s public methods only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+from minjiang.storage._encoding import (
+    _COORDS_ATTR,
+    _DATA_KINDS,
+    DEFAULT_MAX_BLOCK_BYTES,
+    MiB,
+    _iter_blocks,
+    default_chunks,
+)
+from minjiang.storage._info import DatasetSummary
+from minjiang.storage._reader import dataset_schema, open_dataset_info
+from minjiang.storage._store import Store
+from minjiang.storage._writer import DatasetWriter
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["write_xarray"]
+
+
+def write_xarray(
+    store: Store,
+    dataset_id: str,
+    ds: xr.Dataset,
+    *,
+    chunks: Mapping[str, int] | None = None,
+    max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+) -> DatasetSummary:
+    """Write an ``xarray.Dataset`` as a minjiang dataset, block by block.
+
+    Each data variable is read and written in chunk-aligned blocks of at most
+    ``max_block_bytes`` decoded bytes, so a lazily opened NetCDF (or a dask-backed
+    dataset) is never loaded whole. Values are stored decoded (mask, scale and offset
+    applied); datetime variables are stored as int64 with CF units. Coordinates are
+    written with :meth:`DatasetWriter.write_coord`, the dataset attributes on the group,
+    and the metadata is consolidated at the end.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    dataset_id : str
+        The dataset id (for ingest, a hash of the source files).
+    ds : xarray.Dataset
+        The data.
+    chunks : Mapping of str to int, optional
+        Chunk length per dimension name (``-1``: full extent); dimensions not named get
+        :func:`default_chunks` (about 8 MiB, full extent on short dimensions).
+    max_block_bytes : int, optional
+        Upper bound on the decoded bytes held per block (default 256 MiB).
+
+    Returns
+    -------
+    DatasetSummary
+
+    Raises
+    ------
+    ValueError
+        If a single chunk is larger than ``max_block_bytes`` or a variable has a dtype
+        that cannot be stored.
+    """
+    writer = DatasetWriter(store, dataset_id)
+    writer.create(dict(ds.attrs))
+    sums: dict[str, dict[str, str]] = {}
+    fixed = dict(chunks or {})
+    all_dims = set(ds.dims)
+    unknown = sorted(set(fixed) - {str(d) for d in all_dims})
+    if unknown:
+        raise ValueError(
+            f"chunks name dimensions {unknown} that the dataset does not have; its dims are "
+            f"{sorted(str(d) for d in all_dims)}"
+        )
+
+    for name, coord in ds.coords.items():
+        var = coord.variable
+        nbytes = var.size * var.dtype.itemsize
+        dims = tuple(str(d) for d in var.dims)
+        is_dim = var.ndim == 1 and dims[0] == name
+        if var.dtype.kind in _DATA_KINDS and nbytes > max_block_bytes and not is_dim:
+            sums[str(name)] = _write_variable(
+                writer, str(name), var, fixed, max_block_bytes, coord=True
+            )
+            writer.register_coord(str(name), dims)
+        else:
+            sums[str(name)] = writer.write_coord(
+                str(name), var.values, dims=dims, attrs=dict(var.attrs)
+            )
+    for name, da in ds.data_vars.items():
+        sums[str(name)] = _write_variable(writer, str(name), da.variable, fixed, max_block_bytes)
+    writer.consolidate()
+    info = open_dataset_info(store, dataset_id)
+    return DatasetSummary(
+        schema=dataset_schema(info), checksums=sums, bytes_written=writer.bytes_written
+    )
+
+
+_TIME_UNITS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+
+def _write_variable(
+    writer: DatasetWriter,
+    name: str,
+    var: xr.Variable,
+    fixed: Mapping[str, int],
+    max_block_bytes: int,
+    *,
+    coord: bool = False,
+) -> dict[str, str]:
+    dims = tuple(str(d) for d in var.dims)
+    attrs = dict(var.attrs)
+    attrs.pop(_COORDS_ATTR, None)
+    dtype = np.dtype(var.dtype)
+    convert: Callable[[np.ndarray], np.ndarray] = np.asarray
+    if dtype.kind == "M":
+        unit, _ = np.datetime_data(dtype)
+        if unit not in _TIME_UNITS:
+            unit = "ns"
+        target = np.dtype(f"datetime64[{unit}]")
+        attrs.update(
+            units=f"{_TIME_UNITS[unit]} since 1970-01-01",
+            calendar="proleptic_gregorian",
+            _FillValue=int(np.iinfo(np.int64).min),
+        )
+
+        def convert(block: np.ndarray) -> np.ndarray:
+            # NaT is int64 min, which the _FillValue attribute maps back to NaT.
+            return np.asarray(block).astype(target).view(np.int64)
+
+        dtype = np.dtype(np.int64)
+    elif dtype.kind not in _DATA_KINDS:
+        raise ValueError(
+            f"variable {name!r} has dtype {str(dtype)!r}; minjiang stores numeric, boolean and "
+            "datetime64 variables (encode labels as integer codes)"
+        )
+    local_fixed = {d: fixed[d] for d in dims if d in fixed}
+    chunks = default_chunks(var.shape, dtype.itemsize, dims=dims, fixed=local_fixed)
+    chunk_bytes = math.prod(chunks) * dtype.itemsize
+    if chunk_bytes > max_block_bytes:
+        raise ValueError(
+            f"variable {name!r}: one chunk {chunks} of {dtype} is {chunk_bytes / MiB:.1f} MiB, "
+            f"more than max_block_bytes {max_block_bytes / MiB:.1f} MiB; choose smaller chunks "
+            "or raise max_block_bytes"
+        )
+    writer.create_array(
+        name, shape=var.shape, dtype=dtype, chunks=chunks, dims=dims, attrs=attrs, coord=coord
+    )
+    sums: dict[str, str] = {}
+    for region in _iter_blocks(tuple(var.shape), chunks, dtype.itemsize, max_block_bytes):
+        block = convert(var[region].values)
+        sums.update(writer.write_region(name, region, block))
+    return sums

@@ -31,6 +31,7 @@ from minjiang.storage._names import (
     validate_name,
     validate_segment,
 )
+from minjiang.storage._staging import Staging, arrays_group_key
 from minjiang.storage._store import LocalStore, ObjectStore, Store, open_store
 
 if TYPE_CHECKING:
@@ -60,10 +61,12 @@ __all__ = [
     "LocalStore",
     "ObjectStore",
     "Record",
+    "Staging",
     "Store",
     "VerifyReport",
     "array_codecs",
     "array_key",
+    "arrays_group_key",
     "canonical_json",
     "content_id",
     "dataset_prefix",

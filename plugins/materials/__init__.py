@@ -1,19 +1,63 @@
-"""minjiang.plugins.materials: Materials science: micro-CT volumes, diffraction patterns, grain statistics.
+"""minjiang.plugins.materials: molecular-dynamics trajectories and structures.
 
-The plugin is registered through the ``minjiang`` entry-point group like any
-third-party plugin. Its data types (micro-CT volumes, XYZ atomic structures, EBSD maps) are
-documented in the domain's catalog metadata; operators of this domain build on the
-generic kernels in ``minjiang.kernels`` (3-D filters, labelling, statistics).
+Readers: ``materials.trajectory`` (every format MDAnalysis reads: LAMMPS dump,
+XTC/TRR, DCD, GRO/PDB, AMBER NetCDF, GSD, H5MD) and ``materials.structure`` (ase:
+CIF, POSCAR, extended XYZ), streamed in frame blocks into ``positions`` (frame, atom,
+xyz) with the cell and time of every frame and the atoms' types, names, masses and
+molecules. Operators: ``materials.rdf`` (g(r) and coordination number under periodic
+boundaries of any cell) and ``materials.msd`` (all-origins MSD per species and the
+self-diffusion coefficient). See ``docs/plugins/materials.md``.
+
+This module only declares hook implementations; readers, operators and kernels are
+imported when a runtime asks for them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minjiang.core.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from minjiang.core import Operator, Reader
+
+if __name__ != "minjiang.plugins.materials":  # importable only as minjiang.plugins.materials
+    raise ImportError(
+        f"'{__name__}' is minjiang.plugins.materials: install minjiang and import it by that name"
+    )
+
 DOMAIN = "materials"
-__all__ = ["DOMAIN", "minjiang_catalog_metadata"]
+__all__ = [
+    "DOMAIN",
+    "atom_table",
+    "minjiang_catalog_metadata",
+    "minjiang_register_operators",
+    "minjiang_register_readers",
+]
+
+
+def __getattr__(name: str) -> Any:  # lazy: the helper needs pandas
+    if name == "atom_table":
+        from minjiang.plugins.materials._frames import atom_table
+
+        return atom_table
+    raise AttributeError(f"module 'minjiang.plugins.materials' has no attribute {name!r}")
+
+
+@hookimpl
+def minjiang_register_operators() -> list[Operator]:
+    """The materials operators (``materials.rdf``, ``materials.msd``)."""
+    from minjiang.plugins.materials._operators import OPERATORS
+
+    return list(OPERATORS)
+
+
+@hookimpl
+def minjiang_register_readers() -> list[Reader]:
+    """The materials readers (MDAnalysis trajectories, ase structures)."""
+    from minjiang.plugins.materials._readers import StructureReader, TrajectoryReader
+
+    return [TrajectoryReader(), StructureReader()]
 
 
 @hookimpl

@@ -1,0 +1,231 @@
+"""Task kernels of the materials operators (run on the workers)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from minjiang.core.errors import ContractError, ExecutionError
+
+
+# -- selections -----------------------------------------------------------------------------
+def _labels(ctx: Any, name: str) -> list[str]:
+    return list((ctx.attrs.get(name) or {}).get("labels") or [])
+
+
+def select(sel: Any, arrays: Mapping[str, Any], ctx: Any, n_atoms: int, op: str) -> np.ndarray:
+    """Atom indices matching a selection (every criterion given must hold)."""
+    keep = np.ones(n_atoms, dtype=bool)
+    for key, arr in (("types", "atom_type"), ("names", "atom_name")):
+        wanted = getattr(sel, key)
+        if wanted is None:
+            continue
+        labels = _labels(ctx, arr)
+        missing = sorted(set(wanted) - set(labels))
+        if missing:
+            raise ContractError(
+                f"{op}: no atom has {key} {missing!r}; the trajectory has {labels!r}"
+            )
+        codes = [labels.index(w) for w in wanted]
+        keep &= np.isin(np.asarray(arrays[arr]), codes)
+    if sel.indices is not None:
+        idx = np.asarray(sel.indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= n_atoms):
+            raise ContractError(f"{op}: atom indices must lie in [0, {n_atoms})")
+        mask = np.zeros(n_atoms, dtype=bool)
+        mask[idx] = True
+        keep &= mask
+    out = np.flatnonzero(keep)
+    if out.size == 0:
+        raise ContractError(f"{op}: a selection matches no atom; check its types, names or indices")
+    return out
+
+
+# -- materials.rdf --------------------------------------------------------------------------
+def rdf_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+    """Integer pair counts of one block of frames, with the per-frame constants."""
+    from minjiang.plugins.materials.rdf import eligible_pairs, pair_histogram
+
+    op = "materials.rdf"
+    pos = np.asarray(arrays["positions"])
+    cells = np.asarray(arrays["cell"], dtype=np.float64)
+    n = pos.shape[1]
+    if n != ctx.sizes["atom"]:
+        raise ExecutionError(f"{op}: a task got {n} of {ctx.sizes['atom']} atoms per frame")
+    ia = select(params.a, arrays, ctx, n, op)
+    ib = select(params.b or params.a, arrays, ctx, n, op)
+    mol = np.asarray(arrays["molecule"]) if params.exclude_same_molecule else None
+    try:
+        counts = pair_histogram(
+            pos,
+            cells,
+            ia,
+            ib,
+            r_min=params.r_min,
+            r_max=params.r_max,
+            nbins=params.bins,
+            molecule=mol,
+        )
+    except ValueError as err:
+        first = ctx.region["frame"].start
+        raise ContractError(f"{op}: frames from {first}: {err}") from None
+    volume = math.fsum(abs(float(np.linalg.det(c))) for c in cells)
+    nb = params.bins
+    return {
+        "bin": np.arange(nb, dtype=np.int64),
+        "count": counts,
+        "frames": np.full(nb, pos.shape[0], dtype=np.int64),
+        "pairs": np.full(nb, eligible_pairs(ia, ib, mol), dtype=np.int64),
+        "n_a": np.full(nb, ia.size, dtype=np.int64),
+        "n_b": np.full(nb, ib.size, dtype=np.int64),
+        "volume_sum": np.full(nb, volume, dtype=np.float64),
+    }
+
+
+def rdf_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, np.ndarray]:
+    """Counts and frame numbers add as integers; the volume sums add once (fsum)."""
+    parts = [{k: np.asarray(v) for k, v in p.items()} for p in parts]
+    first = parts[0]
+    for p in parts[1:]:
+        for k in ("bin", "pairs", "n_a", "n_b"):
+            if not np.array_equal(p[k], first[k]):
+                raise ExecutionError(f"materials.rdf: partial states disagree on {k!r}")
+    nb = first["bin"].size
+    return {
+        "bin": first["bin"],
+        "count": np.sum([p["count"] for p in parts], axis=0, dtype=np.int64),
+        "frames": np.full(nb, sum(int(p["frames"][0]) for p in parts), dtype=np.int64),
+        "pairs": first["pairs"],
+        "n_a": first["n_a"],
+        "n_b": first["n_b"],
+        "volume_sum": np.full(nb, math.fsum(float(p["volume_sum"][0]) for p in parts)),
+    }
+
+
+def rdf_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
+    """The ``rdf`` table: g(r), n(r) and the numbers that normalise them."""
+    from minjiang.plugins.materials.rdf import rdf_from_counts
+
+    s = {k: np.asarray(v) for k, v in state.items()}
+    edges = np.linspace(params.r_min, params.r_max, params.bins + 1)
+    frames, pairs, n_a = int(s["frames"][0]), int(s["pairs"][0]), int(s["n_a"][0])
+    volume_sum = float(s["volume_sum"][0])
+    g, n = rdf_from_counts(
+        s["count"], edges, frames=frames, pairs=pairs, volume_sum=volume_sum, n_a=n_a
+    )
+    nb = params.bins
+    return {
+        "rdf": {
+            "r": 0.5 * (edges[1:] + edges[:-1]),
+            "r_lo": edges[:-1],
+            "r_hi": edges[1:],
+            "count": s["count"].astype(np.int64),
+            "g": g,
+            "coordination": n,
+            "frames": np.full(nb, frames, dtype=np.int64),
+            "pairs": np.full(nb, pairs, dtype=np.int64),
+            "n_a": np.full(nb, n_a, dtype=np.int64),
+            "n_b": s["n_b"].astype(np.int64),
+            "mean_volume": np.full(nb, volume_sum / frames),
+        }
+    }
+
+
+# -- materials.msd --------------------------------------------------------------------------
+def msd_atoms(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+    """FullAxis(frame) kernel: per-atom, per-component MSD of an atom block."""
+    from minjiang.plugins.materials.msd import msd_per_atom, unwrap
+
+    x = np.asarray(arrays["positions"], dtype=np.float64)
+    if params.unwrap:
+        x = unwrap(x, np.asarray(arrays["cell"], dtype=np.float64))
+    return {"msd": msd_per_atom(x)}
+
+
+def msd_species_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+    """Sums over the block's atoms, per species and lag."""
+    m = np.asarray(arrays["msd"], dtype=np.float64).sum(axis=2)  # (lag, atom)
+    lag0 = ctx.region["lag"].start
+    lags = np.arange(lag0, lag0 + m.shape[0], dtype=np.int64)
+    lag_time = np.asarray(ctx.coords["lag"], dtype=np.float64)
+    first_component = ctx.region["xyz"].start == 0
+    if "atom_type" in arrays and arrays["atom_type"] is not None:
+        codes = np.asarray(arrays["atom_type"])
+        labels = _labels(ctx, "atom_type")
+    else:
+        codes = np.zeros(m.shape[1], dtype=np.int64)
+        labels = ["all"]
+    rows: dict[str, list[Any]] = {k: [] for k in ("species", "lag", "lag_time", "sum", "atoms")}
+    for code in np.unique(codes):
+        cols = codes == code
+        rows["species"] += [labels[int(code)]] * lags.size
+        rows["lag"].append(lags)
+        rows["lag_time"].append(lag_time)
+        rows["sum"].append(m[:, cols].sum(axis=1))
+        rows["atoms"].append(np.full(lags.size, int(cols.sum()) if first_component else 0))
+    return {
+        "species": np.array(rows["species"], dtype=object),
+        "lag": np.concatenate(rows["lag"]),
+        "lag_time": np.concatenate(rows["lag_time"]),
+        "sum": np.concatenate(rows["sum"]),
+        "atoms": np.concatenate(rows["atoms"]).astype(np.int64),
+    }
+
+
+def msd_species_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, np.ndarray]:
+    """Sums and atom counts per (species, lag); atom counts add as integers."""
+    import pandas as pd
+
+    df = pd.concat([pd.DataFrame({k: np.asarray(v) for k, v in p.items()}) for p in parts])
+    out = (
+        df.groupby(["species", "lag"], sort=True)
+        .agg(lag_time=("lag_time", "first"), sum=("sum", "sum"), atoms=("atoms", "sum"))
+        .reset_index()
+    )
+    return {
+        "species": out["species"].to_numpy(dtype=object),
+        "lag": out["lag"].to_numpy(np.int64),
+        "lag_time": out["lag_time"].to_numpy(np.float64),
+        "sum": out["sum"].to_numpy(np.float64),
+        "atoms": out["atoms"].to_numpy(np.int64),
+    }
+
+
+def msd_species_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
+    """The ``msd`` table (and ``diffusion`` when a fit window is given)."""
+    from minjiang.plugins.materials.msd import diffusion_fit
+
+    s = {k: np.asarray(v) for k, v in state.items()}
+    order = np.lexsort((s["lag"], s["species"].astype(str)))
+    s = {k: v[order] for k, v in s.items()}
+    msd = s["sum"] / np.maximum(s["atoms"], 1)
+    out: dict[str, Any] = {
+        "msd": {
+            "species": s["species"].astype(str),
+            "lag": s["lag"],
+            "lag_time": s["lag_time"],
+            "msd": msd,
+            "atoms": s["atoms"],
+        }
+    }
+    if params.fit is not None:
+        rows: dict[str, list[Any]] = {
+            k: [] for k in ("species", "D", "slope", "intercept", "fit_t0", "fit_t1", "points")
+        }
+        for sp in sorted(set(s["species"].astype(str))):
+            sel = s["species"].astype(str) == sp
+            try:
+                fit = diffusion_fit(s["lag_time"][sel], msd[sel], params.fit)
+            except ValueError as err:
+                raise ContractError(f"materials.msd: {err}") from None
+            rows["species"].append(sp)
+            rows["D"].append(fit["D"])
+            rows["slope"].append(fit["slope"])
+            rows["intercept"].append(fit["intercept"])
+            rows["fit_t0"].append(float(params.fit[0]))
+            rows["fit_t1"].append(float(params.fit[1]))
+            rows["points"].append(fit["points"])
+        out["diffusion"] = {k: np.asarray(v) for k, v in rows.items()}
+    return out

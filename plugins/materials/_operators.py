@@ -1,0 +1,306 @@
+"""Operator contracts of the materials plugin (kernels referenced by dotted path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from minjiang.core import (
+    Aggregate,
+    ArrayOutput,
+    Composite,
+    FullAxis,
+    Input,
+    Operator,
+    SubStep,
+    TableOutput,
+    TaskSize,
+)
+from minjiang.core.errors import ContractError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["OPERATORS", "WrappedPositionsError"]
+
+_K = "minjiang.plugins.materials._kernels:"
+_POS = ("frame", "atom", "xyz")
+_CELL = ("frame", "cell_vector", "xyz")
+
+
+class WrappedPositionsError(ContractError):
+    """Positions are wrapped into the cell where the analysis needs them unwrapped."""
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Selection(_Params):
+    """Atoms matching every criterion given (no criterion: all atoms)."""
+
+    types: list[str] | None = Field(default=None, description="Atom types (any of).")
+    names: list[str] | None = Field(default=None, description="Atom names (any of).")
+    indices: list[int] | None = Field(default=None, description="Atom indices (any of).")
+
+
+def _whole_atoms(op: str, inputs: dict[str, Any]) -> None:
+    pos = inputs["positions"]
+    sizes = dict(zip(pos.dims, pos.shape, strict=True))
+    chunks = dict(zip(pos.dims, pos.chunks, strict=True))
+    for d in ("atom", "xyz"):
+        if chunks[d] != sizes[d]:
+            raise ContractError(
+                f"{op}: input 'positions' is chunked along {d!r} ({chunks[d]} of {sizes[d]}); "
+                "every frame must be one chunk along atom and xyz (the trajectory readers "
+                "write it so): re-ingest with the default chunks"
+            )
+
+
+# -- materials.rdf --------------------------------------------------------------------------
+class RdfParams(_Params):
+    """Radial distribution function g(r) between selections A and B."""
+
+    a: Selection = Field(default_factory=Selection, description="Selection A (the centres).")
+    b: Selection | None = Field(default=None, description="Selection B (default: A).")
+    r_min: float = Field(default=0.0, ge=0.0, description="Inner edge of the first bin (Å).")
+    r_max: float = Field(
+        gt=0.0,
+        description="Outer edge of the last bin (Å), at most half the "
+        "smallest face distance of every frame's cell.",
+    )
+    bins: int = Field(default=100, ge=1, le=1_000_000, description="Number of equal-width bins.")
+    exclude_same_molecule: bool = Field(
+        default=False, description="Do not count pairs within one molecule (the 'molecule' input)."
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> RdfParams:
+        if self.r_min >= self.r_max:
+            raise ValueError(f"r_min ({self.r_min}) must be less than r_max ({self.r_max})")
+        return self
+
+
+_RDF_COLUMNS = {
+    "r": "float64",
+    "r_lo": "float64",
+    "r_hi": "float64",
+    "count": "int64",
+    "g": "float64",
+    "coordination": "float64",
+    "frames": "int64",
+    "pairs": "int64",
+    "n_a": "int64",
+    "n_b": "int64",
+    "mean_volume": "float64",
+}
+
+
+def _rdf_outputs(params: RdfParams, inputs: dict[str, Any]) -> tuple[TableOutput, ...]:
+    _whole_atoms("materials.rdf", inputs)
+    need = {"types": "atom_type", "names": "atom_name"}
+    for sel in (params.a, params.b or params.a):
+        for key, arr in need.items():
+            if getattr(sel, key) is not None and arr not in inputs:
+                raise ContractError(
+                    f"materials.rdf: a selection by {key} needs the {arr!r} input; pass the "
+                    f"trajectory as inputs['{arr}']"
+                )
+    if params.exclude_same_molecule and "molecule" not in inputs:
+        raise ContractError(
+            "materials.rdf: exclude_same_molecule needs the 'molecule' input; pass the "
+            "trajectory as inputs['molecule']"
+        )
+    return (TableOutput("rdf", _RDF_COLUMNS),)
+
+
+def _rdf_memory(size: TaskSize, params: Any) -> int:
+    # positions in float64 plus fractional copy, cell-list heads/links (int64 per atom)
+    cells = size.input_bytes // max(size.itemsize, 1)
+    return size.input_bytes + 3 * 8 * cells + 64 * params.bins + (64 << 20)
+
+
+RDF = Operator(
+    name="materials.rdf",
+    version="1",
+    inputs=(
+        Input("positions", dims=_POS, dtypes=("f",)),
+        Input("cell", dims=_CELL, dtypes=("f",), whole=("cell_vector",)),
+        Input("atom_type", dims=("atom",), dtypes=("i",), optional=True),
+        Input("atom_name", dims=("atom",), dtypes=("i",), optional=True),
+        Input("molecule", dims=("atom",), dtypes=("i",), optional=True),
+    ),
+    outputs=_rdf_outputs,
+    pattern=Aggregate(
+        partial=_K + "rdf_partial", combine=_K + "rdf_combine", finalize=_K + "rdf_finalize"
+    ),
+    params=RdfParams,
+    memory=_rdf_memory,
+    description="Radial distribution function g(r) and coordination number n(r), periodic (any cell).",
+)
+
+
+# -- materials.msd ---------------------------------------------------------------------------
+class MsdParams(_Params):
+    """Mean squared displacement over all time origins, per species; diffusion fit."""
+
+    unwrap: bool = Field(
+        default=False,
+        description="Unwrap wrapped positions with the cell of each frame first (needs 'cell').",
+    )
+    fit: tuple[float, float] | None = Field(
+        default=None,
+        description="Lag-time window [t0, t1] (time units of the input) of the fit "
+        "MSD = 6 D t + c; none: no diffusion coefficient.",
+    )
+    dt: float | None = Field(
+        default=None, gt=0, description="Time between frames (default: the input's 'timestep')."
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> MsdParams:
+        if self.fit is not None and not (0 <= self.fit[0] < self.fit[1]):
+            raise ValueError(f"fit window {self.fit!r} must be [t0, t1] with 0 <= t0 < t1")
+        return self
+
+
+def _timestep(params: MsdParams, inputs: dict[str, Any], op: str) -> float:
+    if params.dt is not None:
+        return float(params.dt)
+    dt = inputs["positions"].attrs.get("timestep")
+    if dt is None or not np.isfinite(dt) or dt <= 0:
+        raise ContractError(
+            f"{op}: the frames of 'positions' are not evenly spaced in time (no 'timestep' "
+            "attribute); pass dt, the time between frames, if they are"
+        )
+    return float(dt)
+
+
+def _check_unwrapped(params: MsdParams, inputs: dict[str, Any], op: str) -> None:
+    attrs = inputs["positions"].attrs
+    if attrs.get("unwrapped") is True:
+        if params.unwrap:
+            raise ContractError(
+                f"{op}: positions are already unwrapped ({attrs.get('unwrapped_source')}); "
+                "drop unwrap=true"
+            )
+        return
+    if not params.unwrap:
+        raise WrappedPositionsError(
+            f"{op}: positions are not unwrapped ({attrs.get('unwrapped_source', 'no unwrapped attribute')}); "
+            "an MSD of wrapped coordinates is wrong: pass unwrap=true (with the 'cell' input), "
+            "or ingest with unwrap=true"
+        )
+    if "cell" not in inputs:
+        raise ContractError(f"{op}: unwrap=true needs the 'cell' input (the trajectory's cell)")
+
+
+def _msd_atoms_outputs(params: MsdParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    op = "materials.msd"
+    _check_unwrapped(params, inputs, op)
+    dt = _timestep(params, inputs, op)
+    n = dict(zip(inputs["positions"].dims, inputs["positions"].shape, strict=True))["frame"]
+    units = inputs["positions"].attrs.get("time_units", "")
+    return (
+        ArrayOutput(
+            "msd",
+            dtype="float64",
+            dims=("lag", "atom", "xyz"),
+            sizes={"lag": n},
+            coords={"lag": np.arange(n, dtype=np.float64) * dt},
+            attrs={
+                "units": "angstrom**2",
+                "lag_units": units,
+                "long_name": "MSD per atom and component over all time origins",
+            },
+        ),
+    )
+
+
+def _msd_atoms_memory(size: TaskSize, params: Any) -> int:
+    # float64 copy, zero-padded complex FFT (2x length), S1 and S2: ~8 float64 copies
+    cells = size.input_bytes // max(size.itemsize, 1)
+    return size.input_bytes + 8 * 8 * cells + size.output_bytes
+
+
+_MSD_ATOMS = Operator(
+    name="materials.msd_atoms",
+    version="1",
+    inputs=(
+        Input("positions", dims=_POS, dtypes=("f",)),
+        Input("cell", dims=_CELL, dtypes=("f",), whole=("cell_vector",), optional=True),
+    ),
+    outputs=_msd_atoms_outputs,
+    pattern=FullAxis(dims=("frame",), kernel=_K + "msd_atoms"),
+    params=MsdParams,
+    memory=_msd_atoms_memory,
+    description="Per-atom MSD over all origins (FFT), over atom blocks with the whole time axis.",
+)
+
+_MSD_COLUMNS = {
+    "species": "string",
+    "lag": "int64",
+    "lag_time": "float64",
+    "msd": "float64",
+    "atoms": "int64",
+}
+_DIFF_COLUMNS = {
+    "species": "string",
+    "D": "float64",
+    "slope": "float64",
+    "intercept": "float64",
+    "fit_t0": "float64",
+    "fit_t1": "float64",
+    "points": "int64",
+}
+
+
+def _species_outputs(params: MsdParams, inputs: dict[str, Any]) -> tuple[TableOutput, ...]:
+    out = [TableOutput("msd", _MSD_COLUMNS)]
+    if params.fit is not None:
+        out.append(TableOutput("diffusion", _DIFF_COLUMNS))
+    return tuple(out)
+
+
+_MSD_SPECIES = Operator(
+    name="materials.msd_species",
+    version="1",
+    inputs=(
+        Input("msd", dims=("lag", "atom", "xyz"), dtypes=("f",)),
+        Input("atom_type", dims=("atom",), dtypes=("i",), optional=True),
+    ),
+    outputs=_species_outputs,
+    pattern=Aggregate(
+        partial=_K + "msd_species_partial",
+        combine=_K + "msd_species_combine",
+        finalize=_K + "msd_species_finalize",
+    ),
+    params=MsdParams,
+    description="Per-species MSD (mean over atoms, summed over x, y, z) and the diffusion fit.",
+)
+
+
+def _msd_expand(params: MsdParams, inputs: dict[str, Any]) -> list[SubStep]:
+    p = params.model_dump(mode="json")
+    atoms = {"positions": "positions"}
+    if "cell" in inputs:
+        atoms["cell"] = "cell"
+    species = {"msd": "atoms"}
+    if "atom_type" in inputs:
+        species["atom_type"] = "atom_type"
+    return [SubStep("atoms", _MSD_ATOMS, atoms, p), SubStep("species", _MSD_SPECIES, species, p)]
+
+
+MSD = Operator(
+    name="materials.msd",
+    version="1",
+    inputs=(
+        Input("positions", dims=_POS, dtypes=("f",)),
+        Input("cell", dims=_CELL, dtypes=("f",), whole=("cell_vector",), optional=True),
+        Input("atom_type", dims=("atom",), dtypes=("i",), optional=True),
+    ),
+    outputs=_species_outputs,
+    pattern=Composite(_msd_expand),
+    params=MsdParams,
+    description="MSD over all time origins per species (FFT), self-diffusion coefficient from a fit window.",
+)
+
+OPERATORS = (RDF, MSD)

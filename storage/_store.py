@@ -17,6 +17,7 @@ import builtins
 import errno
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -414,6 +415,10 @@ class LocalStore(Store):
 # --------------------------------------------------------------------------- object
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+
+
 def _s3_error_code(err: BaseException) -> str | None:
     # s3fs maps S3 errors to OSError subclasses and chains the botocore ClientError.
     seen: set[int] = set()
@@ -467,6 +472,12 @@ class ObjectStore(Store):
         if parsed.scheme != "s3" or not parsed.netloc:
             raise StoreError(f"not an S3 URL: {url!r}; expected 's3://bucket/prefix'")
         bucket = parsed.netloc
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IPV4.fullmatch(bucket):
+            raise StoreError(
+                f"S3 bucket name {bucket!r} in store URL {url!r} is not valid: bucket names are 3-63 "
+                "characters of lowercase letters, digits, '.' and '-', start and end with a "
+                "letter or digit, have no '..' and are not an IP address"
+            )
         prefix = parsed.path.strip("/")
         if prefix:
             validate_key(prefix)
@@ -656,6 +667,13 @@ def _check_local_path(root: str | os.PathLike[str]) -> str:
         raise StoreError(
             f"store path {_shown(text)} contains a NUL character, which no file system "
             "allows; remove it"
+        )
+    control = sorted({c for c in text if ord(c) < 0x20 or ord(c) == 0x7F})
+    if control:
+        raise StoreError(
+            f"store path {_shown(text)} contains control characters "
+            f"({', '.join(repr(c) for c in control)}); a store location is printable text, "
+            "remove them"
         )
     try:
         encoded = os.fsencode(text)

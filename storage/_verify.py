@@ -267,9 +267,12 @@ def verify_dataset(
         record = load_record(store, rid, cached=False)
         checked += record is not None
     except RecordIntegrityError:
+        # Nothing else can be judged against a record that is not the one published.
         record = None
         checked += 1
         problems.append(ChunkProblem(RECORD_PROBLEM_ARRAY, record_key, "record mismatch"))
+        if given is None and checksums is None:
+            return VerifyReport(ok=False, checked=checked, problems=problems)
     if given is not None:
         if record is not None and record.digest and given.digest and given.digest != record.digest:
             problems.append(ChunkProblem(RECORD_PROBLEM_ARRAY, record_key, "record mismatch"))

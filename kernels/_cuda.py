@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
-from minjiang.kernels._dispatch import is_gpu_array
+from minjiang.kernels._dispatch import is_gpu_array, to_host
 
 __all__ = [
     "THREADS",
@@ -146,10 +146,3 @@ def launch(kernel: Any, n: int, *args: Any, threads: int = THREADS) -> None:
     # need not wait for that stream on the host before launching.
     converted = [cuda.as_cuda_array(a, sync=False) if is_gpu_array(a) else a for a in args]
     kernel[blocks, threads, stream](*converted)
-
-
-def to_host(x: Any) -> np.ndarray:
-    """A NumPy copy of a CuPy array (NumPy arrays are returned as they are)."""
-    if is_gpu_array(x):
-        return x.get()
-    return np.asarray(x)

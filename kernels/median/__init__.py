@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 from minjiang.kernels._dispatch import resolve_backend
+from minjiang.kernels.median._select import select_kth
 
-__all__ = ["median_filter", "median_halo", "median_seconds", "median_valid"]
+__all__ = ["median_filter", "median_halo", "median_seconds", "median_valid", "select_kth"]
 
 #: Window cells per second one core selects from, for large windows (Hoare's
 #: selection: 4.6e7 measured on the benchmark machine, 5^3 over 64 x 128 x 128
@@ -39,7 +40,9 @@ _NP_MODE = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wra
 
 
 def _sizes(size: int | Sequence[int], ndim: int) -> tuple[int, ...]:
-    sizes = (int(size),) * ndim if np.isscalar(size) else tuple(int(s) for s in size)  # type: ignore[arg-type]
+    given: Any = size  # an int, a sequence of ints or an array of them
+    # bool(): np.isscalar is a TypeGuard, which would narrow `given` to a NumPy scalar
+    sizes = (int(given),) * ndim if bool(np.isscalar(given)) else tuple(int(s) for s in given)
     if len(sizes) != ndim:
         raise ValueError(
             f"median: size {tuple(sizes)!r} has {len(sizes)} entries for a {ndim}-D array"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from minjiang.core._operator import (
+from minjiang.core import (
     Aggregate,
     ArrayOutput,
     BlockContext,
@@ -30,10 +30,10 @@ from minjiang.core._operator import (
     Input,
     Map,
     Operator,
+    Reader,
     Reduce,
     TableOutput,
 )
-from minjiang.core._reader import Reader
 from minjiang.core.errors import ContractError, ReaderError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 

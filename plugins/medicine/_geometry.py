@@ -28,7 +28,7 @@ def per_axis(value: float | Sequence[float], what: str) -> tuple[float, float, f
     vals = (float(value),) * 3 if isinstance(value, int | float) else tuple(float(v) for v in value)
     if len(vals) != 3:
         raise ValueError(f"{what} needs one value or three (z, y, x), got {len(vals)}")
-    return vals  # type: ignore[return-value]
+    return vals
 
 
 def spacing_of(
@@ -56,7 +56,7 @@ def spacing_of(
             f"{operator}: the spacing of input {name!r} is {raw!r}; expected three positive numbers "
             "in mm for (z, y, x)"
         )
-    return sp  # type: ignore[return-value]
+    return sp
 
 
 def affine_of(attrs: Mapping[str, Any], spacing: tuple[float, float, float]) -> np.ndarray:

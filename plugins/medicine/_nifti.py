@@ -80,7 +80,7 @@ def open_nibabel(reader: str, path: Path, params: Any) -> Any:
     import xarray as xr
 
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))  # an analyze-family image: dataobj, affine, header
         proxy = img.dataobj
         shape = tuple(int(s) for s in proxy.shape)
         raw_dtype = np.dtype(img.get_data_dtype())

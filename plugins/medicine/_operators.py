@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from minjiang.core._operator import (
+from minjiang.core import (
     Aggregate,
     ArrayOutput,
     Composite,
@@ -162,8 +162,8 @@ def _gaussian_halo(params: GaussianParams, inputs: dict[str, Any]) -> dict[str, 
     return {d: gaussian_radius(s, params.truncate) for d, s in zip(_ZYX, sig, strict=True)}
 
 
-def _mode(params: Any) -> str:
-    return str(params.mode)
+def _mode(params: Any) -> Boundary:
+    return params.mode
 
 
 def float_out(params: Any, info: Any) -> str:

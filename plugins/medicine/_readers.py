@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from minjiang.core._reader import Reader
+from minjiang.core import Reader
 from minjiang.core.errors import ReaderError
 from pydantic import BaseModel, ConfigDict, Field
 

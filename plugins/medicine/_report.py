@@ -134,7 +134,7 @@ def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
 
 def reports() -> list[Any]:
     """The plugin's reports: ``medicine.lesion_quicklook``."""
-    from minjiang.core._pipeline import Report
+    from minjiang.core import Report
 
     return [
         Report(

@@ -95,7 +95,8 @@ def write_ct_series(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ct_small: Any = get_testdata_file("CT_small.dcm")  # a path: the file ships with pydicom
+    template = pydicom.dcmread(ct_small)
     rng = np.random.default_rng(seed)
     nz, ny, nx = hu.shape
     iop = np.asarray(orientation, dtype=np.float64)

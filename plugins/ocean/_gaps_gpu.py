@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from minjiang.kernels import _cuda
+from minjiang.kernels import cuda as _cuda
 from minjiang.plugins.ocean._gaps_row import pad_row
 from numba import cuda
 

@@ -42,20 +42,20 @@ def _backend(ctx: Any) -> str:
 def _array(x: Any, backend: str) -> Any:
     # GPU tasks receive CuPy arrays and keep them there; CPU tasks get NumPy arrays
     if backend == "gpu":
-        from minjiang.plugins.ocean._backend import array_module
+        from minjiang.kernels import array_namespace as array_module
 
         return array_module(x).asarray(x)
     return np.asarray(x)
 
 
 def _module(x: Any) -> Any:
-    from minjiang.plugins.ocean._backend import array_module
+    from minjiang.kernels import array_namespace as array_module
 
     return array_module(x)
 
 
 def _host(x: Any) -> np.ndarray:
-    from minjiang.plugins.ocean._backend import to_host
+    from minjiang.kernels import to_host
 
     return to_host(x)
 
@@ -214,7 +214,7 @@ def marine_heatwaves(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
     out: dict[str, Any] = {k: v.reshape((y1 - y0 + 1, *space)) for k, v in grids.items()}
 
     iy, ix = np.divmod(ev.pixel, space[1])
-    lat, lon = _pixel_latlon(arrays, ctx, dims, space)  # type: ignore[arg-type]
+    lat, lon = _pixel_latlon(arrays, ctx, dims, space)
     oy, ox = ctx.region[dims[0]].start, ctx.region[dims[1]].start
     event_no = np.ones(len(ev), dtype=np.int32)
     if len(ev):
@@ -305,7 +305,7 @@ def regional_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
     backend = _backend(ctx)
     x = _array(arrays["sst"], backend)
     shape = x.shape[1:]
-    weights = _region_weights(arrays, params, ctx, shape)  # type: ignore[arg-type]
+    weights = _region_weights(arrays, params, ctx, shape)
     state: dict[str, Any] = {}
     if backend == "gpu":
         from minjiang.plugins.ocean.regional._gpu import weighted_sums_regions

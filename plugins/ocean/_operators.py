@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from minjiang.core._operator import (
+from minjiang.core import (
     Aggregate,
     ArrayOutput,
     Composite,

@@ -145,7 +145,7 @@ class RegionalMeanParams(BaseModel):
     model_config = _STRICT
 
     regions: list[str | Box] = Field(
-        default_factory=lambda: ["global"],
+        default_factory=lambda: list[str | Box](["global"]),
         min_length=1,
         max_length=64,
         description=f"Named regions {sorted(NAMED_REGIONS)} or boxes {{name, lat_min, lat_max, lon_min, lon_max}}.",

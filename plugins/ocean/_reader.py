@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from minjiang.core._reader import Reader
+from minjiang.core import Reader
 from minjiang.core.errors import ReaderError
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -210,8 +210,8 @@ class NetCDFReader(Reader):
         for ds, f in parts[1:]:
             if set(ds.data_vars) != set(ref.data_vars):
                 raise ReaderError(
-                    f"{self.name}: {f.name!r} has variables {sorted(ds.data_vars)!r} but {ref_file.name!r} has "
-                    f"{sorted(ref.data_vars)!r}; pass params.variables to keep the common ones"
+                    f"{self.name}: {f.name!r} has variables {sorted(map(str, ds.data_vars))!r} but {ref_file.name!r} has "
+                    f"{sorted(map(str, ref.data_vars))!r}; pass params.variables to keep the common ones"
                 )
             for dim in ("lat", "lon", "y", "x"):
                 if ds.sizes.get(dim) != ref.sizes.get(dim):
@@ -321,7 +321,7 @@ class NetCDFReader(Reader):
 
         if lat.ndim == 1 and lon.ndim == 1:
             ydim, xdim = str(lat.dims[0]), str(lon.dims[0])
-            dims_map = {ydim: "lat", xdim: "lon"}
+            dims_map: dict[Hashable, str] = {ydim: "lat", xdim: "lon"}
             coords: dict[str, Any] = {
                 "time": ds["time"].variable,
                 "lat": (

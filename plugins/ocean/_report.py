@@ -68,7 +68,7 @@ def quicklook(results: dict[str, Any], directory: Path) -> list[Path]:
 
 def reports() -> list[Any]:
     """The plugin's reports: ``ocean.mhw_quicklook`` (reads ``heatwaves`` and ``index``)."""
-    from minjiang.core._pipeline import Report
+    from minjiang.core import Report
 
     return [
         Report(

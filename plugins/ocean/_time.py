@@ -98,7 +98,8 @@ def decode_time(values: Any, attrs: Any = None, *, what: str = "time") -> Calend
     if arr.ndim != 1:
         raise ContractError(f"{what}: expected a 1-D time coordinate, got shape {arr.shape!r}")
     if arr.size == 0:
-        return Calendar(*(np.zeros(0, np.int64) for _ in range(4)), "standard")  # type: ignore[arg-type]
+        day, year, month, dom = (np.zeros(0, np.int64) for _ in range(4))
+        return Calendar(day, year, month, dom, "standard")
     if np.issubdtype(arr.dtype, np.datetime64):
         if np.isnat(arr).any():
             raise ContractError(

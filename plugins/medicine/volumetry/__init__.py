@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from minjiang.kernels._dispatch import resolve_backend
+from minjiang.kernels import resolve_backend
 
 __all__ = ["STAT_COLUMNS", "combine_stats", "label_stats"]
 
@@ -75,7 +75,7 @@ def label_stats(
     vals = None if values is None else np.asarray(values)
     if vals is not None and vals.shape != lab.shape:
         raise ValueError(f"label_stats: values {vals.shape} and labels {lab.shape} differ in shape")
-    o = tuple(int(v) for v in origin)
+    o: Any = tuple(int(v) for v in origin)  # (z, y, x)
     if chosen == "reference":
         from minjiang.plugins.medicine.volumetry import _reference
 

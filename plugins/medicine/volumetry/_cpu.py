@@ -10,7 +10,7 @@ import numpy as np
 def label_stats(labels, values, has_values, oz, oy, ox):  # pragma: no cover - compiled
     nz, ny, nx = labels.shape
     slot = numba.typed.Dict.empty(key_type=numba.int64, value_type=numba.int64)
-    order = []
+    order: list[np.int64] = []
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):

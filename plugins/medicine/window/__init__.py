@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from minjiang.kernels._dispatch import resolve_backend
+from minjiang.kernels import resolve_backend
 
 __all__ = ["FUNCTIONS", "voi_window"]
 

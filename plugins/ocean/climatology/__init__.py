@@ -8,11 +8,13 @@ per-pixel statistics, and
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
 from minjiang.core.errors import ContractError, ParameterError
-from minjiang.plugins.ocean._backend import array_module, resolve
+from minjiang.kernels import array_namespace as array_module
+from minjiang.kernels import resolve_backend
 from minjiang.plugins.ocean._time import DOY_FEB29, Calendar, daily_axis
 
 __all__ = ["climatology"]
@@ -20,14 +22,18 @@ __all__ = ["climatology"]
 Convention = Literal["marineHeatWaves", "heatwaveR"]
 
 
-def _impl(backend: str):  # -> module with pooled_stats, smooth_circular
+def _impl(backend: str) -> ModuleType:  # with pooled_stats, smooth_circular
     if backend == "reference":
-        from minjiang.plugins.ocean.climatology import _reference as impl
-    elif backend == "cpu":
-        from minjiang.plugins.ocean.climatology import _cpu as impl
-    else:
-        from minjiang.plugins.ocean.climatology import _gpu as impl
-    return impl
+        from minjiang.plugins.ocean.climatology import _reference
+
+        return _reference
+    if backend == "cpu":
+        from minjiang.plugins.ocean.climatology import _cpu
+
+        return _cpu
+    from minjiang.plugins.ocean.climatology import _gpu
+
+    return _gpu
 
 
 def climatology(
@@ -92,7 +98,7 @@ def climatology(
         raise ParameterError(
             f"ocean.climatology: smooth_percentile_width must be odd, got {smooth_width}"
         )
-    backend = resolve(backend, data, what="ocean.climatology")
+    backend = resolve_backend(backend, data, kernel="ocean.climatology", has_gpu=True)
     impl = _impl(backend)
     gpu = backend == "gpu"
     xp = array_module(data)

@@ -31,8 +31,8 @@ import math
 from typing import Any
 
 import numpy as np
-from minjiang.kernels import _cuda
-from minjiang.kernels.median._select import select_kth
+from minjiang.kernels import cuda as _cuda
+from minjiang.kernels.median import select_kth
 from minjiang.plugins.ocean.climatology._pools import Pools
 from minjiang.plugins.ocean.climatology._quantile import lerp, virtual_index
 from numba import cuda, float64

@@ -23,7 +23,7 @@ __all__ = ["gram", "project"]
 
 
 def _prepare(values: Any, weights: np.ndarray | None, center: bool) -> tuple[Any, Any]:
-    from minjiang.plugins.ocean._backend import array_module
+    from minjiang.kernels import array_namespace as array_module
 
     xp = array_module(values)
     n = values.shape[0]
@@ -93,7 +93,7 @@ def project(
         In the array module of ``values``; equal to
         :func:`minjiang.plugins.ocean.eof.project` to rounding.
     """
-    from minjiang.plugins.ocean._backend import array_module
+    from minjiang.kernels import array_namespace as array_module
 
     xp = array_module(values)
     a, valid = _prepare(values, weights, center)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 from minjiang.core.errors import ContractError, ParameterError
-from minjiang.plugins.ocean._backend import array_module, resolve, to_host
+from minjiang.kernels import array_namespace as array_module
+from minjiang.kernels import resolve_backend, to_host
 from minjiang.plugins.ocean._time import Calendar, daily_axis
 from minjiang.plugins.ocean.mhw._reference import FLOAT_METRICS, INT_METRICS
 
@@ -98,7 +99,9 @@ def detect_events(
             f"ocean.marine_heatwaves: min_duration must be >= 1 and max_gap >= 0, got "
             f"{min_duration} and {max_gap}"
         )
-    backend = resolve(backend, data, seas, thresh, what="ocean.marine_heatwaves")
+    backend = resolve_backend(
+        backend, data, seas, thresh, kernel="ocean.marine_heatwaves", has_gpu=True
+    )
     axis = daily_axis(time, what="ocean.marine_heatwaves")
     cal = axis.dense
     npix = int(np.prod(data.shape[1:], dtype=np.int64))
@@ -121,7 +124,7 @@ def detect_events(
 
         temps = pad_gaps_for(backend)(temps, max_pad_length)
     doy = cal.doy
-    opts = {
+    opts: dict[str, Any] = {
         "min_duration": min_duration,
         "join_gaps": join_gaps,
         "max_gap": max_gap,

@@ -30,7 +30,7 @@ import math
 from typing import Any
 
 import numpy as np
-from minjiang.kernels import _cuda
+from minjiang.kernels import cuda as _cuda
 from numba import cuda
 
 __all__ = ["detect"]

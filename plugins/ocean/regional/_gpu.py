@@ -38,7 +38,7 @@ def weighted_sums_regions(values: Any, weights: np.ndarray) -> tuple[Any, Any]:
         In the array module of ``values``; the same as
         :func:`minjiang.plugins.ocean.regional.weighted_sums_reference` per region.
     """
-    from minjiang.plugins.ocean._backend import array_module
+    from minjiang.kernels import array_namespace as array_module
 
     xp = array_module(values)
     nt = values.shape[0]

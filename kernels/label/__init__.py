@@ -112,9 +112,13 @@ def label_local(
 
 
 def _halo(halo: int | Any, ndim: int) -> tuple[tuple[int, int], ...]:
-    if np.isscalar(halo):
-        return ((int(halo), int(halo)),) * ndim
-    out = tuple((int(h), int(h)) if np.isscalar(h) else (int(h[0]), int(h[1])) for h in halo)
+    given: Any = halo  # an int, or per dim an int or a (before, after) pair
+    # bool(): np.isscalar is a TypeGuard, which would narrow the values to NumPy scalars
+    if bool(np.isscalar(given)):
+        return ((int(given), int(given)),) * ndim
+    out = tuple(
+        (int(h), int(h)) if bool(np.isscalar(h)) else (int(h[0]), int(h[1])) for h in given
+    )
     if len(out) != ndim or any(a < 0 or b < 0 for a, b in out):
         raise ValueError(
             f"face_equivalences: halo {halo!r} must give (before, after) >= 0 for {ndim} dims"

@@ -91,7 +91,7 @@ def label_stats_partial(
 ) -> dict[str, np.ndarray]:
     """Per-label partial state of flat, C-contiguous ``values`` and ``labels``."""
     has_ignore = ignore is not None
-    ignore64 = np.int64(ignore if has_ignore else 0)
+    ignore64 = np.int64(ignore if ignore is not None else 0)
     lo, hi, kept = _label_range(labels, ignore64, has_ignore)
     if kept == 0:
         cols = _empty()

@@ -54,7 +54,7 @@ def _normalise_axes(axes: Any, ndim: int, kernel: str) -> tuple[int, ...]:
     for a in items:
         if isinstance(a, bool) or not isinstance(a, numbers.Integral):
             raise TypeError(f"{kernel}: axes={axes!r} must contain ints, got {a!r}")
-        if not -ndim <= a < ndim:
+        if not -ndim <= int(a) < ndim:
             raise ValueError(
                 f"{kernel}: axis {a} is out of range for an array with {ndim} dimensions "
                 f"(valid: {-ndim} to {ndim - 1})"

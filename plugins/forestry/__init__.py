@@ -1,19 +1,53 @@
-"""minjiang.plugins.forestry: Forestry: canopy height models, LiDAR point clouds, stand inventories.
+"""minjiang.plugins.forestry: remote sensing and terrain for forest monitoring.
 
-The plugin is registered through the ``minjiang`` entry-point group like any
-third-party plugin. Its data types (canopy height, LAS/LAZ point clouds, multispectral rasters) are
-documented in the domain's catalog metadata; operators of this domain build on the
-generic kernels in ``minjiang.kernels`` (3-D filters, labelling, statistics).
+Reader: ``forestry.raster`` (GeoTIFF/COG and multi-date stacks via rasterio, CRS,
+transform, nodata mask and scale/offset carried into the dataset, tile-aligned chunks).
+Operators: ``forestry.spectral_index``, ``forestry.dnbr``,
+``forestry.terrain``. Operators given rasters on different grids refuse them, naming
+both grids (:func:`minjiang.plugins.forestry.resample.resample` puts a raster on
+another grid of its CRS: nearest, bilinear, average). See ``docs/plugins/forestry.md``.
+
+This module only declares hook implementations; the reader, the operators and their
+kernels are imported when a runtime asks for them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minjiang.core.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from minjiang.core import Operator, Reader
+
+if __name__ != "minjiang.plugins.forestry":  # importable only as minjiang.plugins.forestry
+    raise ImportError(
+        f"'{__name__}' is minjiang.plugins.forestry: install minjiang and import it by that name"
+    )
+
 DOMAIN = "forestry"
-__all__ = ["DOMAIN", "minjiang_catalog_metadata"]
+__all__ = [
+    "DOMAIN",
+    "minjiang_catalog_metadata",
+    "minjiang_register_operators",
+    "minjiang_register_readers",
+]
+
+
+@hookimpl
+def minjiang_register_operators() -> list[Operator]:
+    """The forestry operators."""
+    from minjiang.plugins.forestry._operators import OPERATORS
+
+    return list(OPERATORS)
+
+
+@hookimpl
+def minjiang_register_readers() -> list[Reader]:
+    """The forestry readers (``forestry.raster``)."""
+    from minjiang.plugins.forestry._raster import RasterReader
+
+    return [RasterReader()]
 
 
 @hookimpl

@@ -1,0 +1,406 @@
+"""The forestry operators (see ``docs/plugins/forestry.md``).
+
+============================ ============================ =====================================
+operator                     pattern                      what
+============================ ============================ =====================================
+``forestry.spectral_index``  composite → map              a catalogue index or formula over bands
+``forestry.dnbr``            composite → map              dNBR, RdNBR, RBR, USGS severity classes
+``forestry.terrain``         map, 1-cell halo             Horn slope, aspect, hillshade
+============================ ============================ =====================================
+
+The operators with several raster inputs are composites: their expansion checks, at plan time and before anything else, that the
+inputs share one grid (CRS, transform, shape; the error names both grids), then plans
+one operator step over exactly the inputs the parameters use.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from minjiang.core import (
+    ArrayOutput,
+    BlockContext,
+    Composite,
+    Input,
+    Map,
+    Operator,
+    SubStep,
+)
+from minjiang.core.errors import ContractError
+from minjiang.plugins.forestry._grid import check_same_grid, geographic_spacing, grid_of
+from minjiang.plugins.forestry._spectral import BANDS, resolve_formula
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["OPERATORS"]
+
+NUMERIC = ("f", "i", "u")
+_ARRAY_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _grid_attrs(info: Any) -> dict[str, Any]:
+    return {k: info.attrs[k] for k in ("crs", "transform", "grid_mapping") if k in info.attrs}
+
+
+# ---------------------------------------------------------------- spectral index
+class SpectralIndexParams(_Params):
+    index: str | None = Field(
+        default=None,
+        max_length=64,
+        description="An index of the Awesome Spectral Indices catalogue (spyndex), e.g. 'NDVI'.",
+    )
+    formula: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Or a formula over the band symbols (N, R, G, B, S1, S2, RE1...).",
+    )
+    constants: dict[str, float] = Field(
+        default_factory=dict, description="Values of the catalogue constants (L, g, C1...)."
+    )
+    output: str | None = Field(
+        default=None, pattern=_ARRAY_NAME, description="Output array name (default: the index)."
+    )
+    dtype: Literal["float32", "float64"] | None = Field(
+        default=None,
+        description="Computation and output type (default: float32 when every band is float32 "
+        "or an integer of at most 16 bits, else float64); integers are cast before arithmetic.",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> SpectralIndexParams:
+        if (self.index is None) == (self.formula is None):
+            raise ValueError("give exactly one of 'index' and 'formula'")
+        return self
+
+
+class _BandMathParams(_Params):
+    expression: str
+    output: str
+    dtype: Literal["float32", "float64"]
+    index: str
+    formula: str
+
+
+def _float_type(dtypes: list[Any]) -> str:
+    import numpy as np
+
+    small = all(
+        np.dtype(d) == np.float32 or (np.dtype(d).kind in "iub" and np.dtype(d).itemsize <= 2)
+        for d in dtypes
+    )
+    return "float32" if small else "float64"
+
+
+def _index_outputs(params: _BandMathParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    first = next(iter(inputs.values()))
+    return (
+        ArrayOutput(
+            params.output,
+            dtype=params.dtype,
+            attrs={
+                **_grid_attrs(first),
+                "long_name": params.index,
+                "formula": params.formula,
+                "units": "1",
+            },
+        ),
+    )
+
+
+def band_math_kernel(
+    arrays: dict[str, Any], params: _BandMathParams, ctx: BlockContext
+) -> dict[str, Any]:
+    """Map kernel: cast the bands, evaluate the guarded expression (numba, or CUDA)."""
+    from minjiang.kernels.bandmath import band_math
+
+    cast = {k: v.astype(params.dtype, copy=False) for k, v in arrays.items()}
+    return {params.output: band_math(params.expression, cast, dtype=params.dtype)}
+
+
+def _index_expand(params: SpectralIndexParams, inputs: dict[str, Any]) -> list[SubStep]:
+    where = "forestry.spectral_index"
+    f = resolve_formula(params.index, params.formula, dict(params.constants), where)
+    missing = [b for b in f.bands if b not in inputs]
+    if missing:
+        raise ContractError(
+            f"{where}: {f.name!r} ({f.source}) reads the bands {list(f.bands)!r}; "
+            f"{missing!r} not given (inputs given: {sorted(inputs)!r})"
+        )
+    unused = sorted(set(inputs) - set(f.bands))
+    if unused:
+        raise ContractError(
+            f"{where}: {f.name!r} ({f.source}) does not read {unused!r}; leave them out"
+        )
+    used = {b: inputs[b] for b in f.bands}
+    check_same_grid(where, used)
+    dtype = params.dtype or _float_type([i.dtype for i in used.values()])
+    out = params.output or (params.index if params.index and _is_name(params.index) else "index")
+    op = Operator(
+        name="forestry.spectral_index",
+        version="1",
+        inputs=tuple(Input(b, dtypes=NUMERIC) for b in f.bands),
+        outputs=_index_outputs,
+        pattern=Map(band_math_kernel),
+        params=_BandMathParams,
+        backends=("cpu", "gpu"),
+        description="The expression of a spectral index over its bands.",
+    )
+    p = {
+        "expression": f.expression,
+        "output": out,
+        "dtype": dtype,
+        "index": f.name,
+        "formula": f.source,
+    }
+    return [SubStep("index", op, {b: b for b in f.bands}, p)]
+
+
+def _is_name(s: str) -> bool:
+    import re
+
+    return re.match(_ARRAY_NAME, s) is not None
+
+
+# ---------------------------------------------------------------- dNBR
+class DnbrParams(_Params):
+    pass
+
+
+def _dnbr_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    from minjiang.plugins.forestry.severity import CLASS_NAMES, EDGES
+
+    g = _grid_attrs(inputs["pre"])
+    dtype = _float_type([inputs["pre"].dtype, inputs["post"].dtype])
+    return (
+        ArrayOutput(
+            "dnbr", dtype=dtype, attrs={**g, "long_name": "NBR_pre - NBR_post", "units": "1"}
+        ),
+        ArrayOutput(
+            "rdnbr",
+            dtype=dtype,
+            attrs={**g, "long_name": "dNBR / sqrt(|NBR_pre|) (Miller & Thode 2007)", "units": "1"},
+        ),
+        ArrayOutput(
+            "rbr",
+            dtype=dtype,
+            attrs={**g, "long_name": "dNBR / (NBR_pre + 1.001) (Parks et al. 2014)", "units": "1"},
+        ),
+        ArrayOutput(
+            "severity",
+            dtype="uint8",
+            attrs={
+                **g,
+                "long_name": "burn severity class (USGS, Key & Benson 2006)",
+                "flag_values": list(range(len(CLASS_NAMES))),
+                "flag_meanings": " ".join(
+                    n.replace(", ", "_").replace(" ", "_") for n in CLASS_NAMES
+                ),
+                "class_lower_edges_dnbr": list(EDGES),
+            },
+        ),
+    )
+
+
+def dnbr_kernel(arrays: dict[str, Any], params: Any, ctx: BlockContext) -> dict[str, Any]:
+    """Map kernel: dNBR, RdNBR, RBR and the severity classes (numba)."""
+    import numpy as np
+    from minjiang.kernels import to_host
+    from minjiang.plugins.forestry.severity import burn_severity
+
+    dtype = np.dtype(_float_type([arrays["pre"].dtype, arrays["post"].dtype]))
+    pre = np.asarray(to_host(arrays["pre"])).astype(dtype, copy=False)
+    post = np.asarray(to_host(arrays["post"])).astype(dtype, copy=False)
+    return burn_severity(pre, post, backend="cpu")
+
+
+_DNBR_INNER = Operator(
+    name="forestry.dnbr",
+    version="1",
+    inputs=(Input("pre", dtypes=NUMERIC), Input("post", dtypes=NUMERIC)),
+    outputs=_dnbr_outputs,
+    pattern=Map(dnbr_kernel),
+    params=DnbrParams,
+    memory=lambda size, params: 2 * size.input_bytes + 2 * size.output_bytes,
+    description="dNBR, RdNBR, RBR and severity classes from pre- and post-fire NBR.",
+)
+
+
+def _dnbr_expand(params: DnbrParams, inputs: dict[str, Any]) -> list[SubStep]:
+    check_same_grid("forestry.dnbr", inputs)
+    return [SubStep("dnbr", _DNBR_INNER, {"pre": "pre", "post": "post"}, {})]
+
+
+# ---------------------------------------------------------------- terrain
+_FOOT = {"foot": 0.3048, "us_survey_foot": 1200.0 / 3937.0, "metre": 1.0}
+
+
+class TerrainParams(_Params):
+    z_factor: float = Field(default=1.0, gt=0, le=1e6, description="Vertical exaggeration.")
+    azimuth: float = Field(default=315.0, ge=0, le=360, description="Sun azimuth, degrees.")
+    altitude: float = Field(default=45.0, ge=0, le=90, description="Sun altitude, degrees.")
+    z_units: Literal["auto", "metre", "foot", "us_survey_foot"] = Field(
+        default="auto",
+        description="Units of the elevations ('auto': the array's 'units' attribute; when it "
+        "is empty, the CRS's horizontal unit, or metres on a geographic CRS).",
+    )
+
+
+def _unit_name(u: str) -> str | None:
+    u = u.strip().lower()
+    if u in ("m", "metre", "meter", "metres", "meters"):
+        return "metre"
+    if u in ("ft", "foot", "feet", "international foot"):
+        return "foot"
+    if u in ("us survey foot", "us_survey_foot", "ftus", "us-ft", "foot_us"):
+        return "us_survey_foot"
+    return None
+
+
+def _terrain_units(params: TerrainParams, info: Any, where: str) -> dict[str, Any]:
+    """Horizontal handling and metres per z unit (refuses mixed or unknown units)."""
+    g = grid_of(info)
+    if g is None:
+        raise ContractError(
+            f"{where}: input 'dem' carries no 'transform' (cell size); ingest it with forestry.raster"
+        )
+    geographic, h_m = False, 1.0
+    if g.crs:
+        from pyproj import CRS
+
+        crs = CRS.from_user_input(g.crs)
+        geographic = bool(crs.is_geographic)
+        if not geographic:
+            h_m = float(crs.axis_info[0].unit_conversion_factor)
+    if params.z_units != "auto":
+        z_m = _FOOT[params.z_units]
+    else:
+        raw = str(info.attrs.get("units", "") or "")
+        if raw:
+            name = _unit_name(raw)
+            if name is None:
+                raise ContractError(
+                    f"{where}: the elevations' units {raw!r} are not metres or feet; give "
+                    "z_units explicitly"
+                )
+            z_m = _FOOT[name]
+        else:
+            z_m = 1.0 if geographic else h_m
+    return {"geographic": geographic, "h_m": h_m, "z_m": z_m}
+
+
+def _terrain_outputs(params: TerrainParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    info = inputs["dem"]
+    u = _terrain_units(params, info, "forestry.terrain")
+    g = _grid_attrs(info)
+    common = {
+        **g,
+        "method": "Horn (1981), GDAL conventions",
+        "edge_policy": "NaN where the 3 x 3 window is incomplete or holds NaN",
+        "z_metres_per_unit": u["z_m"],
+    }
+    return (
+        ArrayOutput("slope", dtype="float32", attrs={**common, "units": "degree"}),
+        ArrayOutput(
+            "aspect",
+            dtype="float32",
+            attrs={**common, "units": "degree", "long_name": "clockwise from north; NaN when flat"},
+        ),
+        ArrayOutput(
+            "hillshade",
+            dtype="float32",
+            attrs={
+                **common,
+                "units": "1",
+                "long_name": f"1 + 254 cos(incidence), sun azimuth {params.azimuth:g}, "
+                f"altitude {params.altitude:g}",
+            },
+        ),
+    )
+
+
+def terrain_kernel(
+    arrays: dict[str, Any], params: TerrainParams, ctx: BlockContext
+) -> dict[str, Any]:
+    """Map kernel with a 1-cell halo: Horn slope, aspect, hillshade (numba)."""
+    import numpy as np
+    from minjiang.kernels import to_host
+    from minjiang.plugins.forestry.terrain import horn_terrain
+
+    z = np.asarray(to_host(arrays["dem"]), dtype=np.float64)
+    (ylo, yhi), (xlo, xhi) = ctx.halo["y"], ctx.halo["x"]
+    # a complete 1-cell frame, NaN outside the raster (GDAL's edge policy)
+    z = np.pad(z, ((1 - ylo, 1 - yhi), (1 - xlo, 1 - xhi)), constant_values=np.nan)
+    ys, xs = ctx.region["y"], ctx.region["x"]
+    if ys.start == 0:
+        z[0, :] = np.nan
+    if ys.stop == ctx.sizes["y"]:
+        z[-1, :] = np.nan
+    if xs.start == 0:
+        z[:, 0] = np.nan
+    if xs.stop == ctx.sizes["x"]:
+        z[:, -1] = np.nan
+    info = ctx.attrs["dem"]
+    a, _, _, _, e, f = (float(v) for v in info["transform"])
+    u = _terrain_units(
+        params, _AttrsInfo(info, (ctx.sizes["y"], ctx.sizes["x"])), "forestry.terrain"
+    )
+    rows = ys.stop - ys.start
+    if u["geographic"]:
+        lat = f + e * (np.arange(ys.start, ys.stop) + 0.5)
+        ew, ns = geographic_spacing(lat, a, e)
+    else:
+        ew = np.full(rows, abs(a) * u["h_m"])
+        ns = np.full(rows, abs(e) * u["h_m"])
+    out = horn_terrain(
+        z * u["z_m"],
+        ew,
+        ns,
+        z_factor=params.z_factor,
+        azimuth=params.azimuth,
+        altitude=params.altitude,
+    )
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+class _AttrsInfo:
+    def __init__(self, attrs: Any, shape: tuple[int, int]) -> None:
+        self.attrs, self.shape = attrs, shape
+
+
+OPERATORS: tuple[Operator, ...] = (
+    Operator(
+        name="forestry.spectral_index",
+        version="1",
+        inputs=tuple(Input(b, dtypes=NUMERIC, optional=True) for b in BANDS),
+        outputs=(),
+        pattern=Composite(_index_expand),
+        params=SpectralIndexParams,
+        backends=("cpu", "gpu"),
+        description="Any index of the Awesome Spectral Indices catalogue (spyndex) by name, or a "
+        "formula over named bands; integers cast first, zero denominators give NaN.",
+    ),
+    Operator(
+        name="forestry.dnbr",
+        version="1",
+        inputs=(Input("pre", dtypes=NUMERIC), Input("post", dtypes=NUMERIC)),
+        outputs=(),
+        pattern=Composite(_dnbr_expand),
+        params=DnbrParams,
+        description="dNBR, RdNBR, RBR and USGS (Key & Benson 2006) severity classes from pre- "
+        "and post-fire NBR on one grid.",
+    ),
+    Operator(
+        name="forestry.terrain",
+        version="1",
+        inputs=(Input("dem", dims=("y", "x"), dtypes=NUMERIC),),
+        outputs=_terrain_outputs,
+        pattern=Map(terrain_kernel, halo={"y": 1, "x": 1}, boundary="nearest"),
+        params=TerrainParams,
+        memory=lambda size, params: 5 * size.input_bytes + 3 * size.output_bytes,
+        description="Slope, aspect, hillshade (Horn 1981, GDAL conventions, NaN edges); "
+        "geographic DEMs in metres per degree by latitude.",
+    ),
+)

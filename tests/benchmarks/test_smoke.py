@@ -102,7 +102,7 @@ def test_summary_has_the_figures(results: tuple[dict, Path]) -> None:
         ):
             assert r[key] is not None and r[key] >= 0, (r["workload"], r["engine"], key)
         assert r["peak_pss_bytes"] > 0
-        assert r["x_floor"] is not None
+        assert r["x_floor"] is not None and r["x_floor"] > 0  # times the I/O floor
         if r["engine"] != "io-floor":
             assert r["valid"] is True
     mj = [r for r in rows if r["engine"] == "minjiang-local"]

@@ -35,7 +35,13 @@ def test_import_minjiang_is_light() -> None:
 
 
 def test_public_api_resolves_lazily() -> None:
+    """Each lazy name is imported from its module on first use, then cached."""
+    import importlib
+
     import minjiang
 
-    for name in minjiang.__all__:
-        assert getattr(minjiang, name) is not None
+    for name, module in minjiang._LAZY.items():
+        value = getattr(minjiang, name)
+        assert value is getattr(importlib.import_module(module), name), name
+        assert vars(minjiang)[name] is value, f"{name} is not cached after the first lookup"
+    assert sorted(minjiang.__all__) == dir(minjiang)

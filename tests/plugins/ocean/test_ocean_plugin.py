@@ -40,7 +40,12 @@ def test_registered_through_entry_points(runtime) -> None:  # type: ignore[no-un
     for name in OPERATORS:
         op = runtime.operators[name]
         assert op.description and op.params is not None
-        op.json_schema()
+        schema = op.json_schema()
+        assert schema["type"] == "object", name
+        # every parameter is described to users (`minjiang plugins --operator NAME`)
+        assert set(schema["properties"]) == set(op.params.model_fields), name
+        for field, spec in schema["properties"].items():
+            assert spec.get("description"), f"{name}: parameter {field!r} has no description"
 
 
 def test_parameters_are_validated(runtime) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,145 @@
+"""Trajectory and structure ingest: frames, cells, times, atoms, unwrapping, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from minjiang.core.errors import ContractError, ReaderError
+
+from .conftest import datafiles, universe
+
+
+def test_trajectory_frames_cells_times_and_atoms(runtime) -> None:
+    d = datafiles()
+    from MDAnalysis.lib.mdamath import triclinic_vectors
+    from minjiang.plugins.materials import atom_table
+
+    res = runtime.ingest(
+        "materials.trajectory", [d.PSF_TRICLINIC, d.DCD_TRICLINIC], params={"frames_per_chunk": 4}
+    )
+    ds = res.to_xarray()
+    u = universe(d.PSF_TRICLINIC, d.DCD_TRICLINIC)
+    assert ds["positions"].dims == ("frame", "atom", "xyz")
+    assert ds["positions"].dtype == np.float32
+    assert ds["positions"].attrs["unwrapped"] is False
+    assert ds["positions"].encoding.get("chunks", ds["positions"].data.chunksize)[0] == 4
+    for ts in u.trajectory:
+        np.testing.assert_array_equal(ds["positions"][ts.frame].values, ts.positions)
+        np.testing.assert_allclose(
+            ds["cell"][ts.frame].values, triclinic_vectors(ts.dimensions), atol=2e-4
+        )
+        np.testing.assert_allclose(ds["box"][ts.frame].values, ts.dimensions, rtol=1e-5)
+        assert float(ds["time"][ts.frame]) == pytest.approx(ts.time)
+    table = atom_table(ds)
+    assert list(table["name"]) == list(u.atoms.names)
+    assert list(table["type"]) == [str(t) for t in u.atoms.types]
+    np.testing.assert_allclose(table["mass"], u.atoms.masses)
+    np.testing.assert_array_equal(table["molecule"], u.atoms.fragindices)
+    assert ds["molecule"].attrs["source"] == "bonded fragments"
+
+
+def test_unwrap_on_ingest_matches_unwrap_in_msd(runtime) -> None:
+    d = datafiles()
+    files = [d.PSF_TRICLINIC, d.DCD_TRICLINIC]
+    wrapped = runtime.ingest("materials.trajectory", files, params={"frames_per_chunk": 3})
+    unwrapped = runtime.ingest(
+        "materials.trajectory", files, params={"frames_per_chunk": 3, "unwrap": True}
+    )
+    ds = unwrapped.to_xarray()
+    assert ds["positions"].attrs["unwrapped"] is True
+    from minjiang.plugins.materials.msd import unwrap
+
+    raw = wrapped.to_xarray()
+    expect = unwrap(raw["positions"].values, raw["cell"].values).astype(np.float32)
+    np.testing.assert_array_equal(ds["positions"].values, expect)
+
+    from minjiang.plugins.materials._operators import WrappedPositionsError
+
+    with pytest.raises(WrappedPositionsError, match="unwrap=true"):
+        runtime.run("materials.msd", inputs={"positions": wrapped})
+    with pytest.raises(ContractError, match="already unwrapped"):
+        runtime.run(
+            "materials.msd",
+            inputs={"positions": unwrapped, "cell": unwrapped},
+            params={"unwrap": True},
+        )
+    a = runtime.run(
+        "materials.msd",
+        inputs={"positions": wrapped, "cell": wrapped, "atom_type": wrapped},
+        params={"unwrap": True},
+    )
+    b = runtime.run("materials.msd", inputs={"positions": unwrapped, "atom_type": unwrapped})
+    ta, tb = a.table("msd").to_pandas(), b.table("msd").to_pandas()
+    assert sorted(set(ta["species"])) == ["4", "58"]
+    # float32 storage of the unwrapped positions is the only difference
+    np.testing.assert_allclose(ta["msd"], tb["msd"], rtol=1e-5, atol=1e-4)
+
+
+def test_structure_reader_extended_xyz_and_cif(runtime, tmp_path) -> None:
+    pytest.importorskip("ase")
+    import ase.build
+    import ase.io
+
+    frames = []
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = ase.build.bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat((2, 2, 2))
+        a.rattle(0.05, rng=rng)
+        frames.append(a)
+    ase.io.write(tmp_path / "nacl.extxyz", frames, format="extxyz")
+    res = runtime.ingest("materials.structure", [str(tmp_path / "nacl.extxyz")], params={"dt": 0.5})
+    ds = res.to_xarray()
+    assert ds.sizes["frame"] == 5 and ds.sizes["atom"] == 64
+    for i, a in enumerate(frames):
+        np.testing.assert_allclose(ds["positions"][i].values, a.get_positions(), atol=1e-5)
+        np.testing.assert_allclose(ds["cell"][i].values, a.cell.array)
+    np.testing.assert_allclose(ds["time"].values, np.arange(5) * 0.5)
+    assert ds["atom_type"].attrs["labels"] == ["Cl", "Na"]
+    # g(r) of the rock salt: first Na-Cl neighbours at a/2
+    out = (
+        runtime.run(
+            "materials.rdf",
+            inputs={k: res for k in ("positions", "cell", "atom_type")},
+            params={"a": {"types": ["Na"]}, "b": {"types": ["Cl"]}, "r_max": 5.5, "bins": 55},
+        )
+        .table("rdf")
+        .to_pandas()
+    )
+    first = out.loc[out["count"] > 0].iloc[0]
+    assert 2.5 < first["r"] < 3.0
+    assert out.loc[out["r"] < 3.3, "coordination"].iloc[-1] == pytest.approx(6.0)
+
+    ase.io.write(tmp_path / "nacl.cif", frames[0], format="cif")
+    one = runtime.ingest("materials.structure", [str(tmp_path / "nacl.cif")]).to_xarray()
+    np.testing.assert_allclose(one["cell"][0].values, frames[0].cell.array, atol=1e-4)
+    assert one.sizes["frame"] == 1
+
+
+def test_refusals(runtime, tmp_path) -> None:
+    d = datafiles()
+    with pytest.raises(ReaderError, match="unwrap twice"):
+        runtime.ingest(
+            "materials.trajectory",
+            [d.PSF_TRICLINIC, d.DCD_TRICLINIC],
+            params={"unwrap": True, "coordinates": "unwrapped"},
+        )
+    with pytest.raises(ReaderError, match="needs a periodic cell"):
+        runtime.ingest(
+            "materials.trajectory", [d.RANDOM_WALK_TOPO, d.RANDOM_WALK], params={"unwrap": True}
+        )
+    bad = tmp_path / "broken.xyz"
+    bad.write_text("not a structure\n")
+    with pytest.raises(ReaderError, match=r"materials\.structure"):
+        runtime.ingest("materials.structure", [str(bad)])
+    traj = runtime.ingest("materials.trajectory", [d.PSF_TRICLINIC, d.DCD_TRICLINIC])
+    inputs = {"positions": traj, "cell": traj}
+    with pytest.raises(ContractError, match="atom_name"):
+        runtime.run("materials.rdf", inputs=inputs, params={"a": {"names": ["OH2"]}, "r_max": 3.0})
+    with pytest.raises(ContractError, match="no atom has names"):
+        runtime.run(
+            "materials.rdf",
+            inputs={**inputs, "atom_name": traj},
+            params={"a": {"names": ["ZZ"]}, "r_max": 3.0},
+        )
+    with pytest.raises(ContractError, match="half the smallest face distance"):
+        runtime.run("materials.rdf", inputs=inputs, params={"r_max": 9.0})

@@ -318,9 +318,7 @@ def ase_source(path: Path, fmt: str | None, dt: float | None) -> FrameSource:
     for i, a in enumerate(ase.io.iread(str(path), index=":", format=fmt)):
         if natoms is None:
             natoms, first = len(a), a
-        elif len(a) != natoms or list(a.get_chemical_symbols()) != list(
-            first.get_chemical_symbols()
-        ):
+        elif first is None or list(a.get_chemical_symbols()) != list(first.get_chemical_symbols()):
             raise ValueError(
                 f"frame {i} has other atoms than frame 0; a trajectory keeps its atoms"
             )

@@ -44,7 +44,16 @@ def face_distances(cell: np.ndarray) -> np.ndarray:
     return fd(np.asarray(cell, dtype=np.float64))
 
 
-def _check(positions, cells, index_a, index_b, molecule, r_min, r_max, nbins) -> None:
+def _check(
+    positions: np.ndarray,
+    cells: np.ndarray,
+    index_a: np.ndarray,
+    index_b: np.ndarray,
+    molecule: np.ndarray | None,
+    r_min: float,
+    r_max: float,
+    nbins: int,
+) -> None:
     if positions.ndim != 3 or positions.shape[2] != 3:
         raise ValueError(f"positions must be (frame, atom, 3), got shape {positions.shape}")
     if cells.shape != (positions.shape[0], 3, 3):

@@ -12,10 +12,10 @@ def burn_severity(pre, post, edges, dnbr, rdnbr, rbr, severity):  # pragma: no c
     for i in range(pre.size):
         d = pre[i] - post[i]  # in the inputs' type; ratios in float64, stored in it
         dnbr[i] = d
-        root = math.sqrt(abs(pre[i]))
-        rdnbr[i] = math.nan if root == 0 else d / root
-        den = pre[i] + 1.001
-        rbr[i] = math.nan if den == 0 else d / den
+        root = math.sqrt(abs(float(pre[i])))
+        rdnbr[i] = math.nan if root == 0 else float(d) / root
+        den = float(pre[i]) + 1.001
+        rbr[i] = math.nan if den == 0 else float(d) / den
         if math.isnan(d):
             severity[i] = 0
         else:

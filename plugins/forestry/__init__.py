@@ -44,10 +44,11 @@ def minjiang_register_operators() -> list[Operator]:
 
 @hookimpl
 def minjiang_register_readers() -> list[Reader]:
-    """The forestry readers (``forestry.raster``)."""
+    """The forestry readers (``forestry.raster``, ``forestry.zones``)."""
     from minjiang.plugins.forestry._raster import RasterReader
+    from minjiang.plugins.forestry._zones import ZonesReader
 
-    return [RasterReader()]
+    return [RasterReader(), ZonesReader()]
 
 
 @hookimpl

@@ -6,6 +6,7 @@ operator                     pattern                      what
 ``forestry.spectral_index``  composite → map              a catalogue index or formula over bands
 ``forestry.dnbr``            composite → map              dNBR, RdNBR, RBR, USGS severity classes
 ``forestry.terrain``         map, 1-cell halo             Horn slope, aspect, hillshade
+``forestry.zonal_stats``     composite → aggregate        per-zone statistics → Parquet table
 ============================ ============================ =====================================
 
 The operators with several raster inputs are composites: their expansion checks, at plan time and before anything else, that the
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from minjiang.core import (
+    Aggregate,
     ArrayOutput,
     BlockContext,
     Composite,
@@ -25,6 +27,7 @@ from minjiang.core import (
     Map,
     Operator,
     SubStep,
+    TableOutput,
 )
 from minjiang.core.errors import ContractError
 from minjiang.plugins.forestry._grid import check_same_grid, geographic_spacing, grid_of
@@ -370,6 +373,173 @@ class _AttrsInfo:
         self.attrs, self.shape = attrs, shape
 
 
+# ---------------------------------------------------------------- zonal statistics
+class ZonalStatsParams(_Params):
+    percentiles: list[float] = Field(
+        default_factory=list,
+        max_length=99,
+        description="Exact percentiles per zone (0..100, NumPy's linear interpolation); they "
+        "make the partial states hold every valid value.",
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> ZonalStatsParams:
+        if any(not 0 <= q <= 100 for q in self.percentiles):
+            raise ValueError("percentiles must lie in [0, 100]")
+        return self
+
+
+class _ZonalInner(_Params):
+    percentiles: list[float]
+    attributes: dict[str, list[Any]]
+    attribute_types: dict[str, str]
+
+
+def _pname(q: float) -> str:
+    return "p" + f"{q:g}".replace(".", "_").replace("-", "m")
+
+
+_STAT_COLUMNS = {
+    "zone": "int64",
+    "count": "int64",
+    "sum": "double",
+    "mean": "double",
+    "std": "double",
+    "min": "double",
+    "max": "double",
+}
+
+
+def _zonal_outputs(params: _ZonalInner, inputs: dict[str, Any]) -> tuple[TableOutput, ...]:
+    cols = dict(_STAT_COLUMNS)
+    cols.update({_pname(q): "double" for q in params.percentiles})
+    cols.update({k: v for k, v in params.attribute_types.items() if k not in cols})
+    return (TableOutput("stats", cols),)
+
+
+def zonal_partial(arrays: dict[str, Any], params: _ZonalInner, ctx: BlockContext) -> dict[str, Any]:
+    """Per-block partial state: labelled sums (or, with percentiles, the valid values)."""
+    import numpy as np
+    from minjiang.kernels import to_host
+
+    values = np.asarray(to_host(arrays["values"]))
+    zones = np.asarray(to_host(arrays["zones"])).astype(np.int64, copy=False)
+    if params.percentiles:
+        ok = zones > 0
+        if values.dtype.kind == "f":
+            ok &= ~np.isnan(values)
+        return {"zone": zones[ok], "value": values[ok].astype(np.float64)}
+    from minjiang.kernels.labelstats import label_stats_partial
+
+    return label_stats_partial(values, zones, ignore=0)
+
+
+def zonal_combine(states: list[dict[str, Any]], params: _ZonalInner) -> dict[str, Any]:
+    """Merge partial states (counts stay integers)."""
+    import numpy as np
+
+    if params.percentiles:
+        return {
+            "zone": np.concatenate([np.asarray(s["zone"], np.int64) for s in states]),
+            "value": np.concatenate([np.asarray(s["value"], np.float64) for s in states]),
+        }
+    from minjiang.kernels.labelstats import label_stats_combine
+
+    return label_stats_combine(states)
+
+
+def zonal_finalize(state: dict[str, Any], params: _ZonalInner) -> dict[str, Any]:
+    """The table: one row per zone of the zones file (count 0 where no valid cell)."""
+    import numpy as np
+
+    ids = np.asarray(params.attributes.get("zone", []), dtype=np.int64)
+    n = len(ids)
+    out: dict[str, Any] = {
+        "zone": ids,
+        "count": np.zeros(n, np.int64),
+        **{k: np.full(n, np.nan) for k in ("sum", "mean", "std", "min", "max")},
+        **{_pname(q): np.full(n, np.nan) for q in params.percentiles},
+    }
+    pos = {int(z): i for i, z in enumerate(ids)}
+    if params.percentiles:
+        z, v = np.asarray(state["zone"], np.int64), np.asarray(state["value"], np.float64)
+        order = np.lexsort((v, z))
+        z, v = z[order], v[order]
+        uniq, start, count = np.unique(z, return_index=True, return_counts=True)
+        for zid, s0, c in zip(uniq.tolist(), start.tolist(), count.tolist(), strict=True):
+            i = pos.get(zid)
+            if i is None:
+                continue
+            vals = v[s0 : s0 + c]
+            out["count"][i] = c
+            out["sum"][i] = vals.sum()
+            out["mean"][i] = vals.mean()
+            out["std"][i] = vals.std()
+            out["min"][i], out["max"][i] = vals[0], vals[-1]
+            for q in params.percentiles:
+                out[_pname(q)][i] = np.percentile(vals, q)
+    else:
+        from minjiang.kernels.labelstats import label_stats_finalize
+
+        table = label_stats_finalize(state)
+        for j, zid in enumerate(np.asarray(table["label"]).tolist()):
+            i = pos.get(int(zid))
+            if i is None:
+                continue
+            out["count"][i] = table["count"][j]
+            if table["count"][j] > 0:
+                for k in ("sum", "mean", "std", "min", "max"):
+                    out[k][i] = table[k][j]
+    for k, vals in params.attributes.items():
+        if k not in out:
+            out[k] = list(vals)
+    return {"stats": out}
+
+
+def _arrow_type(values: list[Any]) -> str:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {bool}:
+        return "bool"
+    if kinds <= {int}:
+        return "int64"
+    if kinds <= {int, float}:
+        return "double"
+    return "string"
+
+
+def _zonal_expand(params: ZonalStatsParams, inputs: dict[str, Any]) -> list[SubStep]:
+    where = "forestry.zonal_stats"
+    zones = inputs["zones"]
+    check_same_grid(where, {"values": inputs["values"], "zones": zones})
+    attributes = dict(zones.attrs.get("zone_attributes") or {})
+    if "zone" not in attributes:
+        raise ContractError(
+            f"{where}: input 'zones' carries no 'zone_attributes'; ingest the zones with "
+            "forestry.zones"
+        )
+    attributes = {k: v if k != "zone" else [int(i) for i in v] for k, v in attributes.items()}
+    clash = sorted(
+        set(attributes) & (set(_STAT_COLUMNS) | {_pname(q) for q in params.percentiles}) - {"zone"}
+    )
+    for k in clash:  # a property named like a statistic is kept under a prefixed name
+        attributes[f"attr_{k}"] = attributes.pop(k)
+    inner = Operator(
+        name="forestry.zonal_stats",
+        version="1",
+        inputs=(Input("values", dtypes=NUMERIC), Input("zones", dtypes=("i", "u"))),
+        outputs=_zonal_outputs,
+        pattern=Aggregate(zonal_partial, zonal_combine, zonal_finalize),
+        params=_ZonalInner,
+        description="Per-zone statistics.",
+    )
+    p = {
+        "percentiles": list(params.percentiles),
+        "attributes": attributes,
+        "attribute_types": {k: _arrow_type(v) for k, v in attributes.items() if k != "zone"},
+    }
+    return [SubStep("zonal", inner, {"values": "values", "zones": "zones"}, p)]
+
+
 OPERATORS: tuple[Operator, ...] = (
     Operator(
         name="forestry.spectral_index",
@@ -391,6 +561,16 @@ OPERATORS: tuple[Operator, ...] = (
         params=DnbrParams,
         description="dNBR, RdNBR, RBR and USGS (Key & Benson 2006) severity classes from pre- "
         "and post-fire NBR on one grid.",
+    ),
+    Operator(
+        name="forestry.zonal_stats",
+        version="1",
+        inputs=(Input("values", dtypes=NUMERIC), Input("zones", dtypes=("i", "u"))),
+        outputs=(),
+        pattern=Composite(_zonal_expand),
+        params=ZonalStatsParams,
+        description="count, sum, mean, std, min, max and exact percentiles per zone (NaN "
+        "excluded) -> table 'stats' with the zone attributes joined.",
     ),
     Operator(
         name="forestry.terrain",

@@ -69,18 +69,35 @@ def open_dataset_info(store: Store, dataset_id: str, *, table_schemas: bool = Tr
     ------
     DatasetNotFoundError
         If the store holds neither arrays nor tables for that id.
+    ChecksumMismatchError
+        If the dataset is committed and its group metadata differs from its record.
+    RecordIntegrityError
+        If the dataset's catalog record has been altered.
     """
     import zarr
+    from minjiang.storage._catalog import load_record
 
     prefix = dataset_prefix(dataset_id)
     arrays_prefix = f"{prefix}/{ARRAYS}"
-    tables = _table_parts(store, prefix)
+    # A committed dataset is described by what its record vouches for: its tables are
+    # the parts the record lists, its group metadata is checked against the record.
+    record = load_record(store, dataset_id)
+    if record is not None:
+        tables = {
+            t: sorted(parts, key=lambda k: k.rsplit("/", 1)[-1])
+            for t, parts in sorted(record.tables.items())
+        }
+    else:
+        tables = _table_parts(store, prefix)
     attrs: dict[str, Any] = {}
     infos: dict[str, ArrayInfo] = {}
     if store.exists(f"{arrays_prefix}/zarr.json"):
-        group = _open_group(
-            store.zarr_store(arrays_prefix, read_only=True), mode="r", consolidated=None
+        zstore = (
+            _guarded_group(store, record)
+            if record is not None
+            else store.zarr_store(arrays_prefix, read_only=True)
         )
+        group = _open_group(zstore, mode="r", consolidated=None)
         attrs = dict(group.attrs)
         for name, arr in group.arrays():
             if isinstance(arr, zarr.Array):
@@ -323,6 +340,23 @@ def _find_bad_chunk(arr: Any, sel: tuple[slice, ...], chunks: tuple[int, ...]) -
     return None
 
 
+def _guarded_group(store: Store, record: Record) -> Any:
+    """A committed dataset's Zarr group as a zarr store that checks it against ``record``."""
+    from minjiang.storage._guard import GuardedStore
+
+    prefix = f"{record.prefix}/{ARRAYS}"
+    expected = dict(record.metadata_digests)
+    for array, sums in record.checksums.items():
+        expected.update({f"{array}/{key}": digest for key, digest in sums.items()})
+    return GuardedStore(
+        store.zarr_store(prefix, read_only=True),
+        dataset_id=record.id,
+        base=prefix,
+        expected=expected,
+        where=store.url,
+    )
+
+
 def open_xarray(store: Store, record: Record | str, *, chunks: Any = None) -> xr.Dataset:
     """Open a committed dataset as a lazy, dask-backed :class:`xarray.Dataset`, guarded.
 
@@ -360,7 +394,6 @@ def open_xarray(store: Store, record: Record | str, *, chunks: Any = None) -> xr
     """
     import xarray as xr
     from minjiang.storage._catalog import load_record
-    from minjiang.storage._guard import GuardedStore
 
     if isinstance(record, str):
         found = load_record(store, record)
@@ -370,17 +403,7 @@ def open_xarray(store: Store, record: Record | str, *, chunks: Any = None) -> xr
                 "committed datasets open this way (`minjiang catalog ls` lists them)"
             )
         record = found
-    prefix = f"{record.prefix}/{ARRAYS}"
-    expected = dict(record.metadata_digests)
-    for array, sums in record.checksums.items():
-        expected.update({f"{array}/{key}": digest for key, digest in sums.items()})
-    guarded = GuardedStore(
-        store.zarr_store(prefix, read_only=True),
-        dataset_id=record.id,
-        base=prefix,
-        expected=expected,
-        where=store.url,
-    )
+    guarded = _guarded_group(store, record)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
         ds = xr.open_zarr(

@@ -305,3 +305,29 @@ def test_leftover_temporary_files_are_swept_at_publish_and_reported_by_verify(
         swept_at_publish=1,
         reported_by_verify=len(strays),
     )
+
+
+@pytest.mark.parametrize("corruption", ["delete", "stale", "flip"])
+def test_a_step_never_computes_on_a_damaged_input(
+    store: LocalStore, corruption: str, reliability_report: Callable[..., Any]
+) -> None:
+    # A later step reading the damaged dataset fails with the typed error; nothing is
+    # committed under its id (before, a deleted chunk came in as NaNs and the step
+    # committed them).
+    import minjiang
+
+    damage, error = CASES[corruption]
+    where = damage(store)
+    before = set(store.list("catalog/records"))
+    with minjiang.Runtime(store=store.root, executor="local") as rt:
+        with pytest.raises(error) as info:
+            rt.run("array.gaussian", inputs={"x": f"{A}:{VAR}"}, params={"sigma": 1.0})
+    assert repr(A) in str(info.value) and where in str(info.value)
+    assert set(store.list("catalog/records")) == before
+    reliability_report(
+        corruption=corruption,
+        path="input of a step (local executor)",
+        detected_by_read=True,
+        read_error=type(info.value).__name__,
+        records_added=len(set(store.list("catalog/records")) - before),
+    )

@@ -86,7 +86,7 @@ class Store(abc.ABC):
         return f"{type(self).__name__}({self._url!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.url == self.url  # type: ignore[attr-defined]
+        return isinstance(other, Store) and type(other) is type(self) and other.url == self.url
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._url))

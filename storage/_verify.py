@@ -60,7 +60,7 @@ def _walk(store: Store, prefix: str) -> list[str] | None:
         return None
     if not base.is_dir():
         return []
-    out = []
+    out: list[str] = []
     for dirpath, _dirs, files in os.walk(base):
         rel = Path(dirpath).relative_to(root).as_posix()
         out.extend(f"{rel}/{name}" for name in files)
@@ -316,19 +316,19 @@ def verify_dataset(
         for ck in grid_keys(shape, chunks):
             key = f"{group}/{name}/{ck}"
             known.add(key)
-            want = recorded.get(ck)
-            if want == FILL:
+            listed = recorded.get(ck)
+            if listed == FILL:
                 checked += 1
                 if key in stored:
                     problems.append(ChunkProblem(name, ck, "stray file"))
                 continue
-            if want is None:
+            if listed is None:
                 checked += 1
                 problems.append(
                     ChunkProblem(name, ck, "missing" if key not in stored else "not recorded")
                 )
                 continue
-            jobs[key] = (name, ck, want)
+            jobs[key] = (name, ck, listed)
     for name, recorded in sorted(sums.items()):
         for ck, want in recorded.items():
             key = validate_key(f"{group}/{validate_segment(name, kind='array name')}/{ck}")
@@ -338,9 +338,9 @@ def verify_dataset(
 
     # table parts
     table_keys: set[str] = set()
-    for table, listed in sorted(parts.items()):
+    for table, part_digests in sorted(parts.items()):
         validate_segment(table, kind="table name")
-        for key, want in listed.items():
+        for key, want in part_digests.items():
             if not validate_key(key).startswith(f"{prefix}/{TABLES}/{table}/"):
                 raise ValueError(
                     f"table part key {key!r} is not below {prefix}/{TABLES}/{table}/ (dataset "

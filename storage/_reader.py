@@ -36,6 +36,7 @@ from minjiang.storage._store import Store
 if TYPE_CHECKING:
     import pyarrow as pa
     import xarray as xr
+    import zarr
     from minjiang.storage._catalog import Record
 
 __all__ = [
@@ -355,6 +356,35 @@ def _guarded_group(store: Store, record: Record) -> Any:
         expected=expected,
         where=store.url,
     )
+
+
+def open_staged_group(store: Store, key: str, dataset_id: str) -> zarr.Group:
+    """A Zarr group that has no record yet (scratch, staging), opened read-only and guarded.
+
+    A chunk that is not stored raises :class:`~minjiang.core.errors.MissingChunkError`
+    instead of reading as fill values, as on every other minjiang read path. For a
+    committed dataset use :func:`open_xarray` or :func:`read_region`, which also
+    check what they read against the record.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    key : str
+        Store key of the group, e.g. ``"datasets/<id>/_scratch/arrays.zarr"``.
+    dataset_id : str
+        The dataset being produced (for messages).
+    """
+    from minjiang.storage._guard import GuardedStore
+
+    key = validate_key(key)
+    guarded = GuardedStore(
+        store.zarr_store(key, read_only=True),
+        dataset_id=validate_segment(dataset_id, kind="dataset id"),
+        base=key,
+        where=store.url,
+    )
+    return _open_group(guarded, mode="r", consolidated=None)
 
 
 def open_xarray(store: Store, record: Record | str, *, chunks: Any = None) -> xr.Dataset:

@@ -217,3 +217,39 @@ def test_store_location_of_the_wrong_type_is_a_store_error(url) -> None:
 def test_temporary_file_names() -> None:
     assert is_temporary(".tmp-zarr.json.abc") and is_temporary("0.4f2a.partial")
     assert not is_temporary("zarr.json") and not is_temporary("part-00001.parquet")
+
+
+def test_guarded_reads_on_every_store_kind(any_store: Store) -> None:
+    values = np.arange(24, dtype="f4").reshape(4, 6)
+    Catalog(any_store).publish(_record(any_store, "kinds1", _write(any_store, "kinds1", values)))
+    _catalog._CACHE.clear()
+    info = open_dataset_info(any_store, "kinds1")["v"]
+    np.testing.assert_array_equal(read_region(any_store, info, (slice(0, 4), slice(0, 6))), values)
+    np.testing.assert_array_equal(open_xarray(any_store, "kinds1")["v"].values, values)
+    base = "datasets/kinds1/arrays.zarr/v"
+    any_store.write_bytes(f"{base}/c/0/0", any_store.read_bytes(f"{base}/c/1/1"))  # swapped
+    any_store.delete(f"{base}/c/0/1")
+    with pytest.raises(ChecksumMismatchError, match=r"chunk 'c/0/0' of array 'v'"):
+        read_region(any_store, info, (slice(0, 2), slice(0, 3)))
+    with pytest.raises(MissingChunkError, match=r"chunk 'c/0/1' of array 'v'"):
+        read_region(any_store, info, (slice(0, 2), slice(3, 6)))
+    problems = verify_dataset(any_store, "kinds1").problems
+    assert [(p.chunk_key, p.problem) for p in problems] == [
+        ("c/0/0", "checksum mismatch"),
+        ("c/0/1", "missing"),
+    ]
+
+
+def test_a_staged_group_refuses_missing_chunks(store: Store) -> None:
+    from minjiang.storage._reader import open_staged_group
+
+    w = DatasetWriter(store, "stage1", group="_scratch/arrays.zarr")
+    w.create({})
+    w.create_array("s", shape=(4,), dtype="f8", chunks=(2,), dims=("p",))
+    w.write_region("s", (slice(0, 4),), np.arange(4.0))
+    group = open_staged_group(store, "datasets/stage1/_scratch/arrays.zarr", "stage1")
+    np.testing.assert_array_equal(group["s"][:], np.arange(4.0))
+    store.delete("datasets/stage1/_scratch/arrays.zarr/s/c/1")
+    group = open_staged_group(store, "datasets/stage1/_scratch/arrays.zarr", "stage1")
+    with pytest.raises(MissingChunkError, match=r"chunk 'c/1' .* dataset 'stage1'"):
+        group["s"][:]

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from zarr.abc.store import ByteRequest
     from zarr.core.buffer import Buffer, BufferPrototype
 
-__all__ = ["DigestingStore", "GuardedStore", "is_metadata_key"]
+__all__ = ["DigestingStore", "GuardedStore", "is_metadata_key", "settle"]
 
 
 def is_metadata_key(key: str) -> bool:
@@ -225,6 +225,29 @@ class GuardedStore(WrapperStore[Any]):
     ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
         for key, prototype, byte_range in requests:
             yield key, await self.get(key, prototype, byte_range)
+
+
+def settle(timeout: float = 1.0) -> None:
+    """Let the reads zarr still has in flight finish, after one of them raised.
+
+    zarr gathers a selection's chunk reads without cancelling the others when one
+    fails; left alone they are destroyed half-way when the process exits, which
+    prints asyncio tracebacks after the real error. Bounded by ``timeout`` seconds.
+    """
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    async def wait() -> None:
+        me = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        if others:
+            await asyncio.wait(others, timeout=timeout)
+
+    try:
+        sync(wait())
+    except Exception:  # best effort: the caller is already raising the real error
+        return
 
 
 def _slice(buf: Buffer, byte_range: ByteRequest, prototype: BufferPrototype) -> Buffer:

@@ -319,7 +319,12 @@ def read_region(
             return out
         return np.asarray(arr[sel])
     except Exception as err:
-        if isinstance(err, IntegrityError | KeyNotFoundError | DatasetNotFoundError):
+        if isinstance(err, IntegrityError):
+            from minjiang.storage._guard import settle
+
+            settle()
+            raise
+        if isinstance(err, KeyNotFoundError | DatasetNotFoundError):
             raise
         bad = _find_bad_chunk(arr, sel, tuple(info.chunks))
         if bad is None:

@@ -2,8 +2,10 @@
 
 Reader: ``forestry.raster`` (GeoTIFF/COG and multi-date stacks via rasterio, CRS,
 transform, nodata mask and scale/offset carried into the dataset, tile-aligned chunks).
-Operators: ``forestry.spectral_index``, ``forestry.dnbr``,
-``forestry.terrain``. Operators given rasters on different grids refuse them, naming
+Reader ``forestry.zones`` burns vector zones onto a raster's grid.
+Operators: ``forestry.spectral_index``, ``forestry.dnbr``, ``forestry.terrain``,
+``forestry.zonal_stats``. Pipeline ``forestry.burn_severity`` with its report
+``forestry.severity_quicklook``. Operators given rasters on different grids refuse them, naming
 both grids (:func:`minjiang.plugins.forestry.resample.resample` puts a raster on
 another grid of its CRS: nearest, bilinear, average). See ``docs/plugins/forestry.md``.
 
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from minjiang.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from minjiang.core import Operator, Reader
+    from minjiang.core import Operator, Pipeline, Reader, Report
 
 if __name__ != "minjiang.plugins.forestry":  # importable only as minjiang.plugins.forestry
     raise ImportError(
@@ -30,7 +32,9 @@ __all__ = [
     "DOMAIN",
     "minjiang_catalog_metadata",
     "minjiang_register_operators",
+    "minjiang_register_pipelines",
     "minjiang_register_readers",
+    "minjiang_register_reports",
 ]
 
 
@@ -49,6 +53,22 @@ def minjiang_register_readers() -> list[Reader]:
     from minjiang.plugins.forestry._zones import ZonesReader
 
     return [RasterReader(), ZonesReader()]
+
+
+@hookimpl
+def minjiang_register_pipelines() -> list[Pipeline]:
+    """The ``forestry.burn_severity`` pipeline."""
+    from minjiang.plugins.forestry._pipelines import burn_severity
+
+    return [burn_severity()]
+
+
+@hookimpl
+def minjiang_register_reports() -> list[Report]:
+    """The ``forestry.severity_quicklook`` report (dNBR and severity classes, PNG)."""
+    from minjiang.plugins.forestry._report import reports
+
+    return reports()
 
 
 @hookimpl

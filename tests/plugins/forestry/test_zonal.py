@@ -14,7 +14,7 @@ from .conftest import lidar_dem
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("fiona")
-shapely = pytest.importorskip("shapely")
+pytest.importorskip("shapely")
 import shapely.affinity  # noqa: E402
 import shapely.geometry  # noqa: E402
 import shapely.ops  # noqa: E402
@@ -178,7 +178,7 @@ def test_zones_refusals(rt, tmp_path):
     path = lidar_dem()
     bad = tmp_path / "nocrs.geojson"
     bad.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
-    with pytest.raises(ReaderError, match="no feature|no CRS|declares no CRS"):
+    with pytest.raises(ReaderError, match=r"no feature|declares no CRS"):
         rt.ingest("forestry.zones", [bad, path])
     with pytest.raises(ReaderError, match="two sources"):
         rt.ingest("forestry.zones", [path])

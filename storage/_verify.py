@@ -96,10 +96,14 @@ def _metadata_documents(store: Store, prefix: str) -> dict[str, bytes]:
     except KeyNotFoundError:
         return {}
     docs = {"zarr.json": root}
-    for key in store.list(group):
-        rel = key[len(group) + 1 :]
-        if rel != "zarr.json" and rel.endswith("/zarr.json"):
-            docs[rel] = store.read_bytes(key)
+    # Arrays are the group's immediate children: one listing of names, never of chunks.
+    for name in store.list_dir(group):
+        if name == "zarr.json" or is_temporary(name):
+            continue
+        try:
+            docs[f"{name}/zarr.json"] = store.read_bytes(f"{group}/{name}/zarr.json")
+        except KeyNotFoundError:
+            continue
     return docs
 
 
@@ -149,8 +153,6 @@ def seal_record(store: Store, record: Record) -> Record:
         if rel == "zarr.json":
             continue
         name = rel[: -len("/zarr.json")]
-        if "/" in name:
-            continue  # a nested group's array is not one of this dataset's arrays
         grid = _array_grid(doc, f"array {name!r} of dataset {record.id!r}")
         if grid is None:
             continue

@@ -206,3 +206,37 @@ def test_zones_refusals(rt, tmp_path):
     dem = rt.ingest("forestry.raster", path)
     with pytest.raises(ContractError, match=r"different grids.*40 x 50 cells of 2 x 2"):
         rt.run("forestry.zonal_stats", inputs={"values": dem, "zones": zones})
+
+
+@pytest.mark.parametrize(("driver", "suffix"), [("ESRI Shapefile", ".shp"), ("GPKG", ".gpkg")])
+def test_shapefile_and_geopackage_zones_equal_geojson(rt, tmp_path, driver, suffix):
+    import fiona
+
+    path = lidar_dem()
+    with rasterio.open(path) as src:
+        crs, bounds = src.crs, src.bounds
+    polys = _mesh(bounds, n=2, seed=5)
+    gj = _write_geojson_crs84(tmp_path / "z.geojson", polys, crs)
+    feats = json.loads(gj.read_text())["features"]
+    from pyproj import Transformer
+
+    back = Transformer.from_crs("OGC:CRS84", crs, always_xy=True)
+    out = tmp_path / f"z{suffix}"
+    schema = {"geometry": "Polygon", "properties": {"zone_id": "int", "stand": "str"}}
+    with fiona.open(out, "w", driver=driver, crs=crs.to_wkt(), schema=schema) as dst:
+        for f in feats:
+            g = shapely.ops.transform(back.transform, shapely.geometry.shape(f["geometry"]))
+            dst.write(
+                {
+                    "geometry": shapely.geometry.mapping(g),
+                    "properties": {
+                        "zone_id": f["properties"]["zone_id"],
+                        "stand": f["properties"]["stand"],
+                    },
+                }
+            )
+    a = rt.ingest("forestry.zones", [gj, path], params={"id_field": "zone_id"}).to_xarray()
+    b = rt.ingest("forestry.zones", [out, path], params={"id_field": "zone_id"}).to_xarray()
+    np.testing.assert_array_equal(a["zones"].values, b["zones"].values)
+    assert b["zones"].attrs["zone_attributes"]["stand"] == [f["properties"]["stand"] for f in feats]
+    assert len(np.unique(b["zones"].values)) > 4

@@ -1,4 +1,4 @@
-"""minjiang.plugins.materials: molecular-dynamics trajectories and structures.
+"""minjiang.plugins.materials: molecular-dynamics trajectories, structures and microstructures.
 
 Readers: ``materials.trajectory`` (every format MDAnalysis reads: LAMMPS dump,
 XTC/TRR, DCD, GRO/PDB, AMBER NetCDF, GSD, H5MD) and ``materials.structure`` (ase:
@@ -6,7 +6,9 @@ CIF, POSCAR, extended XYZ), streamed in frame blocks into ``positions`` (frame, 
 xyz) with the cell and time of every frame and the atoms' types, names, masses and
 molecules. Operators: ``materials.rdf`` (g(r) and coordination number under periodic
 boundaries of any cell) and ``materials.msd`` (all-origins MSD per species and the
-self-diffusion coefficient). See ``docs/plugins/materials.md``.
+self-diffusion coefficient). Microstructure images: ``materials.image`` (TIFF stacks,
+``.npy``, Zarr, with voxel size) and ``materials.two_point`` (S₂(r) of a phase).
+See ``docs/plugins/materials.md``.
 
 This module only declares hook implementations; readers, operators and kernels are
 imported when a runtime asks for them.
@@ -46,7 +48,7 @@ def __getattr__(name: str) -> Any:  # lazy: the helper needs pandas
 
 @hookimpl
 def minjiang_register_operators() -> list[Operator]:
-    """The materials operators (``materials.rdf``, ``materials.msd``)."""
+    """The materials operators (``materials.rdf``, ``materials.msd``, ``materials.two_point``)."""
     from minjiang.plugins.materials._operators import OPERATORS
 
     return list(OPERATORS)
@@ -54,10 +56,11 @@ def minjiang_register_operators() -> list[Operator]:
 
 @hookimpl
 def minjiang_register_readers() -> list[Reader]:
-    """The materials readers (MDAnalysis trajectories, ase structures)."""
+    """The materials readers (MDAnalysis trajectories, ase structures, microstructure images)."""
+    from minjiang.plugins.materials._images import ImageReader
     from minjiang.plugins.materials._readers import StructureReader, TrajectoryReader
 
-    return [TrajectoryReader(), StructureReader()]
+    return [TrajectoryReader(), StructureReader(), ImageReader()]
 
 
 @hookimpl

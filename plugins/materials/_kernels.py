@@ -229,3 +229,87 @@ def msd_species_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any
             rows["points"].append(fit["points"])
         out["diffusion"] = {k: np.asarray(v) for k, v in rows.items()}
     return out
+
+
+# -- materials.two_point ----------------------------------------------------------------------
+def _indicator(x: np.ndarray, phase: int | None) -> np.ndarray:
+    if phase is None:
+        return np.isfinite(x) & (x != 0) if x.dtype.kind == "f" else x != 0
+    return x == phase
+
+
+def two_point_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+    """Pair counts per lag vector within one block (int64), and the block's phase voxels."""
+    from minjiang.plugins.materials._operators import two_point_spacing
+    from minjiang.plugins.materials.twopoint import lag_box, pair_counts
+
+    x = np.asarray(arrays["image"])
+    spacing = two_point_spacing(params, dict(ctx.attrs.get("image") or {}), x.ndim)
+    shape = tuple(int(ctx.sizes[d]) for d in ctx.dims)
+    lags = lag_box(shape, spacing, params.r_max, params.periodic)
+    ind = _indicator(x, params.phase)
+    # pairs are counted within each storage chunk (a tile), whatever blocks the planner
+    # gives a task: the estimate does not depend on how tasks are sized
+    origin = [ctx.region[d].start for d in ctx.dims]
+    if any(origin[i] % params.tile[i] for i in range(ind.ndim)):
+        raise ExecutionError("materials.two_point: a task block is not aligned to the chunks")
+    starts = [range(0, ind.shape[i], params.tile[i]) for i in range(ind.ndim)]
+    num = overlap = None
+    import itertools
+
+    for corner in itertools.product(*starts):
+        tile = ind[tuple(slice(c, c + t) for c, t in zip(corner, params.tile, strict=True))]
+        a, b = pair_counts(tile, lags, periodic=params.periodic)
+        num = a if num is None else num + a
+        overlap = b if overlap is None else overlap + b
+    assert num is not None and overlap is not None
+    n = num.size
+    lag3 = list(lags) + [0] * (3 - len(lags))
+    sp3 = list(spacing) + [0.0] * (3 - len(spacing))
+    return {
+        "lag": np.arange(n, dtype=np.int64),
+        "num": num.ravel(),
+        "overlap": overlap.ravel(),
+        "phase_voxels": np.full(n, int(ind.sum()), dtype=np.int64),
+        "voxels": np.full(n, int(ind.size), dtype=np.int64),
+        "ndim": np.full(n, x.ndim, dtype=np.int64),
+        **{f"lag{i}": np.full(n, lag3[i], dtype=np.int64) for i in range(3)},
+        **{f"spacing{i}": np.full(n, sp3[i], dtype=np.float64) for i in range(3)},
+    }
+
+
+def two_point_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, np.ndarray]:
+    """Pair counts and voxel counts add as integers."""
+    parts = [{k: np.asarray(v) for k, v in p.items()} for p in parts]
+    first = parts[0]
+    out = dict(first)
+    for k in ("num", "overlap", "phase_voxels", "voxels"):
+        out[k] = np.sum([p[k] for p in parts], axis=0, dtype=np.int64)
+    return out
+
+
+def two_point_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
+    """The ``s2`` table: S2 per distance bin, averaged over the lag vectors in it."""
+    from minjiang.plugins.materials.twopoint import radial_average
+
+    s = {k: np.asarray(v) for k, v in state.items()}
+    nd = int(s["ndim"][0])
+    lags = [int(s[f"lag{i}"][0]) for i in range(nd)]
+    spacing = [float(s[f"spacing{i}"][0]) for i in range(nd)]
+    shape = tuple(2 * m + 1 for m in lags)
+    order = np.argsort(s["lag"])
+    num = s["num"][order].reshape(shape)
+    overlap = s["overlap"][order].reshape(shape)
+    edges = np.linspace(0.0, params.r_max, params.bins + 1)
+    s2, vectors = radial_average(num, overlap, spacing, edges)
+    nb = params.bins
+    return {
+        "s2": {
+            "r": 0.5 * (edges[1:] + edges[:-1]),
+            "r_lo": edges[:-1],
+            "r_hi": edges[1:],
+            "s2": s2,
+            "vectors": vectors,
+            "phase_fraction": np.full(nb, s["phase_voxels"][0] / s["voxels"][0]),
+        }
+    }

@@ -87,12 +87,12 @@ class ZonesReader(Reader):
         import fiona
         import numpy as np
         import rasterio
+        import shapely
         import xarray as xr
         from dask import array as da
         from minjiang.plugins.forestry._raster import _grid, _tile_chunk
         from pyproj import CRS, Transformer
         from shapely.geometry import mapping, shape
-        from shapely.ops import transform as shp_transform
 
         params = params or ZonesParams()
         vector, grid_file = files[0], files[-1]
@@ -136,7 +136,7 @@ class ZonesReader(Reader):
                 zid = k
             g = shape(geom)
             if not same:
-                g = shp_transform(to_grid.transform, g)
+                g = shapely.transform(g, to_grid.transform, interleaved=False)
             ids.append(zid)
             shapes.append((mapping(g), zid))
         if len(set(ids)) != len(ids):

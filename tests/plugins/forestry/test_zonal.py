@@ -17,9 +17,13 @@ pytest.importorskip("fiona")
 pytest.importorskip("shapely")
 import shapely.affinity  # noqa: E402
 import shapely.geometry  # noqa: E402
-import shapely.ops  # noqa: E402
 
 PCT = [10.0, 50.0, 92.5]
+
+
+def _xy(transformer, geom):
+    """``geom`` through a pyproj transformer (x, y order)."""
+    return shapely.transform(geom, transformer.transform, interleaved=False)
 
 
 def _mesh(bounds, n=4, seed=7):
@@ -50,7 +54,7 @@ def _write_geojson_crs84(path, polys, src_crs):
     to84 = Transformer.from_crs(src_crs, "OGC:CRS84", always_xy=True)
     feats = []
     for k, p in enumerate(polys):
-        g = shapely.ops.transform(to84.transform, p)
+        g = _xy(to84, p)
         feats.append(
             {
                 "type": "Feature",
@@ -84,9 +88,7 @@ def test_zonal_stats_match_rasterstats(rt, tmp_path, rule):
     # the reference sees the polygons exactly as the reader does (CRS84 -> the DEM's CRS)
     back = Transformer.from_crs("OGC:CRS84", crs, always_xy=True)
     feats = json.loads(polys84.read_text())["features"]
-    polys = [
-        shapely.ops.transform(back.transform, shapely.geometry.shape(f["geometry"])) for f in feats
-    ]
+    polys = [_xy(back, shapely.geometry.shape(f["geometry"])) for f in feats]
     dem = rt.ingest("forestry.raster", path, params={"chunks": {"y": 128, "x": 128}})
     zones = rt.ingest(
         "forestry.zones", [polys84, path], params={"rule": rule, "id_field": "zone_id"}
@@ -143,9 +145,7 @@ def test_zonal_stats_match_exactextract_centre_cells(rt, tmp_path):
 
     back = Transformer.from_crs("OGC:CRS84", crs, always_xy=True)
     feats = json.loads(gj.read_text())["features"]
-    geoms = [
-        shapely.ops.transform(back.transform, shapely.geometry.shape(f["geometry"])) for f in feats
-    ]
+    geoms = [_xy(back, shapely.geometry.shape(f["geometry"])) for f in feats]
     out = exactextract.exact_extract(
         str(path),
         [
@@ -225,7 +225,7 @@ def test_shapefile_and_geopackage_zones_equal_geojson(rt, tmp_path, driver, suff
     schema = {"geometry": "Polygon", "properties": {"zone_id": "int", "stand": "str"}}
     with fiona.open(out, "w", driver=driver, crs=crs.to_wkt(), schema=schema) as dst:
         for f in feats:
-            g = shapely.ops.transform(back.transform, shapely.geometry.shape(f["geometry"]))
+            g = _xy(back, shapely.geometry.shape(f["geometry"]))
             dst.write(
                 {
                     "geometry": shapely.geometry.mapping(g),

@@ -47,7 +47,7 @@ def main(
     workdir = Path(workdir or tempfile.mkdtemp(prefix="minjiang-materials-"))
     rt = mj.Runtime(store=workdir / "store", executor="local")
     if tiff is None:
-        count = int(round(-np.log(porosity) * size**3 / (4 / 3 * np.pi * radius**3)))
+        count = round(float(-np.log(porosity) * size**3 / (4 / 3 * np.pi * radius**3)))
         pores = spheres(size, radius, count)
         tiff = str(workdir / "spheres.tif")
         tifffile.imwrite(tiff, pores.astype(np.uint8))

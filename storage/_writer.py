@@ -59,12 +59,24 @@ class DatasetWriter:
     group : str, optional
         Path of the Zarr group below ``datasets/<id>``: ``"arrays.zarr"`` (the dataset
         itself, the default) or, for intermediates, ``"_scratch/arrays.zarr"``.
+    tables_prefix : str, optional
+        Store key below which table parts go (``<tables_prefix>/tables/<table>/...``);
+        the dataset's prefix ``datasets/<id>`` by default. Staging areas
+        (aggregation partial states, a recompute) put theirs elsewhere.
     """
 
-    def __init__(self, store: Store, dataset_id: str, *, group: str = ARRAYS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        dataset_id: str,
+        *,
+        group: str = ARRAYS,
+        tables_prefix: str | None = None,
+    ) -> None:
         self.store = store
         self.dataset_id = validate_segment(dataset_id, kind="dataset id")
         self.prefix = dataset_prefix(self.dataset_id)
+        self.tables_prefix = validate_key(tables_prefix) if tables_prefix is not None else None
         # ``group`` lets the runtime stage intermediates (``_scratch/arrays.zarr``)
         # under the same dataset prefix with the same chunk and checksum rules.
         self.group = validate_key(group)
@@ -556,7 +568,8 @@ class DatasetWriter:
         sink = pa.BufferOutputStream()
         pq.write_table(tbl, sink, compression="zstd")
         raw = sink.getvalue().to_pybytes()
-        key = f"{self.prefix}/{TABLES}/{table}/part-{part}.parquet"
+        base = self.tables_prefix if self.tables_prefix is not None else self.prefix
+        key = validate_key(f"{base}/{TABLES}/{table}/part-{part}.parquet")
         self.store.write_bytes(key, raw)
         self.bytes_written += len(raw)
         return key, digest_bytes(raw)

@@ -253,3 +253,14 @@ def test_a_staged_group_refuses_missing_chunks(store: Store) -> None:
     group = open_staged_group(store, "datasets/stage1/_scratch/arrays.zarr", "stage1")
     with pytest.raises(MissingChunkError, match=r"chunk 'c/1' .* dataset 'stage1'"):
         group["s"][:]
+
+
+def test_table_parts_can_be_staged_apart(store: Store) -> None:
+    w = DatasetWriter(store, "tp1", tables_prefix="datasets/tp1/_scratch")
+    key, digest = w.write_table_part("partials", "00000", {"n": np.arange(3)})
+    assert key == "datasets/tp1/_scratch/tables/partials/part-00000.parquet"
+    assert digest_matches(store.read_bytes(key), digest)
+    default_key, _ = DatasetWriter(store, "tp1").write_table_part("t", "00000", {"n": [1]})
+    assert default_key == "datasets/tp1/tables/t/part-00000.parquet"
+    with pytest.raises(ValueError):
+        DatasetWriter(store, "tp1", tables_prefix="../outside")

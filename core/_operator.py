@@ -13,7 +13,7 @@ table inputs to ``pyarrow.Table``; ``ctx`` is a :class:`BlockContext`):
 ========== =======================================================================
 Map        ``kernel(arrays, params, ctx) -> {output: block or table}``
 Reduce     ``partial(arrays, params, ctx) -> state``;
-           ``combine(state_a, state_b, params) -> state``;
+           ``combine([state, ...], params) -> state``;
            ``finalize(state, params, ctx) -> {output: block}``
 FullAxis   ``kernel(arrays, params, ctx) -> {output: block or table}``
 Aggregate  ``partial(arrays, params, ctx) -> state``;
@@ -23,6 +23,22 @@ Aggregate  ``partial(arrays, params, ctx) -> state``;
 
 A *state* is a ``dict[str, numpy.ndarray]``. A *table* is a ``pyarrow.Table``, a
 ``pandas.DataFrame`` or a ``dict`` of equal-length 1-D arrays.
+
+The combine contract is the same for both patterns: ``combine`` receives a non-empty
+list of states (in a fixed order: partition order for a reduce, task order for an
+aggregate) and returns one state of the same form; it must be associative, so any
+grouping of the list gives the same result. ``finalize`` derives the outputs once,
+from the combined state.
+
+A :class:`Reduce` declares its partial state with a :class:`State`: one
+:class:`StateArray` per key the partial returns, with its dtype and the trailing dims
+it has beyond the output block. Each state array is shaped like the output block (the
+block over the kept dims) followed by those trailing dims: a per-region sum for ten
+regions over a ``time`` block of 31 is ``StateArray("sum", "float64", extra=(10,))``,
+shape ``(31, 10)``. The planner sizes the memory of partial and combine tasks and the
+scratch arrays that hold the states from this declaration, and a partial that returns
+anything else fails naming the key. The declaration may be a callable
+``(params, inputs) -> State`` when it depends on the parameters.
 """
 
 from __future__ import annotations
@@ -51,6 +67,8 @@ __all__ = [
     "NoParams",
     "Operator",
     "Reduce",
+    "State",
+    "StateArray",
     "SubStep",
     "TableOutput",
     "TaskSize",
@@ -193,14 +211,81 @@ class Map:
 
 
 @dataclasses.dataclass(frozen=True)
+class StateArray:
+    """One array of a reduction's partial state: ``name`` (the key the partial
+    returns), its ``dtype``, and the sizes of the ``extra`` trailing dims it has after
+    the output block's shape."""
+
+    name: str
+    dtype: str = "float64"
+    extra: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", self.name):
+            raise ContractError(
+                f"state array name {self.name!r} must be a letter then letters, digits or "
+                "underscores (at most 64)"
+            )
+        if any(int(n) < 1 for n in self.extra):
+            raise ContractError(
+                f"state array {self.name!r} has trailing sizes {self.extra!r}; each must be >= 1"
+            )
+
+    def shape(self, block: tuple[int, ...]) -> tuple[int, ...]:
+        """The array's shape for an output block of shape ``block``."""
+        return (*block, *(int(n) for n in self.extra))
+
+    def nbytes(self, cells: int) -> int:
+        """Bytes of the array for an output block of ``cells`` cells."""
+        import math
+
+        import numpy as np
+
+        return cells * math.prod(self.extra) * int(np.dtype(self.dtype).itemsize)
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    """The partial state of a :class:`Reduce`: its arrays, each shaped like the output
+    block followed by its own trailing dims."""
+
+    arrays: tuple[StateArray, ...]
+
+    def __post_init__(self) -> None:
+        names = [a.name for a in self.arrays]
+        if not names or len(set(names)) != len(names):
+            raise ContractError(
+                f"a reduction state needs at least one array and unique names, got {names!r}"
+            )
+
+    def nbytes(self, cells: int) -> int:
+        """Bytes of one state for an output block of ``cells`` cells."""
+        return sum(a.nbytes(cells) for a in self.arrays)
+
+
+@dataclasses.dataclass(frozen=True)
 class Reduce:
-    """Reduce along ``dims``: per-block partial states and an associative combine."""
+    """Reduce along ``dims``: per-block partial states and an associative combine.
+
+    ``state`` declares what ``partial`` returns (a :class:`State`, or a callable
+    ``(params, inputs) -> State``); see the module docstring for the contract.
+    """
 
     dims: tuple[str, ...] | Callable[..., tuple[str, ...]]
     partial: KernelRef
     combine: KernelRef
     finalize: KernelRef
+    state: State | Callable[..., State]
     pattern: str = dataclasses.field(default="reduce", init=False)
+
+    def resolve_state(self, params: Any, inputs: Mapping[str, ArrayInfo]) -> State:
+        """The declared state for these parameters and inputs."""
+        state = self.state(params, inputs) if callable(self.state) else self.state
+        if not isinstance(state, State):
+            raise ContractError(
+                f"a Reduce state declaration gave {type(state).__name__}; it must be a State"
+            )
+        return state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,8 +358,11 @@ class TaskSize:
 
 
 def _default_memory(size: TaskSize, params: Any) -> int:
-    # Input blocks (with halo), one scratch copy of them, and the output blocks.
-    return 2 * size.input_bytes + 2 * size.output_bytes
+    # The input blocks (with halo), the output blocks, and one temporary as large as the
+    # larger of the two (a NumPy expression's intermediate). A kernel that holds more
+    # (float64 copies, sort buffers, per-cell tables) declares its own formula;
+    # benchmarks/memory_model.py measures every built-in one against a real task.
+    return size.input_bytes + size.output_bytes + max(size.input_bytes, size.output_bytes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,20 +1,16 @@
 """The planner: a whole plan is built and checked before any task runs.
 
-For each step it validates the operator's contract against its inputs, computes the
-output's content id, decides the backend, chooses the task shape (``_blocks``),
-projects each task's memory and refuses an infeasible plan with a message that names
-the step, both numbers with units, and the fix. Each chunk pattern becomes one or
-more *stages* of independent tasks (see ``docs/architecture.md``):
+For each step it validates the operator's contract against its inputs, decides the
+task shape (``_blocks``), projects each task's memory and refuses an infeasible plan
+with a message that names the step, both numbers with units, and the fix.
 
-============ ===============================================================
-map          ``block``
-reduce       ``block`` (when a task spans the reduced dims) or
-             ``reduce_partial`` → ``reduce_combine``
-full_axis    ``block`` (storage already spans the axis) or
-             ``rechunk`` (to a bounded-memory intermediate Zarr) → ``block``
-aggregate    ``agg_partial`` → ``agg_combine``
-composite    one step plan per sub-step (intermediates are hidden datasets)
-============ ===============================================================
+This module holds what every chunk pattern shares: the plan's data (:class:`StepPlan`,
+:class:`Stage`, :class:`TaskSpec` and what a task reads and writes), contract checks,
+output templates, block choice and the per-block stage. How one pattern becomes
+stages, and what its tasks do, lives in that pattern's module under
+``core/_patterns/`` (``map``, ``reduce``, ``full_axis``, ``aggregate``, ``rechunk``,
+``composite``); :meth:`StepPlanner.plan` looks the pattern's planner up in
+``core._patterns.PLANNERS``.
 """
 
 from __future__ import annotations
@@ -24,23 +20,18 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core._blocks import TASK_OVERHEAD_BYTES, BlockChoice, choose_block, iter_blocks
+from minjiang.core._blocks import BlockChoice, choose_block, iter_blocks
 from minjiang.core._operator import (
-    Aggregate,
     ArrayOutput,
-    Composite,
-    FullAxis,
-    Map,
     Operator,
-    Reduce,
     TableOutput,
     TaskSize,
-    dotted_path,
 )
 from minjiang.core._units import format_bytes
 from minjiang.core.errors import ContractError, MemoryBudgetError, PlanError
 
 if TYPE_CHECKING:
+    from minjiang.core._tasks import Outputs, TaskStep
     from minjiang.storage import ArrayInfo, DatasetInfo
     from pydantic import BaseModel
 
@@ -58,10 +49,6 @@ __all__ = [
 
 #: No storage chunk may decode to more than this (Ray retries OOM kills forever).
 MAX_CHUNK_BYTES = 512 << 20
-#: Memory one full-axis pencil task aims at; sets the pencil (and output) chunking.
-PENCIL_TARGET_BYTES = 256 << 20
-#: Bytes one rechunk task reads (whole source chunks), so its overhead stays small.
-RECHUNK_TASK_BYTES = 64 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,20 +90,22 @@ class ArrayWrite:
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
-    """Everything one task needs, picklable; it names kernels by dotted path only."""
+    """Everything one task needs, picklable; it names kernels by dotted path only.
+
+    The fields are what every task has (where it is, what it reads and writes, its
+    block and resources); ``payload`` is its pattern's typed step (``core/_patterns``).
+    """
 
     key: str
     stage: str
-    kind: str
+    payload: TaskStep
     store_url: str
     dataset_id: str
     operator: str
     backend: str
-    kernels: tuple[str, ...]
     params: Any
     reads: tuple[ArrayRead | TableRead, ...]
     writes: tuple[ArrayWrite, ...]
-    tables: tuple[str, ...]
     dims: tuple[str, ...]
     region: tuple[slice, ...]
     halo: tuple[tuple[int, int], ...]
@@ -127,9 +116,13 @@ class TaskSpec:
     cpus: float = 1.0
     gpus: float = 0.0
     memory: int = 0
-    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     gpu_read: str = "pinned"
     recompute: bool = False
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        """The kernels the task runs (dotted paths)."""
+        return self.payload.kernels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,16 +238,6 @@ def _np() -> Any:
     import numpy as np
 
     return np
-
-
-def _halo_of(spec: Any, params: Any, inputs: Mapping[str, ArrayInfo]) -> dict[str, int]:
-    halo = spec(params, inputs) if callable(spec) else spec
-    out = {}
-    for dim, h in dict(halo or {}).items():
-        if int(h) < 0:
-            raise ContractError(f"halo along {dim!r} is {h}; it must be >= 0")
-        out[dim] = int(h)
-    return out
 
 
 class StepPlanner:
@@ -421,11 +404,11 @@ class StepPlanner:
         return coords
 
     # ------------------------------------------------------------------ helpers
-    def _memory(self, r: _Request, in_bytes: int, out_bytes: int, block: tuple[int, ...]) -> int:
+    def memory(self, r: Request, in_bytes: int, out_bytes: int, block: tuple[int, ...]) -> int:
         size = TaskSize(in_bytes, out_bytes, block, r.itemsize, r.dims)
         return int(r.op.memory(size, r.params))
 
-    def _budget_error(self, r: _Request, need: int, what: str) -> MemoryBudgetError:
+    def budget_error(self, r: Request, need: int, what: str) -> MemoryBudgetError:
         suggested = format_bytes(need * self.workers * 1.25).replace(" ", "")
         return MemoryBudgetError(
             f"step {r.step!r} ({r.op.name}): the smallest task ({what}) needs {format_bytes(need)} "
@@ -447,8 +430,8 @@ class StepPlanner:
         return out
 
     @staticmethod
-    def _reads(
-        r: _Request,
+    def reads(
+        r: Request,
         region: tuple[slice, ...],
         halo: Mapping[str, int],
         boundary: str,
@@ -486,7 +469,7 @@ class StepPlanner:
         return reads, nbytes
 
     @staticmethod
-    def _out_bytes(
+    def out_bytes(
         arrays: Mapping[str, OutputArraySpec], dims: tuple[str, ...], block: tuple[int, ...]
     ) -> int:
         ext = dict(zip(dims, block, strict=True))
@@ -497,7 +480,7 @@ class StepPlanner:
         )
 
     @staticmethod
-    def _out_region(
+    def out_region(
         a: OutputArraySpec, dims: tuple[str, ...], region: tuple[slice, ...]
     ) -> tuple[slice, ...]:
         pos = {d: i for i, d in enumerate(dims)}
@@ -507,7 +490,7 @@ class StepPlanner:
         )
 
     @classmethod
-    def _writes(
+    def writes(
         cls,
         arrays: Mapping[str, OutputArraySpec],
         dims: tuple[str, ...],
@@ -522,20 +505,34 @@ class StepPlanner:
         """
         out = []
         for a in arrays.values():
-            target = cls._out_region(a, dims, region)
+            target = cls.out_region(a, dims, region)
             key = (a.name, tuple((t.start, t.stop) for t in target))
             if key not in written:
                 written.add(key)
                 out.append(ArrayWrite(a.name, a.name, target, scratch=a.scratch))
         return out
 
-    def _task(
+    @staticmethod
+    def outputs(
+        arrays: Mapping[str, OutputArraySpec] | None = None,
+        tables: Mapping[str, TableOutput] | None = None,
+    ) -> Outputs:
+        """What a kernel writing ``arrays`` and ``tables`` must return."""
+        from minjiang.core._tasks import Outputs
+
+        arrays, tables = arrays or {}, tables or {}
+        return Outputs(
+            dims={a.name: a.dims for a in arrays.values()},
+            dtypes={a.name: a.dtype for a in arrays.values()},
+            tables={t.name: dict(t.columns) for t in tables.values()},
+        )
+
+    def task(
         self,
-        r: _Request,
+        r: Request,
         *,
         key: str,
-        kind: str,
-        kernels: tuple[str, ...],
+        payload: TaskStep,
         region: tuple[slice, ...],
         n_tasks: int,
         memory: int,
@@ -544,35 +541,25 @@ class StepPlanner:
         dims: tuple[str, ...] | None = None,
         sizes: tuple[int, ...] | None = None,
         halo: Mapping[str, int] | None = None,
-        arrays: Mapping[str, OutputArraySpec] | None = None,
-        tables: Mapping[str, TableOutput] | None = None,
         backend: str | None = None,
         params: Any = _SAME,
         coords: bool = True,
-        extra: Mapping[str, Any] | None = None,
     ) -> TaskSpec:
+        """One task of ``r``: the fields every task has, around its pattern's payload."""
         dims = r.dims if dims is None else dims
         halo = halo or {}
-        extra = dict(extra or {})
-        if arrays:
-            extra["out_dims"] = {a.name: a.dims for a in arrays.values()}
-            extra["out_dtypes"] = {a.name: a.dtype for a in arrays.values()}
-        if tables:
-            extra["table_columns"] = {t.name: dict(t.columns) for t in tables.values()}
         backend = r.backend if backend is None else backend
         return TaskSpec(
             key=key,
             stage=key.split("/", 1)[0],
-            kind=kind,
+            payload=payload,
             store_url=self.store_url,
             dataset_id=r.dataset_id,
             operator=r.op.name,
             backend=backend,
-            kernels=kernels,
             params=r.params if params is _SAME else params,
             reads=tuple(reads),
             writes=tuple(writes),
-            tables=tuple(tables or ()),
             dims=dims,
             region=region,
             halo=tuple((halo.get(d, 0), halo.get(d, 0)) for d in dims),
@@ -583,7 +570,6 @@ class StepPlanner:
             cpus=self.cpus_per_task,
             gpus=1.0 if backend == "gpu" else 0.0,
             memory=memory,
-            extra=extra,
             gpu_read=self.gpu_read,
             recompute=r.recompute,
         )
@@ -604,7 +590,7 @@ class StepPlanner:
         """Plan one step; ``recompute`` stages it apart from a committed copy of its id."""
         self.bind(op, inputs)
         self.check_chunks(op, inputs)
-        r = _Request(
+        r = Request(
             step,
             op,
             params,
@@ -615,24 +601,20 @@ class StepPlanner:
             self.primary(op, inputs),
             recompute,
         )
-        pattern = op.pattern
-        if isinstance(pattern, Map):
-            return self._plan_map(r, pattern)
-        if isinstance(pattern, Reduce):
-            return self._plan_reduce(r, pattern)
-        if isinstance(pattern, FullAxis):
-            return self._plan_full_axis(r, pattern)
-        if isinstance(pattern, Aggregate):
-            return self._plan_aggregate(r, pattern)
-        if isinstance(pattern, Composite):
-            raise PlanError(
-                f"{op.name}: composite operators are expanded by the runtime, not planned directly"
-            )
-        raise PlanError(f"{op.name}: unknown chunk pattern {type(pattern).__name__}")
+        from minjiang.core._patterns import PLANNERS
 
-    def _new_plan(
+        planner = PLANNERS.get(type(op.pattern))
+        if planner is None:
+            raise PlanError(
+                f"{op.name}: chunk pattern {type(op.pattern).__name__} is not planned per step "
+                f"(patterns planned here: {sorted(t.__name__ for t in PLANNERS)!r}); a Composite "
+                "is expanded into sub-steps by the plan builder"
+            )
+        return planner(self, r, op.pattern)
+
+    def new_plan(
         self,
-        r: _Request,
+        r: Request,
         arrays: dict[str, OutputArraySpec],
         tables: dict[str, TableOutput],
         stages: list[Stage],
@@ -654,7 +636,7 @@ class StepPlanner:
             recompute=r.recompute,
         )
 
-    def _pattern_dims(self, r: _Request, spec: Any, what: str) -> tuple[str, ...]:
+    def pattern_dims(self, r: Request, spec: Any, what: str) -> tuple[str, ...]:
         """The dims a Reduce or FullAxis names (static or from params), checked."""
         dims = tuple(spec(r.params, r.infos) if callable(spec) else spec)
         if not dims or any(d not in r.dims for d in dims):
@@ -663,9 +645,9 @@ class StepPlanner:
             )
         return dims
 
-    def _choose(
+    def choose(
         self,
-        r: _Request,
+        r: Request,
         halo: Mapping[str, int],
         arrays: Mapping[str, OutputArraySpec],
         *,
@@ -681,9 +663,9 @@ class StepPlanner:
 
         def memory(block: tuple[int, ...]) -> int:
             region = tuple(slice(0, b) for b in block)
-            _, in_bytes = self._reads(r, region, halo, "reflect", override)
+            _, in_bytes = self.reads(r, region, halo, "reflect", override)
             in_bytes += 2 * math.prod(chunks) * r.itemsize  # chunks being decoded
-            return self._memory(r, in_bytes, self._out_bytes(arrays, r.dims, block), block)
+            return self.memory(r, in_bytes, self.out_bytes(arrays, r.dims, block), block)
 
         def compute(block: tuple[int, ...]) -> float:
             assert r.op.compute is not None
@@ -693,7 +675,7 @@ class StepPlanner:
                 for b, d, s in zip(block, r.dims, r.shape, strict=True)
             )
             in_bytes = math.prod(padded) * r.itemsize
-            out_bytes = self._out_bytes(arrays, r.dims, block)
+            out_bytes = self.out_bytes(arrays, r.dims, block)
             halos = tuple(halo.get(d, 0) for d in r.dims)
             size = TaskSize(in_bytes, out_bytes, block, r.itemsize, r.dims, halos)
             return float(r.op.compute(size, r.params))
@@ -717,23 +699,20 @@ class StepPlanner:
             smallest = tuple(min(c, s) for c, s in zip(chunks, r.shape, strict=True))
             if fixed:
                 smallest = tuple(fixed.get(i, b) for i, b in enumerate(smallest))
-            raise self._budget_error(r, memory(smallest), f"block {smallest!r} of {r.dims!r}")
+            raise self.budget_error(r, memory(smallest), f"block {smallest!r} of {r.dims!r}")
         return choice
 
-    def _block_stage(
+    def block_stage(
         self,
-        r: _Request,
+        r: Request,
         name: str,
         block: tuple[int, ...],
-        kernels: tuple[str, ...],
+        payload: TaskStep,
         arrays: Mapping[str, OutputArraySpec],
-        tables: Mapping[str, TableOutput],
         *,
         halo: Mapping[str, int] | None = None,
         boundary: str = "reflect",
-        kind: str = "block",
         override: Mapping[str, ArrayInfo] | None = None,
-        extra: Mapping[str, Any] | None = None,
         scratch: bool = False,
     ) -> Stage:
         """One task per block of the primary's grid: read (+halo), kernel, write."""
@@ -742,376 +721,28 @@ class StepPlanner:
         tasks = []
         written: set[tuple[str, tuple[tuple[int, int], ...]]] = set()
         for i, region in enumerate(regions):
-            reads, in_bytes = self._reads(r, region, halo, boundary, override)
-            writes = self._writes(arrays, r.dims, region, written)
+            reads, in_bytes = self.reads(r, region, halo, boundary, override)
+            writes = self.writes(arrays, r.dims, region, written)
             blk = tuple(s.stop - s.start for s in region)
-            mem = self._memory(r, in_bytes, self._out_bytes(arrays, r.dims, blk), blk)
+            mem = self.memory(r, in_bytes, self.out_bytes(arrays, r.dims, blk), blk)
             tasks.append(
-                self._task(
+                self.task(
                     r,
                     key=f"{name}/{i:06d}",
-                    kind=kind,
-                    kernels=kernels,
+                    payload=payload,
                     region=region,
                     n_tasks=len(regions),
                     memory=mem,
                     reads=reads,
                     writes=writes,
                     halo=halo,
-                    arrays=arrays,
-                    tables=tables,
-                    extra=extra,
                 )
             )
         return Stage(name, tuple(tasks), scratch=scratch)
 
-    def _plan_map(self, r: _Request, pattern: Map) -> StepPlan:
-        halo = _halo_of(pattern.halo, r.params, r.infos)
-        boundary = pattern.boundary(r.params) if callable(pattern.boundary) else pattern.boundary
-        arrays, tables = self.output_arrays(r.op, r.params, r.inputs)
-        # A wrapped halo comes from the far end of the array: a task must then span
-        # every dim that has a halo, so its own read holds the wrapped cells.
-        fixed = {
-            i: r.shape[i] for i, d in enumerate(r.dims) if boundary == "wrap" and halo.get(d, 0) > 0
-        }
-        choice = self._choose(r, halo, arrays, fixed=fixed)
-        stage = self._block_stage(
-            r,
-            "map",
-            choice.block,
-            (dotted_path(pattern.kernel),),
-            arrays,
-            tables,
-            halo=halo,
-            boundary=boundary,
-        )
-        return self._new_plan(r, arrays, tables, [stage], choice)
-
-    def _plan_reduce(self, r: _Request, pattern: Reduce) -> StepPlan:
-        rdims = self._pattern_dims(r, pattern.dims, "cannot reduce over")
-        arrays, tables = self.output_arrays(r.op, r.params, r.inputs, drop=rdims)
-        span = tuple(d in rdims for d in r.dims)
-
-        # A partial state is a few float64 arrays shaped like the output block.
-        def state_bytes(block: tuple[int, ...]) -> int:
-            return 5 * 8 * math.prod(b for b, sp in zip(block, span, strict=True) if not sp)
-
-        choice = self._choose(r, {}, arrays, span=span, partial_bytes=state_bytes)
-        kernels = tuple(
-            dotted_path(k) for k in (pattern.partial, pattern.combine, pattern.finalize)
-        )
-        extra = {"reduce_dims": rdims}
-        if all(b >= s for b, s, sp in zip(choice.block, r.shape, span, strict=True) if sp):
-            stage = self._block_stage(
-                r, "reduce", choice.block, kernels, arrays, tables, kind="reduce_block", extra=extra
-            )
-            return self._new_plan(r, arrays, tables, [stage], choice)
-        # Partial states go to a scratch Zarr group (one slot per partition along the
-        # reduced dims), then one combine task per output block folds them.
-        kept = tuple(d for d in r.dims if d not in rdims)
-        part_shape = tuple(
-            math.ceil(s / b) for s, b, sp in zip(r.shape, choice.block, span, strict=True) if sp
-        )
-        n_parts = math.prod(part_shape)
-        out_block = tuple(b for b, sp in zip(choice.block, span, strict=True) if not sp)
-        kept_shape = tuple(s for s, sp in zip(r.shape, span, strict=True) if not sp)
-        regions = iter_blocks(r.shape, choice.block)
-        partial_tasks = []
-        for i, region in enumerate(regions):
-            reads, in_bytes = self._reads(r, region, {}, "reflect")
-            part_idx = tuple(
-                g.start // b for g, b, sp in zip(region, choice.block, span, strict=True) if sp
-            )
-            kept_region = tuple(g for g, sp in zip(region, span, strict=True) if not sp)
-            blk = tuple(s.stop - s.start for s in region)
-            state = 5 * 8 * math.prod(g.stop - g.start for g in kept_region)
-            partial_tasks.append(
-                self._task(
-                    r,
-                    key=f"partial/{i:06d}",
-                    kind="reduce_partial",
-                    kernels=kernels,
-                    region=region,
-                    n_tasks=len(regions),
-                    memory=self._memory(r, in_bytes, state, blk),
-                    reads=reads,
-                    extra={
-                        **extra,
-                        "part": int(_np().ravel_multi_index(part_idx, part_shape)),
-                        "n_parts": n_parts,
-                        "kept_region": kept_region,
-                        "kept_shape": kept_shape,
-                        "kept_chunks": out_block,
-                    },
-                )
-            )
-        kept_regions = iter_blocks(kept_shape, out_block)
-        combine_tasks = []
-        written: set[tuple[str, tuple[tuple[int, int], ...]]] = set()
-        for i, region in enumerate(kept_regions):
-            cells = math.prod(g.stop - g.start for g in region)
-            combine_tasks.append(
-                self._task(
-                    r,
-                    key=f"combine/{i:06d}",
-                    kind="reduce_combine",
-                    kernels=kernels,
-                    region=region,
-                    n_tasks=len(kept_regions),
-                    memory=3 * 5 * 8 * cells + 2 * cells * r.itemsize,
-                    writes=self._writes(arrays, kept, region, written),
-                    dims=kept,
-                    sizes=kept_shape,
-                    arrays=arrays,
-                    tables=tables,
-                    extra={**extra, "n_parts": n_parts},
-                )
-            )
-        stages = [
-            Stage("partial", tuple(partial_tasks), scratch=True),
-            Stage("combine", tuple(combine_tasks)),
-        ]
-        plan = self._new_plan(r, arrays, tables, stages, choice)
-        plan.notes.append(
-            f"reduction split into {n_parts} partitions along {rdims!r}; partial states combined"
-        )
-        return plan
-
-    def _plan_full_axis(self, r: _Request, pattern: FullAxis) -> StepPlan:
-        fdims = self._pattern_dims(r, pattern.dims, "needs whole dims")
-        full = {r.dims.index(d): r.shape[r.dims.index(d)] for d in fdims}
-        kernels = (dotted_path(pattern.kernel),)
-        # Aligned array inputs that do not span the axis in storage are rechunked.
-        to_rechunk = [
-            b
-            for b in r.inputs.values()
-            if b.array is not None
-            and any(
-                d in fdims and c < s
-                for d, c, s in zip(b.array.dims, b.array.chunks, b.array.shape, strict=True)
-            )
-            and not set(fdims) & set(op_input(r.op, b.name).whole)
-        ]
-        arrays, tables = self.output_arrays(r.op, r.params, r.inputs)
-        # Read straight from storage when it spans the axis, or when tasks over whole
-        # storage chunks fit the budget and cost less than a rechunk through Zarr
-        # (which reads, writes and reads again every byte).
-        direct = self._choose(r, {}, arrays, fixed=full, required=not to_rechunk)
-        if direct is not None and (not to_rechunk or direct.cost <= self._rechunk_cost(to_rechunk)):
-            stage = self._block_stage(r, "full_axis", direct.block, kernels, arrays, tables)
-            plan = self._new_plan(r, arrays, tables, [stage], direct)
-            if to_rechunk:
-                plan.notes.append(
-                    f"read {[b.name for b in to_rechunk]!r} whole along {list(fdims)!r} without "
-                    "rechunking (it fits the budget and costs less)"
-                )
-            return plan
-        target = self._pencil_chunks(r, full)
-        override: dict[str, ArrayInfo] = {}
-        rechunk_tasks: list[TaskSpec] = []
-        scratch_arrays: dict[str, OutputArraySpec] = {}
-        for b in to_rechunk:
-            info = b.array
-            assert info is not None
-            spec, inter, tasks = self._rechunk(r, b.name, info, fdims, target, len(rechunk_tasks))
-            scratch_arrays[spec.name] = spec
-            override[b.name] = inter
-            rechunk_tasks.extend(tasks)
-        rechunk_tasks = [dataclasses.replace(t, n_tasks=len(rechunk_tasks)) for t in rechunk_tasks]
-        out_chunks = {d: target[i] for i, d in enumerate(r.dims) if i not in full}
-        arrays, tables = self.output_arrays(r.op, r.params, r.inputs, chunks=out_chunks)
-        pencil = tuple(full.get(i, target[i]) for i in range(len(r.dims)))
-        choice = self._choose(r, {}, arrays, chunks=pencil, fixed=full, override=override)
-        stage = self._block_stage(
-            r, "full_axis", choice.block, kernels, arrays, tables, override=override
-        )
-        plan = self._new_plan(
-            r,
-            {**arrays, **scratch_arrays},
-            tables,
-            [Stage("rechunk", tuple(rechunk_tasks), scratch=True), stage],
-            choice,
-        )
-        plan.notes.append(
-            f"rechunked {[b.name for b in to_rechunk]!r} to pencils {pencil!r} through an "
-            "intermediate Zarr"
-        )
-        return plan
-
-    def _rechunk(
-        self,
-        r: _Request,
-        input_name: str,
-        info: ArrayInfo,
-        fdims: tuple[str, ...],
-        target: tuple[int, ...],
-        first: int,
-    ) -> tuple[OutputArraySpec, ArrayInfo, list[TaskSpec]]:
-        """The scratch array, its ArrayInfo and the tasks that rechunk one input.
-
-        Intermediate chunks hold whole (grouped) source chunks along the full dims and
-        the pencil extent along the others, so each is written by exactly one task,
-        and each task reads whole source chunks.
-        """
-        from minjiang.storage import ArrayInfo, Staging
-
-        group = self._rechunk_group(info, fdims, tuple(target[r.dims.index(d)] for d in info.dims))
-        inter_chunks = tuple(
-            min(c * group, s) if d in fdims else target[r.dims.index(d)]
-            for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
-        )
-        name = f"rechunk_{input_name}"
-        spec = OutputArraySpec(
-            name,
-            tuple(info.dims),
-            tuple(info.shape),
-            inter_chunks,
-            info.dtype,
-            dict(info.attrs),
-            scratch=True,
-        )
-        inter = ArrayInfo(
-            name=name,
-            path=Staging.array_path(r.dataset_id, name, scratch=True, recompute=r.recompute),
-            dims=tuple(info.dims),
-            shape=tuple(info.shape),
-            dtype=info.dtype,
-            chunks=inter_chunks,
-            attrs=dict(info.attrs),
-            dataset_id=r.dataset_id,
-        )
-        # One task covers several intermediate chunks along the full dims (each still
-        # whole and its own), so per-task overhead stays small against its I/O.
-        unit = tuple(
-            min(c * group, s) if d in fdims else max(c, target[r.dims.index(d)])
-            for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
-        )
-        unit_bytes = math.prod(unit) * _np().dtype(info.dtype).itemsize
-        k = max(1, min(RECHUNK_TASK_BYTES, self.budget // 3) // max(unit_bytes, 1))
-        rblock = tuple(
-            min(u * k, s) if d in fdims else u
-            for d, u, s in zip(info.dims, unit, info.shape, strict=True)
-        )
-        tasks: list[TaskSpec] = []
-        for region in iter_blocks(info.shape, rblock):
-            nbytes = math.prod(g.stop - g.start for g in region) * _np().dtype(info.dtype).itemsize
-            if 3 * nbytes > self.budget:
-                raise self._budget_error(
-                    r, 3 * nbytes, f"rechunk block {rblock!r} of input {input_name!r}"
-                )
-            tasks.append(
-                self._task(
-                    r,
-                    key=f"rechunk/{first + len(tasks):06d}",
-                    kind="rechunk",
-                    kernels=(),
-                    region=region,
-                    n_tasks=0,
-                    memory=3 * nbytes,
-                    backend="cpu",
-                    params=None,
-                    reads=[ArrayRead(input_name, info, region, tuple((0, 0) for _ in region))],
-                    writes=[ArrayWrite(input_name, name, region, scratch=True)],
-                    dims=tuple(info.dims),
-                    sizes=tuple(info.shape),
-                    coords=False,
-                )
-            )
-        return spec, inter, tasks
-
-    def _rechunk_cost(self, inputs: Sequence[BoundInput]) -> float:
-        """Projected wall-time cost (in the block model's units) of rechunking ``inputs``:
-        every byte read, written to the intermediate and read back, over the workers."""
-        total = sum(b.array.nbytes for b in inputs if b.array is not None)
-        return 3 * total / max(self.workers, 1) + 2 * TASK_OVERHEAD_BYTES
-
-    def _rechunk_group(
-        self, info: ArrayInfo, fdims: tuple[str, ...], target: tuple[int, ...]
-    ) -> int:
-        """Source chunks along the full dims per intermediate chunk: aim for >= 1 MiB
-        intermediate chunks, but keep one rechunk unit (three copies) within budget."""
-        itemsize = _np().dtype(info.dtype).itemsize
-        full = math.prod(c for d, c in zip(info.dims, info.chunks, strict=True) if d in fdims)
-        chunk = (
-            full
-            * itemsize
-            * math.prod(t for d, t in zip(info.dims, target, strict=True) if d not in fdims)
-        )
-        unit = (
-            full
-            * itemsize
-            * math.prod(
-                max(c, t)
-                for d, c, t in zip(info.dims, info.chunks, target, strict=True)
-                if d not in fdims
-            )
-        )
-        return max(1, min(64, (1 << 20) // max(chunk, 1), (self.budget // 3) // max(unit, 1)))
-
-    def _pencil_chunks(self, r: _Request, full: Mapping[int, int]) -> tuple[int, ...]:
-        """Pencil extent per non-full dim: a divisor (or multiple) of the storage chunk such
-        that one pencil's task fits the budget with room for a few in flight."""
-        n_arrays = max(1, sum(1 for b in r.inputs.values() if b.array is not None))
-        # bytes per pencil cell across all array inputs (whole dims included) and outputs
-        per_cell = 4 * r.itemsize * math.prod(full.values()) * n_arrays
-        # The pencil is the output's chunking, part of what the dataset *is*: it must not
-        # depend on the executor's worker count, only on a fixed target (or a budget
-        # smaller than it).
-        max_cells = max(1, (min(self.budget, PENCIL_TARGET_BYTES) // 4) // max(per_cell, 1))
-        others = [i for i in range(len(r.dims)) if i not in full]
-        side = max(1, int(max_cells ** (1 / max(len(others), 1))))
-        target: list[int] = []
-        for i, (c, n) in enumerate(zip(r.chunks, r.shape, strict=True)):
-            if i in full:
-                target.append(n)
-            elif c <= side:
-                target.append(c * max(1, min(side // c, math.ceil(n / c))))
-            else:
-                divisors = [d for d in range(1, c + 1) if c % d == 0 and d <= side]
-                target.append(max(divisors) if divisors else 1)
-        return tuple(target)
-
-    def _plan_aggregate(self, r: _Request, pattern: Aggregate) -> StepPlan:
-        halo = _halo_of(pattern.halo, r.params, r.infos)
-        arrays, tables = self.output_arrays(r.op, r.params, r.inputs)
-        if arrays:
-            raise ContractError(
-                f"{r.op.name}: an aggregate writes tables only, not arrays {sorted(arrays)!r}"
-            )
-        choice = self._choose(r, halo, {})
-        kernels = tuple(
-            dotted_path(k) for k in (pattern.partial, pattern.combine, pattern.finalize)
-        )
-        partial = self._block_stage(
-            r,
-            "partial",
-            choice.block,
-            kernels,
-            {},
-            {},
-            halo=halo,
-            boundary=pattern.boundary,
-            kind="agg_partial",
-            scratch=True,
-        )
-        combine = self._task(
-            r,
-            key="combine/000000",
-            kind="agg_combine",
-            kernels=kernels,
-            region=tuple(slice(0, s) for s in r.shape),
-            n_tasks=1,
-            memory=min(self.budget, 64 << 20),
-            backend="cpu",
-            tables=tables,
-            coords=False,
-            extra={"n_parts": len(partial.tasks)},
-        )
-        return self._new_plan(r, arrays, tables, [partial, Stage("combine", (combine,))], choice)
-
 
 @dataclasses.dataclass(frozen=True)
-class _Request:
+class Request:
     """One operator application being planned, with what every pattern derives from it."""
 
     step: str

@@ -21,11 +21,11 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from minjiang.core._devices import GPU_READ_MODES, gpu_share
 from minjiang.core._events import RunEvent, TaskResult
-from minjiang.core._operator import Composite, Operator, import_dotted
+from minjiang.core._operator import Operator
 from minjiang.core._pipeline import Pipeline, Step, load_pipeline
 from minjiang.core._planner import (
     BoundInput,
@@ -41,7 +41,6 @@ from minjiang.core.errors import (
     ContractError,
     DatasetNotFoundError,
     MemoryBudgetError,
-    PipelineError,
 )
 
 if TYPE_CHECKING:
@@ -351,28 +350,34 @@ class Runtime:
 
     def open(self, ref: str | Result) -> xr.Dataset:
         """Open a dataset as a lazy dask-backed :class:`xarray.Dataset`."""
-        import xarray as xr
-        from minjiang.storage import arrays_group_key
+        from minjiang.storage import open_xarray
 
         res = self.result(ref)
-        store = self.store.zarr_store(arrays_group_key(res.id), read_only=True)
-        ds = xr.open_zarr(store, chunks={}, consolidated=True, zarr_format=3)
+        # through the storage guard: a missing or altered chunk is a typed error, never fill
+        ds = open_xarray(self.store, res.id)
         ds.attrs.setdefault("minjiang_id", res.id)
         return ds
 
     # ------------------------------------------------------------------ running
     def ingest(
         self,
-        reader: str,
+        reader: str | None,
         paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
         *,
         name: str | None = None,
         params: Mapping[str, Any] | None = None,
         reuse: bool = True,
     ) -> Result:
-        """Ingest source files with a registered reader into a dataset."""
+        """Ingest source files with a registered reader into a dataset.
+
+        ``reader``: a registered reader name; ``None``: the one reader whose
+        ``guess_can_open`` claims every path (a ReaderError lists the readers when none or
+        several do).
+        """
         if isinstance(paths, str | os.PathLike):
             paths = [paths]
+        if reader is None:
+            reader = self.registry.guess_reader(paths).name
         step = Step(
             id="ingest",
             reader=reader,
@@ -389,7 +394,7 @@ class Runtime:
         inputs: Mapping[str, str | Result],
         params: Mapping[str, Any] | None = None,
         name: str | None = None,
-        backend: str | None = None,
+        backend: Literal["auto", "cpu", "gpu"] | None = None,
         reuse: bool = True,
     ) -> Result:
         """Run one operator; returns the committed (or reused) result."""
@@ -426,7 +431,11 @@ class Runtime:
     ) -> Plan:
         """Validate ``pipeline`` and build its whole plan without running anything."""
         pipe = self._load(pipeline)
-        return _PlanBuilder(self, pipe, dict(inputs or {}), reuse).build()
+        self.registry.pipeline_report(pipe)  # an unknown report fails before any work
+        if isinstance(inputs, Mapping):  # a Result stands for its dataset id
+            inputs = {k: v.id if isinstance(v, Result) else v for k, v in inputs.items()}
+        bound = pipe.bind_inputs(inputs)
+        return _PlanBuilder(self, pipe, dict(bound), reuse).build()
 
     def run_pipeline(
         self,
@@ -475,17 +484,6 @@ class _PlanBuilder:
         self.steps: list[StepPlan | IngestPlan] = []
         self._gpu_reason: str | None = None  # why GPU tasks cannot run, once asked
         self._gpu_devices: list[DeviceReport] = []
-        missing = [n for n in pipe.inputs if n not in inputs]
-        if missing:
-            raise PipelineError(
-                f"pipeline {pipe.name or ''!s} needs inputs {missing!r}; give them as "
-                + " ".join(f"--input {m}=..." for m in missing)
-            )
-        unknown = set(inputs) - set(pipe.inputs)
-        if unknown:
-            raise PipelineError(
-                f"pipeline {pipe.name or ''!s} has no inputs {sorted(unknown)!r}; it takes {pipe.inputs!r}"
-            )
 
     def build(self) -> Plan:
         execu = self.rt.executor
@@ -703,8 +701,13 @@ class _PlanBuilder:
         op = op or self.rt.registry.operator(step.operator or "")
         model = params if params is not None else op.validate_params(step.params)
         bound = self._bind(op, step, raw_inputs if raw_inputs is not None else step.inputs)
-        if isinstance(op.pattern, Composite):
-            return self._plan_composite(step, op, model, bound)
+        from minjiang.core._patterns import EXPANDERS
+
+        expand = EXPANDERS.get(type(op.pattern))
+        if expand is not None:
+            did = expand(self._plan_operator, step, op, model, bound)
+            self.outputs[step.id] = did
+            return did
         from minjiang.storage import content_id
 
         did = content_id(
@@ -754,43 +757,6 @@ class _PlanBuilder:
                 self.rt._coord_cache[info.coords[c.name].path] = values
         self.outputs[step.id] = did
         self.steps.append(plan)
-        return did
-
-    def _plan_composite(
-        self, step: Step, op: Operator, model: Any, bound: Mapping[str, BoundInput]
-    ) -> str:
-        assert isinstance(op.pattern, Composite)
-        infos = {k: b.array for k, b in bound.items() if b.array is not None}
-        subs = op.pattern.expand(model, infos)
-        if not subs:
-            raise ContractError(f"{op.name}: composite expanded to no sub-steps")
-        local: dict[str, str] = {}
-        did = ""
-        for i, sub in enumerate(subs):
-            refs: dict[str, Any] = {}
-            for k, v in sub.inputs.items():
-                if v in local:
-                    refs[k] = local[v]
-                elif v in bound:
-                    b = bound[v]
-                    refs[k] = f"{b.dataset_id}:{b.array.name if b.array is not None else b.table}"
-                else:
-                    raise ContractError(f"{op.name}: sub-step {sub.id!r} refers to unknown {v!r}")
-            last = i == len(subs) - 1
-            sub_step = Step(
-                id=f"{step.id}__{sub.id}" if not last else step.id,
-                operator=sub.operator.name,
-                inputs={},
-                params=dict(sub.params),
-                name=step.name if last else None,
-                backend=step.backend,
-            )
-            sub_params = sub.operator.validate_params(sub.params)
-            did = self._plan_operator(
-                sub_step, hidden=not last, op=sub.operator, raw_inputs=refs, params=sub_params
-            )
-            local[sub.id] = did
-        self.outputs[step.id] = did
         return did
 
 
@@ -910,8 +876,8 @@ class _Run:
         return PipelineResult(visible, reports, self.plan)
 
     def _report(self, results: dict[str, Result]) -> list[Path]:
-        fn = self.plan.pipeline.report
-        if not fn or not results:
+        report = self.rt.registry.pipeline_report(self.plan.pipeline)
+        if report is None or not results:
             return []
         last = results[self.plan.pipeline.steps[-1].id]
         name = (self.plan.pipeline.name or "pipeline").replace("/", "_")
@@ -919,7 +885,7 @@ class _Run:
         if directory is None:
             return []
         directory.mkdir(parents=True, exist_ok=True)
-        return [Path(p) for p in import_dotted(fn)(results, directory)]
+        return report.write(results, directory)
 
     # -- ingest
     def _ingest(self, step: IngestPlan) -> Result:
@@ -974,7 +940,7 @@ class _Run:
         won = self.rt.catalog.publish(record)
         if not won:
             log.info("dataset %s was published concurrently by another run; reusing it", record.id)
-            record = self.rt.catalog.get(record.id)
+        record = self.rt.catalog.get(record.id)  # the sealed record, as the store holds it
         if name:
             self.rt.catalog.set_name(name, record.id)
         self.emit("step_committed", step=step, dataset_id=record.id, data={"won": won})

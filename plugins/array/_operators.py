@@ -32,6 +32,8 @@ from minjiang.core import (
     Operator,
     Reader,
     Reduce,
+    State,
+    StateArray,
     TableOutput,
 )
 from minjiang.core.errors import ContractError, ReaderError
@@ -205,10 +207,26 @@ def reduce_partial(
     return moments_partial(arrays["x"], axes)
 
 
-def reduce_combine(a: dict[str, Any], b: dict[str, Any], params: ReduceParams) -> dict[str, Any]:
+def reduce_combine(states: list[dict[str, Any]], params: ReduceParams) -> dict[str, Any]:
+    """Merge the moments states in order (pairwise, left to right)."""
     from minjiang.kernels.reductions import moments_combine
 
-    return moments_combine(a, b)
+    acc = states[0]
+    for state in states[1:]:
+        acc = moments_combine(acc, state)
+    return acc
+
+
+#: What ``reduce_partial`` returns per output cell (``kernels.reductions.moments_partial``).
+MOMENTS_STATE = State(
+    (
+        StateArray("count", "int64"),
+        StateArray("mean", "float64"),
+        StateArray("m2", "float64"),
+        StateArray("min", "float64"),
+        StateArray("max", "float64"),
+    )
+)
 
 
 def reduce_finalize(
@@ -421,6 +439,7 @@ OPERATORS: tuple[Operator, ...] = (
             dims=lambda p, i: tuple(p.dims),
             partial=reduce_partial,
             combine=reduce_combine,
+            state=MOMENTS_STATE,
             finalize=reduce_finalize,
         ),
         params=ReduceParams,

@@ -13,7 +13,7 @@ per-task geometry (weights, region masks, modes) are kept on the host.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -294,7 +294,8 @@ def _region_weights(
 
 
 def regional_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
-    """Reduce partial of ``ocean.regional_mean``: per region, Σw·x and Σw per time step.
+    """Reduce partial of ``ocean.regional_mean``: per time step and region, Σw·x
+    (``sum``) and Σw (``weight``), each shaped (time, region).
 
     GPU tasks sum all regions in two matrix products on the device
     (:func:`minjiang.plugins.ocean.regional._gpu.weighted_sums_regions`) and return
@@ -306,25 +307,24 @@ def regional_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
     x = _array(arrays["sst"], backend)
     shape = x.shape[1:]
     weights = _region_weights(arrays, params, ctx, shape)
-    state: dict[str, Any] = {}
     if backend == "gpu":
         from minjiang.plugins.ocean.regional._gpu import weighted_sums_regions
 
         total, wsum = weighted_sums_regions(x, weights.reshape(len(weights), -1))
-        for r in range(len(weights)):
-            state[f"sum_{r:02d}"] = total[r]
-            state[f"w_{r:02d}"] = wsum[r]
-        return state
-    for r, wr in enumerate(weights):
-        total, wsum = weighted_sums(x, wr, backend=backend)
-        state[f"sum_{r:02d}"] = total
-        state[f"w_{r:02d}"] = wsum
-    return state
+        return {"sum": total.T, "weight": wsum.T}
+    sums = [weighted_sums(x, wr, backend=backend) for wr in weights]
+    return {
+        "sum": np.stack([total for total, _ in sums], axis=-1),
+        "weight": np.stack([wsum for _, wsum in sums], axis=-1),
+    }
 
 
-def regional_combine(a: Mapping[str, Any], b: Mapping[str, Any], params: Any) -> dict[str, Any]:
-    """Reduce combine: the sums add (host or device arrays alike)."""
-    return {k: a[k] + b[k] for k in a}
+def regional_combine(states: Sequence[Mapping[str, Any]], params: Any) -> dict[str, Any]:
+    """Reduce combine: the sums add, in order (host or device arrays alike)."""
+    acc = dict(states[0])
+    for state in states[1:]:
+        acc = {k: acc[k] + state[k] for k in acc}
+    return acc
 
 
 def regional_finalize(state: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
@@ -333,10 +333,9 @@ def regional_finalize(state: Mapping[str, Any], params: Any, ctx: Any) -> dict[s
     Runs in the array module of the state: device arrays when a GPU task reduces its
     block whole (partial and finalize in one task), host arrays read back otherwise.
     """
-    n = len(params.boxes())
-    xp = _module(state["sum_00"])
-    total = xp.stack([xp.asarray(state[f"sum_{r:02d}"]) for r in range(n)])
-    wsum = xp.stack([xp.asarray(state[f"w_{r:02d}"]) for r in range(n)])
+    xp = _module(state["sum"])
+    total = xp.moveaxis(xp.asarray(state["sum"]), -1, 0)  # (region, time)
+    wsum = xp.moveaxis(xp.asarray(state["weight"]), -1, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = xp.where(wsum > 0, total / xp.where(wsum > 0, wsum, 1.0), xp.nan)
     return {"mean": mean, "weight": wsum}

@@ -20,6 +20,8 @@ from minjiang.core import (
     Map,
     Operator,
     Reduce,
+    State,
+    StateArray,
     SubStep,
     TableOutput,
     TaskSize,
@@ -241,6 +243,12 @@ def _regional_outputs(
     )
 
 
+def _regional_state(params: RegionalMeanParams, inputs: Mapping[str, Any]) -> State:
+    """Σw·x and Σw per time step and region: (time block, regions) each."""
+    n = len(params.boxes())
+    return State((StateArray("sum", "float64", (n,)), StateArray("weight", "float64", (n,))))
+
+
 REGIONAL_MEAN = Operator(
     name="ocean.regional_mean",
     version="1",
@@ -257,6 +265,7 @@ REGIONAL_MEAN = Operator(
         partial=f"{_K}:regional_partial",
         combine=f"{_K}:regional_combine",
         finalize=f"{_K}:regional_finalize",
+        state=_regional_state,
     ),
     params=RegionalMeanParams,
     description="Area-weighted means over boxes (Niño regions, dateline-crossing boxes) as time series.",

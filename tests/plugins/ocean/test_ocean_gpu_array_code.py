@@ -207,7 +207,7 @@ def test_regional_partials_combine_like_one_block() -> None:
         sub = {**coords, "lon": coords["lon"][cols]}
         ctx = _ctx("gpu", dims, blk.shape, sub, {"lon": cols.start})
         states.append(K.regional_partial({"sst": blk}, params, ctx))
-    out = K.regional_finalize(K.regional_combine(*states, params), params, None)
+    out = K.regional_finalize(K.regional_combine(states, params), params, None)
     for name in ("mean", "weight"):
         close(out[name], whole[name], _TOL)
 

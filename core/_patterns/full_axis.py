@@ -1,0 +1,124 @@
+"""``FullAxis``: the kernel needs the whole extent along some dims.
+
+Planning: one ``full_axis`` stage reading straight from storage when the storage
+chunks already span the full dims, or when tasks over whole storage chunks fit the
+budget and cost less than a rechunk (which reads, writes and reads again every byte).
+Otherwise a ``rechunk`` stage (``core/_patterns/rechunk.py``) first writes each
+input that does not span the axis into a scratch Zarr of *pencils*, and the
+``full_axis`` tasks read the pencils. The pencil is then also the output's chunking.
+
+Task: the same :class:`~minjiang.core._patterns.map.BlockTask` as a map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from minjiang.core._operator import FullAxis, dotted_path
+from minjiang.core._patterns.map import BlockTask
+from minjiang.core._patterns.rechunk import plan_rechunk, rechunk_cost
+
+if TYPE_CHECKING:
+    from minjiang.core._planner import OutputArraySpec, Request, StepPlan, StepPlanner, TaskSpec
+    from minjiang.storage import ArrayInfo
+
+__all__ = ["PENCIL_TARGET_BYTES", "pencil_chunks", "plan_full_axis"]
+
+#: Memory one full-axis pencil task aims at; sets the pencil (and output) chunking.
+PENCIL_TARGET_BYTES = 256 << 20
+
+
+def plan_full_axis(planner: StepPlanner, r: Request, pattern: FullAxis) -> StepPlan:
+    from minjiang.core._planner import Stage
+
+    fdims = planner.pattern_dims(r, pattern.dims, "needs whole dims")
+    full = {r.dims.index(d): r.shape[r.dims.index(d)] for d in fdims}
+    kernel = dotted_path(pattern.kernel)
+    whole = {i.name: set(i.whole) for i in r.op.inputs}
+    # Aligned array inputs that do not span the axis in storage are rechunked.
+    to_rechunk = [
+        b
+        for b in r.inputs.values()
+        if b.array is not None
+        and any(
+            d in fdims and c < s
+            for d, c, s in zip(b.array.dims, b.array.chunks, b.array.shape, strict=True)
+        )
+        and not set(fdims) & whole.get(b.name, set())
+    ]
+    arrays, tables = planner.output_arrays(r.op, r.params, r.inputs)
+    # Read straight from storage when it spans the axis, or when tasks over whole
+    # storage chunks fit the budget and cost less than a rechunk through Zarr
+    # (which reads, writes and reads again every byte).
+    direct = planner.choose(r, {}, arrays, fixed=full, required=not to_rechunk)
+    if direct is not None and (
+        not to_rechunk or direct.cost <= rechunk_cost(planner.workers, to_rechunk)
+    ):
+        step = BlockTask(kernel, planner.outputs(arrays, tables))
+        stage = planner.block_stage(r, "full_axis", direct.block, step, arrays)
+        plan = planner.new_plan(r, arrays, tables, [stage], direct)
+        if to_rechunk:
+            plan.notes.append(
+                f"read {[b.name for b in to_rechunk]!r} whole along {list(fdims)!r} without "
+                "rechunking (it fits the budget and costs less)"
+            )
+        return plan
+    target = pencil_chunks(planner.budget, r, full)
+    override: dict[str, ArrayInfo] = {}
+    rechunk_tasks: list[TaskSpec] = []
+    scratch_arrays: dict[str, OutputArraySpec] = {}
+    for b in to_rechunk:
+        info = b.array
+        assert info is not None
+        spec, inter, tasks = plan_rechunk(
+            planner, r, b.name, info, fdims, target, len(rechunk_tasks)
+        )
+        scratch_arrays[spec.name] = spec
+        override[b.name] = inter
+        rechunk_tasks.extend(tasks)
+    rechunk_tasks = [dataclasses.replace(t, n_tasks=len(rechunk_tasks)) for t in rechunk_tasks]
+    out_chunks = {d: target[i] for i, d in enumerate(r.dims) if i not in full}
+    arrays, tables = planner.output_arrays(r.op, r.params, r.inputs, chunks=out_chunks)
+    pencil = tuple(full.get(i, target[i]) for i in range(len(r.dims)))
+    choice = planner.choose(r, {}, arrays, chunks=pencil, fixed=full, override=override)
+    step = BlockTask(kernel, planner.outputs(arrays, tables))
+    stage = planner.block_stage(r, "full_axis", choice.block, step, arrays, override=override)
+    plan = planner.new_plan(
+        r,
+        {**arrays, **scratch_arrays},
+        tables,
+        [Stage("rechunk", tuple(rechunk_tasks), scratch=True), stage],
+        choice,
+    )
+    plan.notes.append(
+        f"rechunked {[b.name for b in to_rechunk]!r} to pencils {pencil!r} through an "
+        "intermediate Zarr"
+    )
+    return plan
+
+
+def pencil_chunks(budget: int, r: Request, full: Mapping[int, int]) -> tuple[int, ...]:
+    """Pencil extent per non-full dim: a divisor (or multiple) of the storage chunk such
+    that one pencil's task fits the budget with room for a few in flight."""
+    n_arrays = max(1, sum(1 for b in r.inputs.values() if b.array is not None))
+    # bytes per pencil cell across all array inputs (whole dims included) and outputs
+    per_cell = 4 * r.itemsize * math.prod(full.values()) * n_arrays
+    # The pencil is the output's chunking, part of what the dataset *is*: it must not
+    # depend on the executor's worker count, only on a fixed target (or a budget
+    # smaller than it).
+    max_cells = max(1, (min(budget, PENCIL_TARGET_BYTES) // 4) // max(per_cell, 1))
+    others = [i for i in range(len(r.dims)) if i not in full]
+    side = max(1, int(max_cells ** (1 / max(len(others), 1))))
+    target: list[int] = []
+    for i, (c, n) in enumerate(zip(r.chunks, r.shape, strict=True)):
+        if i in full:
+            target.append(n)
+        elif c <= side:
+            target.append(c * max(1, min(side // c, math.ceil(n / c))))
+        else:
+            divisors = [d for d in range(1, c + 1) if c % d == 0 and d <= side]
+            target.append(max(divisors) if divisors else 1)
+    return tuple(target)

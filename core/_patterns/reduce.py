@@ -1,0 +1,292 @@
+"""``Reduce``: reduce along some dims through per-block partial states.
+
+Planning: when the chosen block spans the reduced dims, one ``reduce`` stage (each
+task runs ``partial`` then ``finalize`` on its block). Otherwise a ``partial`` stage
+writes each block's state into the scratch Zarr group (one slot per partition along
+the reduced dims), and a ``combine`` stage folds the states of each output block and
+finalizes it, one task per output block.
+
+Tasks: :class:`ReduceBlockTask`, :class:`ReducePartialTask`, :class:`ReduceCombineTask`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Any
+
+from minjiang.core._blocks import iter_blocks
+from minjiang.core._operator import (
+    BlockContext,
+    Reduce,
+    State,
+    dotted_path,
+    import_dotted,
+)
+from minjiang.core._tasks import Outputs, context, to_host, write_outputs
+from minjiang.core.errors import ExecutionError
+
+if TYPE_CHECKING:
+    from minjiang.core._planner import Request, StepPlan, StepPlanner, TaskSpec
+    from minjiang.core._tasks import TaskIO
+
+__all__ = ["ReduceBlockTask", "ReduceCombineTask", "ReducePartialTask", "plan_reduce"]
+
+_STATE_PREFIX = "state_"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Kernels:
+    partial: str
+    combine: str
+    finalize: str
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return (self.partial, self.combine, self.finalize)
+
+    @property
+    def threaded(self) -> bool:
+        return True
+
+
+@dataclasses.dataclass(frozen=True)
+class ReduceBlockTask(_Kernels):
+    """A block that spans the reduced dims: ``finalize(partial(block))`` → write."""
+
+    state: State
+    reduce_dims: tuple[str, ...] = ()
+    outputs: Outputs = dataclasses.field(default_factory=Outputs)
+
+    def read(self, io: TaskIO, spec: TaskSpec) -> Any:
+        return io.read_inputs(spec)
+
+    def compute(self, data: Any, spec: TaskSpec) -> Any:
+        ctx = context(spec, self.outputs)
+        state = import_dotted(self.partial)(data, spec.params, ctx)
+        _check_names(state, self.state, spec.operator)
+        return import_dotted(self.finalize)(state, spec.params, _kept(ctx, self.reduce_dims))
+
+    def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None:
+        write_outputs(io, spec, self.outputs, result)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReducePartialTask(_Kernels):
+    """One block's partial state, written to its slot of the scratch state arrays
+    (``spec.writes``: one per declared state array)."""
+
+    state: State
+    block: tuple[int, ...] = ()
+
+    def read(self, io: TaskIO, spec: TaskSpec) -> Any:
+        return io.read_inputs(spec)
+
+    def compute(self, data: Any, spec: TaskSpec) -> Any:
+        state = import_dotted(self.partial)(data, spec.params, context(spec, Outputs()))
+        return check_state(state, self.state, self.block, spec.operator)
+
+    def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None:
+        for w in spec.writes:
+            io.write_array(w.array, w.region, result[w.output][None, ...], scratch=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReduceCombineTask(_Kernels):
+    """Fold the partial states of one output block and finalize it."""
+
+    state: State
+    n_parts: int = 1
+    outputs: Outputs = dataclasses.field(default_factory=Outputs)
+
+    def read(self, io: TaskIO, spec: TaskSpec) -> Any:
+        import numpy as np
+        import zarr
+
+        group = io.staging.scratch_group()
+        states: list[dict[str, Any]] = [{} for _ in range(self.n_parts)]
+        for a in self.state.arrays:
+            arr = group[state_array(a.name)]
+            assert isinstance(arr, zarr.Array)
+            block = np.asarray(arr[(slice(0, self.n_parts), *spec.region)])
+            io.bytes_read += block.nbytes
+            for p in range(self.n_parts):
+                states[p][a.name] = block[p]
+        return states
+
+    def compute(self, data: Any, spec: TaskSpec) -> Any:
+        state = import_dotted(self.combine)(data, spec.params)
+        return import_dotted(self.finalize)(state, spec.params, context(spec, self.outputs))
+
+    def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None:
+        write_outputs(io, spec, self.outputs, result)
+
+
+def state_array(name: str) -> str:
+    """The scratch array that holds state array ``name`` of every partition."""
+    return f"{_STATE_PREFIX}{name}"
+
+
+def _check_names(state: Any, declared: State, operator: str) -> None:
+    want = sorted(a.name for a in declared.arrays)
+    if not isinstance(state, dict) or sorted(state) != want:
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ExecutionError(
+            f"{operator}: partial returned state {got!r} but the operator declares "
+            f"{want!r}; return exactly the declared state arrays (Reduce.state)"
+        )
+
+
+def check_state(
+    state: Any, declared: State, block: tuple[int, ...], operator: str
+) -> dict[str, Any]:
+    """The partial's state as declared host arrays, or a typed error naming the key."""
+    import numpy as np
+
+    want = {a.name: a for a in declared.arrays}
+    _check_names(state, declared, operator)
+    out = {}
+    for name, a in want.items():
+        arr = np.ascontiguousarray(to_host(state[name]))
+        shape = a.shape(block)
+        if arr.shape != shape:
+            raise ExecutionError(
+                f"{operator}: partial state {name!r} has shape {arr.shape!r}; it must be shaped "
+                f"like the output block followed by its declared trailing sizes: {shape!r}"
+            )
+        if not np.can_cast(arr.dtype, a.dtype, casting="same_kind"):
+            raise ExecutionError(
+                f"{operator}: partial state {name!r} is {arr.dtype} but is declared {a.dtype}; "
+                "return the declared dtype"
+            )
+        out[name] = arr.astype(a.dtype, copy=False)
+    return out
+
+
+def _kept(ctx: BlockContext, reduce_dims: tuple[str, ...]) -> BlockContext:
+    """The context over the kept dims, for a reduction's finalize step."""
+    keep = tuple(d for d in ctx.dims if d not in set(reduce_dims))
+    return BlockContext(
+        operator=ctx.operator,
+        backend=ctx.backend,
+        task=ctx.task,
+        dims=keep,
+        region={d: ctx.region[d] for d in keep},
+        halo={d: ctx.halo[d] for d in keep},
+        sizes={d: ctx.sizes[d] for d in keep},
+        coords={d: v for d, v in ctx.coords.items() if d in keep},
+        attrs=ctx.attrs,
+        n_tasks=ctx.n_tasks,
+        outputs=ctx.outputs,
+    )
+
+
+def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
+    import numpy as np
+    from minjiang.core._planner import ArrayWrite, OutputArraySpec, Stage
+
+    rdims = planner.pattern_dims(r, pattern.dims, "cannot reduce over")
+    arrays, tables = planner.output_arrays(r.op, r.params, r.inputs, drop=rdims)
+    state = pattern.resolve_state(r.params, r.infos)
+    span = tuple(d in rdims for d in r.dims)
+
+    # A partial state is the declared arrays, each shaped like the output block.
+    def state_bytes(block: tuple[int, ...]) -> int:
+        return state.nbytes(math.prod(b for b, sp in zip(block, span, strict=True) if not sp))
+
+    choice = planner.choose(r, {}, arrays, span=span, partial_bytes=state_bytes)
+    kernels = {
+        "partial": dotted_path(pattern.partial),
+        "combine": dotted_path(pattern.combine),
+        "finalize": dotted_path(pattern.finalize),
+    }
+    outputs = planner.outputs(arrays, tables)
+    if all(b >= s for b, s, sp in zip(choice.block, r.shape, span, strict=True) if sp):
+        step = ReduceBlockTask(**kernels, state=state, reduce_dims=rdims, outputs=outputs)
+        stage = planner.block_stage(r, "reduce", choice.block, step, arrays)
+        return planner.new_plan(r, arrays, tables, [stage], choice)
+    # Partial states go to scratch Zarr arrays (one slot per partition along the
+    # reduced dims), then one combine task per output block folds them.
+    kept = tuple(d for d in r.dims if d not in rdims)
+    part_shape = tuple(
+        math.ceil(s / b) for s, b, sp in zip(r.shape, choice.block, span, strict=True) if sp
+    )
+    n_parts = math.prod(part_shape)
+    out_block = tuple(b for b, sp in zip(choice.block, span, strict=True) if not sp)
+    kept_shape = tuple(s for s, sp in zip(r.shape, span, strict=True) if not sp)
+    scratch = {
+        state_array(a.name): OutputArraySpec(
+            state_array(a.name),
+            (
+                "part",
+                *(f"d{i}" for i in range(len(kept_shape))),
+                *(f"s{i}" for i in range(len(a.extra))),
+            ),
+            (n_parts, *a.shape(kept_shape)),
+            (1, *a.shape(out_block)),
+            str(np.dtype(a.dtype)),
+            {},
+            scratch=True,
+        )
+        for a in state.arrays
+    }
+    regions = iter_blocks(r.shape, choice.block)
+    partial_tasks = []
+    for i, region in enumerate(regions):
+        reads, in_bytes = planner.reads(r, region, {}, "reflect")
+        part_idx = tuple(
+            g.start // b for g, b, sp in zip(region, choice.block, span, strict=True) if sp
+        )
+        part = int(np.ravel_multi_index(part_idx, part_shape))
+        kept_region = tuple(g for g, sp in zip(region, span, strict=True) if not sp)
+        kept_block = tuple(g.stop - g.start for g in kept_region)
+        writes = [
+            ArrayWrite(
+                a.name,
+                state_array(a.name),
+                (slice(part, part + 1), *kept_region, *(slice(0, n) for n in a.extra)),
+                scratch=True,
+            )
+            for a in state.arrays
+        ]
+        blk = tuple(s.stop - s.start for s in region)
+        partial_tasks.append(
+            planner.task(
+                r,
+                key=f"partial/{i:06d}",
+                payload=ReducePartialTask(**kernels, state=state, block=kept_block),
+                region=region,
+                n_tasks=len(regions),
+                memory=planner.memory(r, in_bytes, state.nbytes(math.prod(kept_block)), blk),
+                reads=reads,
+                writes=writes,
+            )
+        )
+    kept_regions = iter_blocks(kept_shape, out_block)
+    combine_tasks = []
+    written: set[tuple[str, tuple[tuple[int, int], ...]]] = set()
+    combine = ReduceCombineTask(**kernels, state=state, n_parts=n_parts, outputs=outputs)
+    for i, region in enumerate(kept_regions):
+        cells = math.prod(g.stop - g.start for g in region)
+        combine_tasks.append(
+            planner.task(
+                r,
+                key=f"combine/{i:06d}",
+                payload=combine,
+                region=region,
+                n_tasks=len(kept_regions),
+                memory=3 * state.nbytes(cells) + 2 * cells * r.itemsize,
+                writes=planner.writes(arrays, kept, region, written),
+                dims=kept,
+                sizes=kept_shape,
+            )
+        )
+    stages = [
+        Stage("partial", tuple(partial_tasks), scratch=True),
+        Stage("combine", tuple(combine_tasks)),
+    ]
+    plan = planner.new_plan(r, {**arrays, **scratch}, tables, stages, choice)
+    plan.notes.append(
+        f"reduction split into {n_parts} partitions along {rdims!r}; partial states combined"
+    )
+    return plan

@@ -4,7 +4,7 @@ Reader: ``forestry.raster`` (GeoTIFF/COG and multi-date stacks via rasterio, CRS
 transform, nodata mask and scale/offset carried into the dataset, tile-aligned chunks).
 Reader ``forestry.zones`` burns vector zones onto a raster's grid.
 Operators: ``forestry.spectral_index``, ``forestry.dnbr``, ``forestry.terrain``,
-``forestry.zonal_stats``. Pipeline ``forestry.burn_severity`` with its report
+``forestry.zonal_stats``, ``forestry.tree_tops``. Pipeline ``forestry.burn_severity`` with its report
 ``forestry.severity_quicklook``. Operators given rasters on different grids refuse them, naming
 both grids (:func:`minjiang.plugins.forestry.resample.resample` puts a raster on
 another grid of its CRS: nearest, bilinear, average). See ``docs/plugins/forestry.md``.

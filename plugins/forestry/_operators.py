@@ -7,6 +7,7 @@ operator                     pattern                      what
 ``forestry.dnbr``            composite → map              dNBR, RdNBR, RBR, USGS severity classes
 ``forestry.terrain``         map, 1-cell halo             Horn slope, aspect, hillshade
 ``forestry.zonal_stats``     composite → aggregate        per-zone statistics → Parquet table
+``forestry.tree_tops``       aggregate, halo = max window variable-window local maxima → point table
 ============================ ============================ =====================================
 
 The operators with several raster inputs are composites: their expansion checks, at plan time and before anything else, that the
@@ -540,6 +541,109 @@ def _zonal_expand(params: ZonalStatsParams, inputs: dict[str, Any]) -> list[SubS
     return [SubStep("zonal", inner, {"values": "values", "zones": "zones"}, p)]
 
 
+# ---------------------------------------------------------------- tree tops
+class TreeTopsParams(_Params):
+    a: float = Field(
+        default=2.0, ge=0, le=1e4, description="Window diameter intercept (CRS units)."
+    )
+    b: float = Field(default=0.1, ge=0, le=1e3, description="Window diameter per unit of height.")
+    min_window: float = Field(default=1.0, ge=0, le=1e4, description="Smallest window diameter.")
+    max_window: float = Field(default=10.0, gt=0, le=1e4, description="Largest window diameter.")
+    min_height: float = Field(default=2.0, description="Lowest height of a tree top.")
+
+    @model_validator(mode="after")
+    def _order(self) -> TreeTopsParams:
+        if self.min_window > self.max_window:
+            raise ValueError("min_window must not exceed max_window")
+        return self
+
+
+def _cell(info: Any, where: str) -> tuple[float, float]:
+    g = grid_of(info)
+    if g is None:
+        raise ContractError(
+            f"{where}: input 'chm' carries no 'transform'; ingest it with forestry.raster"
+        )
+    if g.is_geographic():
+        raise ContractError(
+            f"{where}: input 'chm' is on a geographic CRS ({g.crs_name()}); windows are in "
+            "linear units: project it first"
+        )
+    return g.res
+
+
+def _tops_halo(params: TreeTopsParams, inputs: dict[str, Any]) -> dict[str, int]:
+    from minjiang.plugins.forestry.treetops import max_radius_cells
+
+    dx, dy = _cell(inputs["chm"], "forestry.tree_tops")
+    ry, rx = max_radius_cells(params.max_window, dx, dy)
+    return {"y": ry, "x": rx}
+
+
+def tree_tops_partial(
+    arrays: dict[str, Any], params: TreeTopsParams, ctx: BlockContext
+) -> dict[str, Any]:
+    """Tops of the block's interior, looking into the halo (= the largest window)."""
+    import numpy as np
+    from minjiang.kernels import to_host
+    from minjiang.plugins.forestry.treetops import max_radius_cells, tree_tops
+
+    attrs = ctx.attrs["chm"]
+    t = [float(v) for v in attrs["transform"]]
+    dx, dy = abs(t[0]), abs(t[4])
+    ry, rx = max_radius_cells(params.max_window, dx, dy)
+    z = np.asarray(to_host(arrays["chm"]), dtype=np.float64)
+    (ylo, yhi), (xlo, xhi) = ctx.halo["y"], ctx.halo["x"]
+    z = np.pad(z, ((ry - ylo, ry - yhi), (rx - xlo, rx - xhi)), constant_values=np.nan)
+    ys, xs = ctx.region["y"], ctx.region["x"]
+    # outside the raster is no data, whatever the boundary padding holds
+    if ys.start == 0:
+        z[:ry] = np.nan
+    if ys.stop == ctx.sizes["y"]:
+        z[z.shape[0] - ry :] = np.nan
+    if xs.start == 0:
+        z[:, :rx] = np.nan
+    if xs.stop == ctx.sizes["x"]:
+        z[:, z.shape[1] - rx :] = np.nan
+    rows, cols = tree_tops(
+        z,
+        dx=dx,
+        dy=dy,
+        a=params.a,
+        b=params.b,
+        min_window=params.min_window,
+        max_window=params.max_window,
+        min_height=params.min_height,
+        halo=(ry, rx),
+    )
+    h = z[rows + ry, cols + rx]
+    grow, gcol = rows + ys.start, cols + xs.start
+    return {
+        "row": grow.astype(np.int64),
+        "col": gcol.astype(np.int64),
+        "x": t[2] + t[0] * (gcol + 0.5),
+        "y": t[5] + t[4] * (grow + 0.5),
+        "height": h,
+        "window": np.clip(params.a + params.b * h, params.min_window, params.max_window),
+    }
+
+
+def tree_tops_combine(states: list[dict[str, Any]], params: TreeTopsParams) -> dict[str, Any]:
+    """Concatenate the blocks' tops."""
+    import numpy as np
+
+    keys = ("row", "col", "x", "y", "height", "window")
+    return {k: np.concatenate([np.asarray(s[k]) for s in states]) for k in keys}
+
+
+def tree_tops_finalize(state: dict[str, Any], params: TreeTopsParams) -> dict[str, Any]:
+    """The point table, in raster order."""
+    import numpy as np
+
+    order = np.lexsort((state["col"], state["row"]))
+    return {"tops": {k: np.asarray(v)[order] for k, v in state.items()}}
+
+
 OPERATORS: tuple[Operator, ...] = (
     Operator(
         name="forestry.spectral_index",
@@ -571,6 +675,34 @@ OPERATORS: tuple[Operator, ...] = (
         params=ZonalStatsParams,
         description="count, sum, mean, std, min, max and exact percentiles per zone (NaN "
         "excluded) -> table 'stats' with the zone attributes joined.",
+    ),
+    Operator(
+        name="forestry.tree_tops",
+        version="1",
+        inputs=(Input("chm", dims=("y", "x"), dtypes=NUMERIC),),
+        outputs=(
+            TableOutput(
+                "tops",
+                {
+                    "row": "int64",
+                    "col": "int64",
+                    "x": "double",
+                    "y": "double",
+                    "height": "double",
+                    "window": "double",
+                },
+            ),
+        ),
+        pattern=Aggregate(
+            tree_tops_partial,
+            tree_tops_combine,
+            tree_tops_finalize,
+            halo=_tops_halo,
+            boundary="constant",
+        ),
+        params=TreeTopsParams,
+        description="Variable-window local maxima of a canopy height model (window from "
+        "height, halo = the largest window) -> point table 'tops'.",
     ),
     Operator(
         name="forestry.terrain",

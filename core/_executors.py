@@ -7,10 +7,11 @@ an error that lists the valid ones.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minjiang.core.errors import ExecutionError, MinjiangError, PlanError
@@ -22,12 +23,42 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("minjiang.executor")
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "create_executor"]
+__all__ = [
+    "EXECUTORS",
+    "LOCAL_RAY_OBJECT_STORE_BYTES",
+    "TASK_ZARR_CONCURRENCY",
+    "WORKER_ENV",
+    "Executor",
+    "LocalExecutor",
+    "RayExecutor",
+    "create_executor",
+]
 
 EXECUTORS: dict[str, str] = {
     "local": "minjiang.core._executors:LocalExecutor",
     "ray": "minjiang.core._executors:RayExecutor",
 }
+
+#: Chunks zarr decodes or encodes at once inside a task. Each one in flight holds two to
+#: three decoded chunks' worth of buffers: with zarr's default of 10, a one-CPU task
+#: reading a halo around one 8 MiB chunk (9 chunks) held 109 MiB beside its arrays, 63
+#: MiB with 4 (docs/benchmarks.md, "Memory model").
+TASK_ZARR_CONCURRENCY = 4
+#: Environment of the workers of a local Ray: zarr's concurrency above, and glibc's
+#: allocator told to map buffers of 1 MiB and more on their own and to return them
+#: when freed (its adaptive threshold otherwise keeps decoded chunks of up to 32 MiB on
+#: the heap: two workers held ~270 MiB each more after a run than before it), with at
+#: most two arenas for the codec threads.
+WORKER_ENV: dict[str, str] = {
+    "ZARR_ASYNC__CONCURRENCY": str(TASK_ZARR_CONCURRENCY),
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 20),
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 20),
+    "MALLOC_ARENA_MAX": "2",
+}
+#: Object store of a local Ray. Tasks pass only small metadata (a TaskSpec in, a
+#: TaskResult out), so Ray's default (30 % of the machine's memory in /dev/shm) is
+#: never used; this is Ray's minimum rounded up.
+LOCAL_RAY_OBJECT_STORE_BYTES = 128 << 20
 
 
 class Executor(abc.ABC):
@@ -68,6 +99,41 @@ class Executor(abc.ABC):
         """Release what the executor started."""
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` updated with ``values`` (those the user set win), then restored."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _release_freed_memory() -> None:
+    """Return the heap's free pages to the system (glibc ``malloc_trim``; else nothing).
+
+    The local executor runs tasks in the driver, whose allocator was set up before
+    minjiang could choose its thresholds (``WORKER_ENV`` does that for Ray's workers):
+    without this, decoded chunks freed by one task stay in the driver's heap.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
+
+
 def _unwrap(err: BaseException, spec: TaskSpec) -> BaseException:
     cause = getattr(err, "cause", None) or err
     if isinstance(cause, MinjiangError):
@@ -103,16 +169,22 @@ class LocalExecutor(Executor):
         return [device_report(fresh=True)] if self.gpus() > 0 else []
 
     def run(self, tasks: Sequence[TaskSpec], on_result: Callable[[TaskResult], None]) -> None:
+        import zarr
         from minjiang.core._tasks import run_task
 
-        for spec in tasks:
-            try:
-                result = run_task(spec)
-            except MinjiangError:
-                raise
-            except Exception as err:
-                raise _unwrap(err, spec) from err
-            on_result(result)
+        # as on a Ray worker: zarr's codec buffers bounded (TASK_ZARR_CONCURRENCY), and
+        # what a task freed handed back to the system before the next one starts
+        with zarr.config.set({"async.concurrency": TASK_ZARR_CONCURRENCY}):
+            for spec in tasks:
+                try:
+                    result = run_task(spec)
+                except MinjiangError:
+                    raise
+                except Exception as err:
+                    raise _unwrap(err, spec) from err
+                finally:
+                    _release_freed_memory()
+                on_result(result)
 
 
 class RayExecutor(Executor):
@@ -155,9 +227,15 @@ class RayExecutor(Executor):
             }
             if address is None:
                 kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+                kwargs["object_store_memory"] = LOCAL_RAY_OBJECT_STORE_BYTES
             if runtime_env:
                 kwargs["runtime_env"] = runtime_env
-            ray.init(address=address, **kwargs)
+            if address is None:
+                # The raylet and the workers it starts inherit this environment.
+                with _environment(WORKER_ENV):
+                    ray.init(address=address, **kwargs)
+            else:
+                ray.init(address=address, **kwargs)
             self._started = True
         self.max_retries = max_retries
         self._window = window

@@ -491,9 +491,9 @@ def zonal_finalize(state: dict[str, Any], params: _ZonalInner) -> dict[str, Any]
             if table["count"][j] > 0:
                 for k in ("sum", "mean", "std", "min", "max"):
                     out[k][i] = table[k][j]
-    for k, vals in params.attributes.items():
+    for k, column in params.attributes.items():
         if k not in out:
-            out[k] = list(vals)
+            out[k] = list(column)
     return {"stats": out}
 
 

@@ -84,15 +84,15 @@ class ZonesReader(Reader):
         return [*files, grid]
 
     def open(self, files: list[Path], params: Any) -> xr.Dataset:
-        import fiona
+        import fiona  # type: ignore[import-untyped]
         import numpy as np
         import rasterio
-        import shapely
+        import shapely  # type: ignore[import-untyped]
         import xarray as xr
         from dask import array as da
         from minjiang.plugins.forestry._raster import _grid, _tile_chunk
         from pyproj import CRS, Transformer
-        from shapely.geometry import mapping, shape
+        from shapely.geometry import mapping, shape  # type: ignore[import-untyped]
 
         params = params or ZonesParams()
         vector, grid_file = files[0], files[-1]

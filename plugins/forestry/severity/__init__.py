@@ -67,18 +67,20 @@ def burn_severity(pre: Any, post: Any, *, backend: str = "cpu") -> dict[str, np.
     from minjiang.plugins.forestry.severity._cpu import burn_severity as cpu
 
     shape = pre.shape
-    outs = [np.empty(pre.size, dtype) for _ in range(3)]
+    d, rd, rb = (np.empty(pre.size, dtype) for _ in range(3))
     cls = np.empty(pre.size, np.uint8)
     cpu(
         np.ascontiguousarray(pre).reshape(-1),
         np.ascontiguousarray(post).reshape(-1),
         np.asarray(EDGES, dtype=np.float64),
-        *outs,
+        d,
+        rd,
+        rb,
         cls,
     )
     return {
-        "dnbr": outs[0].reshape(shape),
-        "rdnbr": outs[1].reshape(shape),
-        "rbr": outs[2].reshape(shape),
+        "dnbr": d.reshape(shape),
+        "rdnbr": rd.reshape(shape),
+        "rbr": rb.reshape(shape),
         "severity": cls.reshape(shape),
     }

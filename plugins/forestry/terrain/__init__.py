@@ -64,13 +64,13 @@ def horn_terrain(
         raise ValueError("horn_terrain: cell sizes must be positive")
     args = (z, ew, ns, float(z_factor), float(azimuth), float(altitude))
     if backend == "reference":
-        from minjiang.plugins.forestry.terrain._reference import horn
+        from minjiang.plugins.forestry.terrain._reference import horn as reference
 
-        return horn(*args)
+        return reference(*args)
     if backend != "cpu":
         raise ValueError(f"horn_terrain: backend {backend!r} is not 'reference' or 'cpu'")
-    from minjiang.plugins.forestry.terrain._cpu import horn
+    from minjiang.plugins.forestry.terrain._cpu import horn as cpu
 
     out = np.empty((3, rows, z.shape[1] - 2))
-    horn(np.ascontiguousarray(z), *args[1:], out)
+    cpu(np.ascontiguousarray(z), ew, ns, *args[3:], out)
     return {"slope": out[0], "aspect": out[1], "hillshade": out[2]}

@@ -143,15 +143,16 @@ class Store(abc.ABC):
         """All keys below the folder ``prefix``, recursively, sorted.
 
         Keys are relative to the store root (``list("a")`` gives ``["a/b", "a/c/d"]``);
-        ``prefix`` is a folder, so ``list("a")`` never returns ``"ab/x"``.
+        ``prefix`` is a folder, so ``list("a")`` never returns ``"ab/x"``. Temporary
+        files of atomic writes (``.tmp-*``, zarr's ``*.partial``) are never listed.
         """
         prefix = validate_key(prefix.rstrip("/"), allow_empty=True) if prefix else ""
-        return sorted(self._list(prefix))
+        return sorted(k for k in self._list(prefix) if not is_temporary(k.rsplit("/", 1)[-1]))
 
     def list_dir(self, prefix: str = "") -> builtins.list[str]:
         """Names of the immediate children (objects and folders) of the folder ``prefix``, sorted."""
         prefix = validate_key(prefix.rstrip("/"), allow_empty=True) if prefix else ""
-        return sorted(self._list_dir(prefix))
+        return sorted(n for n in self._list_dir(prefix) if not is_temporary(n))
 
     def delete(self, key: str) -> None:
         """Delete one object; deleting a missing key is not an error."""

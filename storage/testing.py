@@ -201,6 +201,24 @@ class StoreTests:
         store.write_json("t/c", {"x": 1})
         assert store.list("t") == ["t/a", "t/b", "t/c"]
 
+    def test_temporary_files_are_never_listed(self, store: Store) -> None:
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        # what a writer killed between its temporary file and the rename leaves
+        zs = store.zarr_store("u")
+
+        async def put() -> None:
+            buf = default_buffer_prototype().buffer.from_bytes(b"half")
+            await zs.set("v/c/0.0123abcd.partial", buf)
+            await zs.set(".tmp-zarr.json.0011", buf)
+            await zs.set("v/c/1", buf)
+
+        sync(put())  # on zarr's own event loop, which its stores are bound to
+        assert store.list("u") == ["u/v/c/1"]
+        assert store.list_dir("u") == ["v"]
+        assert store.list_dir("u/v/c") == ["1"]
+
     # -------------------------------------------------------------- deletion
     def test_delete(self, store: Store) -> None:
         store.write_bytes("del/k", b"1")

@@ -313,3 +313,85 @@ def two_point_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
             "phase_fraction": np.full(nb, s["phase_voxels"][0] / s["voxels"][0]),
         }
     }
+
+
+# -- materials.local_thickness / materials.pore_sizes -------------------------------------------
+def local_thickness(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+    """Map kernel: the block's local thickness from the block and its halo."""
+    from minjiang.plugins.materials._operators import thickness_halo_voxels
+    from minjiang.plugins.materials.thickness import local_thickness_block
+
+    x = np.asarray(arrays["image"])
+    m, _ = thickness_halo_voxels(params, dict(ctx.attrs.get("image") or {}), x.ndim)
+    voxel = float(
+        (params.spacing if params.spacing is not None else ctx.attrs["image"]["spacing"])[0]
+    )
+    halo = tuple(tuple(ctx.halo.get(d, (0, 0))) for d in ctx.dims)
+    real = np.ones(x.shape, dtype=bool)
+    for ax, d in enumerate(ctx.dims):
+        lo = ctx.region[d].start - halo[ax][0]
+        idx = np.arange(lo, lo + x.shape[ax])
+        shape = [1] * x.ndim
+        shape[ax] = x.shape[ax]
+        real &= ((idx >= 0) & (idx < ctx.sizes[d])).reshape(shape)
+    try:
+        lt = local_thickness_block(_indicator(x, params.phase), real, halo, m)
+    except ValueError as err:
+        raise ContractError(
+            f"materials.local_thickness: block at {ctx.origin}: {err} (max_radius in the units "
+            "of the voxel size)"
+        ) from None
+    return {"local_thickness": (lt * voxel).astype(np.float32)}
+
+
+def pore_sizes_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+    """Voxel counts per local-thickness radius (integer radii in voxels) in one block."""
+    lt = np.asarray(arrays["local_thickness"], dtype=np.float64)
+    voxel = float((ctx.attrs.get("local_thickness") or {}).get("spacing", [1.0])[0])
+    k = np.rint(lt / voxel).astype(np.int64)
+    counts = np.bincount(k.ravel()[k.ravel() > 0])
+    radius = np.flatnonzero(counts)
+    n = radius.size + 1  # row 0 carries the block's voxel count
+    return {
+        "radius_voxels": np.concatenate([[0], radius]).astype(np.int64),
+        "count": np.concatenate([[lt.size], counts[radius]]).astype(np.int64),
+        "voxel": np.full(n, voxel),
+    }
+
+
+def pore_sizes_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, np.ndarray]:
+    """Counts per radius add as integers."""
+    r = np.concatenate([np.asarray(p["radius_voxels"]) for p in parts])
+    c = np.concatenate([np.asarray(p["count"]) for p in parts])
+    voxel = float(np.asarray(parts[0]["voxel"])[0])
+    uniq, inv = np.unique(r, return_inverse=True)
+    total = np.zeros(uniq.size, dtype=np.int64)
+    np.add.at(total, inv, c)
+    return {"radius_voxels": uniq, "count": total, "voxel": np.full(uniq.size, voxel)}
+
+
+def pore_sizes_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
+    """The ``porosity`` table (one row) and the ``pore_sizes`` table (one row per radius)."""
+    r = np.asarray(state["radius_voxels"], dtype=np.int64)
+    c = np.asarray(state["count"], dtype=np.int64)
+    voxel = float(np.asarray(state["voxel"])[0])
+    voxels = int(c[r == 0].sum())
+    pores = c[r > 0]
+    pore_voxels = int(pores.sum())
+    radius = r[r > 0] * voxel
+    frac = pores / pore_voxels if pore_voxels else np.zeros(pores.size)
+    return {
+        "porosity": {
+            "porosity": np.array([pore_voxels / voxels if voxels else np.nan]),
+            "pore_voxels": np.array([pore_voxels], dtype=np.int64),
+            "voxels": np.array([voxels], dtype=np.int64),
+        },
+        "pore_sizes": {
+            "radius": radius,
+            "diameter": 2 * radius,
+            "voxels": pores,
+            "volume_fraction": frac,
+            # fraction of the pore volume in pores at least this large
+            "cumulative_fraction": np.cumsum(frac[::-1])[::-1],
+        },
+    }

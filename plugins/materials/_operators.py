@@ -11,6 +11,7 @@ from minjiang.core import (
     Composite,
     FullAxis,
     Input,
+    Map,
     Operator,
     SubStep,
     TableOutput,
@@ -406,4 +407,131 @@ TWO_POINT = Operator(
     description="Two-point correlation S2(r) of a phase, periodic or zero-padded unbiased, radially averaged.",
 )
 
-OPERATORS = (RDF, MSD, TWO_POINT)
+
+# -- materials.local_thickness / materials.pore_sizes -------------------------------------------
+class ThicknessParams(_Params):
+    """Local thickness of the pore phase (radius of the largest inscribed sphere covering a voxel)."""
+
+    phase: int | None = Field(
+        default=None, description="Value of the pore phase; default: every non-zero value."
+    )
+    max_radius: float = Field(
+        gt=0,
+        description="Largest pore radius (units of the voxel size); sets the halo, "
+        "2 (ceil(max_radius / voxel) + 1) voxels per side. A wider pore fails the step.",
+    )
+    spacing: list[float] | None = Field(
+        default=None, description="Voxel size per dim; default: the image's 'spacing' attribute."
+    )
+
+
+def _image_dims(op: str, inputs: dict[str, Any], name: str = "image") -> tuple[str, ...]:
+    dims = tuple(inputs[name].dims)
+    if dims not in (("y", "x"), ("z", "y", "x")):
+        raise ContractError(
+            f"{op}: {name!r} has dims {dims!r}; expected ('y', 'x') or ('z', 'y', 'x')"
+        )
+    return dims
+
+
+def isotropic_voxel(op: str, params: Any, attrs: dict[str, Any], ndim: int) -> float:
+    """The (single) voxel size of an image whose voxels must be cubes."""
+    spacing = params.spacing if params.spacing is not None else attrs.get("spacing")
+    if spacing is None or len(spacing) != ndim or any(not (float(v) > 0) for v in spacing):
+        raise ContractError(
+            f"{op}: the image needs {ndim} positive voxel sizes (its 'spacing' attribute or the "
+            f"spacing parameter), got {spacing!r}"
+        )
+    v = [float(x) for x in spacing]
+    if max(v) > min(v) * (1 + 1e-9):
+        raise ContractError(
+            f"{op}: voxels of size {v!r} are not cubes; local thickness needs isotropic voxels "
+            "(resample the image first)"
+        )
+    return v[0]
+
+
+def thickness_halo_voxels(params: Any, attrs: dict[str, Any], ndim: int) -> tuple[int, int]:
+    """(max radius in voxels, halo per side in voxels)."""
+    from minjiang.plugins.materials.thickness import halo_for
+
+    voxel = isotropic_voxel("materials.local_thickness", params, attrs, ndim)
+    m = int(np.ceil(params.max_radius / voxel - 1e-9))
+    return m, halo_for(m)
+
+
+def _thickness_halo(params: ThicknessParams, inputs: dict[str, Any]) -> dict[str, int]:
+    dims = _image_dims("materials.local_thickness", inputs)
+    _, h = thickness_halo_voxels(params, dict(inputs["image"].attrs), len(dims))
+    return dict.fromkeys(dims, h)
+
+
+def _thickness_outputs(params: ThicknessParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    dims = _image_dims("materials.local_thickness", inputs)
+    attrs = dict(inputs["image"].attrs)
+    isotropic_voxel("materials.local_thickness", params, attrs, len(dims))
+    keep = {k: attrs[k] for k in ("spacing", "units") if k in attrs}
+    return (
+        ArrayOutput(
+            "local_thickness",
+            dtype="float32",
+            attrs={
+                **keep,
+                "long_name": "radius of the largest inscribed sphere covering the voxel",
+            },
+        ),
+    )
+
+
+def _thickness_memory(size: TaskSize, params: Any) -> int:
+    # bool copies, float64 distance transform and its index arrays (scipy), float64 result
+    cells = size.input_bytes // max(size.itemsize, 1)
+    return size.input_bytes + (8 + 8 * 4 + 8 + 2) * cells + size.output_bytes
+
+
+LOCAL_THICKNESS = Operator(
+    name="materials.local_thickness",
+    version="1",
+    inputs=(Input("image", dtypes=("b", "i", "u", "f")),),
+    outputs=_thickness_outputs,
+    pattern=Map(_K + "local_thickness", halo=_thickness_halo, boundary="constant"),
+    params=ThicknessParams,
+    memory=_thickness_memory,
+    description="Local thickness of the pore phase from the Euclidean distance transform, with a halo for the largest pore.",
+)
+
+
+class PoreSizeParams(_Params):
+    """Porosity and pore-size distribution from a local-thickness image."""
+
+
+_POROSITY_COLUMNS = {"porosity": "float64", "pore_voxels": "int64", "voxels": "int64"}
+_PSD_COLUMNS = {
+    "radius": "float64",
+    "diameter": "float64",
+    "voxels": "int64",
+    "volume_fraction": "float64",
+    "cumulative_fraction": "float64",
+}
+
+
+def _pore_size_outputs(params: PoreSizeParams, inputs: dict[str, Any]) -> tuple[TableOutput, ...]:
+    _image_dims("materials.pore_sizes", inputs, "local_thickness")
+    return (TableOutput("porosity", _POROSITY_COLUMNS), TableOutput("pore_sizes", _PSD_COLUMNS))
+
+
+PORE_SIZES = Operator(
+    name="materials.pore_sizes",
+    version="1",
+    inputs=(Input("local_thickness", dtypes=("f",)),),
+    outputs=_pore_size_outputs,
+    pattern=Aggregate(
+        partial=_K + "pore_sizes_partial",
+        combine=_K + "pore_sizes_combine",
+        finalize=_K + "pore_sizes_finalize",
+    ),
+    params=PoreSizeParams,
+    description="Porosity and the pore-size distribution (volume by local-thickness radius).",
+)
+
+OPERATORS = (RDF, MSD, TWO_POINT, LOCAL_THICKNESS, PORE_SIZES)

@@ -395,3 +395,134 @@ def pore_sizes_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]
             "cumulative_fraction": np.cumsum(frac[::-1])[::-1],
         },
     }
+
+
+# -- materials.percolation ------------------------------------------------------------------------
+def pore_labels(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
+    """Label one block's pores; each label is 1 + the global C-order index of its first voxel."""
+    from minjiang.kernels.label import label_local
+
+    ind = _indicator(np.asarray(arrays["image"]), params.phase)
+    labels, n = label_local(ind, _connectivity(params, ind.ndim))
+    out = np.zeros(labels.shape, dtype=np.int64)
+    if n:
+        flat = labels.ravel()
+        idx = np.flatnonzero(flat)
+        lab = flat[idx]
+        # labels are numbered by first appearance in C order
+        new = np.concatenate([[True], lab[1:] > np.maximum.accumulate(lab)[:-1]])
+        first = np.full(n + 1, -1, dtype=np.int64)
+        first[lab[new]] = idx[new]
+        local = np.unravel_index(first[1:], labels.shape)
+        shape = tuple(int(ctx.sizes[d]) for d in ctx.dims)
+        glob = np.ravel_multi_index(
+            tuple(a + o for a, o in zip(local, ctx.origin, strict=True)), shape
+        )
+        lut = np.zeros(n + 1, dtype=np.int64)
+        lut[1:] = glob + 1
+        out = lut[labels]
+    return {"labels": out}
+
+
+def _connectivity(params: Any, ndim: int) -> int:
+    if params.connectivity is not None:
+        return int(params.connectivity)
+    return 4 if ndim == 2 else 6
+
+
+# row kinds of a percolation state (one table: equal-length columns)
+_PAIR, _COUNT, _INLET, _OUTLET, _VOXELS = 0, 1, 2, 3, 4
+
+
+def percolation_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+    """Face pairs, voxels per label, labels on the inlet and outlet faces, the block's voxels."""
+    from minjiang.kernels.label import face_equivalences
+
+    padded = np.asarray(arrays["labels"])
+    halo = tuple(tuple(ctx.halo.get(d, (0, 0))) for d in ctx.dims)
+    pairs = face_equivalences(padded, _connectivity(params, padded.ndim), halo)
+    inner = padded[tuple(slice(lo, padded.shape[i] - hi) for i, (lo, hi) in enumerate(halo))]
+    labels, counts = np.unique(inner[inner > 0], return_counts=True)
+    ax = ctx.dims.index(params.axis)
+    region = ctx.region[params.axis]
+    rows = [
+        (np.full(len(pairs), _PAIR), pairs[:, 0], pairs[:, 1]),
+        (np.full(labels.size, _COUNT), labels, counts),
+    ]
+    if region.start == 0:
+        face = np.unique(np.take(inner, 0, axis=ax))
+        face = face[face > 0]
+        rows.append((np.full(face.size, _INLET), face, np.zeros(face.size)))
+    if region.stop == ctx.sizes[params.axis]:
+        face = np.unique(np.take(inner, inner.shape[ax] - 1, axis=ax))
+        face = face[face > 0]
+        rows.append((np.full(face.size, _OUTLET), face, np.zeros(face.size)))
+    rows.append((np.array([_VOXELS]), np.array([0]), np.array([inner.size])))
+    return {
+        "kind": np.concatenate([r[0] for r in rows]).astype(np.int64),
+        "a": np.concatenate([r[1] for r in rows]).astype(np.int64),
+        "b": np.concatenate([r[2] for r in rows]).astype(np.int64),
+    }
+
+
+def percolation_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, np.ndarray]:
+    """Rows of all parts; counts per label and voxels summed as integers, pairs kept unique."""
+    kind = np.concatenate([np.asarray(p["kind"], dtype=np.int64) for p in parts])
+    a = np.concatenate([np.asarray(p["a"], dtype=np.int64) for p in parts])
+    b = np.concatenate([np.asarray(p["b"], dtype=np.int64) for p in parts])
+    out_k, out_a, out_b = [], [], []
+    for k in (_PAIR, _INLET, _OUTLET):
+        sel = kind == k
+        uniq = (
+            np.unique(np.stack([a[sel], b[sel]], axis=1), axis=0)
+            if sel.any()
+            else np.zeros((0, 2), np.int64)
+        )
+        out_k.append(np.full(len(uniq), k))
+        out_a.append(uniq[:, 0])
+        out_b.append(uniq[:, 1])
+    sel = kind == _COUNT
+    lab, inv = np.unique(a[sel], return_inverse=True)
+    tot = np.zeros(lab.size, dtype=np.int64)
+    np.add.at(tot, inv, b[sel])
+    out_k.append(np.full(lab.size, _COUNT))
+    out_a.append(lab)
+    out_b.append(tot)
+    out_k.append(np.array([_VOXELS]))
+    out_a.append(np.array([0]))
+    out_b.append(np.array([int(b[kind == _VOXELS].sum())]))
+    return {
+        "kind": np.concatenate(out_k).astype(np.int64),
+        "a": np.concatenate(out_a).astype(np.int64),
+        "b": np.concatenate(out_b).astype(np.int64),
+    }
+
+
+def percolation_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
+    """Join clusters across blocks (union-find) and keep those on both faces."""
+    from minjiang.kernels.label import union_find_roots
+
+    s = percolation_combine([state], params)
+    kind, a, b = s["kind"], s["a"], s["b"]
+    cnt = kind == _COUNT
+    labels, roots = union_find_roots(np.stack([a[kind == _PAIR], b[kind == _PAIR]], axis=1), a[cnt])
+    root_of = dict(zip(labels.tolist(), roots.tolist(), strict=True))
+    inlet = {root_of[x] for x in a[kind == _INLET].tolist()}
+    outlet = {root_of[x] for x in a[kind == _OUTLET].tolist()}
+    through = inlet & outlet
+    lab_cnt = dict(zip(a[cnt].tolist(), b[cnt].tolist(), strict=True))
+    pore = int(sum(lab_cnt.values()))
+    perc = int(sum(c for lab, c in lab_cnt.items() if root_of[lab] in through))
+    voxels = int(b[kind == _VOXELS].sum())
+    return {
+        "percolation": {
+            "axis": np.array([params.axis], dtype=object),
+            "porosity": np.array([pore / voxels if voxels else np.nan]),
+            "percolating_porosity": np.array([perc / voxels if voxels else np.nan]),
+            "clusters": np.array([len(set(root_of.values()))], dtype=np.int64),
+            "percolating_clusters": np.array([len(through)], dtype=np.int64),
+            "pore_voxels": np.array([pore], dtype=np.int64),
+            "percolating_voxels": np.array([perc], dtype=np.int64),
+            "voxels": np.array([voxels], dtype=np.int64),
+        }
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from minjiang.core import (
@@ -534,4 +534,105 @@ PORE_SIZES = Operator(
     description="Porosity and the pore-size distribution (volume by local-thickness radius).",
 )
 
-OPERATORS = (RDF, MSD, TWO_POINT, LOCAL_THICKNESS, PORE_SIZES)
+
+# -- materials.percolation ------------------------------------------------------------------------
+class PercolationParams(_Params):
+    """Porosity and the porosity connected from one face of the image to the opposite one."""
+
+    phase: int | None = Field(
+        default=None, description="Value of the pore phase; default: every non-zero value."
+    )
+    axis: str = Field(default="z", description="The dim along which the pores must percolate.")
+    connectivity: Literal[4, 8, 6, 18, 26] | None = Field(
+        default=None,
+        description="Neighbours that connect: 6, 18, 26 in 3-D; 4 or 8 in 2-D (default: faces "
+        "only, 6 or 4).",
+    )
+
+
+def _percolation_check(params: PercolationParams, inputs: dict[str, Any], name: str) -> None:
+    dims = _image_dims("materials.percolation", inputs, name)
+    if params.axis not in dims:
+        raise ContractError(f"materials.percolation: axis {params.axis!r} is not one of {dims!r}")
+    valid = (4, 8) if len(dims) == 2 else (6, 18, 26)
+    if params.connectivity is not None and params.connectivity not in valid:
+        raise ContractError(
+            f"materials.percolation: connectivity {params.connectivity} is not defined in "
+            f"{len(dims)}-D; use one of {valid!r}"
+        )
+
+
+def _pore_labels_outputs(
+    params: PercolationParams, inputs: dict[str, Any]
+) -> tuple[ArrayOutput, ...]:
+    _percolation_check(params, inputs, "image")
+    return (ArrayOutput("labels", dtype="int64", attrs={"long_name": "provisional pore labels"}),)
+
+
+_PORE_LABELS = Operator(
+    name="materials.pore_labels",
+    version="1",
+    inputs=(Input("image", dtypes=("b", "i", "u", "f")),),
+    outputs=_pore_labels_outputs,
+    pattern=Map(_K + "pore_labels"),
+    params=PercolationParams,
+    memory=lambda size, params: size.input_bytes + 3 * size.output_bytes,
+    description="Pore clusters of each block, labelled 1 + the global index of their first voxel.",
+)
+
+_PERCOLATION_COLUMNS = {
+    "axis": "string",
+    "porosity": "float64",
+    "percolating_porosity": "float64",
+    "clusters": "int64",
+    "percolating_clusters": "int64",
+    "pore_voxels": "int64",
+    "percolating_voxels": "int64",
+    "voxels": "int64",
+}
+
+
+def _percolation_outputs(
+    params: PercolationParams, inputs: dict[str, Any]
+) -> tuple[TableOutput, ...]:
+    name = "image" if "image" in inputs else "labels"
+    _percolation_check(params, inputs, name)
+    return (TableOutput("percolation", _PERCOLATION_COLUMNS),)
+
+
+_PERCOLATION_STATS = Operator(
+    name="materials.percolation_stats",
+    version="1",
+    inputs=(Input("labels", dtypes=("i",)),),
+    outputs=_percolation_outputs,
+    pattern=Aggregate(
+        partial=_K + "percolation_partial",
+        combine=_K + "percolation_combine",
+        finalize=_K + "percolation_finalize",
+        halo=lambda params, inputs: dict.fromkeys(inputs["labels"].dims, 1),
+        boundary="constant",
+    ),
+    params=PercolationParams,
+    description="Clusters joined across block faces (union-find); those touching both faces.",
+)
+
+
+def _percolation_expand(params: PercolationParams, inputs: dict[str, Any]) -> list[SubStep]:
+    p = params.model_dump(mode="json")
+    return [
+        SubStep("labels", _PORE_LABELS, {"image": "image"}, p),
+        SubStep("stats", _PERCOLATION_STATS, {"labels": "labels"}, p),
+    ]
+
+
+PERCOLATION = Operator(
+    name="materials.percolation",
+    version="1",
+    inputs=(Input("image", dtypes=("b", "i", "u", "f")),),
+    outputs=_percolation_outputs,
+    pattern=Composite(_percolation_expand),
+    params=PercolationParams,
+    description="Porosity and percolating porosity along an axis, by connected components across chunks.",
+)
+
+OPERATORS = (RDF, MSD, TWO_POINT, LOCAL_THICKNESS, PORE_SIZES, PERCOLATION)

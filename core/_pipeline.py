@@ -43,6 +43,7 @@ __all__ = [
     "Report",
     "Step",
     "load_pipeline",
+    "load_yaml",
 ]
 
 #: The largest pipeline document accepted, in bytes.
@@ -77,7 +78,51 @@ def _check_text(value: str, what: str, limit: int = MAX_REF_CHARS) -> str:
     return value
 
 
-class Step(BaseModel):
+def _check_path(value: str, what: str) -> str:
+    """A path or reference the file system can take: no control characters, within the
+    limits of POSIX file systems (255 bytes a component, :data:`MAX_REF_CHARS` in all)."""
+    _check_text(value, what)
+    if len(value.encode("utf-8", "surrogatepass")) >= MAX_REF_CHARS:
+        raise ValueError(f"{what} {_shown(value)} is {MAX_REF_CHARS} bytes or longer in UTF-8")
+    for part in re.split(r"[/\\]", value):
+        if len(part.encode("utf-8", "surrogatepass")) > 255:
+            raise ValueError(
+                f"{what} {_shown(value)} has a component longer than 255 bytes, which no "
+                "common file system allows"
+            )
+    return value
+
+
+class _TypedModel(BaseModel):
+    """A model whose validation failures are :class:`PipelineError`, not pydantic's."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise PipelineError(_format_validation(err, *_describe(type(self), data))) from None
+
+    # pydantic calls a model's own __init__ for nested instances unless it is marked as
+    # the base one; nested steps must fail as pydantic errors so that the pipeline's
+    # message names the step and field once
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as err:
+            raise PipelineError(_format_validation(err, *_describe(cls, obj))) from None
+
+
+def _describe(cls: type, data: Any) -> tuple[str, Any, str]:
+    if cls.__name__ == "Step":
+        sid = data.get("id") if isinstance(data, Mapping) else None
+        return (repr(sid) if isinstance(sid, str) and len(sid) <= 64 else "", data, "step")
+    return ("", data, "pipeline")
+
+
+class Step(_TypedModel):
     """One step of a pipeline (an operator application, or an ingest)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -95,7 +140,7 @@ class Step(BaseModel):
     @field_validator("id")
     @classmethod
     def _check_id(cls, v: str) -> str:
-        if not _STEP_ID.match(v):
+        if not _STEP_ID.fullmatch(v):
             raise ValueError(
                 f"step id {_shown(v)} must be lowercase letters, digits and '_' (at most 64, "
                 "e.g. 'smooth')"
@@ -105,7 +150,7 @@ class Step(BaseModel):
     @field_validator("operator", "reader")
     @classmethod
     def _check_plugin_name(cls, v: str | None) -> str | None:
-        if v is not None and not _PLUGIN_NAME.match(v):
+        if v is not None and not _PLUGIN_NAME.fullmatch(v):
             raise ValueError(
                 f"{_shown(v)} is not a registered name: names are 'domain.name' in lowercase "
                 "letters, digits and '_' (e.g. 'array.gaussian'); `minjiang plugins` lists them"
@@ -118,7 +163,7 @@ class Step(BaseModel):
         if v is None:
             return v
         for p in [v] if isinstance(v, str) else v:
-            _check_text(p, "path")
+            _check_path(p, "path")
         if isinstance(v, list) and len(v) > 100_000:
             raise ValueError(f"{len(v)} paths; give at most 100000 (or a folder)")
         return v
@@ -127,13 +172,13 @@ class Step(BaseModel):
     @classmethod
     def _check_inputs(cls, v: dict[str, str]) -> dict[str, str]:
         for key, ref in v.items():
-            if not _INPUT_NAME.match(key):
+            if not _INPUT_NAME.fullmatch(key):
                 raise ValueError(
                     f"input name {_shown(key)} must be letters, digits and '_' (the operator's "
                     "input names; `minjiang plugins --operator NAME` lists them)"
                 )
             _check_text(ref, f"input {key!r}")
-            if ref.startswith("$") and not _INPUT_NAME.match(ref[1:]):
+            if ref.startswith("$") and not _INPUT_NAME.fullmatch(ref[1:]):
                 raise ValueError(
                     f"input {key!r}: {_shown(ref)} is not '$name' with a pipeline input's name"
                 )
@@ -146,6 +191,7 @@ class Step(BaseModel):
             return v
         from minjiang.storage._names import validate_name
 
+        _check_text(v, "dataset name", 200)
         return validate_name(v)  # an InvalidNameError is a ValueError: pydantic reports it
 
     @model_validator(mode="after")
@@ -161,7 +207,7 @@ class Step(BaseModel):
         return self
 
 
-class Pipeline(BaseModel):
+class Pipeline(_TypedModel):
     """An ordered list of steps; plugins register named, versioned ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -185,6 +231,7 @@ class Pipeline(BaseModel):
             return v
         from minjiang.storage._names import validate_segment
 
+        _check_text(v, "pipeline name", 64)
         return validate_segment(v)
 
     @field_validator("version", mode="before")
@@ -197,7 +244,7 @@ class Pipeline(BaseModel):
     @field_validator("version")
     @classmethod
     def _check_version(cls, v: str) -> str:
-        if not _VERSION.match(v):
+        if not _VERSION.fullmatch(v):
             raise ValueError(
                 f"version {_shown(v)} must be letters, digits, '.', '_', '+' or '-' "
                 "(at most 64, e.g. '1' or '2.1')"
@@ -208,7 +255,7 @@ class Pipeline(BaseModel):
     @classmethod
     def _check_input_names(cls, v: list[str]) -> list[str]:
         for name in v:
-            if not _INPUT_NAME.match(name):
+            if not _INPUT_NAME.fullmatch(name):
                 raise ValueError(
                     f"input name {_shown(name)} must be letters, digits and '_' (e.g. 'cube')"
                 )
@@ -219,7 +266,7 @@ class Pipeline(BaseModel):
     @field_validator("report")
     @classmethod
     def _check_report(cls, v: str | None) -> str | None:
-        if v is None or _PLUGIN_NAME.match(v):
+        if v is None or _PLUGIN_NAME.fullmatch(v):
             return v
         hint = (
             " (import paths are not accepted: a pipeline file never runs code of its choosing)"
@@ -302,7 +349,7 @@ class Pipeline(BaseModel):
             texts = []
             for x in items:
                 try:
-                    texts.append(_check_text(os.fspath(x), f"input {key!r}"))
+                    texts.append(_check_path(os.fspath(x), f"input {key!r}"))
                 except (ValueError, TypeError) as err:
                     raise PipelineError(f"{label}: {err}") from None
             bound[key] = texts if isinstance(value, list | tuple) else texts[0]
@@ -341,7 +388,7 @@ class Report:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _PLUGIN_NAME.match(self.name):
+        if not isinstance(self.name, str) or not _PLUGIN_NAME.fullmatch(self.name):
             raise PluginError(
                 f"report name {self.name!r} must be 'domain.name' in lowercase letters, digits "
                 "and '_' (e.g. 'ocean.mhw_quicklook')"
@@ -403,60 +450,19 @@ _LOADER: list[type] = []
 
 
 def _strict_loader() -> type:
+    """The loader that constructs a checked document (see :func:`load_yaml`).
+
+    libyaml's parser when PyYAML has it (50 times faster on large documents), else
+    PyYAML's own; SafeConstructor either way, refusing non-string and duplicate keys,
+    with dates and times left as strings (JSON has no date type).
+    """
     if _LOADER:
         return _LOADER[0]
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
-        """SafeLoader limited to JSON's data model and to bounded size and depth.
+    base = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
 
-        It refuses anchors and aliases (so no alias bombs), explicit tags, non-string
-        keys and duplicate keys, more than ``MAX_DEPTH`` levels and ``MAX_NODES`` values;
-        dates stay strings.
-        """
-
-        def __init__(self, stream: Any) -> None:
-            super().__init__(stream)
-            self._depth = 0
-            self._nodes = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise PipelineError(
-                    f"YAML aliases are not allowed (line {event.start_mark.line + 1}); "
-                    "write the value out"
-                )
-            event = self.peek_event()
-            line = event.start_mark.line + 1
-            if getattr(event, "anchor", None) is not None:
-                raise PipelineError(f"YAML anchors are not allowed (line {line}); remove '&'")
-            tag = getattr(event, "tag", None)
-            if tag not in (None, "!") and tag not in _JSON_TAGS:
-                raise PipelineError(
-                    f"YAML tag {_shown(str(tag), 40)} is not allowed (line {line}); a pipeline "
-                    "holds plain strings, numbers, booleans, null, lists and mappings"
-                )
-            self._nodes += 1
-            if self._nodes > MAX_NODES:
-                raise PipelineError(
-                    f"pipeline document holds more than {MAX_NODES} values (line {line}); "
-                    "split it, or keep large data in datasets, not in parameters"
-                )
-            nested = isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent)
-            if nested:
-                self._depth += 1
-                if self._depth > MAX_DEPTH:
-                    raise PipelineError(
-                        f"pipeline document is nested more than {MAX_DEPTH} levels deep "
-                        f"(line {line}); flatten it"
-                    )
-            try:
-                return super().compose_node(parent, index)
-            finally:
-                if nested:
-                    self._depth -= 1
-
+    class StrictLoader(base or yaml.SafeLoader):  # type: ignore[misc, valid-type]
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             keys = []
             for key_node, _ in node.value:
@@ -475,14 +481,72 @@ def _strict_loader() -> type:
                 )
             return super().construct_mapping(node, deep=deep)
 
-    # Dates and times stay strings (JSON has no date type); copy the resolver table so
-    # SafeLoader itself is not changed.
+    # copy the resolver table so SafeLoader itself is not changed
     StrictLoader.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     _LOADER.append(StrictLoader)
     return StrictLoader
+
+
+def _check_events(text: str, loader: type) -> None:
+    """Refuse aliases, anchors, tags, too deep nesting and too many values, from the
+    event stream (no recursion, nothing built), before the document is constructed."""
+    import yaml
+
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise PipelineError(
+                f"YAML aliases are not allowed (line {event.start_mark.line + 1}); "
+                "write the value out"
+            )
+        if not isinstance(event, yaml.NodeEvent):
+            if isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            continue
+        line = event.start_mark.line + 1
+        if event.anchor is not None:
+            raise PipelineError(f"YAML anchors are not allowed (line {line}); remove '&'")
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and tag not in _JSON_TAGS:
+            raise PipelineError(
+                f"YAML tag {_shown(str(tag), 40)} is not allowed (line {line}); a pipeline "
+                "holds plain strings, numbers, booleans, null, lists and mappings"
+            )
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise PipelineError(
+                f"pipeline document holds more than {MAX_NODES} values (line {line}); "
+                "keep large data in datasets, not in parameters"
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise PipelineError(
+                    f"pipeline document is nested more than {MAX_DEPTH} levels deep "
+                    f"(line {line}); flatten it"
+                )
+
+
+def load_yaml(text: str, label: str = "<string>") -> Any:
+    """YAML text as JSON-like data, within the limits of a pipeline document.
+
+    Raises :class:`PipelineError` for invalid YAML, aliases, anchors, tags, non-string
+    or duplicate keys, more than :data:`MAX_DEPTH` levels or :data:`MAX_NODES` values.
+    """
+    import yaml
+
+    loader = _strict_loader()
+    try:
+        _check_events(text, loader)
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as err:
+        msg = " ".join(str(err).split())
+        raise PipelineError(f"pipeline {label} is not valid YAML: {msg[:500]}") from None
+    except RecursionError:  # defence in depth: the depth limit stops this first
+        raise PipelineError(f"pipeline {label} is nested too deeply; flatten it") from None
 
 
 def _check_mapping(data: Mapping[str, Any], label: str) -> None:
@@ -514,7 +578,7 @@ def _check_mapping(data: Mapping[str, Any], label: str) -> None:
                 stack.extend((v, depth + 1) for v in value)
 
 
-def _format_validation(err: ValidationError, source: str, data: Any) -> str:
+def _format_validation(err: ValidationError, source: str, data: Any, what: str = "pipeline") -> str:
     """One line per problem, joined: where (step id and field), what, and the fix."""
     steps = data.get("steps") if isinstance(data, Mapping) else None
     parts = []
@@ -543,11 +607,11 @@ def _format_validation(err: ValidationError, source: str, data: Any) -> str:
             msg = "unknown key (check the spelling; see docs/cli.md for the pipeline format)"
         elif e["type"].endswith("_type") or e["type"] == "literal_error":
             msg = f"{msg} (got {type(e.get('input')).__name__})"
-        parts.append(f"{where}: {msg}")
+        parts.append(f"{where}: {msg}" if loc else msg)
     more = len(err.errors()) - 10
     if more > 0:
         parts.append(f"and {more} more")
-    return f"invalid pipeline {source}: " + "; ".join(parts)
+    return f"invalid {what} {source}".rstrip() + ": " + "; ".join(parts)
 
 
 def _read_file(path: Path) -> bytes:
@@ -596,7 +660,6 @@ def load_pipeline(
         YAML, a document over the limits, unknown keys, wrong types, bad step graph),
         with the step, the field and the fix in the message.
     """
-    import yaml
 
     label = label or "<string>"
     data: Any
@@ -640,18 +703,17 @@ def load_pipeline(
                 f"a pipeline is a YAML file path, YAML text or a mapping, not "
                 f"{type(source).__name__}"
             )
-        try:
-            data = yaml.load(text, Loader=_strict_loader())
-        except yaml.YAMLError as err:
-            msg = " ".join(str(err).split())
-            raise PipelineError(f"pipeline {label} is not valid YAML: {msg[:500]}") from None
-        except RecursionError:  # defence in depth: the depth limit stops this first
-            raise PipelineError(f"pipeline {label} is nested too deeply; flatten it") from None
+        data = load_yaml(text, label)
     if not isinstance(data, Mapping):
         raise PipelineError(
             f"pipeline {label} must be a mapping with a 'steps' list, not {type(data).__name__}"
         )
+    steps = data.get("steps")
+    if isinstance(steps, list | tuple) and len(steps) > MAX_STEPS:
+        raise PipelineError(
+            f"pipeline {label} has {len(steps)} steps; the limit is {MAX_STEPS}: split it"
+        )
     try:
-        return Pipeline.model_validate(dict(data))
+        return Pipeline.__pydantic_validator__.validate_python(dict(data))
     except ValidationError as err:
         raise PipelineError(_format_validation(err, label, data)) from None

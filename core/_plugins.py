@@ -86,10 +86,11 @@ def _code_of(function: Any) -> Any:
 def _culprit(err: BaseException, impls: Sequence[pluggy.HookImpl]) -> pluggy.HookImpl | None:
     """The hook implementation an exception raised by a pluggy hook call came from.
 
-    pluggy runs every implementation (and wrapper) from ``_multicall``; the first
-    frame of the traceback that belongs to one of the implementations is the one
-    pluggy called. When no frame matches (an implementation that is not a Python
-    function), ``_multicall``'s current ``hook_impl`` names it.
+    pluggy runs every implementation (and wrapper) from ``_multicall``; the innermost
+    frame of the traceback that belongs to one of them raised it (an exception that
+    passes through a wrapper gains the wrapper's frame further out). When no frame
+    matches (an implementation that is not a Python function), ``_multicall``'s
+    current ``hook_impl`` names it.
     """
     codes = {}
     for impl in impls:
@@ -97,18 +98,18 @@ def _culprit(err: BaseException, impls: Sequence[pluggy.HookImpl]) -> pluggy.Hoo
         if code is not None:
             codes.setdefault(code, impl)
     tb: TracebackType | None = err.__traceback__
-    fallback = None
+    found = fallback = None
     while tb is not None:
         frame = tb.tb_frame
         impl = codes.get(frame.f_code)
         if impl is not None:
-            return impl
-        if fallback is None and frame.f_code.co_name == "_multicall":
+            found = impl
+        elif frame.f_code.co_name == "_multicall":
             current = frame.f_locals.get("hook_impl")
             if any(current is i for i in impls):
                 fallback = current
         tb = tb.tb_next
-    return fallback
+    return found or fallback
 
 
 def call_hook(
@@ -155,22 +156,23 @@ def call_hook(
         return _attribute(pm, hook, results, impls, problems, kwargs)
 
 
-def _same(a: Any, b: Any) -> bool:
-    if a is b:
+def _same(result: Any, own: Any) -> bool:
+    """Whether ``result`` (after wrappers) is, or is drawn from, a plugin's ``own`` result.
+
+    A list counts as drawn from another when each of its items is one of the other's
+    items or has the same ``name`` (a wrapper may filter a plugin's list).
+    """
+    if result is own:
         return True
     try:
-        if a == b:
+        if result == own:
             return True
     except Exception:
         return False
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
+    if isinstance(result, list | tuple) and isinstance(own, list | tuple) and result:
+        names = {getattr(x, "name", None) for x in own} - {None}
         return all(
-            x is y
-            or (
-                getattr(x, "name", None) is not None
-                and getattr(x, "name", None) == getattr(y, "name", None)
-            )
-            for x, y in zip(a, b, strict=True)
+            any(x is y for y in own) or getattr(x, "name", None) in names for x in result
         )
     return False
 
@@ -203,7 +205,7 @@ def _attribute(
     wrappers = [i for i in impls if i.hookwrapper or i.wrapper]
     if not wrappers and len(results) == len(plain):
         return [(impl.plugin_name, res) for impl, res in zip(plain, results, strict=True)]
-    everyone = {i.plugin for i in impls}
+    everyone = set(pm.get_plugins())
     alone: list[tuple[str, Any]] = []
     for impl in plain:
         try:

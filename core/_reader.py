@@ -51,16 +51,31 @@ class Reader(abc.ABC):
 
         ``minjiang ingest PATH...`` (and ``Runtime.ingest`` without a reader) uses it to
         pick the reader when none is named: exactly one registered reader must claim
-        every path. The default claims files whose name ends with one of
-        :attr:`extensions` and, when :attr:`supports_directories`, folders.
+        every path. The default claims a file whose name ends with one of
+        :attr:`extensions`; and, when :attr:`supports_directories`, a folder whose own
+        name does (``cube.zarr``) or whose first entries include such a file (a folder
+        of ``.dcm`` files).
         """
         try:
             p = Path(path)
             if p.is_dir():
-                return self.supports_directories
-            return any(str(p).lower().endswith(ext) for ext in self.extensions)
+                if not self.supports_directories:
+                    return False
+                if self._named_like(p.name):
+                    return True
+                with os.scandir(p) as entries:
+                    for k, entry in enumerate(entries):
+                        if k >= 64:
+                            break
+                        if self._named_like(entry.name) and entry.is_file():
+                            return True
+                return False
+            return self._named_like(p.name)
         except (OSError, ValueError, TypeError):  # unreadable, NUL, over-long: not ours
             return False
+
+    def _named_like(self, name: str) -> bool:
+        return any(name.lower().endswith(ext) for ext in self.extensions)
 
     def source_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
         """Expand ``paths`` into the sorted list of files whose bytes define the dataset.

@@ -75,8 +75,7 @@ def _runtime(store: str | None, executor: str = "local", **kw: Any) -> Runtime:
 
 def _parse_value(value: str, what: str) -> Any:
     """A ``key=value`` value: YAML flow syntax (``[a.nc, b.nc]``, ``1.5``), as data only."""
-    import yaml
-    from minjiang.core._pipeline import MAX_REF_CHARS, _strict_loader
+    from minjiang.core._pipeline import MAX_REF_CHARS, load_yaml
     from minjiang.core.errors import MinjiangError, ParameterError
 
     if len(value) > MAX_REF_CHARS:
@@ -84,8 +83,8 @@ def _parse_value(value: str, what: str) -> Any:
             f"{what} is {len(value)} characters long; the limit is {MAX_REF_CHARS}"
         )
     try:
-        return yaml.load(value, Loader=_strict_loader())
-    except (yaml.YAMLError, MinjiangError) as err:
+        return load_yaml(value, what)
+    except MinjiangError as err:
         msg = " ".join(str(err).split())[:200]
         raise ParameterError(f"{what}: cannot read the value ({msg}); quote it or fix it") from None
 

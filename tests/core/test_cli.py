@@ -106,3 +106,126 @@ def test_typed_errors_are_one_message(tmp_path) -> None:
     )
     assert out.returncode == 2
     assert "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+# ---------------------------------------------------------------- typed errors: one red line, exit 2
+import pytest  # noqa: E402
+from minjiang.core.cli import main  # noqa: E402
+
+
+def _refused(capsys, args: list[str]) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["plan", "missing.yaml"], "does not exist"),
+        (["plan", "x" * 300 + ".yaml"], "cannot be read|does not exist"),
+        (["plan", "nope.pipeline"], "no pipeline named"),
+        (["run", "missing.yaml", "--memory-budget", "0"], "memory"),
+        (["run", "missing.yaml", "--memory-budget", "-1"], "memory"),
+        (["run", "missing.yaml", "--memory-budget", "NaN"], "memory"),
+        (["run", "missing.yaml", "--memory-budget", "12XB"], "units"),
+        (["plan", "missing.yaml", "--executor", "dask"], "--executor"),
+        (["run", "missing.yaml", "--num-cpus", "0"], "--num-cpus"),
+        (["plan", "missing.yaml", "-i", "novalue"], "key=value"),
+        (["plan", "missing.yaml", "-i", "x=[unclosed"], "cannot read the value"),
+        (["plan", "missing.yaml", "-i", "x=&a [1]"], "anchors"),
+        (["plan", "missing.yaml", "-i", "x=1", "-i", "x=2"], "given twice"),
+        (["plan", "missing.yaml", "-i", "x={a: 1}"], "must be a path"),
+        (["catalog", "show", "--", "[red]x[/] ../../etc"], r"\[red\]x\[/\]"),
+        (["catalog", "show", "--", "a" * 3000], "invalid dataset name"),
+        (["ingest", "nothing-here.txt"], "no reader recognises"),
+        (["ingest", "--reader", "array.zarr", "nothing-here"], "give exactly one Zarr group"),
+        (["ingest", "array.zarr", "a.zarr", "--name", "../x"], "invalid dataset name"),
+        (["ingest", "x.zarr", "-p", "a=1", "-p", "a=2"], "given twice"),
+        (["demo", "--years", "0", "--executor", "local"], "years"),
+        (["demo", "--executor", "local", "--num-cpus", "-3"], "--num-cpus"),
+    ],
+)
+def test_bad_input_is_one_red_line_and_exit_2(tmp_path, monkeypatch, capsys, args, match) -> None:
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    err = _refused(
+        capsys,
+        [*args, "--store", str(tmp_path / "s")]
+        if "--" not in args
+        else [*args[: args.index("--")], "--store", str(tmp_path / "s"), *args[args.index("--") :]],
+    )
+    assert re.search(match, err), err
+
+
+def test_an_unknown_report_fails_before_anything_runs(tmp_path, capsys) -> None:
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(
+        "report: os:system\nsteps:\n  - {id: s, operator: array.reduce, inputs: {x: a}}\n"
+    )
+    err = _refused(capsys, ["plan", str(pipe), "--store", str(tmp_path / "s")])
+    assert "import paths are not accepted" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--memory-budget", "0"], "memory budget"),
+        (["--memory-budget", "lots"], "memory size"),
+        (["--runtime-env", "{not json"], "not valid JSON"),
+        (["--runtime-env", "[1, 2]"], "JSON object"),
+        (["--backend", "tpu"], "backend"),
+    ],
+)
+def test_submit_checks_everything_before_contacting_the_cluster(
+    tmp_path, monkeypatch, capsys, extra, match
+) -> None:
+    from minjiang.core import _jobs
+
+    def no_cluster(address: str):
+        raise AssertionError("the cluster was contacted")
+
+    monkeypatch.setattr(_jobs, "job_client", no_cluster)
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text("steps:\n  - {id: s, operator: array.reduce, inputs: {x: a}}\n")
+    args = ["submit", str(pipe), "--address", "http://head:8265", "--store", str(tmp_path / "s")]
+    assert match in _refused(capsys, [*args, *extra])
+
+
+@pytest.mark.parametrize(
+    "address", ["ftp://head:8265", "head:8265", "http://", "http://h:99999", "http://a b"]
+)
+def test_submit_refuses_a_bad_address(tmp_path, capsys, address) -> None:
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text("steps:\n  - {id: s, operator: array.reduce, inputs: {x: a}}\n")
+    err = _refused(
+        capsys, ["submit", str(pipe), "--address", address, "--store", str(tmp_path / "s")]
+    )
+    assert "--address" in err
+
+
+def test_plugins_lists_reports(tmp_path) -> None:
+    out = runner.invoke(app, ["plugins", "--store", str(tmp_path / "s")])
+    assert out.exit_code == 0, out.output
+    assert "ocean.mhw_quicklook" in out.output and "medicine.lesion_quicklook" in out.output
+
+
+def test_ingest_guesses_the_reader_or_takes_the_named_one(tmp_path, capsys) -> None:
+    from minjiang.core._demo import make_demo_inputs
+
+    cube, _ = make_demo_inputs(tmp_path / "data", years=1, ny=8, nx=8)
+    store = str(tmp_path / "s")
+    # a .zarr folder is claimed by array.zarr and materials.image: name one
+    err = _refused(capsys, ["ingest", str(cube), "--store", store])
+    assert "several readers" in err and "array.zarr" in err and "materials.image" in err
+    named = runner.invoke(
+        app, ["ingest", "array.zarr", str(cube), "--name", "t/c", "--store", store]
+    )
+    assert named.exit_code == 0 and "ingested" in named.output, named.output
+    option = runner.invoke(app, ["ingest", "--reader", "array.zarr", str(cube), "--store", store])
+    assert option.exit_code == 0 and "reused" in option.output, option.output

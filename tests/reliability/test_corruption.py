@@ -279,6 +279,10 @@ def test_leftover_temporary_files_are_swept_at_publish_and_reported_by_verify(
     leftover = _path(store, "datasets/swept0001/arrays.zarr/sst/c/0/0/0.0123abcd.partial")
     summary = write_xarray(store, "swept0001", ds, chunks={"time": 2, "y": 3, "x": 4})
     leftover.write_bytes(b"half a chunk")
+    part_tmp = _path(store, "datasets/swept0001/tables/stats/.tmp-part-00000.parquet.99")
+    part_tmp.parent.mkdir(parents=True)
+    part_tmp.write_bytes(b"PAR1")
+    planted = [leftover, part_tmp]
     Catalog(store).publish(
         Record(
             id="swept0001",
@@ -288,7 +292,8 @@ def test_leftover_temporary_files_are_swept_at_publish_and_reported_by_verify(
             checksums=summary.checksums,
         )
     )
-    assert not leftover.exists()
+    swept = sum(not p.exists() for p in planted)
+    assert swept == len(planted)
     assert verify_dataset(store, "swept0001").ok
 
     late = _path(store, "datasets/swept0001/arrays.zarr/sst/c/1/0/0.feedbeef.partial")
@@ -302,7 +307,8 @@ def test_leftover_temporary_files_are_swept_at_publish_and_reported_by_verify(
     assert not any(k.endswith(".partial") for k in store.list("datasets/swept0001"))
     reliability_report(
         corruption="leftover_temporary_files",
-        swept_at_publish=1,
+        planted_before_publish=len(planted),
+        swept_at_publish=swept,
         reported_by_verify=len(strays),
     )
 

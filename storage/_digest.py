@@ -8,7 +8,7 @@ digests were prefixed.
 Chunks are digested with XXH3-128: the cost of checking every chunk a task reads must
 stay a small fraction of decoding it, and ``python -m benchmarks.digest`` measured
 XXH3-128 at 0.75-3 % of the time blosc-lz4 float32 chunks take to decode and re-encode
-on one core, against 20-31 % for sha256, 11-14 % for blake3 and 51-61 % for blake2b
+on one core, against 20-31 % for sha256, 11-14 % for blake3 and 49-61 % for blake2b
 (``storage/DESIGN.md``, "Digests"). The threat it guards against is accident (a lost,
 truncated, swapped, stale or flipped chunk), not an adversary who can write to the
 store: such a writer could rewrite records too. Records themselves, which are small,

@@ -2,10 +2,10 @@
 
 For each class of corruption, the damage is done to the files of a published dataset
 and must be detected both by ``verify_dataset`` and by a read: ``read_region`` (the
-path every task and the GPU read use), ``open_xarray`` (behind ``minjiang.open``) and,
-for tables, ``read_table``. Each raises a typed error naming the dataset and the chunk,
-part, document or record; never fill values, never silently wrong numbers, never
-zarr's bare ``ValueError``.
+path every task and the GPU read use), ``open_xarray``, ``minjiang.open(...).load()``
+and, for tables, ``read_table``. Each raises a typed error naming the dataset and the
+chunk, part, document or record; never fill values, never silently wrong numbers,
+never zarr's bare ``ValueError``.
 """
 
 from __future__ import annotations
@@ -222,6 +222,12 @@ def _read_xarray(store: LocalStore) -> None:
     open_xarray(store, A).load()
 
 
+def _minjiang_open(store: LocalStore) -> None:
+    import minjiang
+
+    minjiang.open(A, store=store.root).load()
+
+
 def _read_table(store: LocalStore) -> None:
     read_table(store, T, "stats")
 
@@ -246,6 +252,7 @@ def test_corruption_is_detected_by_verify_and_by_read(
         else {
             "read_region": _read_region,
             "open_xarray": _read_xarray,
+            "minjiang.open": _minjiang_open,
         }
     )
     raised: dict[str, str] = {}

@@ -463,10 +463,9 @@ def zonal_finalize(state: dict[str, Any], params: _ZonalInner) -> dict[str, Any]
     }
     pos = {int(z): i for i, z in enumerate(ids)}
     if params.percentiles:
-        z, v = np.asarray(state["zone"], np.int64), np.asarray(state["value"], np.float64)
-        order = np.lexsort((v, z))
-        z, v = z[order], v[order]
-        uniq, start, count = np.unique(z, return_index=True, return_counts=True)
+        from minjiang.plugins.forestry.zonal import group_values
+
+        uniq, start, count, v = group_values(state["zone"], state["value"])
         for zid, s0, c in zip(uniq.tolist(), start.tolist(), count.tolist(), strict=True):
             i = pos.get(zid)
             if i is None:
@@ -476,9 +475,10 @@ def zonal_finalize(state: dict[str, Any], params: _ZonalInner) -> dict[str, Any]
             out["sum"][i] = vals.sum()
             out["mean"][i] = vals.mean()
             out["std"][i] = vals.std()
-            out["min"][i], out["max"][i] = vals[0], vals[-1]
-            for q in params.percentiles:
-                out[_pname(q)][i] = np.percentile(vals, q)
+            out["min"][i], out["max"][i] = vals.min(), vals.max()
+            qs = np.percentile(vals, params.percentiles)
+            for q, value in zip(params.percentiles, qs, strict=True):
+                out[_pname(q)][i] = value
     else:
         from minjiang.kernels.labelstats import label_stats_finalize
 

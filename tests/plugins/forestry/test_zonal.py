@@ -240,3 +240,18 @@ def test_shapefile_and_geopackage_zones_equal_geojson(rt, tmp_path, driver, suff
     np.testing.assert_array_equal(a["zones"].values, b["zones"].values)
     assert b["zones"].attrs["zone_attributes"]["stand"] == [f["properties"]["stand"] for f in feats]
     assert len(np.unique(b["zones"].values)) > 4
+
+
+def test_group_values_cpu_matches_reference():
+    from minjiang.plugins.forestry.zonal import group_values
+
+    rng = np.random.default_rng(4)
+    for n, k in [(0, 3), (1, 1), (1000, 9), (5000, 300)]:
+        z = rng.integers(1, k + 1, n)
+        v = rng.random(n)
+        ref = group_values(z, v, backend="reference")
+        cpu = group_values(z, v, backend="cpu")
+        for a, b in zip(ref, cpu, strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="positive"):
+        group_values(np.array([0, 1]), np.array([1.0, 2.0]))

@@ -86,6 +86,45 @@ class WindowParams(_Params):
         return self
 
 
+# -- projected memory per task (bytes; measured by benchmarks/memory_model.py) -------------
+def _cells(size: TaskSize) -> int:
+    n = 1
+    for b in size.block_shape:
+        n *= int(b)
+    return n
+
+
+def _pointwise_memory(size: TaskSize, params: Any) -> int:
+    # the block and the output: one loop over the voxels
+    return size.input_bytes + size.output_bytes
+
+
+def _neighbourhood_memory(size: TaskSize, params: Any) -> int:
+    # A block at the volume's edge is read, then copied into its padded shape (2 x the
+    # padded input); the filter writes the output beside the padded block.
+    return max(2 * size.input_bytes, size.input_bytes + size.output_bytes)
+
+
+def _smoothing_memory(size: TaskSize, params: Any) -> int:
+    # As a neighbourhood filter, plus the padded block converted to the float dtype the
+    # filter computes in when the image is stored in another (int16 CT: 2 x its bytes).
+    cells = _cells(size)
+    padded = size.input_bytes // max(size.itemsize, 1)
+    out_item = size.output_bytes // max(cells, 1)
+    convert = padded * out_item if out_item != size.itemsize else 0
+    return max(2 * size.input_bytes, size.input_bytes + convert + size.output_bytes)
+
+
+def _scan_memory(size: TaskSize, params: Any) -> int:
+    # a reduction to a small partial state (range, histogram, per-label sums)
+    return size.input_bytes + size.input_bytes // 8 + 2 * size.output_bytes
+
+
+def _mask_memory(size: TaskSize, params: Any) -> int:
+    # the image, the boolean comparison and the uint8 mask
+    return size.input_bytes + 2 * size.output_bytes
+
+
 def _window_outputs(params: WindowParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
     info = inputs.get("image")
     attrs = dict(getattr(info, "attrs", None) or {})
@@ -111,6 +150,7 @@ HU_WINDOW = Operator(
     outputs=_window_outputs,
     pattern=Map(kernel=_K + "window_block"),
     params=WindowParams,
+    memory=_pointwise_memory,
     backends=("cpu", "gpu"),
     description="Modality LUT and VOI windowing (LINEAR, LINEAR_EXACT, SIGMOID; DICOM PS3.3 C.11.2).",
 )
@@ -201,6 +241,7 @@ GAUSSIAN = Operator(
     outputs=_gaussian_outputs,
     pattern=Map(kernel=_K + "gaussian_block", halo=_gaussian_halo, boundary=_mode),
     params=GaussianParams,
+    memory=_smoothing_memory,
     compute=_gaussian_compute,
     backends=("cpu", "gpu"),
     description="3-D Gaussian filter, sigma in mm per axis from the voxel spacing (SciPy's weights).",
@@ -275,6 +316,7 @@ MEDIAN = Operator(
     outputs=_median_outputs,
     pattern=Map(kernel=_K + "median_block", halo=_median_halo, boundary=_mode),
     params=MedianParams,
+    memory=_neighbourhood_memory,
     compute=_median_compute,
     backends=("cpu", "gpu"),
     description="3-D median filter, window in mm per axis from the voxel spacing (scipy.ndimage.median_filter).",
@@ -341,6 +383,7 @@ _VALUE_RANGE = Operator(
         partial=_K + "range_partial", combine=_K + "range_combine", finalize=_K + "range_finalize"
     ),
     params=_RangeParams,
+    memory=_scan_memory,
     backends=("cpu", "gpu"),
     description="Finite minimum, maximum and count of an image (the histogram range for Otsu).",
 )
@@ -364,6 +407,7 @@ _OTSU = Operator(
         partial=_K + "otsu_partial", combine=_K + "otsu_combine", finalize=_K + "otsu_finalize"
     ),
     params=_OtsuParams,
+    memory=_scan_memory,
     backends=("cpu", "gpu"),
     description="Otsu's threshold of the global histogram (partial histograms per block, summed).",
 )
@@ -374,6 +418,7 @@ _APPLY = Operator(
     outputs=_mask_outputs,
     pattern=Map(kernel=_K + "threshold_block"),
     params=_ApplyParams,
+    memory=_mask_memory,
     backends=("cpu", "gpu"),
     description="Mask of the voxels beyond a threshold (given, or from a threshold table).",
 )
@@ -431,12 +476,18 @@ class LabelParams(_Params):
 
 
 def _label_memory(size: TaskSize, params: Any) -> int:
-    cells = 1
-    for n in size.block_shape:
-        cells *= n
-    return (
-        2 * size.input_bytes + 2 * size.output_bytes + 16 * cells
-    )  # union-find parents + root labels
+    # the mask, the int64 labels, union-find parents and root labels (8 bytes each)
+    return size.input_bytes + size.output_bytes + 16 * _cells(size)
+
+
+def _equivalences_memory(size: TaskSize, params: Any) -> int:
+    # the labels with their one-voxel halo, and the face pairs gathered from them
+    return 2 * size.input_bytes + 2 * size.output_bytes
+
+
+def _relabel_memory(size: TaskSize, params: Any) -> int:
+    # the provisional labels, the final labels, and an int64 lookup index per voxel
+    return size.input_bytes + size.output_bytes + 8 * _cells(size)
 
 
 def _labels_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
@@ -489,6 +540,7 @@ _LABEL_EQUIV = Operator(
         boundary="constant",
     ),
     params=LabelParams,
+    memory=_equivalences_memory,
     description="Label pairs touching across block faces (edges, corners), joined by union-find.",
 )
 _LABEL_RELABEL = Operator(
@@ -498,6 +550,7 @@ _LABEL_RELABEL = Operator(
     outputs=_final_labels_outputs,
     pattern=Map(kernel=_K + "relabel_block"),
     params=_Params,
+    memory=_relabel_memory,
     description="Maps provisional labels to consecutive global labels.",
 )
 
@@ -580,6 +633,7 @@ VOLUMETRICS = Operator(
         finalize=_K + "volumetrics_finalize",
     ),
     params=VolumetricsParams,
+    memory=_scan_memory,
     description="Per label: voxel count, volume (mL), world centroid (LPS mm), bounding box, mean/min/max intensity.",
 )
 

@@ -87,10 +87,24 @@ def _clim_outputs(params: ClimatologyParams, inputs: Mapping[str, Any]) -> tuple
     )
 
 
+def _cells(size: TaskSize) -> int:
+    """Cells of the task's block over the primary input's dims (time, y, x)."""
+    n = 1
+    for b in size.block_shape:
+        n *= int(b)
+    return n
+
+
 def _clim_memory(size: TaskSize, params: Any) -> int:
-    # float64 dense copy and the heatwaveR sample matrix: ~3 copies at 8 bytes per cell
-    cells = size.input_bytes // max(size.itemsize, 1)
-    return size.input_bytes + 3 * 8 * cells + 2 * size.output_bytes
+    # the series, two float64 working copies of it (dense pools, sorted in place) and
+    # the two float64 outputs
+    return size.input_bytes + 2 * 8 * _cells(size) + size.output_bytes
+
+
+def _anomaly_memory(size: TaskSize, params: Any) -> int:
+    # sst and the climatology (inputs); the climatology gathered onto every time step
+    # in float64 and the float64 difference, before the cast to the output
+    return size.input_bytes + 2 * 8 * _cells(size)
 
 
 CLIMATOLOGY = Operator(
@@ -139,6 +153,7 @@ ANOMALY = Operator(
     outputs=_anomaly_outputs,
     pattern=Map(kernel=f"{_K}:anomaly"),
     params=AnomalyParams,
+    memory=_anomaly_memory,
     description="Departure from a daily (day-of-year) or monthly climatology.",
     backends=("cpu", "gpu"),
 )
@@ -185,8 +200,19 @@ def _mhw_outputs(params: MHWParams, inputs: Mapping[str, Any]) -> tuple[Any, ...
 
 
 def _mhw_memory(size: TaskSize, params: Any) -> int:
-    cells = size.input_bytes // max(size.itemsize, 1)
-    return size.input_bytes + 6 * 8 * cells + 2 * size.output_bytes
+    # the inputs; the series in float64, the climatology and the threshold spread over
+    # every time step (float64 each); the yearly grids and the events, twice
+    return size.input_bytes + 3 * 8 * _cells(size) + 2 * size.output_bytes
+
+
+def _regional_memory(size: TaskSize, params: Any) -> int:
+    # the block and the weights, float64 band sums (a quarter of the block at most)
+    return size.input_bytes + size.input_bytes // 4 + 2 * size.output_bytes
+
+
+def _running_memory(size: TaskSize, params: Any) -> int:
+    # the block; its float64 copy, the float64 output and the windowed means
+    return size.input_bytes + 3 * 8 * _cells(size)
 
 
 MARINE_HEATWAVES = Operator(
@@ -268,6 +294,7 @@ REGIONAL_MEAN = Operator(
         state=_regional_state,
     ),
     params=RegionalMeanParams,
+    memory=_regional_memory,
     description="Area-weighted means over boxes (Niño regions, dateline-crossing boxes) as time series.",
     backends=("cpu", "gpu"),
 )
@@ -300,6 +327,7 @@ RUNNING_MEAN = Operator(
     outputs=_running_outputs,
     pattern=FullAxis(dims=("time",), kernel=f"{_K}:running_mean"),
     params=RunningMeanParams,
+    memory=_running_memory,
     description="Centred running mean along time (the ONI is the 3-month mean of the Niño3.4 anomaly).",
     backends=("cpu", "gpu"),
 )
@@ -363,9 +391,15 @@ def _eof_outputs(params: EOFParams, inputs: Mapping[str, Any]) -> tuple[ArrayOut
     )
 
 
-def _eof_memory(size: TaskSize, params: Any) -> int:
-    cells = size.input_bytes // max(size.itemsize, 1)
-    return size.input_bytes + 2 * 8 * cells + 2 * size.output_bytes
+def _eof_gram_memory(size: TaskSize, params: Any) -> int:
+    # the block, its weighted float64 anomaly, and the time x time Gram matrix twice
+    steps = int(size.block_shape[0]) if size.block_shape else 1
+    return size.input_bytes + 8 * _cells(size) + 2 * 8 * steps * steps
+
+
+def _eof_project_memory(size: TaskSize, params: Any) -> int:
+    # the block; its float64 copy, anomaly and weighted anomaly; the EOFs twice
+    return size.input_bytes + 3 * 8 * _cells(size) + 2 * size.output_bytes
 
 
 _EOF_INPUTS = (
@@ -385,7 +419,7 @@ EOF_GRAM = Operator(
         partial=f"{_K}:eof_partial", combine=f"{_K}:eof_combine", finalize=f"{_K}:eof_finalize"
     ),
     params=EOFParams,
-    memory=_eof_memory,
+    memory=_eof_gram_memory,
     description="First stage of ocean.eof: the time × time Gram matrix summed over blocks, and its modes.",
     backends=("cpu", "gpu"),
 )
@@ -401,7 +435,7 @@ EOF_PROJECT = Operator(
     outputs=_eof_outputs,
     pattern=FullAxis(dims=("time",), kernel=f"{_K}:eof_project"),
     params=EOFParams,
-    memory=_eof_memory,
+    memory=_eof_project_memory,
     description="Second stage of ocean.eof: EOF patterns by projecting each block on the modes.",
     backends=("cpu", "gpu"),
 )

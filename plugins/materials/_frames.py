@@ -29,13 +29,17 @@ def cell_matrix(box: np.ndarray) -> np.ndarray:
     a, b, c, al, be, ga = (float(v) for v in box)
     if not all(np.isfinite([a, b, c, al, be, ga])) or min(a, b, c) <= 0:
         return np.full((3, 3), np.nan)
-    al, be, ga = np.deg2rad([al, be, ga])
-    cx = c * np.cos(be)
-    cy = c * (np.cos(al) - np.cos(be) * np.cos(ga)) / np.sin(ga)
+    # right angles give exact zeros (cos(pi/2) is 6e-17): the cell is then orthorhombic
+    cos_al, cos_be, cos_ga = (
+        0.0 if x == 90.0 else float(np.cos(np.deg2rad(x))) for x in (al, be, ga)
+    )
+    sin_ga = 1.0 if ga == 90.0 else float(np.sin(np.deg2rad(ga)))
+    cx = c * cos_be
+    cy = c * (cos_al - cos_be * cos_ga) / sin_ga
     cz2 = c * c - cx * cx - cy * cy
     if cz2 <= 0:
         return np.full((3, 3), np.nan)
-    return np.array([[a, 0.0, 0.0], [b * np.cos(ga), b * np.sin(ga), 0.0], [cx, cy, np.sqrt(cz2)]])
+    return np.array([[a, 0.0, 0.0], [b * cos_ga, b * sin_ga, 0.0], [cx, cy, np.sqrt(cz2)]])
 
 
 def cell_parameters(h: np.ndarray) -> np.ndarray:

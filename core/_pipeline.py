@@ -108,7 +108,7 @@ class _TypedModel(BaseModel):
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as err:
@@ -383,7 +383,7 @@ class Report:
     """
 
     name: str
-    function: Callable[[Mapping[str, Any], Path], Sequence[str | os.PathLike[str]]]
+    function: Callable[[dict[str, Any], Path], Sequence[str | os.PathLike[str]]]
     steps: tuple[str, ...] = ()
     description: str = ""
 
@@ -462,7 +462,7 @@ def _strict_loader() -> type:
 
     base = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
 
-    class StrictLoader(base or yaml.SafeLoader):  # type: ignore[misc, valid-type]
+    class StrictLoader(base or yaml.SafeLoader):  # type: ignore[misc]
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             keys = []
             for key_node, _ in node.value:

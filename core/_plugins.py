@@ -92,18 +92,19 @@ def _culprit(err: BaseException, impls: Sequence[pluggy.HookImpl]) -> pluggy.Hoo
     matches (an implementation that is not a Python function), ``_multicall``'s
     current ``hook_impl`` names it.
     """
-    codes = {}
+    codes: dict[Any, pluggy.HookImpl] = {}
     for impl in impls:
         code = _code_of(impl.function)
         if code is not None:
             codes.setdefault(code, impl)
     tb: TracebackType | None = err.__traceback__
-    found = fallback = None
+    found: pluggy.HookImpl | None = None
+    fallback: Any = None
     while tb is not None:
         frame = tb.tb_frame
-        impl = codes.get(frame.f_code)
-        if impl is not None:
-            found = impl
+        match = codes.get(frame.f_code)
+        if match is not None:
+            found = match
         elif frame.f_code.co_name == "_multicall":
             current = frame.f_locals.get("hook_impl")
             if any(current is i for i in impls):
@@ -171,9 +172,7 @@ def _same(result: Any, own: Any) -> bool:
         return False
     if isinstance(result, list | tuple) and isinstance(own, list | tuple) and result:
         names = {getattr(x, "name", None) for x in own} - {None}
-        return all(
-            any(x is y for y in own) or getattr(x, "name", None) in names for x in result
-        )
+        return all(any(x is y for y in own) or getattr(x, "name", None) in names for x in result)
     return False
 
 

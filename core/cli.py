@@ -196,9 +196,13 @@ def plugins(
     by_plugin: dict[str, dict[str, list[str]]] = {
         n: {k: [] for k in kinds} for n in reg.plugin_names()
     }
-    for kind, items in zip(
-        kinds, (reg.operators, reg.readers, reg.pipelines, reg.reports), strict=True
-    ):
+    tables: tuple[dict[str, tuple[str, Any]], ...] = (
+        reg.operators,
+        reg.readers,
+        reg.pipelines,
+        reg.reports,
+    )
+    for kind, items in zip(kinds, tables, strict=True):
         for name, (plugin, _) in items.items():
             by_plugin.setdefault(plugin, {k: [] for k in kinds})[kind].append(name)
     for name, found in sorted(by_plugin.items()):

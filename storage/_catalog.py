@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from minjiang.core.errors import (
+from minjiang.errors import (
     DatasetNotFoundError,
     InvalidNameError,
     KeyNotFoundError,

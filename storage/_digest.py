@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from minjiang.core.errors import StoreError
+from minjiang.errors import StoreError
 
 __all__ = ["CHUNK_ALGORITHM", "FILL", "RECORD_ALGORITHM", "digest_bytes", "digest_matches"]
 

@@ -10,12 +10,12 @@ read path built on it, and :func:`~minjiang.storage.open_xarray` behind
 ``minjiang.open``). It is the one place two invariants are enforced:
 
 * a read never invents data: a chunk key that is not in the store raises
-  :class:`~minjiang.core.errors.MissingChunkError` instead of zarr's fill value,
+  :class:`~minjiang.errors.MissingChunkError` instead of zarr's fill value,
   unless the record lists the chunk as fill by design;
 * what is read from a committed dataset is what its record says: every chunk and
   Zarr metadata document is hashed and compared with the record's digest before
   zarr decodes it, so a swapped, stale, truncated or flipped chunk (or an edited
-  ``zarr.json``) raises :class:`~minjiang.core.errors.ChecksumMismatchError` naming
+  ``zarr.json``) raises :class:`~minjiang.errors.ChecksumMismatchError` naming
   the dataset, array and key.
 """
 
@@ -25,7 +25,7 @@ import threading
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core.errors import ChecksumMismatchError, MissingChunkError
+from minjiang.errors import ChecksumMismatchError, MissingChunkError
 from minjiang.storage._digest import CHUNK_ALGORITHM, FILL, digest_bytes, digest_matches
 from zarr.storage import WrapperStore
 

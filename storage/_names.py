@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
-from minjiang.core.errors import InvalidNameError
+from minjiang.errors import InvalidNameError
 
 __all__ = [
     "canonical_json",

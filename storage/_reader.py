@@ -2,7 +2,7 @@
 
 Every array read opens its zarr store through a
 :class:`~minjiang.storage._guard.GuardedStore`: a chunk that is not stored is a
-:class:`~minjiang.core.errors.MissingChunkError`, and the chunks and metadata of a
+:class:`~minjiang.errors.MissingChunkError`, and the chunks and metadata of a
 committed dataset are checked against its catalog record before zarr decodes them.
 """
 
@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from minjiang.core.errors import (
+from minjiang.errors import (
     ChecksumMismatchError,
     DatasetNotFoundError,
     IntegrityError,
@@ -366,7 +366,7 @@ def _guarded_group(store: Store, record: Record) -> Any:
 def open_staged_group(store: Store, key: str, dataset_id: str) -> zarr.Group:
     """A Zarr group that has no record yet (scratch, staging), opened read-only and guarded.
 
-    A chunk that is not stored raises :class:`~minjiang.core.errors.MissingChunkError`
+    A chunk that is not stored raises :class:`~minjiang.errors.MissingChunkError`
     instead of reading as fill values, as on every other minjiang read path. For a
     committed dataset use :func:`open_xarray` or :func:`read_region`, which also
     check what they read against the record.
@@ -532,7 +532,7 @@ def read_table(store: Store, dataset_id: str, name: str) -> pa.Table:
 def _checked_part(store: Store, dataset_id: str, table: str, key: str, digest: str) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from minjiang.core.errors import MissingChunkError
+    from minjiang.errors import MissingChunkError
     from minjiang.storage._digest import digest_matches
 
     try:

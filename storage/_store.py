@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlparse
 
-from minjiang.core.errors import KeyNotFoundError, StoreError
+from minjiang.errors import KeyNotFoundError, StoreError
 from minjiang.storage._names import canonical_json, validate_key
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minjiang.core.errors import (
+from minjiang.errors import (
     ChecksumMismatchError,
     KeyNotFoundError,
     RecordIntegrityError,

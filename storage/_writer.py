@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from minjiang.core.errors import KeyNotFoundError, StoreError
+from minjiang.errors import KeyNotFoundError, StoreError
 from minjiang.storage._digest import digest_bytes
 from minjiang.storage._encoding import (
     _COORDS_ATTR,

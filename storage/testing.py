@@ -22,7 +22,7 @@ import pickle
 import threading
 
 import pytest
-from minjiang.core.errors import InvalidNameError, KeyNotFoundError, StoreError
+from minjiang.errors import InvalidNameError, KeyNotFoundError, StoreError
 from minjiang.storage._store import MARKER_KEY, Store, open_store
 
 __all__ = ["HOSTILE_KEYS", "StoreTests"]

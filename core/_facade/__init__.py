@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from minjiang.core.errors import (
+from minjiang.errors import (
     BackendFallbackWarning,
     ChecksumMismatchError,
     ContractError,

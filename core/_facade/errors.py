@@ -1,4 +1,8 @@
-"""The one exception hierarchy of minjiang.
+"""The one exception hierarchy of minjiang (``minjiang.errors``).
+
+It lives in the top-level package so that every layer imports it without importing
+another: ``minjiang.storage`` and ``minjiang.core`` both depend on this module, never
+on each other for their errors (``minjiang.core.errors`` re-exports it).
 
 Every leaf also inherits the builtin exception that users already catch, so
 ``except FileNotFoundError`` keeps working around ``minjiang.open``. Messages say

@@ -289,3 +289,26 @@ def test_geographic_dem_in_metres_per_degree(rt, tmp_path):
     assert np.isnan(ds["slope"].values[0]).all() and np.isnan(ds["slope"].values[:, -1]).all()
     # 1/3600 degree is about 15.5 m of longitude at 60 N, 30.9 m of latitude
     assert 15.4 < ew.mean() < 15.6
+
+
+@pytest.mark.gpu
+def test_spectral_index_kernel_on_the_gpu_matches_the_cpu():
+    cp = pytest.importorskip("cupy")
+    from minjiang.plugins.forestry._operators import _BandMathParams, band_math_kernel
+    from minjiang.plugins.forestry._spectral import resolve_formula
+
+    rng = np.random.default_rng(2)
+    bands = {
+        "N": rng.integers(0, 10000, (64, 70)).astype(np.uint16),
+        "R": rng.integers(0, 10000, (64, 70)).astype(np.uint16),
+        "B": rng.integers(0, 10000, (64, 70)).astype(np.uint16),
+    }
+    bands["N"][0, :5] = bands["R"][0, :5] = bands["B"][0, :5] = 0
+    f = resolve_formula("EVI", None, {}, "t")
+    p = _BandMathParams(
+        expression=f.expression, output="EVI", dtype="float32", index="EVI", formula=f.source
+    )
+    cpu = band_math_kernel(bands, p, None)["EVI"]  # type: ignore[arg-type]
+    gpu = band_math_kernel({k: cp.asarray(v) for k, v in bands.items()}, p, None)["EVI"]  # type: ignore[arg-type]
+    np.testing.assert_allclose(cp.asnumpy(gpu), cpu, rtol=1e-6, atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(np.isnan(cp.asnumpy(gpu)), np.isnan(cpu))

@@ -705,8 +705,15 @@ def load_pipeline(
             )
         data = load_yaml(text, label)
     if not isinstance(data, Mapping):
+        hint = ""
+        if isinstance(source, str) and "\n" not in source.strip():
+            hint = (
+                "; to load a file, give a path ending in .yaml or .yml; to run a registered "
+                "pipeline, its name (`minjiang plugins` lists them)"
+            )
         raise PipelineError(
-            f"pipeline {label} must be a mapping with a 'steps' list, not {type(data).__name__}"
+            f"pipeline {label} must be a mapping with a 'steps' list, not "
+            f"{type(data).__name__}{hint}"
         )
     steps = data.get("steps")
     if isinstance(steps, list | tuple) and len(steps) > MAX_STEPS:

@@ -157,6 +157,19 @@ def call_hook(
         return _attribute(pm, hook, results, impls, problems, kwargs)
 
 
+#: Hooks whose implementations only return data (no side effects), so that asking one
+#: implementation again, alone, is harmless.
+ASKED_AGAIN = frozenset(
+    {
+        "minjiang_register_operators",
+        "minjiang_register_readers",
+        "minjiang_register_pipelines",
+        "minjiang_register_reports",
+        "minjiang_catalog_metadata",
+    }
+)
+
+
 def _same(result: Any, own: Any) -> bool:
     """Whether ``result`` (after wrappers) is, or is drawn from, a plugin's ``own`` result.
 
@@ -193,7 +206,9 @@ def _attribute(
     returned ``None``, or a wrapper may have changed the list) each plain
     implementation is asked alone, through ``pm.subset_hook_caller``, and the results
     are matched against those answers; a result no implementation gave came from a
-    wrapper and is attributed to the wrapping plugins.
+    wrapper and is attributed to the wrapping plugins. Only the hooks in
+    :data:`ASKED_AGAIN`, whose implementations only return what they have, are asked
+    again; results of the others are then left unattributed (``"?"``).
     """
     if not isinstance(results, list):
         raise PluginError(
@@ -202,8 +217,12 @@ def _attribute(
         )
     plain = [i for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
     wrappers = [i for i in impls if i.hookwrapper or i.wrapper]
+    if not results:
+        return []
     if not wrappers and len(results) == len(plain):
         return [(impl.plugin_name, res) for impl, res in zip(plain, results, strict=True)]
+    if hook not in ASKED_AGAIN:  # events and configuration: never call a plugin twice
+        return [("?", res) for res in results]
     everyone = set(pm.get_plugins())
     alone: list[tuple[str, Any]] = []
     for impl in plain:

@@ -403,3 +403,37 @@ def test_every_hook_is_documented() -> None:
     for name in hooks:
         assert f"`{name}(" in docs, name
         assert len((getattr(hookspecs, name).__doc__ or "").split()) > 20, name
+
+
+def test_events_reach_each_plugin_once() -> None:
+    from minjiang.core._plugins import Registry
+
+    seen: list[str] = []
+
+    def observer(name: str) -> object:
+        class Observer:
+            @hookimpl
+            def minjiang_run_event(self, event):
+                seen.append(f"{name}:{event}")
+
+        return Observer()
+
+    class Raising:
+        @hookimpl
+        def minjiang_run_event(self, event):
+            raise RuntimeError("observer broke")
+
+    pm, problems = make_plugin_manager([], entry_points=False)
+    pm.register(observer("a"), name="a")
+    pm.register(observer("b"), name="b")
+    reg = Registry(pm, problems)
+    assert reg.emit("minjiang_run_event", event="e1") == []
+    assert seen == ["b:e1", "a:e1"]
+    pm.register(Raising(), name="raising")
+    seen.clear()
+    reg.emit("minjiang_run_event", event="e2")
+    reg.emit("minjiang_run_event", event="e3")
+    assert [p.plugin for p in problems] == ["raising"]
+    # the first call is made again without the plugin that raised in it; later
+    # calls leave it out from the start
+    assert seen == ["b:e2", "a:e2", "b:e3", "a:e3"]

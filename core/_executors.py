@@ -324,6 +324,8 @@ class RayExecutor(Executor):
                         opts["num_gpus"] = spec.gpus
                     if spec.memory and node_mem and spec.memory <= node_mem:
                         opts["memory"] = spec.memory
+                    if spec.resources:  # the step's custom resources
+                        opts["resources"] = dict(spec.resources)
                     in_flight[self._remote.options(**opts).remote(spec)] = spec
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:

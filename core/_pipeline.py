@@ -135,7 +135,18 @@ class Step(_TypedModel):
     params: dict[str, Any] = Field(default_factory=dict)
     name: str | None = Field(default=None, description="Publish the result under this name.")
     backend: Literal["auto", "cpu", "gpu"] | None = None
-    resources: dict[str, float] = Field(default_factory=dict)
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-task resources: CPU (also numba's thread cap), GPU, memory (bytes, a "
+        "floor under the projected peak) and custom cluster resources (core/_resources.py).",
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _check_resources(cls, v: dict[str, float]) -> dict[str, float]:
+        from minjiang.core._resources import check_resources
+
+        return check_resources(v)
 
     @field_validator("id")
     @classmethod

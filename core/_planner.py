@@ -118,6 +118,8 @@ class TaskSpec:
     memory: int = 0
     gpu_read: str = "pinned"
     recompute: bool = False
+    #: custom scheduler resources per task (a step's ``resources``: core/_resources.py)
+    resources: tuple[tuple[str, float], ...] = ()
 
     @property
     def kernels(self) -> tuple[str, ...]:
@@ -184,6 +186,10 @@ class StepPlan:
     @property
     def task_memory(self) -> int:
         return max((t.memory for s in self.stages for t in s.tasks), default=0)
+
+    def layout(self) -> dict[str, list[int]]:
+        """The output's chunking per array (what a content id fixes)."""
+        return {k: list(a.chunks) for k, a in sorted(self.arrays.items()) if not a.scratch}
 
     def planned_info(self) -> DatasetInfo:
         """The output as a DatasetInfo, so later steps can plan against it before it exists."""

@@ -59,6 +59,7 @@ def expand_composite(
             params=dict(sub.params),
             name=step.name if last else None,
             backend=step.backend,
+            resources=dict(step.resources),
         )
         sub_params = sub.operator.validate_params(sub.params)
         did = plan_step(

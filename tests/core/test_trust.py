@@ -1,0 +1,97 @@
+"""Two trust invariants the runtime holds: a content id fixes the layout, and a
+committed dataset is never rewritten (a recompute is staged apart and compared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests._data import ingest_array
+
+
+def _chunks(plan) -> dict[str, tuple[int, ...]]:
+    (step,) = [s for s in plan.steps if hasattr(s, "stages")]
+    return {a.name: a.chunks for a in step.arrays.values() if not a.scratch}
+
+
+def test_one_id_never_has_two_layouts(runtime, tmp_path, rng) -> None:
+    """A full-axis step's pencils depend on the budget: two budgets that give two
+    layouts give two ids; a map's layout does not depend on it, so its id is shared."""
+    from minjiang.core._runtime import Runtime
+
+    x = rng.normal(size=(60, 12, 16))
+    src = ingest_array(runtime, tmp_path, "test/slabs", x, ("time", "y", "x"), (5, 12, 16))
+    quantile = {
+        "steps": [
+            {"id": "q", "operator": "array.quantile", "inputs": {"x": src.id}, "params": {"q": 0.5}}
+        ]
+    }
+    smooth = {
+        "steps": [
+            {
+                "id": "g",
+                "operator": "array.gaussian",
+                "inputs": {"x": src.id},
+                "params": {"sigma": 1},
+            }
+        ]
+    }
+    seen: dict[str, dict[str, tuple[int, ...]]] = {}
+    ids = {"q": set(), "g": set()}
+    for budget in ("1GiB", "160KiB", "320KiB"):
+        rt = Runtime(store=runtime.store.url, executor="local", memory_budget=budget)
+        for key, pipe in (("q", quantile), ("g", smooth)):
+            plan = rt.plan(pipe)
+            did, layout = plan.outputs[key], _chunks(plan)
+            assert seen.setdefault(did, layout) == layout, f"{did} planned with two layouts"
+            ids[key].add(did)
+    assert len(ids["q"]) > 1  # the budgets did change the pencils, hence the id
+    assert len(ids["g"]) == 1  # the same layout under every budget: one id, reusable
+
+
+def _recompute(runtime, src, monkeypatch, change: bool):
+    from minjiang.plugins.array import _operators as ops
+
+    params = {"dims": ["time"], "stat": "mean"}
+    first = runtime.run("array.reduce", inputs={"x": src}, params=params)
+    group = Path(runtime.store.local_path(f"datasets/{first.id}"))
+    record = Path(runtime.store.local_path(f"catalog/records/{first.id}.json"))
+    before = {p: p.read_bytes() for p in [record, *sorted(group.rglob("*"))] if p.is_file()}
+    if change:  # the kernel's output changes, its version does not
+        real = ops.reduce_finalize
+        monkeypatch.setattr(
+            ops,
+            "reduce_finalize",
+            lambda state, p, ctx: {k: v + 1 for k, v in real(state, p, ctx).items()},
+        )
+    return first, group, before, params
+
+
+def test_no_reuse_with_unchanged_output_leaves_the_dataset_alone(
+    runtime, tmp_path, rng, monkeypatch
+) -> None:
+    x = rng.normal(size=(20, 12, 10))
+    src = ingest_array(runtime, tmp_path, "test/c", x, ("time", "y", "x"), (5, 6, 10))
+    first, group, before, params = _recompute(runtime, src, monkeypatch, change=False)
+    again = runtime.run("array.reduce", inputs={"x": src}, params=params, reuse=False)
+    assert again.id == first.id
+    after = {p: p.read_bytes() for p in [*before, *sorted(group.rglob("*"))] if p.is_file()}
+    assert after == before  # nothing committed was touched, no staging left behind
+    assert "task_finished" in [e.kind for e in runtime.last_run_events]
+
+
+def test_no_reuse_with_changed_output_is_a_typed_error(runtime, tmp_path, rng, monkeypatch) -> None:
+    from minjiang.core._commit import OutputChangedError
+    from minjiang.core.errors import ExecutionError
+
+    x = rng.normal(size=(20, 12, 10))
+    src = ingest_array(runtime, tmp_path, "test/c", x, ("time", "y", "x"), (5, 6, 10))
+    first, group, before, params = _recompute(runtime, src, monkeypatch, change=True)
+    with pytest.raises(OutputChangedError, match=r"array\.reduce.*version") as err:
+        runtime.run("array.reduce", inputs={"x": src}, params=params, reuse=False)
+    assert isinstance(err.value, ExecutionError)
+    after = {p: p.read_bytes() for p in [*before, *sorted(group.rglob("*"))] if p.is_file()}
+    assert after == before  # committed chunks, metadata and record untouched; staging removed
+    np.testing.assert_allclose(runtime.open(first.id)["mean"].values, x.mean(axis=0))

@@ -8,7 +8,8 @@ molecules. Operators: ``materials.rdf`` (g(r) and coordination number under peri
 boundaries of any cell) and ``materials.msd`` (all-origins MSD per species and the
 self-diffusion coefficient). Microstructure images: ``materials.image`` (TIFF stacks,
 ``.npy``, Zarr, with voxel size) and ``materials.two_point`` (S₂(r) of a phase).
-See ``docs/plugins/materials.md``.
+Pipeline: ``materials.structure_report`` with its report
+``materials.structure_quicklook``. See ``docs/plugins/materials.md``.
 
 This module only declares hook implementations; readers, operators and kernels are
 imported when a runtime asks for them.
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from minjiang.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from minjiang.core import Operator, Reader
+    from minjiang.core import Operator, Pipeline, Reader, Report
 
 if __name__ != "minjiang.plugins.materials":  # importable only as minjiang.plugins.materials
     raise ImportError(
@@ -34,7 +35,9 @@ __all__ = [
     "atom_table",
     "minjiang_catalog_metadata",
     "minjiang_register_operators",
+    "minjiang_register_pipelines",
     "minjiang_register_readers",
+    "minjiang_register_reports",
 ]
 
 
@@ -61,6 +64,22 @@ def minjiang_register_readers() -> list[Reader]:
     from minjiang.plugins.materials._readers import StructureReader, TrajectoryReader
 
     return [TrajectoryReader(), StructureReader(), ImageReader()]
+
+
+@hookimpl
+def minjiang_register_pipelines() -> list[Pipeline]:
+    """The ``materials.structure_report`` pipeline."""
+    from minjiang.plugins.materials._pipelines import structure_report
+
+    return [structure_report()]
+
+
+@hookimpl
+def minjiang_register_reports() -> list[Report]:
+    """The ``materials.structure_quicklook`` report (g(r) with n(r), MSD with its fit)."""
+    from minjiang.plugins.materials._report import reports
+
+    return reports()
 
 
 @hookimpl

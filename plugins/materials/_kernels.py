@@ -44,13 +44,28 @@ def select(sel: Any, arrays: Mapping[str, Any], ctx: Any, n_atoms: int, op: str)
 
 
 # -- materials.rdf --------------------------------------------------------------------------
+def rdf_r_max(params: Any, cells: np.ndarray) -> float:
+    """``r_max``, or half the smallest face distance over every frame's cell."""
+    from minjiang.plugins.materials.rdf import face_distances
+
+    if params.r_max is not None:
+        return float(params.r_max)
+    if not np.isfinite(cells).all():
+        raise ContractError(
+            "materials.rdf: a frame has no periodic cell; the radial distribution needs the box"
+        )
+    return float(min(face_distances(c).min() for c in cells) / 2)
+
+
 def rdf_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
     """Integer pair counts of one block of frames, with the per-frame constants."""
     from minjiang.plugins.materials.rdf import eligible_pairs, pair_histogram
 
     op = "materials.rdf"
     pos = np.asarray(arrays["positions"])
-    cells = np.asarray(arrays["cell"], dtype=np.float64)
+    all_cells = np.asarray(arrays["cell"], dtype=np.float64)
+    cells = all_cells[ctx.region["frame"]]
+    r_max = rdf_r_max(params, all_cells)
     n = pos.shape[1]
     if n != ctx.sizes["atom"]:
         raise ExecutionError(f"{op}: a task got {n} of {ctx.sizes['atom']} atoms per frame")
@@ -64,7 +79,7 @@ def rdf_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
             ia,
             ib,
             r_min=params.r_min,
-            r_max=params.r_max,
+            r_max=r_max,
             nbins=params.bins,
             molecule=mol,
         )
@@ -81,6 +96,7 @@ def rdf_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
         "n_a": np.full(nb, ia.size, dtype=np.int64),
         "n_b": np.full(nb, ib.size, dtype=np.int64),
         "volume_sum": np.full(nb, volume, dtype=np.float64),
+        "r_max": np.full(nb, r_max, dtype=np.float64),
     }
 
 
@@ -89,7 +105,7 @@ def rdf_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, np
     parts = [{k: np.asarray(v) for k, v in p.items()} for p in parts]
     first = parts[0]
     for p in parts[1:]:
-        for k in ("bin", "pairs", "n_a", "n_b"):
+        for k in ("bin", "pairs", "n_a", "n_b", "r_max"):
             if not np.array_equal(p[k], first[k]):
                 raise ExecutionError(f"materials.rdf: partial states disagree on {k!r}")
     nb = first["bin"].size
@@ -101,6 +117,7 @@ def rdf_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[str, np
         "n_a": first["n_a"],
         "n_b": first["n_b"],
         "volume_sum": np.full(nb, math.fsum(float(p["volume_sum"][0]) for p in parts)),
+        "r_max": first["r_max"],
     }
 
 
@@ -109,7 +126,7 @@ def rdf_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
     from minjiang.plugins.materials.rdf import rdf_from_counts
 
     s = {k: np.asarray(v) for k, v in state.items()}
-    edges = np.linspace(params.r_min, params.r_max, params.bins + 1)
+    edges = np.linspace(params.r_min, float(s["r_max"][0]), params.bins + 1)
     frames, pairs, n_a = int(s["frames"][0]), int(s["pairs"][0]), int(s["n_a"][0])
     volume_sum = float(s["volume_sum"][0])
     g, n = rdf_from_counts(
@@ -139,7 +156,8 @@ def msd_atoms(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.
     from minjiang.plugins.materials.msd import msd_per_atom, unwrap
 
     x = np.asarray(arrays["positions"], dtype=np.float64)
-    if params.unwrap:
+    wrapped = (ctx.attrs.get("positions") or {}).get("unwrapped") is not True
+    if params.unwrap is True or (params.unwrap == "auto" and wrapped):
         x = unwrap(x, np.asarray(arrays["cell"], dtype=np.float64))
     return {"msd": msd_per_atom(x)}
 
@@ -216,16 +234,20 @@ def msd_species_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any
         }
         for sp in sorted(set(s["species"].astype(str))):
             sel = s["species"].astype(str) == sp
+            window = params.fit
+            if window == "auto":
+                longest = float(s["lag_time"][sel].max())
+                window = (0.1 * longest, 0.5 * longest)
             try:
-                fit = diffusion_fit(s["lag_time"][sel], msd[sel], params.fit)
+                fit = diffusion_fit(s["lag_time"][sel], msd[sel], window)
             except ValueError as err:
                 raise ContractError(f"materials.msd: {err}") from None
             rows["species"].append(sp)
             rows["D"].append(fit["D"])
             rows["slope"].append(fit["slope"])
             rows["intercept"].append(fit["intercept"])
-            rows["fit_t0"].append(float(params.fit[0]))
-            rows["fit_t1"].append(float(params.fit[1]))
+            rows["fit_t0"].append(float(window[0]))
+            rows["fit_t1"].append(float(window[1]))
             rows["points"].append(fit["points"])
         out["diffusion"] = {k: np.asarray(v) for k, v in rows.items()}
     return out

@@ -63,10 +63,11 @@ class RdfParams(_Params):
     a: Selection = Field(default_factory=Selection, description="Selection A (the centres).")
     b: Selection | None = Field(default=None, description="Selection B (default: A).")
     r_min: float = Field(default=0.0, ge=0.0, description="Inner edge of the first bin (Å).")
-    r_max: float = Field(
+    r_max: float | None = Field(
+        default=None,
         gt=0.0,
-        description="Outer edge of the last bin (Å), at most half the "
-        "smallest face distance of every frame's cell.",
+        description="Outer edge of the last bin (Å), at most half the smallest face distance "
+        "of every frame's cell; default: exactly that.",
     )
     bins: int = Field(default=100, ge=1, le=1_000_000, description="Number of equal-width bins.")
     exclude_same_molecule: bool = Field(
@@ -75,7 +76,7 @@ class RdfParams(_Params):
 
     @model_validator(mode="after")
     def _range(self) -> RdfParams:
-        if self.r_min >= self.r_max:
+        if self.r_max is not None and self.r_min >= self.r_max:
             raise ValueError(f"r_min ({self.r_min}) must be less than r_max ({self.r_max})")
         return self
 
@@ -124,7 +125,9 @@ RDF = Operator(
     version="1",
     inputs=(
         Input("positions", dims=_POS, dtypes=("f",)),
-        Input("cell", dims=_CELL, dtypes=("f",), whole=("cell_vector",)),
+        # every task reads the cells of all frames (9 numbers each): the default r_max is
+        # the same in every task
+        Input("cell", dims=_CELL, dtypes=("f",), whole=("frame", "cell_vector")),
         Input("atom_type", dims=("atom",), dtypes=("i",), optional=True),
         Input("atom_name", dims=("atom",), dtypes=("i",), optional=True),
         Input("molecule", dims=("atom",), dtypes=("i",), optional=True),
@@ -143,14 +146,15 @@ RDF = Operator(
 class MsdParams(_Params):
     """Mean squared displacement over all time origins, per species; diffusion fit."""
 
-    unwrap: bool = Field(
+    unwrap: bool | Literal["auto"] = Field(
         default=False,
-        description="Unwrap wrapped positions with the cell of each frame first (needs 'cell').",
+        description="Unwrap wrapped positions with the cell of each frame first (needs 'cell'); "
+        "'auto': unwrap only positions that are not unwrapped already.",
     )
-    fit: tuple[float, float] | None = Field(
+    fit: tuple[float, float] | Literal["auto"] | None = Field(
         default=None,
         description="Lag-time window [t0, t1] (time units of the input) of the fit "
-        "MSD = 6 D t + c; none: no diffusion coefficient.",
+        "MSD = 6 D t + c; 'auto': from 10 % to 50 % of the longest lag; none: no fit.",
     )
     dt: float | None = Field(
         default=None, gt=0, description="Time between frames (default: the input's 'timestep')."
@@ -158,7 +162,7 @@ class MsdParams(_Params):
 
     @model_validator(mode="after")
     def _window(self) -> MsdParams:
-        if self.fit is not None and not (0 <= self.fit[0] < self.fit[1]):
+        if isinstance(self.fit, tuple) and not (0 <= self.fit[0] < self.fit[1]):
             raise ValueError(f"fit window {self.fit!r} must be [t0, t1] with 0 <= t0 < t1")
         return self
 
@@ -178,7 +182,7 @@ def _timestep(params: MsdParams, inputs: dict[str, Any], op: str) -> float:
 def _check_unwrapped(params: MsdParams, inputs: dict[str, Any], op: str) -> None:
     attrs = inputs["positions"].attrs
     if attrs.get("unwrapped") is True:
-        if params.unwrap:
+        if params.unwrap is True:
             raise ContractError(
                 f"{op}: positions are already unwrapped ({attrs.get('unwrapped_source')}); "
                 "drop unwrap=true"

@@ -67,7 +67,12 @@ def _chunks(ds: xr.Dataset, params: Any) -> dict[str, int]:
     per = params.frames_per_chunk or max(1, (8 * 1024 * 1024) // (n_atoms * 12))
     if per * n_atoms * 12 > _BLOCK_BYTES * 4:
         per = max(1, (_BLOCK_BYTES * 4) // (n_atoms * 12))
-    return {"frame": max(1, min(per, int(ds.sizes["frame"]) or 1)), "atom": -1, "xyz": -1}
+    # explicit sizes (not -1): a step planned on this ingest in the same pipeline sees them
+    return {
+        "frame": max(1, min(per, int(ds.sizes["frame"]) or 1)),
+        "atom": max(int(ds.sizes["atom"]), 1),
+        "xyz": 3,
+    }
 
 
 def _check_unwrap(name: str, ds: xr.Dataset, params: Any) -> None:

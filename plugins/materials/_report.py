@@ -1,4 +1,4 @@
-"""Quick-look figure of a structure report: g(r) with n(r), and the MSD with its fit."""
+"""Quick-look figure of a materials run: g(r) with n(r), the MSD with its fit, S2(r)."""
 
 from __future__ import annotations
 
@@ -21,33 +21,36 @@ def _table(results: Mapping[str, Any], name: str) -> Any:
 
 
 def quicklook(results: Mapping[str, Any], directory: Path) -> list[Path]:
-    """Write ``structure.png``: g(r) with the coordination number n(r) (right axis), and
-    the MSD per species against lag time with the fitted line and D in the legend.
+    """Write ``structure.png`` with one panel per table the run produced: g(r) with the
+    coordination number n(r) (right axis); the MSD per species against lag time with
+    the fitted line and D in the legend; S2(r) with the phase fraction φ and φ².
 
     Parameters
     ----------
     results
-        Step id -> ``Result`` of a run; the last results with an ``rdf`` table and with
-        ``msd`` (and ``diffusion``) tables are drawn.
+        Step id -> ``Result`` of a run; the last results with an ``rdf``, an ``msd`` (and
+        ``diffusion``) and an ``s2`` table are drawn.
     directory
         Where to write the PNG.
 
     Returns
     -------
     list of pathlib.Path
-        The written file (empty when no result has an ``rdf`` or ``msd`` table).
+        The written file (empty when no result has any of these tables).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     rdf, msd, diff = _table(results, "rdf"), _table(results, "msd"), _table(results, "diffusion")
-    if rdf is None and msd is None:
+    s2 = _table(results, "s2")
+    panels = [name for name, t in (("rdf", rdf), ("msd", msd), ("s2", s2)) if t is not None]
+    if not panels:
         return []
-    fig = Figure(figsize=(10, 4), dpi=110)
+    fig = Figure(figsize=(5 * len(panels), 4), dpi=110)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2)
+    axes = dict(zip(panels, np.atleast_1d(fig.subplots(1, len(panels))), strict=True))
     if rdf is not None:
-        ax = axes[0]
+        ax = axes["rdf"]
         ax.plot(rdf["r"], rdf["g"], color="C0", label="g(r)")
         ax.axhline(1.0, color="0.7", lw=0.8)
         ax.set_xlabel("r (Å)")
@@ -57,7 +60,7 @@ def quicklook(results: Mapping[str, Any], directory: Path) -> list[Path]:
         ax2.set_ylabel("coordination number n(r)", color="C1")
         ax.set_title(f"g(r), {int(rdf['frames'][0])} frames")
     if msd is not None:
-        ax = axes[1]
+        ax = axes["msd"]
         for i, (species, part) in enumerate(msd.groupby("species", sort=True)):
             part = part.sort_values("lag")
             ax.plot(part["lag_time"], part["msd"], color=f"C{i}", label=f"{species}")
@@ -77,6 +80,16 @@ def quicklook(results: Mapping[str, Any], directory: Path) -> list[Path]:
         ax.set_ylabel("MSD (Å²)")
         ax.set_title("mean squared displacement")
         ax.legend(fontsize=8)
+    if s2 is not None:
+        ax = axes["s2"]
+        phi = float(s2["phase_fraction"][0])
+        ax.plot(s2["r"], s2["s2"], marker=".", color="C2", label="S₂(r)")
+        ax.axhline(phi, color="0.6", ls=":", label="φ")
+        ax.axhline(phi * phi, color="0.6", ls="--", label="φ²")
+        ax.set_xlabel("r")
+        ax.set_ylabel("S₂(r)")
+        ax.set_title("two-point correlation")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(directory) / "structure.png"
     fig.savefig(path)
@@ -91,6 +104,7 @@ def reports() -> list[Any]:
         Report(
             name="materials.structure_quicklook",
             function=quicklook,
-            description="PNG: g(r) with the coordination number, MSD per species with its fit.",
+            description="PNG: g(r) with the coordination number, MSD per species with its fit, "
+            "S2(r) of a phase (the panels whose tables the run produced).",
         )
     ]

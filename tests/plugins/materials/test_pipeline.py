@@ -43,3 +43,34 @@ def test_structure_report_pipeline(runtime) -> None:
         rtol=1e-5,
         atol=1e-4,
     )
+
+
+def test_quicklook_draws_s2_of_a_microstructure_pipeline(runtime, tmp_path) -> None:
+    import minjiang as mj
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "im.npy", (rng.random((40, 50)) < 0.4).astype(np.uint8))
+    pipe = mj.Pipeline.model_validate(
+        {
+            "name": "mylab.micrograph",
+            "inputs": ["image"],
+            "steps": [
+                {
+                    "id": "ingest",
+                    "reader": "materials.image",
+                    "paths": "$image",
+                    "params": {"voxel_size": [0.5, 0.5]},
+                },
+                {
+                    "id": "s2",
+                    "operator": "materials.two_point",
+                    "inputs": {"image": "ingest"},
+                    "params": {"r_max": 8.0, "bins": 16},
+                },
+            ],
+            "report": "materials.structure_quicklook",
+        }
+    )
+    out = runtime.run_pipeline(pipe, inputs={"image": [str(tmp_path / "im.npy")]})
+    assert [p.name for p in out.reports] == ["structure.png"]
+    assert out.reports[0].read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,96 @@
+"""The chunk patterns: one registry, typed payloads, declared reduction states."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from minjiang.core.errors import ContractError, ExecutionError
+
+from tests._data import ingest_array
+from tests.core import _stateops
+
+
+def test_every_per_step_pattern_has_one_planner_and_typed_payloads(runtime, tmp_path, rng):
+    from minjiang.core import Aggregate, Composite, FullAxis, Map, Reduce
+    from minjiang.core._patterns import EXPANDERS, PLANNERS
+    from minjiang.core._planner import TaskSpec
+
+    assert set(PLANNERS) == {Map, Reduce, FullAxis, Aggregate}
+    assert set(EXPANDERS) == {Composite}
+    assert not {"kind", "extra"} & {f.name for f in dataclasses.fields(TaskSpec)}
+    src = ingest_array(runtime, tmp_path, "t/x", rng.normal(size=(8, 6)), ("y", "x"), (2, 6))
+    plan = runtime.plan(
+        {
+            "steps": [
+                {
+                    "id": "g",
+                    "operator": "array.gaussian",
+                    "inputs": {"x": src.id},
+                    "params": {"sigma": 1},
+                }
+            ]
+        }
+    )
+    for task in (t for s in plan.steps[-1].stages for t in s.tasks):
+        assert dataclasses.is_dataclass(task.payload)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            task.payload.kernel = "x:y"  # type: ignore[misc]
+
+
+def _cube(runtime, tmp_path, rng):
+    # a column spanning t does not fit the budget below: the reduction is partitioned
+    x = rng.normal(size=(48, 40, 30))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    return x, ingest_array(runtime, tmp_path, "t/c", x, ("t", "y", "x"), (4, 40, 30))
+
+
+def test_a_state_with_a_trailing_dim_is_partitioned_and_combined(runtime, tmp_path, rng):
+    from minjiang.core._runtime import Runtime
+
+    rt = Runtime(store=runtime.store.url, executor="local", memory_budget="400KiB")
+    rt.register(_stateops, name="stateops")
+    x, src = _cube(rt, tmp_path, rng)
+    plan = rt.plan(
+        {"steps": [{"id": "m", "operator": "testlab.state_mean", "inputs": {"x": src.id}}]}
+    )
+    step = plan.steps[-1]
+    assert [s.name for s in step.stages] == ["partial", "combine"]
+    state = step.arrays["state_acc"]
+    parts = state.shape[0]
+    assert parts > 1 and state.scratch and state.shape == (parts, 40, 30, 2)
+    assert state.chunks[0] == 1 and state.chunks[-1] == 2
+    res = rt.run("testlab.state_mean", inputs={"x": src})
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(
+            res.to_xarray()["mean"].values, np.nanmean(x, axis=0), rtol=1e-12
+        )
+
+
+@pytest.mark.parametrize(
+    ("how", "match"),
+    [("extra_key", "oops"), ("shape", r"\(40, 30, 2\)"), ("dtype", "declared float64")],
+)
+def test_a_partial_that_breaks_its_declaration_names_the_key(
+    runtime, tmp_path, rng, how, match
+) -> None:
+    from minjiang.core._runtime import Runtime
+
+    rt = Runtime(store=runtime.store.url, executor="local", memory_budget="400KiB")
+    rt.register(_stateops, name="stateops")
+    _, src = _cube(rt, tmp_path, rng)
+    with pytest.raises(ExecutionError, match=match):
+        rt.run("testlab.state_mean", inputs={"x": src}, params={"how": how})
+
+
+def test_state_declarations_are_checked() -> None:
+    from minjiang.core import State, StateArray
+
+    with pytest.raises(ContractError, match="unique"):
+        State((StateArray("a"), StateArray("a")))
+    with pytest.raises(ContractError, match=">= 1"):
+        StateArray("a", extra=(0,))
+    with pytest.raises(ContractError, match="name"):
+        StateArray("1bad")
+    assert State((StateArray("n", "int64"), StateArray("s", extra=(3,)))).nbytes(10) == 320

@@ -98,10 +98,9 @@ class Staging:
         group = _group(scratch)
         if self.recompute:
             group = f"{_RECOMPUTE}/{group}"
-        writer = DatasetWriter(self.store, self.dataset_id, group=group)
         # Table parts go below the staging area too (never a committed table).
-        writer.prefix = f"{self.area}/{_SCRATCH}" if scratch else self.area
-        return writer
+        tables = f"{self.area}/{_SCRATCH}" if scratch else self.area
+        return DatasetWriter(self.store, self.dataset_id, group=group, tables_prefix=tables)
 
     @property
     def writer(self) -> DatasetWriter:

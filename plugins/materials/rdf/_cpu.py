@@ -17,7 +17,9 @@ import numpy as np
 
 
 @numba.njit(cache=True)
-def _frame(x, h, hinv, ncell, index_a, in_b, molecule, use_mol, r_min, r_max, nbins, counts, tric):
+def _frame(
+    x, h, hinv, ncell, index_a, in_b, molecule, use_mol, r_min, r_max, nbins, counts, tric, half
+):
     n = x.shape[0]
     s = np.empty((n, 3))
     for i in range(n):
@@ -66,7 +68,10 @@ def _frame(x, h, hinv, ncell, index_a, in_b, molecule, use_mol, r_min, r_max, nb
                     bz = (cz + offs[2, oz]) % nz
                     b = head[(bx * ny + by) * nz + bz]
                     while b >= 0:
-                        if b != a and not (use_mol and molecule[a] == molecule[b]):
+                        # identical selections: each unordered pair once, counted twice
+                        if (b > a if half else b != a) and not (
+                            use_mol and molecule[a] == molecule[b]
+                        ):
                             d0 = s[b, 0] - s[a, 0]
                             d1 = s[b, 1] - s[a, 1]
                             d2 = s[b, 2] - s[a, 2]
@@ -91,7 +96,7 @@ def _frame(x, h, hinv, ncell, index_a, in_b, molecule, use_mol, r_min, r_max, nb
                                     kb = int(np.floor((r - r_min) * scale))
                                     if kb > nbins - 1:
                                         kb = nbins - 1
-                                    counts[kb] += 1
+                                    counts[kb] += 2 if half else 1
                         b = nxt[b]
 
 
@@ -113,6 +118,9 @@ def pair_histogram(
     use_mol = molecule is not None
     mol = np.ascontiguousarray(molecule, dtype=np.int64) if use_mol else np.zeros(n, np.int64)
     ia = np.ascontiguousarray(index_a, dtype=np.int64)
+    # the same atoms in both selections: the distance of (b, a) is that of (a, b) bit for
+    # bit (the differences only change sign), so half the pairs are computed
+    half = bool(np.array_equal(np.unique(index_a), np.unique(index_b)))
     for f in range(positions.shape[0]):
         h = np.ascontiguousarray(cells[f], dtype=np.float64)
         widths = face_distances(h)
@@ -122,9 +130,8 @@ def pair_histogram(
         ncell = np.minimum(ncell, cap)
         tric = bool(np.any(np.abs(h - np.diag(np.diag(h))) > 0))
         x = np.ascontiguousarray(positions[f], dtype=np.float64)
-        _frame(
-            x, h, np.linalg.inv(h), ncell, ia, in_b, mol, use_mol, r_min, r_max, nbins, counts, tric
-        )
+        hinv = np.linalg.inv(h)
+        _frame(x, h, hinv, ncell, ia, in_b, mol, use_mol, r_min, r_max, nbins, counts, tric, half)
     return counts
 
 

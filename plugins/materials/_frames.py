@@ -245,14 +245,17 @@ def atom_table(ds: Any) -> Any:
 
 
 def mdanalysis_source(
-    files: list[Path], fmt: str | None, topology_format: str | None
+    files: list[Path],
+    fmt: str | None,
+    topology_format: str | None,
+    options: dict[str, Any] | None = None,
 ) -> FrameSource:
     """First pass over an MDAnalysis universe (topology file first, trajectories after)."""
     import warnings
 
     import MDAnalysis as mda
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(options or {})
     if fmt:
         kwargs["format"] = fmt
     if topology_format:
@@ -293,6 +296,8 @@ def mdanalysis_source(
         molecule, msource = np.asarray(attr("resindices", np.arange(n))), "residues"
     conv = getattr(u.trajectory, "lammps_coordinate_convention", None)
     file_unwrapped = None if conv in (None, "auto") else conv in ("unwrapped", "scaled_unwrapped")
+    if conv is not None and bool(kwargs.get("unwrap_images")):
+        file_unwrapped = True  # LAMMPS image flags applied by MDAnalysis
 
     def iterate(start: int, stop: int) -> Iterator[np.ndarray]:
         for ts in u.trajectory[start:stop]:

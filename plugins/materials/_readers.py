@@ -51,6 +51,12 @@ class TrajectoryParams(_Params):
 
     format: str | None = Field(default=None, description="MDAnalysis trajectory format.")
     topology_format: str | None = Field(default=None, description="MDAnalysis topology format.")
+    options: dict[str, str | bool | int | float] = Field(
+        default_factory=dict,
+        description="Further keyword arguments of MDAnalysis.Universe, e.g. "
+        "{'lammps_coordinate_convention': 'unwrapped'} or {'unwrap_images': true} for a "
+        "LAMMPS dump (both give unwrapped coordinates, recorded as such).",
+    )
 
 
 class StructureParams(_Params):
@@ -130,7 +136,9 @@ class TrajectoryReader(Reader):
 
         params = params or TrajectoryParams()
         try:
-            source = mdanalysis_source(files, params.format, params.topology_format)
+            source = mdanalysis_source(
+                files, params.format, params.topology_format, dict(params.options)
+            )
         except (OSError, ValueError, TypeError, EOFError, KeyError, IndexError) as err:
             raise ReaderError(
                 f"{self.name}: MDAnalysis cannot read the sources ({type(err).__name__}); "

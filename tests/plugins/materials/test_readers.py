@@ -143,3 +143,26 @@ def test_refusals(runtime, tmp_path) -> None:
         )
     with pytest.raises(ContractError, match="half the smallest face distance"):
         runtime.run("materials.rdf", inputs=inputs, params={"r_max": 9.0})
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("LAMMPSDUMP_allcoords", {"lammps_coordinate_convention": "unwrapped"}),
+        ("LAMMPSDUMP_image_vf", {"unwrap_images": True}),
+    ],
+)
+def test_lammps_unwrapped_coordinates_from_the_file(runtime, name, options) -> None:
+    d = datafiles()
+    path = getattr(d, name)
+    res = runtime.ingest(
+        "materials.trajectory", [path], params={"format": "LAMMPSDUMP", "options": options}
+    )
+    ds = res.to_xarray()
+    assert ds["positions"].attrs["unwrapped"] is True
+    assert ds["positions"].attrs["unwrapped_source"] == "from the file (MDAnalysis)"
+    u = universe(path, format="LAMMPSDUMP", **options)
+    for ts in u.trajectory:
+        np.testing.assert_array_equal(ds["positions"][ts.frame].values, ts.positions)
+    wrapped = runtime.ingest("materials.trajectory", [path], params={"format": "LAMMPSDUMP"})
+    assert wrapped.to_xarray()["positions"].attrs["unwrapped"] is False

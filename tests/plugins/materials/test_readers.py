@@ -166,3 +166,49 @@ def test_lammps_unwrapped_coordinates_from_the_file(runtime, name, options) -> N
         np.testing.assert_array_equal(ds["positions"][ts.frame].values, ts.positions)
     wrapped = runtime.ingest("materials.trajectory", [path], params={"format": "LAMMPSDUMP"})
     assert wrapped.to_xarray()["positions"].attrs["unwrapped"] is False
+
+
+@pytest.mark.parametrize("unwrap", [False, True])
+def test_positions_stream_each_frame_once(runtime, monkeypatch, unwrap) -> None:
+    """The ingest reads every frame once, in blocks, and never holds the trajectory."""
+    d = datafiles()
+    from minjiang.plugins.materials import _frames
+
+    real = _frames.mdanalysis_source
+    reads: list[tuple[int, int]] = []
+
+    def counted(*args, **kwargs):
+        source = real(*args, **kwargs)
+        inner = source.iterate
+
+        def iterate(start, stop):
+            reads.append((start, stop))
+            yield from inner(start, stop)
+
+        source.iterate = iterate
+        return source
+
+    monkeypatch.setattr(_frames, "mdanalysis_source", counted)
+    res = runtime.ingest(
+        "materials.trajectory",
+        [d.PSF_TRICLINIC, d.DCD_TRICLINIC],
+        params={"frames_per_chunk": 3, "unwrap": unwrap},
+    )
+    assert res.to_xarray()["positions"].shape == (10, 375, 3)
+    # the runtime's write blocks (at most 256 MiB each) cover each frame once, in order
+    covered = [f for start, stop in reads for f in range(start, stop)]
+    assert covered == list(range(10))
+    # a block is read alone: frames 4-6 only (unwrapping first carries frames 0-3 through)
+    from pathlib import Path
+
+    from minjiang.plugins.materials._readers import TrajectoryReader
+
+    reader = TrajectoryReader()
+    reads.clear()
+    ds = reader.open(
+        [Path(d.PSF_TRICLINIC), Path(d.DCD_TRICLINIC)], reader.validate_params({"unwrap": unwrap})
+    )
+    assert reads == []  # opening keeps only the cells and times of its pass over the file
+    block = ds["positions"][4:7].values
+    assert block.shape == (3, 375, 3)
+    assert reads == ([(0, 4), (4, 7)] if unwrap else [(4, 7)])

@@ -224,7 +224,7 @@ def test_hostile_names_get_typed_errors(hostile_world: dict[str, Any], reliabili
                 except SystemExit as stop:
                     if stop.code != 2 or err.getvalue().count("\n") != 1:
                         raise AssertionError(f"exit {stop.code}: {err.getvalue()!r}") from None
-                    raise _CliRefused from None
+                    raise CliRefusedWithExit2 from None
                 finally:
                     cli_module.err_console.file = old
 
@@ -254,7 +254,7 @@ def _with_store(args: list[str], store: Path) -> list[str]:
     return [*args, "--store", str(store)]
 
 
-class _CliRefused(MinjiangError):
+class CliRefusedWithExit2(MinjiangError):
     """The command line refused the input with one red line and exit status 2."""
 
 

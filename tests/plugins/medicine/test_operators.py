@@ -28,7 +28,7 @@ BLOCK = (7, 10, 9)
 def small_runtime(tmp_path):
     import minjiang as mj
 
-    rt = mj.Runtime(store=tmp_path / "store", executor="local", memory_budget="160KiB")
+    rt = mj.Runtime(store=tmp_path / "store", executor="local", memory_budget="128KiB")
     yield rt
     rt.close()
 
@@ -412,7 +412,7 @@ def test_gpu_operators_equal_the_cpu(tmp_path, anatomical):
     got: dict[str, dict[str, np.ndarray]] = {}
     for backend in ("cpu", "gpu"):  # one store each: the same content would be reused
         with mj.Runtime(
-            store=tmp_path / backend, executor="local", memory_budget="160KiB", backend=backend
+            store=tmp_path / backend, executor="local", memory_budget="128KiB", backend=backend
         ) as rt:
             vol = rt.ingest(
                 "medicine.nifti", [nibabel_data("anatomical.nii")], params={"chunks": CHUNKS}

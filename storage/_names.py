@@ -73,7 +73,7 @@ def _suggest(value: str, *, single: bool) -> str | None:
         suggestion = "/".join(fixed[:MAX_SEGMENTS])[:MAX_NAME_CHARS].rstrip("/-._")
     if not suggestion or suggestion == value:
         return None
-    if single and not _SEGMENT_RE.match(suggestion):
+    if single and not _SEGMENT_RE.fullmatch(suggestion):
         return None
     return suggestion
 
@@ -186,7 +186,7 @@ def _segment_problem(seg: str) -> str | None:
         return "it contains a backslash"
     if len(seg) > 64:
         return f"segment of {len(seg)} characters is longer than 64"
-    if not _SEGMENT_RE.match(seg):
+    if not _SEGMENT_RE.fullmatch(seg):
         return f"segment {seg!r} has characters outside [A-Za-z0-9._-] or does not start with a letter or digit"
     return None
 
@@ -224,7 +224,7 @@ def validate_key(key: str, *, allow_empty: bool = False) -> str:
             f"invalid store key {key!r}: keys are relative to the store root; drop the leading '/'"
         )
     for seg in key.split("/"):
-        if seg in {"", ".", ".."} or not _KEY_SEGMENT_RE.match(seg):
+        if seg in {"", ".", ".."} or not _KEY_SEGMENT_RE.fullmatch(seg):
             raise InvalidNameError(
                 f"invalid store key {key!r}: segment {seg!r} is not allowed; key segments are "
                 "1-255 characters of [A-Za-z0-9._@=+-], not '.' or '..', separated by single '/'"

@@ -53,6 +53,8 @@ HOSTILE = [
     ("/".join(["a" * 30] * 7), "more than 200"),
     ("", "empty"),
     ("a/\u202eexe", "outside"),  # right-to-left override
+    ("ok-\n", "outside"),  # a regex '$' would let a trailing newline through
+    ("ok/b\n", "outside"),
 ]
 
 

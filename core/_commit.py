@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core.errors import ExecutionError
+from minjiang.core.errors import OutputChangedError
 
 if TYPE_CHECKING:
     from minjiang.core._events import TaskResult
@@ -32,11 +32,6 @@ __all__ = [
     "now",
     "software",
 ]
-
-
-class OutputChangedError(ExecutionError):
-    """An operator recomputed a committed dataset and got different bytes: its output
-    changed without a version bump. The committed dataset is left untouched."""
 
 
 def code_version() -> str:

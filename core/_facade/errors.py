@@ -26,6 +26,7 @@ __all__ = [
     "MinjiangError",
     "MissingChunkError",
     "OperatorNotFoundError",
+    "OutputChangedError",
     "ParameterError",
     "PipelineError",
     "PlanError",
@@ -77,6 +78,11 @@ class BackendUnavailableError(PlanError):
 
 class ExecutionError(MinjiangError, RuntimeError):
     """A task failed for a reason that retrying will not fix."""
+
+
+class OutputChangedError(ExecutionError):
+    """An operator recomputed a committed dataset and got different bytes: its output
+    changed without a version bump. The committed dataset is left untouched."""
 
 
 class StoreError(MinjiangError, OSError):

@@ -83,7 +83,7 @@ def test_no_reuse_with_unchanged_output_leaves_the_dataset_alone(
 
 
 def test_no_reuse_with_changed_output_is_a_typed_error(runtime, tmp_path, rng, monkeypatch) -> None:
-    from minjiang.core._commit import OutputChangedError
+    from minjiang.errors import OutputChangedError
     from minjiang.core.errors import ExecutionError
 
     x = rng.normal(size=(20, 12, 10))

@@ -3,8 +3,10 @@
 For each step: create the output group and write its coordinates, skip the tasks
 whose manifests still verify (resume), run the rest on the executor, then build the
 record (``core/_commit.py``) and publish it; staging is removed afterwards. A step
-whose record exists and that is recomputed on purpose (``reuse=False``) runs in a
-separate staging area and is compared with its record; nothing committed is touched.
+whose record exists and that is recomputed (or an ingest re-read) on purpose
+(``reuse=False``) runs in a separate staging area and is compared with its record;
+nothing committed is touched. A run that finds an id committed removes the staging a
+driver killed after publishing left behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from minjiang.core._plan import IngestPlan, Plan
 from minjiang.core._planner import Stage, StepPlan
 from minjiang.core._runtime import PipelineResult, Result
 from minjiang.core._units import format_bytes
-from minjiang.core.errors import MemoryBudgetError
+from minjiang.core.errors import MemoryBudgetError, OutputChangedError
 from minjiang.storage import Staging
 
 if TYPE_CHECKING:
@@ -132,11 +134,47 @@ class Run:
             operator=step.reader.name,
             tasks_total=1,
         )
+        if self.rt.catalog.exists(step.dataset_id):  # reuse=False on a committed id
+            return self._reingest(step)
         t0 = time.perf_counter()
         started = now()
         summary = write_xarray(self.rt.store, step.dataset_id, step.dataset, chunks=step.chunks)
         record = ingested_record(step, summary, started, time.perf_counter() - t0)
         return self._publish(record, step.name, step.step)
+
+    def _reingest(self, step: IngestPlan) -> Result:
+        """Ingest a committed id again, staged apart, and compare with its record.
+
+        The committed group is never written: equal digests leave it as it is, a
+        difference is an :class:`OutputChangedError` naming the reader.
+        """
+        from minjiang.storage import write_xarray
+
+        record = self.rt.catalog.get(step.dataset_id)
+        staging = Staging(self.rt.store, step.dataset_id, recompute=True)
+        try:
+            summary = write_xarray(
+                self.rt.store,
+                step.dataset_id,
+                step.dataset,
+                chunks=step.chunks,
+                writer=staging.writer,
+            )
+            diffs = staging.differences(summary.checksums, {}, record.checksums, record.tables)
+        finally:
+            staging.cleanup()
+        if diffs:
+            shown = ", ".join(diffs[:3]) + (f" and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+            raise OutputChangedError(
+                f"step {step.step!r}: reader {step.reader.name} version {step.reader.version} "
+                f"ingested dataset {step.dataset_id} again with different output ({shown}): its "
+                "output changed without a version bump. The committed dataset was left "
+                "untouched; bump the reader's version (a new id) if the change is intended, "
+                "or restore the reader"
+            )
+        if step.name:
+            self.rt.catalog.set_name(step.name, step.dataset_id)
+        return Result(step.dataset_id, record, self.rt, reused=False)
 
     def _publish(self, record: Record, name: str | None, step: str) -> Result:
         extra: dict[str, Any] = {}
@@ -282,6 +320,8 @@ class Run:
                 compare_with_record(step, staging, results, coord_sums, record)
             finally:
                 staging.cleanup()
+                # and the staging a driver killed after publishing left behind
+                Staging(self.rt.store, step.dataset_id).cleanup()
             if step.name:
                 self.rt.catalog.set_name(step.name, step.dataset_id)
             return Result(step.dataset_id, record, self.rt, reused=False)

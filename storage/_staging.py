@@ -117,11 +117,16 @@ class Staging:
         return self._scratch
 
     def scratch_group(self) -> zarr.Group:
-        """The scratch group, read-only (partial states read back by combine tasks)."""
-        import zarr
+        """The scratch group, read-only and guarded (partial states read back by
+        combine tasks).
 
-        group = _group(True)
-        return zarr.open_group(self.store.zarr_store(f"{self.area}/{group}"), mode="r")
+        A chunk that is not stored raises :class:`~minjiang.errors.MissingChunkError`
+        naming the dataset, array and chunk: a lost partial state is never folded into
+        a result as fill values.
+        """
+        from minjiang.storage._reader import open_staged_group
+
+        return open_staged_group(self.store, f"{self.area}/{_group(True)}", self.dataset_id)
 
     # ------------------------------------------------------------------ tables
     def write_table_part(self, table: str, part: str, data: Any) -> tuple[str, str]:

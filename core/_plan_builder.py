@@ -366,6 +366,16 @@ def _default_chunks(ds: xr.Dataset) -> dict[str, int]:
     return chunks
 
 
+def _written_chunks(var: Any, chunks: Mapping[str, int]) -> tuple[int, ...]:
+    """The chunks ``write_xarray`` will give ``var``: the reader's lengths for the dims
+    it names (``-1``: the full extent), :func:`default_chunks` for the others."""
+    from minjiang.storage import default_chunks
+
+    dims = tuple(str(d) for d in var.dims)
+    fixed = {d: chunks[d] for d in dims if d in chunks}
+    return default_chunks(var.shape, var.dtype.itemsize, dims=dims, fixed=fixed)
+
+
 def _planned_ingest_info(
     did: str, ds: xr.Dataset, chunks: Mapping[str, int], cache: dict[str, Any]
 ) -> DatasetInfo:
@@ -385,14 +395,7 @@ def _planned_ingest_info(
             dataset_id=did,
         )
 
-    arrays = {
-        str(k): info(
-            str(k),
-            v,
-            tuple(min(chunks.get(str(d), n), n) for d, n in zip(v.dims, v.shape, strict=True)),
-        )
-        for k, v in ds.data_vars.items()
-    }
+    arrays = {str(k): info(str(k), v, _written_chunks(v, chunks)) for k, v in ds.data_vars.items()}
     coords = {}
     for k, v in ds.coords.items():
         coords[str(k)] = info(str(k), v, tuple(v.shape))

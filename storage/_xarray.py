@@ -15,10 +15,12 @@ from minjiang.storage._encoding import (
     _DATA_KINDS,
     DEFAULT_MAX_BLOCK_BYTES,
     MiB,
+    _array_info,
+    _coord_list,
     _iter_blocks,
     default_chunks,
 )
-from minjiang.storage._info import DatasetSummary
+from minjiang.storage._info import ARRAYS, DatasetInfo, DatasetSummary, dataset_prefix
 from minjiang.storage._reader import dataset_schema, open_dataset_info
 from minjiang.storage._store import Store
 from minjiang.storage._writer import DatasetWriter
@@ -36,6 +38,7 @@ def write_xarray(
     *,
     chunks: Mapping[str, int] | None = None,
     max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+    writer: DatasetWriter | None = None,
 ) -> DatasetSummary:
     """Write an ``xarray.Dataset`` as a minjiang dataset, block by block.
 
@@ -59,6 +62,11 @@ def write_xarray(
         :func:`default_chunks` (about 8 MiB, full extent on short dimensions).
     max_block_bytes : int, optional
         Upper bound on the decoded bytes held per block (default 256 MiB).
+    writer : DatasetWriter, optional
+        Where to write (default: ``DatasetWriter(store, dataset_id)``, the dataset's
+        own group). A writer from :class:`~minjiang.storage.Staging` with
+        ``recompute=True`` stages a second ingest of a committed id apart, so that it
+        can be compared with the record without touching the committed group.
 
     Returns
     -------
@@ -67,10 +75,16 @@ def write_xarray(
     Raises
     ------
     ValueError
-        If a single chunk is larger than ``max_block_bytes`` or a variable has a dtype
-        that cannot be stored.
+        If a single chunk is larger than ``max_block_bytes``, a variable has a dtype
+        that cannot be stored, or ``writer`` writes another dataset or store.
     """
-    writer = DatasetWriter(store, dataset_id)
+    if writer is None:
+        writer = DatasetWriter(store, dataset_id)
+    elif writer.dataset_id != dataset_id or writer.store.url != store.url:
+        raise ValueError(
+            f"write_xarray into {writer!r} was asked to write dataset {dataset_id!r} of "
+            f"store {store.url!r}; pass a writer of that dataset and store"
+        )
     writer.create(dict(ds.attrs))
     sums: dict[str, dict[str, str]] = {}
     fixed = dict(chunks or {})
@@ -99,9 +113,39 @@ def write_xarray(
     for name, da in ds.data_vars.items():
         sums[str(name)] = _write_variable(writer, str(name), da.variable, fixed, max_block_bytes)
     writer.consolidate()
-    info = open_dataset_info(store, dataset_id)
+    if writer.arrays_prefix == f"{dataset_prefix(dataset_id)}/{ARRAYS}":
+        info = open_dataset_info(store, dataset_id)
+    else:
+        info = _staged_info(writer)
     return DatasetSummary(
         schema=dataset_schema(info), checksums=sums, bytes_written=writer.bytes_written
+    )
+
+
+def _staged_info(writer: DatasetWriter) -> DatasetInfo:
+    """What a writer's group outside the dataset's own (a recompute area) holds,
+    described as :func:`open_dataset_info` describes a dataset (arrays only: an
+    ingest writes no tables)."""
+    from minjiang.storage._reader import open_staged_group
+
+    group = open_staged_group(writer.store, writer.arrays_prefix, writer.dataset_id)
+    attrs = dict(group.attrs)
+    infos = {
+        name: _array_info(arr, name, f"{writer.arrays_prefix}/{name}", writer.dataset_id)
+        for name, arr in group.arrays()
+    }
+    coord_names = set(_coord_list(attrs.get(_COORDS_ATTR)))
+    for a in infos.values():
+        if len(a.dims) == 1 and a.dims[0] == a.name:
+            coord_names.add(a.name)
+        coord_names.update(_coord_list(a.attrs.get(_COORDS_ATTR)))
+    return DatasetInfo(
+        id=writer.dataset_id,
+        prefix=writer.prefix,
+        attrs=attrs,
+        arrays={n: a for n, a in sorted(infos.items()) if n not in coord_names},
+        coords={n: a for n, a in sorted(infos.items()) if n in coord_names},
+        tables={},
     )
 
 

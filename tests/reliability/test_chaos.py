@@ -26,9 +26,9 @@ from tests._data import ingest_array
 from tests.reliability import _chaosops
 
 ROOT = Path(__file__).resolve().parents[2]
-SHAPE, CHUNKS = (48, 16), (4, 16)  # 12 chunks: one task each under a 2 KiB budget
-N_TASKS = 12
-STAGING = ("_tasks", "_scratch")
+SHAPE, CHUNKS = (48, 16), (4, 16)  # 12 chunks of 256 B
+STAGING = ("_tasks", "_scratch", "_recompute")
+STEP = {"id": "s", "operator": "chaoslab.affine", "inputs": {"x": "t/x"}}
 
 
 def _values() -> np.ndarray:
@@ -51,6 +51,11 @@ def _leftovers(store: Path, prefix: str) -> list[str]:
     return out
 
 
+def _n_tasks(rt, params: dict) -> int:
+    """Tasks of the step as the runtime plans it (the budget makes it several)."""
+    return rt.plan({"steps": [{**STEP, "params": params}]}).steps[-1].n_tasks
+
+
 def _oracle(tmp_path: Path, params: dict) -> dict:
     import minjiang as mj
 
@@ -71,17 +76,19 @@ def test_killed_workers_give_identical_output(
 ) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
-    crash = tuple(sorted(random.Random(kills).sample(range(N_TASKS), kills)))
-    params = {"markers": str(markers), "crash_tasks": list(crash)}
     ray_runtime.register(_chaosops, name="chaosops")
-    ray_runtime.memory_budget = 2048  # one chunk per task
+    ray_runtime.memory_budget = 4096  # one or two chunks per task: several tasks per worker
     src = ingest_array(ray_runtime, tmp_path / "src", "t/x", _values(), ("y", "x"), CHUNKS)
+    n_tasks = _n_tasks(ray_runtime, {})
+    assert n_tasks >= 8, f"the budget gives {n_tasks} tasks; the test needs at least 8"
+    crash = tuple(sorted(random.Random(kills).sample(range(n_tasks), kills)))
+    params = {"markers": str(markers), "crash_tasks": list(crash)}
     t0 = time.perf_counter()
     res = ray_runtime.run("chaoslab.affine", inputs={"x": src}, params=params)
     seconds = time.perf_counter() - t0
     killed = sorted(int(p.name.split("-")[1]) for p in markers.iterdir())
     assert killed == list(crash), "not every chosen worker was killed"
-    assert res.record.timings["tasks"] == N_TASKS
+    assert res.record.timings["tasks"] == n_tasks
     store = Path(ray_runtime.store.url.removeprefix("file://"))
     leftovers = _leftovers(store, res.record.prefix)
     # every marker exists now, so the oracle runs the same params without dying
@@ -89,7 +96,7 @@ def test_killed_workers_give_identical_output(
     np.testing.assert_array_equal(res.to_xarray()["y"].values, _values() * 3.0 - 1.0)
     reliability_report(
         workers_killed=kills,
-        tasks=N_TASKS,
+        tasks=n_tasks,
         identical_digests=same,
         leftover_files=len(leftovers),
         seconds=round(seconds, 2),
@@ -111,8 +118,8 @@ DRIVER = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGKILL)
 
     rt = mj.Runtime(store={store!r}, executor="local", plugins=[_chaosops], memory_budget="2KiB")
-    if point.startswith("task:"):
-        k = int(point.split(":")[1])
+    if {k}:
+        k = {k}
         seen = []
 
         def observe(event):
@@ -144,8 +151,9 @@ DRIVER = textwrap.dedent("""
     sys.exit(3)
 """)
 
-_TASK_POINTS = sorted(random.Random(20261206).sample(range(1, N_TASKS), 8))
-POINTS = [f"task:{k}" for k in _TASK_POINTS] + [
+# after the k-th finished task, for eight distinct k drawn (seeded) from the step's tasks
+_TASK_POINTS = 8
+POINTS = [f"task#{i}" for i in range(_TASK_POINTS)] + [
     "commit:before_publish",
     "commit:after_publish",
     "commit:after_name",
@@ -161,14 +169,21 @@ def test_resume_after_the_driver_is_killed(point: str, tmp_path: Path, reliabili
     params = {"delay": 0.02}
     with mj.Runtime(store=store, executor="local", plugins=[_chaosops], memory_budget="2KiB") as rt:
         ingest_array(rt, tmp_path, "t/x", _values(), ("y", "x"), CHUNKS)
+        n_tasks = _n_tasks(rt, params)
+    assert n_tasks > _TASK_POINTS, f"the budget gives {n_tasks} tasks; the test needs more"
+    k = 0
+    if point.startswith("task#"):
+        ks = sorted(random.Random(20261206).sample(range(1, n_tasks), _TASK_POINTS))
+        k = ks[int(point[len("task#") :])]
+    driver = DRIVER.format(root=str(ROOT), store=str(store), point=point, k=k)
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER.format(root=str(ROOT), store=str(store), point=point)],
+        [sys.executable, "-c", driver],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    finished_before_kill = int(point.split(":")[1]) if point.startswith("task:") else N_TASKS
+    finished_before_kill = k if k else n_tasks
     with mj.Runtime(store=store, executor="local", plugins=[_chaosops], memory_budget="2KiB") as rt:
         window = 1  # the local executor runs one task at a time
         res = rt.run("chaoslab.affine", inputs={"x": "t/x"}, params=params, name="t/y")
@@ -176,11 +191,11 @@ def test_resume_after_the_driver_is_killed(point: str, tmp_path: Path, reliabili
         recomputed = kinds.count("task_finished")
         assert rt.catalog.resolve("t/y") == res.id
         leftovers = _leftovers(store, res.record.prefix)
-    wasted = recomputed - (N_TASKS - finished_before_kill)
+    wasted = recomputed - (n_tasks - finished_before_kill)
     same = res.record.checksums == _oracle(tmp_path, params)
     reliability_report(
-        kill_point=point,
-        tasks=N_TASKS,
+        kill_point=point if not k else f"task:{k}",
+        tasks=n_tasks,
         finished_before_kill=finished_before_kill,
         recomputed=recomputed,
         recomputed_beyond_unfinished=wasted,

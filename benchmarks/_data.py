@@ -131,34 +131,11 @@ SIZES: dict[str, Size] = {
 }
 
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 10**3,
-    "kb": 10**3,
-    "m": 10**6,
-    "mb": 10**6,
-    "g": 10**9,
-    "gb": 10**9,
-    "t": 10**12,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-
-
 def parse_bytes(text: str | int) -> int:
-    """``"4GiB"`` -> 4294967296; ``"500MB"`` -> 500000000; an int passes through."""
-    if isinstance(text, int):
-        return text
-    s = str(text).strip().lower().replace(" ", "")
-    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(num) :]
-    if unit not in _UNITS or not num:
-        raise ValueError(f"cannot read {text!r} as a size; write it like '4GiB' or '500MB'")
-    return int(float(num) * _UNITS[unit])
+    """``"4GiB"`` -> 4294967296; ``"500MB"`` -> 500000000 (minjiang's own parser)."""
+    from minjiang.core._units import parse_bytes as parse
+
+    return parse(text)
 
 
 # --------------------------------------------------------------------------- codec

@@ -354,19 +354,29 @@ def ingest(
 def verify(
     ref: str = typer.Argument(..., help="Dataset name or id."), store: str | None = StoreOpt
 ) -> None:
-    """Re-read every chunk of a dataset and check it against its recorded sha256."""
+    """Check a dataset against everything its record claims: the record's own digest and
+    id, the Zarr metadata, every chunk of the grid, table parts, and stray files."""
+    from minjiang.errors import RecordIntegrityError
     from minjiang.storage import verify_dataset
 
     rt = _runtime(store)
-    record = rt.catalog.get(ref)
-    report = verify_dataset(rt.store, record.id, record.checksums)
+    try:
+        record = rt.catalog.get(ref)
+    except RecordIntegrityError as err:
+        err_console.print(error_line(err), soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+    report = verify_dataset(rt.store, record.id)
     if report.ok:
-        console.print(f"[green]ok[/]: {report.checked} chunks of {record.id} match their checksums")
+        console.print(
+            f"[green]ok[/]: {report.checked} chunks, parts and documents of {record.id} "
+            "match its record"
+        )
         return
     for p in report.problems[:20]:
-        err_console.print(
-            f"[red]{p.problem}[/]: dataset {record.id} array {p.array!r} chunk {p.chunk_key}"
-        )
+        where = f"array {p.array!r} " if p.array and not p.array.startswith("(") else ""
+        err_console.print(f"[red]{p.problem}[/]: dataset {record.id} {where}{p.chunk_key}")
+    if len(report.problems) > 20:
+        err_console.print(f"... and {len(report.problems) - 20} more problems")
     raise typer.Exit(1)
 
 

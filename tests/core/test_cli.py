@@ -85,6 +85,28 @@ def test_verify_detects_a_corrupted_chunk(tmp_path) -> None:
     assert out.exit_code == 1
     assert "mismatch" in out.output and rec.id in out.output
 
+    # tables are verified too: one byte of a Parquet part of the per-region table
+    table = Catalog(open_store(store)).get("demo/sst-p90-by-region")
+    assert runner.invoke(app, ["verify", table.id, "--store", str(store)]).exit_code == 0
+    part_key = next(iter(next(iter(table.tables.values()))))
+    part = store / part_key
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    out = runner.invoke(app, ["verify", table.id, "--store", str(store)])
+    assert out.exit_code == 1
+    assert "mismatch" in out.output and "part" in out.output
+
+    # and so is the record itself: an edited record is a verification failure
+    regions = Catalog(open_store(store)).get("demo/regions")
+    record_file = next((store / "catalog" / "records").glob(f"{regions.id}.json"))
+    edited = json.loads(record_file.read_text())
+    edited["names"] = ["demo/someone-else"]
+    record_file.write_text(json.dumps(edited))
+    out = runner.invoke(app, ["verify", regions.id, "--store", str(store)])
+    assert out.exit_code == 1, out.output
+    assert regions.id in out.output
+
 
 def test_typed_errors_are_one_message(tmp_path) -> None:
     import subprocess

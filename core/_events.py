@@ -24,8 +24,9 @@ EventKind = Literal[
 class TaskResult:
     """What a task returns to the driver: small metadata only, never array data.
 
-    ``checksums`` maps array name -> chunk key -> sha256 of the stored chunk bytes;
-    ``tables`` maps table name -> part key -> sha256. Timings are seconds. ``device``
+    ``checksums`` maps array name -> chunk key -> digest of the stored chunk bytes;
+    ``tables`` maps table name -> part key -> digest (digests name their algorithm,
+    e.g. ``xxh3-128:``). Timings are seconds. ``device``
     describes the GPU a ``gpu`` task ran on (model, compute capability, CuPy and CUDA
     versions); it is empty on the CPU.
     """

@@ -7,9 +7,10 @@ operator's step in a separate, warmed-up worker process:
 
 * **projected**: the task's ``memory`` in the plan (``TaskSpec.memory``, which
   ``StepPlan.task_memory`` reports): the operator's ``memory(TaskSize, params)`` as
-  the planner calls it. ``planner_check`` is what the planner compared against the
-  per-task budget when it chose the block (the same formula with two decoded storage
-  chunks added to the inputs).
+  the planner calls it plus zarr's codec buffers (``codec_bytes`` in
+  ``core/_planner.py``). ``planner_check`` is what the planner compared against the
+  per-task budget when it chose the block: the same figure for the stage's largest
+  task.
 * **measured**: the worker process's peak resident set during the task minus its
   resident set just before it (``VmHWM`` after resetting it through
   ``/proc/self/clear_refs``, minus ``VmRSS``). The worker has imported everything and

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from minjiang.core._blocks import BlockChoice, choose_block, iter_blocks
+from minjiang.core._executors import TASK_ZARR_CONCURRENCY
 from minjiang.core._operator import (
     ArrayOutput,
     Operator,
@@ -49,6 +50,42 @@ __all__ = [
 
 #: No storage chunk may decode to more than this (Ray retries OOM kills forever).
 MAX_CHUNK_BYTES = 512 << 20
+#: Decoded chunks' worth of zarr codec buffers held per chunk in flight (the compressed
+#: bytes, the decoded chunk and the copy into the task's array; measured with
+#: minjiang's codec: 8 MiB chunks, 4 in flight, a halo read of 9 chunks +63 MiB and a
+#: write of 4 chunks +84 MiB; 1 in flight +23 / +23 MiB; 1 MiB chunks at 4: +8 / +9 MiB).
+CODEC_BUFFERS_PER_CHUNK = 3
+
+
+def codec_bytes(decoded: Sequence[tuple[int, int]], encoded: Sequence[tuple[int, int]]) -> int:
+    """Zarr's codec buffers of one task, beyond its arrays.
+
+    Parameters
+    ----------
+    decoded, encoded
+        ``(chunks, decoded bytes per chunk)`` per array the task reads (halo
+        neighbours included) and writes.
+
+    Returns
+    -------
+    int
+        ``CODEC_BUFFERS_PER_CHUNK × min(TASK_ZARR_CONCURRENCY, n) × c``: ``c`` the
+        largest chunk on either side, ``n`` the chunks decoded or encoded, whichever
+        is more.
+    """
+    c = max((cb for side in (decoded, encoded) for _, cb in side), default=0)
+    n = max(sum(k for k, _ in decoded), sum(k for k, _ in encoded))
+    return CODEC_BUFFERS_PER_CHUNK * min(TASK_ZARR_CONCURRENCY, n) * c
+
+
+def chunks_touched(size: int, chunk: int, block: int, halo: int = 0) -> int:
+    """The most chunks (of ``chunk`` cells) any task of ``block`` cells (+``halo`` on
+    each side, clipped to ``size``) touches along one dim, over the grid of tasks."""
+    most = 0
+    for start in range(0, size, max(block, 1)):
+        lo, hi = max(start - halo, 0), min(start + block + halo, size)
+        most = max(most, (hi - 1) // chunk - lo // chunk + 1)
+    return most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -410,9 +447,51 @@ class StepPlanner:
         return coords
 
     # ------------------------------------------------------------------ helpers
-    def memory(self, r: Request, in_bytes: int, out_bytes: int, block: tuple[int, ...]) -> int:
+    def task_memory(
+        self, r: Request, in_bytes: int, out_bytes: int, block: tuple[int, ...], codec: int
+    ) -> int:
+        """A task's projected peak: the operator's formula (its arrays and kernel
+        scratch) plus zarr's codec buffers (``codec``, from :meth:`codec`). The block
+        choice checks this figure against the budget and every task carries it."""
         size = TaskSize(in_bytes, out_bytes, block, r.itemsize, r.dims)
-        return int(r.op.memory(size, r.params))
+        return int(r.op.memory(size, r.params)) + codec
+
+    def codec(
+        self,
+        r: Request,
+        block: tuple[int, ...],
+        halo: Mapping[str, int],
+        arrays: Mapping[str, OutputArraySpec],
+        override: Mapping[str, ArrayInfo] | None = None,
+    ) -> int:
+        """Zarr's codec buffers of the stage's worst task of ``block`` cells: the most
+        chunks any such task decodes (with its halo) or encodes (``codec_bytes``)."""
+        pos = {d: i for i, d in enumerate(r.dims)}
+        decoded = []
+        for spec in r.op.inputs:
+            b = r.inputs.get(spec.name)
+            if b is None or b.table is not None:
+                continue
+            info = (override or {}).get(spec.name, b.array)
+            assert info is not None
+            n = 1
+            for d, size, c in zip(info.dims, info.shape, info.chunks, strict=True):
+                if d in spec.whole or d not in pos:
+                    n *= math.ceil(size / c)
+                else:
+                    n *= chunks_touched(size, c, block[pos[d]], halo.get(d, 0))
+            decoded.append((n, math.prod(info.chunks) * _np().dtype(info.dtype).itemsize))
+        encoded = [
+            (
+                math.prod(
+                    chunks_touched(s, c, block[pos[d]]) if d in pos else math.ceil(s / c)
+                    for d, s, c in zip(a.dims, a.shape, a.chunks, strict=True)
+                ),
+                math.prod(a.chunks) * _np().dtype(a.dtype).itemsize,
+            )
+            for a in arrays.values()
+        ]
+        return codec_bytes(decoded, encoded)
 
     def budget_error(self, r: Request, need: int, what: str) -> MemoryBudgetError:
         suggested = format_bytes(need * self.workers * 1.25).replace(" ", "")
@@ -663,15 +742,25 @@ class StepPlanner:
         partial_bytes: Any = None,
         override: Mapping[str, ArrayInfo] | None = None,
         required: bool = True,
+        outputs: Any = None,
     ) -> BlockChoice:
-        """The cheapest block; over budget raises, or returns None if not ``required``."""
+        """The cheapest block; over budget raises, or returns None if not ``required``.
+
+        ``outputs(block)``, when given, is ``(out_bytes, arrays written)`` of a task of
+        ``block`` (a reduction's partial writes its state, not the outputs).
+        """
         chunks = r.chunks if chunks is None else chunks
 
         def memory(block: tuple[int, ...]) -> int:
+            # the first task is a whole block (its halo padded), the largest figure
             region = tuple(slice(0, b) for b in block)
             _, in_bytes = self.reads(r, region, halo, "reflect", override)
-            in_bytes += 2 * math.prod(chunks) * r.itemsize  # chunks being decoded
-            return self.memory(r, in_bytes, self.out_bytes(arrays, r.dims, block), block)
+            if outputs is not None:
+                out_bytes, written = outputs(block)
+            else:
+                out_bytes, written = self.out_bytes(arrays, r.dims, block), arrays
+            codec = self.codec(r, block, halo, written, override)
+            return self.task_memory(r, in_bytes, out_bytes, block, codec)
 
         def compute(block: tuple[int, ...]) -> float:
             assert r.op.compute is not None
@@ -726,11 +815,12 @@ class StepPlanner:
         regions = iter_blocks(r.shape, block)
         tasks = []
         written: set[tuple[str, tuple[tuple[int, int], ...]]] = set()
+        codec = self.codec(r, block, halo, arrays, override)
         for i, region in enumerate(regions):
             reads, in_bytes = self.reads(r, region, halo, boundary, override)
             writes = self.writes(arrays, r.dims, region, written)
             blk = tuple(s.stop - s.start for s in region)
-            mem = self.memory(r, in_bytes, self.out_bytes(arrays, r.dims, blk), blk)
+            mem = self.task_memory(r, in_bytes, self.out_bytes(arrays, r.dims, blk), blk, codec)
             tasks.append(
                 self.task(
                     r,

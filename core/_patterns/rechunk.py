@@ -72,7 +72,8 @@ def plan_rechunk(
     first: int,
 ) -> tuple[OutputArraySpec, ArrayInfo, list[TaskSpec]]:
     """The scratch array, its ArrayInfo and the tasks that rechunk one input."""
-    from minjiang.core._planner import ArrayRead, ArrayWrite, OutputArraySpec
+    from minjiang.core._executors import TASK_ZARR_CONCURRENCY
+    from minjiang.core._planner import ArrayRead, ArrayWrite, OutputArraySpec, codec_bytes
     from minjiang.storage import ArrayInfo, Staging
 
     group = _group(planner.budget, info, fdims, tuple(target[r.dims.index(d)] for d in info.dims))
@@ -107,7 +108,12 @@ def plan_rechunk(
         for d, c, s in zip(info.dims, info.chunks, info.shape, strict=True)
     )
     unit_bytes = math.prod(unit) * _itemsize(info.dtype)
-    k = max(1, min(RECHUNK_TASK_BYTES, planner.budget // 3) // max(unit_bytes, 1))
+    # zarr's codec buffers at most (planner.codec_bytes) come out of the budget first
+    in_chunk = math.prod(info.chunks) * _itemsize(info.dtype)
+    inter_chunk = math.prod(inter_chunks) * _itemsize(info.dtype)
+    most_codec = codec_bytes([(TASK_ZARR_CONCURRENCY, max(in_chunk, inter_chunk))], [])
+    room = max(planner.budget - most_codec, 0) // 3
+    k = max(1, min(RECHUNK_TASK_BYTES, room) // max(unit_bytes, 1))
     rblock = tuple(
         min(u * k, s) if d in fdims else u
         for d, u, s in zip(info.dims, unit, info.shape, strict=True)
@@ -116,9 +122,17 @@ def plan_rechunk(
     tasks: list[TaskSpec] = []
     for region in iter_blocks(info.shape, rblock):
         nbytes = math.prod(g.stop - g.start for g in region) * _itemsize(info.dtype)
-        if 3 * nbytes > planner.budget:
+        # a rechunk task decodes its source chunks and encodes its intermediate ones
+        decoded = math.prod(
+            (g.stop - 1) // c - g.start // c + 1 for g, c in zip(region, info.chunks, strict=True)
+        )
+        encoded = math.prod(
+            (g.stop - 1) // c - g.start // c + 1 for g, c in zip(region, inter_chunks, strict=True)
+        )
+        memory = 3 * nbytes + codec_bytes([(decoded, in_chunk)], [(encoded, inter_chunk)])
+        if memory > planner.budget:
             raise planner.budget_error(
-                r, 3 * nbytes, f"rechunk block {rblock!r} of input {input_name!r}"
+                r, memory, f"rechunk block {rblock!r} of input {input_name!r}"
             )
         tasks.append(
             planner.task(
@@ -127,7 +141,7 @@ def plan_rechunk(
                 payload=step,
                 region=region,
                 n_tasks=0,
-                memory=3 * nbytes,
+                memory=memory,
                 backend="cpu",
                 params=None,
                 reads=[ArrayRead(input_name, info, region, tuple((0, 0) for _ in region))],
@@ -149,7 +163,11 @@ def rechunk_cost(workers: int, inputs: Sequence[BoundInput]) -> float:
 
 def _group(budget: int, info: ArrayInfo, fdims: tuple[str, ...], target: tuple[int, ...]) -> int:
     """Source chunks along the full dims per intermediate chunk: aim for >= 1 MiB
-    intermediate chunks, but keep one rechunk unit (three copies) within budget."""
+    intermediate chunks, but keep one rechunk unit (three copies and zarr's codec
+    buffers) within budget."""
+    from minjiang.core._executors import TASK_ZARR_CONCURRENCY
+    from minjiang.core._planner import CODEC_BUFFERS_PER_CHUNK
+
     itemsize = _itemsize(info.dtype)
     full = math.prod(c for d, c in zip(info.dims, info.chunks, strict=True) if d in fdims)
     chunk = (
@@ -166,4 +184,7 @@ def _group(budget: int, info: ArrayInfo, fdims: tuple[str, ...], target: tuple[i
             if d not in fdims
         )
     )
-    return max(1, min(64, (1 << 20) // max(chunk, 1), (budget // 3) // max(unit, 1)))
+    # a task of one unit holds three copies of it and, at worst, codec buffers for
+    # TASK_ZARR_CONCURRENCY chunks as large as it (planner.codec_bytes)
+    copies = 3 + CODEC_BUFFERS_PER_CHUNK * TASK_ZARR_CONCURRENCY
+    return max(1, min(64, (1 << 20) // max(chunk, 1), (budget // copies) // max(unit, 1)))

@@ -27,6 +27,8 @@ from minjiang.core._tasks import Outputs, context, to_host, write_outputs
 from minjiang.core.errors import ExecutionError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from minjiang.core._planner import Request, StepPlan, StepPlanner, TaskSpec
     from minjiang.core._tasks import TaskIO
 
@@ -183,7 +185,13 @@ def _kept(ctx: BlockContext, reduce_dims: tuple[str, ...]) -> BlockContext:
 
 def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
     import numpy as np
-    from minjiang.core._planner import ArrayWrite, OutputArraySpec, Stage
+    from minjiang.core._planner import (
+        ArrayWrite,
+        OutputArraySpec,
+        Stage,
+        chunks_touched,
+        codec_bytes,
+    )
 
     rdims = planner.pattern_dims(r, pattern.dims, "cannot reduce over")
     arrays, tables = planner.output_arrays(r.op, r.params, r.inputs, drop=rdims)
@@ -194,7 +202,31 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
     def state_bytes(block: tuple[int, ...]) -> int:
         return state.nbytes(math.prod(b for b, sp in zip(block, span, strict=True) if not sp))
 
-    choice = planner.choose(r, {}, arrays, span=span, partial_bytes=state_bytes)
+    def state_specs(block: tuple[int, ...]) -> dict[str, OutputArraySpec]:
+        """A partial's state arrays as it writes them: one slot (one chunk) each."""
+        kept_block = tuple(b for b, sp in zip(block, span, strict=True) if not sp)
+        return {
+            a.name: OutputArraySpec(
+                a.name,
+                ("part", *(f"s{i}" for i in range(len(a.shape(kept_block))))),
+                (1, *a.shape(kept_block)),
+                (1, *a.shape(kept_block)),
+                str(np.dtype(a.dtype)),
+                {},
+                scratch=True,
+            )
+            for a in state.arrays
+        }
+
+    def task_outputs(block: tuple[int, ...]) -> tuple[int, Mapping[str, OutputArraySpec]]:
+        # a task spanning the reduced dims writes the outputs; any other its state
+        if all(b >= s for b, s, sp in zip(block, r.shape, span, strict=True) if sp):
+            return planner.out_bytes(arrays, r.dims, block), arrays
+        return state_bytes(block), state_specs(block)
+
+    choice = planner.choose(
+        r, {}, arrays, span=span, partial_bytes=state_bytes, outputs=task_outputs
+    )
     kernels = {
         "partial": dotted_path(pattern.partial),
         "combine": dotted_path(pattern.combine),
@@ -231,6 +263,7 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
         for a in state.arrays
     }
     regions = iter_blocks(r.shape, choice.block)
+    codec = planner.codec(r, choice.block, {}, state_specs(choice.block))
     partial_tasks = []
     for i, region in enumerate(regions):
         reads, in_bytes = planner.reads(r, region, {}, "reflect")
@@ -257,7 +290,9 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
                 payload=ReducePartialTask(**kernels, state=state, block=kept_block),
                 region=region,
                 n_tasks=len(regions),
-                memory=planner.memory(r, in_bytes, state.nbytes(math.prod(kept_block)), blk),
+                memory=planner.task_memory(
+                    r, in_bytes, state.nbytes(math.prod(kept_block)), blk, codec
+                ),
                 reads=reads,
                 writes=writes,
             )
@@ -266,6 +301,23 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
     combine_tasks = []
     written: set[tuple[str, tuple[tuple[int, int], ...]]] = set()
     combine = ReduceCombineTask(**kernels, state=state, n_parts=n_parts, outputs=outputs)
+    # A combine task decodes its slot of every partition's state and encodes its
+    # block of the outputs.
+    combine_decoded = [
+        (n_parts, math.prod(a.shape(out_block)) * np.dtype(a.dtype).itemsize) for a in state.arrays
+    ]
+    kept_pos = {d: i for i, d in enumerate(kept)}
+    combine_encoded = [
+        (
+            math.prod(
+                chunks_touched(s, c, out_block[kept_pos[d]]) if d in kept_pos else -(-s // c)
+                for d, s, c in zip(a.dims, a.shape, a.chunks, strict=True)
+            ),
+            math.prod(a.chunks) * np.dtype(a.dtype).itemsize,
+        )
+        for a in arrays.values()
+    ]
+    combine_codec = codec_bytes(combine_decoded, combine_encoded)
     for i, region in enumerate(kept_regions):
         cells = math.prod(g.stop - g.start for g in region)
         combine_tasks.append(
@@ -275,7 +327,7 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
                 payload=combine,
                 region=region,
                 n_tasks=len(kept_regions),
-                memory=3 * state.nbytes(cells) + 2 * cells * r.itemsize,
+                memory=3 * state.nbytes(cells) + 2 * cells * r.itemsize + combine_codec,
                 writes=planner.writes(arrays, kept, region, written),
                 dims=kept,
                 sizes=kept_shape,

@@ -77,3 +77,70 @@ def test_a_costly_kernel_is_split_over_the_workers_despite_its_halo() -> None:
     assert io_only.n_tasks == 1
     assert costly.n_tasks >= 2
     assert costly.cost > io_only.cost  # the kernel time is part of the projection
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 60), st.integers(1, 60), st.integers(0, 9))
+def test_chunks_touched_is_the_most_any_task_touches(size, chunk, block, halo) -> None:
+    from minjiang.core._planner import chunks_touched
+
+    chunk, block = min(chunk, size), min(block, size)
+    counts = []
+    for start in range(0, size, block):
+        lo, hi = max(start - halo, 0), min(start + block + halo, size)
+        counts.append(len({i // chunk for i in range(lo, hi)}))
+    assert chunks_touched(size, chunk, block, halo) == max(counts)
+
+
+def test_codec_buffers_are_three_chunks_per_chunk_in_flight() -> None:
+    """Zarr's buffers: 3 decoded chunks per chunk in flight, at most
+    TASK_ZARR_CONCURRENCY in flight, sized by the largest chunk on either side."""
+    from minjiang.core._executors import TASK_ZARR_CONCURRENCY
+    from minjiang.core._planner import codec_bytes
+
+    mib = 1 << 20
+    assert TASK_ZARR_CONCURRENCY == 4
+    # a halo read of 9 chunks of 8 MiB, one chunk written: 4 in flight
+    assert codec_bytes([(9, 8 * mib)], [(1, 8 * mib)]) == 96 * mib
+    # one chunk decoded, one encoded: one in flight
+    assert codec_bytes([(1, 8 * mib)], [(1, 8 * mib)]) == 24 * mib
+    # the larger side counts, and the largest chunk among the arrays
+    assert codec_bytes([(1, mib), (1, 2 * mib)], [(3, mib // 2)]) == 3 * 3 * 2 * mib
+    assert codec_bytes([], []) == 0
+
+
+def test_the_plan_carries_the_figure_the_block_was_checked_against(tmp_path) -> None:
+    """One task-memory figure: the operator's formula plus zarr's codec buffers, the
+    same in the block choice, in StepPlan.task_memory and in the largest TaskSpec."""
+    import numpy as np
+    from minjiang.core._operator import TaskSize
+    from minjiang.core._runtime import Runtime
+
+    from tests._data import ingest_array
+
+    x = np.zeros((64, 48, 48), dtype=np.float32)
+    chunk_bytes = 64 * 8 * 8 * 4
+    with Runtime(store=tmp_path / "store", executor="local", memory_budget="512KiB") as rt:
+        src = ingest_array(rt, tmp_path, "t/x", x, ("t", "y", "x"), (64, 8, 8))
+        step = {"id": "g", "operator": "array.gaussian", "inputs": {"x": src.id}}
+        step["params"] = {"sigma": 1}
+        plan = rt.plan({"steps": [step]}).steps[-1]
+        op = rt.operators["array.gaussian"]
+    tasks = [t for s in plan.stages for t in s.tasks]
+    assert len(tasks) > 1
+    assert plan.task_memory == plan.block.task_memory == max(t.memory for t in tasks)
+    assert plan.task_memory <= 512 << 10
+    # the first task: a whole block whose halo (padded at the edge) touches its
+    # neighbours' chunks, so 4 chunks in flight
+    first = tasks[0]
+    block = tuple(s.stop - s.start for s in first.region)
+    in_bytes = (
+        math.prod(
+            (s.stop - s.start) + lo + hi
+            for s, (lo, hi) in zip(first.region, first.halo, strict=True)
+        )
+        * 4
+    )
+    size = TaskSize(in_bytes, math.prod(block) * 4, block, 4, ("t", "y", "x"))
+    formula = int(op.memory(size, plan.params))
+    assert first.memory == formula + 3 * 4 * chunk_bytes

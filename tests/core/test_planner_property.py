@@ -30,8 +30,11 @@ def _values(shape, seed, nan_frac=0.05):
 
 
 def _budget(chunks, halo=0, factor=12):
-    """A budget that fits a one-chunk task (with halo) but forces many tasks."""
-    return f"{max(16 * 1024, factor * 8 * int(np.prod([c + 2 * halo for c in chunks])))}B"
+    """A budget that fits a one-chunk task (with halo) and zarr's codec buffers for 4
+    chunks in flight (3 chunks each), but forces many tasks."""
+    padded = int(np.prod([c + 2 * halo for c in chunks]))
+    codec = 3 * 4 * 8 * int(np.prod(chunks))
+    return f"{max(16 * 1024, factor * 8 * padded + codec)}B"
 
 
 def _dims(n):

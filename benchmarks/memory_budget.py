@@ -364,6 +364,124 @@ def _print(executor: str, s: dict[str, Any], res: dict[str, Any]) -> None:
     )
 
 
+# ------------------------------------------------------------------ allocator timing
+#: Worker settings ``--allocator-timing`` compares (zarr's chunks in flight, glibc's
+#: allocator); the environment of each child process is exactly this.
+ALLOCATOR_SETTINGS: dict[str, dict[str, str]] = {
+    "mmap threshold 1 MiB, 4 in flight": {
+        "ZARR_ASYNC__CONCURRENCY": "4",
+        "MALLOC_MMAP_THRESHOLD_": str(1 << 20),
+        "MALLOC_TRIM_THRESHOLD_": str(1 << 20),
+        "MALLOC_ARENA_MAX": "2",
+    },
+    "mmap threshold 32 MiB, 4 in flight (WORKER_ENV)": {
+        "ZARR_ASYNC__CONCURRENCY": "4",
+        "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+        "MALLOC_TRIM_THRESHOLD_": str(1 << 20),
+        "MALLOC_ARENA_MAX": "2",
+    },
+    "glibc adaptive, 4 in flight": {"ZARR_ASYNC__CONCURRENCY": "4"},
+    "glibc adaptive, zarr's default 10 in flight": {"ZARR_ASYNC__CONCURRENCY": "10"},
+}
+
+
+def _timing_child(path: Path, reps: int) -> int:
+    """Read a region of 6 chunks and write it as a task would, ``reps`` times; print JSON."""
+    import zarr
+    from minjiang.core._executors import _release_freed_memory
+
+    src = zarr.open_array(str(path / "src"), mode="r")
+    reads, writes = [], []
+    for _ in range(reps):
+        t = time.perf_counter()
+        block = src[:, 0:64, 0:96]
+        reads.append(time.perf_counter() - t)
+        out = zarr.create_array(
+            str(path / f"out-{os.getpid()}"),
+            shape=block.shape,
+            chunks=src.chunks,
+            dtype=block.dtype,
+            compressors=src.compressors,
+            overwrite=True,
+        )
+        t = time.perf_counter()
+        out[:] = block
+        writes.append(time.perf_counter() - t)
+        del block
+        _release_freed_memory()  # as at the end of every task
+    status = Path("/proc/self/status").read_text()
+    hwm = int(status.split("VmHWM:")[1].split()[0]) * 1024
+    print(json.dumps({"read_s": reads, "write_s": writes, "peak_rss_bytes": hwm}))
+    return 0
+
+
+def _allocator_timing(args: argparse.Namespace) -> int:
+    """Time zarr reads and writes of the small W4 cube's pencil chunks under each of
+    ``ALLOCATOR_SETTINGS``, in fresh processes, rounds interleaved."""
+    import statistics
+    import tempfile
+
+    import numpy as np
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    results: dict[str, dict[str, list[float]]] = {k: {} for k in ALLOCATOR_SETTINGS}
+    with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
+        path = Path(tmp)
+        src = zarr.create_array(
+            str(path / "src"),
+            shape=(730, 96, 160),
+            chunks=(730, 32, 32),
+            dtype="float32",
+            compressors=[BloscCodec(cname="lz4", shuffle="shuffle")],
+        )
+        src[:] = np.random.default_rng(0).normal(size=(730, 96, 160)).astype("float32")
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "ZARR_ASYNC__"))
+        }
+        for _ in range(args.rounds):
+            for name, env in ALLOCATOR_SETTINGS.items():
+                cmd = [sys.executable, "-m", "benchmarks.memory_budget", "--timing-child", tmp]
+                proc = subprocess.run(
+                    cmd, env={**base, **env}, cwd=REPO, capture_output=True, text=True, check=True
+                )
+                got = json.loads(proc.stdout.strip().splitlines()[-1])
+                for key, value in got.items():
+                    values = value if isinstance(value, list) else [value]
+                    results[name].setdefault(key, []).extend(values)
+    summary = {}
+    for name, got in results.items():
+        summary[name] = {
+            "read_median_s": statistics.median(got["read_s"]),
+            "write_median_s": statistics.median(got["write_s"]),
+            "peak_rss_median_bytes": statistics.median(got["peak_rss_bytes"]),
+        }
+        s = summary[name]
+        print(
+            f"{name:48s} read {s['read_median_s'] * 1e3:6.1f} ms  write "
+            f"{s['write_median_s'] * 1e3:6.1f} ms  peak RSS {s['peak_rss_median_bytes'] / MIB:5.0f} MiB"
+        )
+    from benchmarks._measure import git_state, machine_facts, software_versions
+
+    out = {
+        "name": args.name,
+        "command": "python -m benchmarks.memory_budget --allocator-timing",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "case": "read a (730, 64, 96) float32 region = 6 chunks of (730, 32, 32), write it back",
+        "settings": ALLOCATOR_SETTINGS,
+        "summary": summary,
+        "samples": results,
+        "machine": machine_facts(),
+        "software": software_versions(),
+        "git": git_state(REPO),
+    }
+    path = Path(args.results)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{args.name}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(f"saved {path / (args.name + '.json')}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.memory_budget", description=__doc__.split("\n")[0]
@@ -380,7 +498,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default=f"memory-budget-{time.strftime('%Y%m%d')}")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--allocator-timing",
+        action="store_true",
+        help="time zarr reads and writes under each worker allocator setting instead",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --allocator-timing")
+    parser.add_argument("--timing-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.timing_child:
+        return _timing_child(Path(args.timing_child), 15)
+    if args.allocator_timing:
+        return _allocator_timing(args)
     if args.driver:
         return _driver(args)
     if args.prepare:

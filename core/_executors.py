@@ -45,13 +45,15 @@ EXECUTORS: dict[str, str] = {
 #: MiB with 4 (docs/benchmarks.md, "Memory model").
 TASK_ZARR_CONCURRENCY = 4
 #: Environment of the workers of a local Ray: zarr's concurrency above, and glibc's
-#: allocator told to map buffers of 1 MiB and more on their own and to return them
-#: when freed (its adaptive threshold otherwise keeps decoded chunks of up to 32 MiB on
-#: the heap: two workers held ~270 MiB each more after a run than before it), with at
-#: most two arenas for the codec threads.
+#: allocator with a fixed mmap threshold of 32 MiB (its adaptive one otherwise grows
+#: without bound), a 1 MiB trim threshold and at most two arenas for the codec
+#: threads; every task ends with ``malloc_trim(0)``, so what it freed goes back to the
+#: system (without it two workers held ~270 MiB each more after a run than before).
+#: A 1 MiB mmap threshold returned memory as well but made every decoded chunk an
+#: mmap, page faults and a munmap: reads 1.6x and writes 1.4x slower (docs/benchmarks.md).
 WORKER_ENV: dict[str, str] = {
     "ZARR_ASYNC__CONCURRENCY": str(TASK_ZARR_CONCURRENCY),
-    "MALLOC_MMAP_THRESHOLD_": str(1 << 20),
+    "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
     "MALLOC_TRIM_THRESHOLD_": str(1 << 20),
     "MALLOC_ARENA_MAX": "2",
 }

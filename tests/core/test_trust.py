@@ -40,7 +40,7 @@ def test_one_id_never_has_two_layouts(runtime, tmp_path, rng) -> None:
     }
     seen: dict[str, dict[str, tuple[int, ...]]] = {}
     ids = {"q": set(), "g": set()}
-    for budget in ("1GiB", "160KiB", "320KiB"):
+    for budget in ("1GiB", "200KiB", "320KiB"):
         rt = Runtime(store=runtime.store.url, executor="local", memory_budget=budget)
         for key, pipe in (("q", quantile), ("g", smooth)):
             plan = rt.plan(pipe)

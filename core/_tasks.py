@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
     from minjiang.core._planner import TaskSpec
 
-__all__ = ["Outputs", "TaskIO", "TaskStep", "run_task", "task_fingerprint"]
+__all__ = ["Outputs", "PartialKernels", "TaskIO", "TaskStep", "run_task", "task_fingerprint"]
 
 _THREADS_SET: list[int] = []
 
@@ -70,6 +70,24 @@ class Outputs:
     @property
     def names(self) -> tuple[str, ...]:
         return (*self.dims, *self.tables)
+
+
+@dataclasses.dataclass(frozen=True)
+class PartialKernels:
+    """The ``partial`` → ``combine`` → ``finalize`` kernels (dotted paths) that the task
+    payloads of the Reduce and Aggregate patterns carry."""
+
+    partial: str
+    combine: str
+    finalize: str
+
+    @property
+    def kernels(self) -> tuple[str, ...]:
+        return (self.partial, self.combine, self.finalize)
+
+    @property
+    def threaded(self) -> bool:
+        return True
 
 
 def task_fingerprint(spec: TaskSpec) -> str:

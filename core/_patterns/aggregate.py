@@ -13,7 +13,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from minjiang.core._operator import Aggregate, dotted_path, import_dotted
-from minjiang.core._tasks import Outputs, context, to_arrow, to_host, write_outputs
+from minjiang.core._tasks import Outputs, PartialKernels, context, to_arrow, to_host, write_outputs
 from minjiang.core.errors import ContractError
 
 if TYPE_CHECKING:
@@ -29,22 +29,7 @@ COMBINE_MEMORY = 64 << 20
 
 
 @dataclasses.dataclass(frozen=True)
-class _Kernels:
-    partial: str
-    combine: str
-    finalize: str
-
-    @property
-    def kernels(self) -> tuple[str, ...]:
-        return (self.partial, self.combine, self.finalize)
-
-    @property
-    def threaded(self) -> bool:
-        return True
-
-
-@dataclasses.dataclass(frozen=True)
-class AggregatePartialTask(_Kernels):
+class AggregatePartialTask(PartialKernels):
     """One block's partial state → one Parquet part in scratch."""
 
     def read(self, io: TaskIO, spec: TaskSpec) -> Any:
@@ -62,7 +47,7 @@ class AggregatePartialTask(_Kernels):
 
 
 @dataclasses.dataclass(frozen=True)
-class AggregateCombineTask(_Kernels):
+class AggregateCombineTask(PartialKernels):
     """Every partial part → ``finalize(combine(states))`` → the output tables."""
 
     n_parts: int = 1

@@ -23,7 +23,7 @@ from minjiang.core._operator import (
     dotted_path,
     import_dotted,
 )
-from minjiang.core._tasks import Outputs, context, to_host, write_outputs
+from minjiang.core._tasks import Outputs, PartialKernels, context, to_host, write_outputs
 from minjiang.core.errors import ExecutionError
 
 if TYPE_CHECKING:
@@ -38,22 +38,7 @@ _STATE_PREFIX = "state_"
 
 
 @dataclasses.dataclass(frozen=True)
-class _Kernels:
-    partial: str
-    combine: str
-    finalize: str
-
-    @property
-    def kernels(self) -> tuple[str, ...]:
-        return (self.partial, self.combine, self.finalize)
-
-    @property
-    def threaded(self) -> bool:
-        return True
-
-
-@dataclasses.dataclass(frozen=True)
-class ReduceBlockTask(_Kernels):
+class ReduceBlockTask(PartialKernels):
     """A block that spans the reduced dims: ``finalize(partial(block))`` → write."""
 
     state: State
@@ -74,7 +59,7 @@ class ReduceBlockTask(_Kernels):
 
 
 @dataclasses.dataclass(frozen=True)
-class ReducePartialTask(_Kernels):
+class ReducePartialTask(PartialKernels):
     """One block's partial state, written to its slot of the scratch state arrays
     (``spec.writes``: one per declared state array)."""
 
@@ -94,7 +79,7 @@ class ReducePartialTask(_Kernels):
 
 
 @dataclasses.dataclass(frozen=True)
-class ReduceCombineTask(_Kernels):
+class ReduceCombineTask(PartialKernels):
     """Fold the partial states of one output block and finalize it."""
 
     state: State

@@ -38,6 +38,6 @@ def rt(tmp_path):
     import minjiang as mj
 
     pytest.importorskip("rasterio")
-    runtime = mj.Runtime(store=tmp_path / "store", executor="local", memory_budget="8MiB")
+    runtime = mj.Runtime(store=tmp_path / "store", executor="local", memory_budget="16MiB")
     yield runtime
     runtime.close()

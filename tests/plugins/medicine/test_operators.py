@@ -28,7 +28,7 @@ BLOCK = (7, 10, 9)
 def small_runtime(tmp_path):
     import minjiang as mj
 
-    rt = mj.Runtime(store=tmp_path / "store", executor="local", memory_budget="128KiB")
+    rt = mj.Runtime(store=tmp_path / "store", executor="local", memory_budget="160KiB")
     yield rt
     rt.close()
 

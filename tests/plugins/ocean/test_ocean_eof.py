@@ -139,7 +139,7 @@ def test_eof_split_over_space_writes_each_chunk_once(runtime, tmp_path: Path) ->
             }
         ]
     }
-    with Runtime(store=runtime.store.url, executor="local", memory_budget="64KiB") as rt:
+    with Runtime(store=runtime.store.url, executor="local", memory_budget="96KiB") as rt:
         plan = rt.plan(pipe)
         project = plan.steps[-1]
         assert project.n_tasks > 1, "the budget should split the projection"

@@ -1,51 +1,9 @@
-"""The exception hierarchy, as ``minjiang.core.errors`` (defined in :mod:`minjiang.errors`)."""
+"""The exception hierarchy, as ``minjiang.core.errors`` (defined in :mod:`minjiang.errors`,
+which storage and core both import)."""
 
 from __future__ import annotations
 
-from minjiang.errors import (
-    BackendFallbackWarning,
-    BackendUnavailableError,
-    ChecksumMismatchError,
-    ContractError,
-    DatasetNotFoundError,
-    ExecutionError,
-    IntegrityError,
-    InvalidNameError,
-    KeyNotFoundError,
-    MemoryBudgetError,
-    MinjiangError,
-    MissingChunkError,
-    OperatorNotFoundError,
-    OutputChangedError,
-    ParameterError,
-    PipelineError,
-    PlanError,
-    PluginError,
-    ReaderError,
-    RecordIntegrityError,
-    StoreError,
-)
+from minjiang import errors as _errors
+from minjiang.errors import *  # noqa: F403  (the same classes, re-exported)
 
-__all__ = [
-    "BackendFallbackWarning",
-    "BackendUnavailableError",
-    "ChecksumMismatchError",
-    "ContractError",
-    "DatasetNotFoundError",
-    "ExecutionError",
-    "IntegrityError",
-    "InvalidNameError",
-    "KeyNotFoundError",
-    "MemoryBudgetError",
-    "MinjiangError",
-    "MissingChunkError",
-    "OperatorNotFoundError",
-    "OutputChangedError",
-    "ParameterError",
-    "PipelineError",
-    "PlanError",
-    "PluginError",
-    "ReaderError",
-    "RecordIntegrityError",
-    "StoreError",
-]
+__all__ = list(_errors.__all__)

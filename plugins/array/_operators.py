@@ -1,21 +1,5 @@
-"""The generic ``array`` operators and readers (see ``minjiang.plugins.array``).
-
-============================ =========== ==============================================
-operator                     pattern     what
-============================ =========== ==============================================
-``array.band_math``          map         an arithmetic expression over inputs ``a``…``h``
-``array.gaussian``           map + halo  n-D Gaussian filter (SciPy's weights and modes)
-``array.reduce``             reduce      mean/std/var/min/max/count/sum over dims (NaN-skipping)
-``array.quantile``           full_axis   NaN-skipping quantiles along one dim
-``array.doy_climatology``    full_axis   mean per day of year (1..366) along ``time``
-``array.doy_anomaly``        map         x − climatology(day of year)
-``array.deseason``           full_axis   x − its own day-of-year climatology, one pass
-``array.label_stats``        aggregate   count/sum/mean/std/min/max per label → table
-============================ =========== ==============================================
-
-Readers: ``array.zarr`` (any Zarr group with dimension names) and ``array.netcdf``
-(NetCDF4/HDF5 or NetCDF3 through xarray).
-"""
+"""The generic ``array`` operators and readers; the table of them is in
+``minjiang.plugins.array``'s docstring."""
 
 from __future__ import annotations
 

@@ -32,6 +32,7 @@ __all__ = [
     "LocalExecutor",
     "RayExecutor",
     "create_executor",
+    "shutdown_ray",
 ]
 
 EXECUTORS: dict[str, str] = {
@@ -383,8 +384,25 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():
-            self._ray.shutdown()
+            shutdown_ray(self._ray)
         self._started = False
+
+
+def shutdown_ray(ray: Any) -> None:
+    """``ray.shutdown()``, leaving ``builtins.print`` as it found it.
+
+    Ray's shutdown replaces the builtin ``print`` with a Python function (measured with
+    ray 2.x: ``type(print)`` is ``function`` afterwards), and numba then cannot compile
+    any ``@njit`` function that prints ("Untyped global name 'print'"): a library
+    imported after a run, porespy for one, would fail to import.
+    """
+    import builtins
+
+    builtin_print = builtins.print
+    try:
+        ray.shutdown()
+    finally:
+        builtins.print = builtin_print
 
 
 def _probe_device() -> DeviceReport:

@@ -121,7 +121,9 @@ def ray_session() -> Iterator[Any]:
         started = True
     yield ray
     if started:
-        ray.shutdown()
+        from minjiang.core._executors import shutdown_ray
+
+        shutdown_ray(ray)
 
 
 @pytest.fixture

@@ -111,3 +111,30 @@ def test_resume_after_killing_the_driver(tmp_path) -> None:
     ref = clean.run("testlab.slow_affine", inputs={"x": src}, params={"delay": 0.0})
     assert res.record.checksums == ref.record.checksums
     np.testing.assert_array_equal(res.to_xarray()["y"].values, x * 2 + 1)
+
+
+def test_closing_a_local_ray_leaves_the_builtin_print(tmp_path) -> None:
+    """ray.shutdown() swaps builtins.print for a Python function, after which numba cannot
+    compile an @njit function that prints; the executor puts the builtin back."""
+    import builtins
+    import subprocess
+    import sys
+
+    code = (
+        "import builtins, numba\n"
+        "import minjiang as mj\n"
+        f"rt = mj.Runtime(store={str(tmp_path / 'store')!r}, executor='ray', num_cpus=1)\n"
+        "rt.executor\n"
+        "rt.close()\n"
+        "assert type(builtins.print).__name__ == 'builtin_function_or_method', type(builtins.print)\n"
+        "@numba.njit\n"
+        "def f(x):\n"
+        "    print('x')\n"
+        "    return x + 1\n"
+        "assert f(1) == 2\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
+    assert type(builtins.print).__name__ == "builtin_function_or_method"

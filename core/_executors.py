@@ -32,7 +32,6 @@ __all__ = [
     "LocalExecutor",
     "RayExecutor",
     "create_executor",
-    "shutdown_ray",
 ]
 
 EXECUTORS: dict[str, str] = {
@@ -247,6 +246,11 @@ class RayExecutor(Executor):
 
         self._ray = ray
         self._started = False
+        # A driver that prints its workers' logs otherwise swaps the builtin print for
+        # Ray's tqdm-safe one, and numba then cannot compile any @njit function that
+        # prints ("Untyped global name 'print'"): a library imported after a run,
+        # porespy for one, would fail to import.
+        os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS") or None
             if address is not None:
@@ -384,25 +388,8 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         if self._started and self._ray.is_initialized():
-            shutdown_ray(self._ray)
+            self._ray.shutdown()
         self._started = False
-
-
-def shutdown_ray(ray: Any) -> None:
-    """``ray.shutdown()``, leaving ``builtins.print`` as it found it.
-
-    Ray's shutdown replaces the builtin ``print`` with a Python function (measured with
-    ray 2.x: ``type(print)`` is ``function`` afterwards), and numba then cannot compile
-    any ``@njit`` function that prints ("Untyped global name 'print'"): a library
-    imported after a run, porespy for one, would fail to import.
-    """
-    import builtins
-
-    builtin_print = builtins.print
-    try:
-        ray.shutdown()
-    finally:
-        builtins.print = builtin_print
 
 
 def _probe_device() -> DeviceReport:

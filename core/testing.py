@@ -121,9 +121,7 @@ def ray_session() -> Iterator[Any]:
         started = True
     yield ray
     if started:
-        from minjiang.core._executors import shutdown_ray
-
-        shutdown_ray(ray)
+        ray.shutdown()
 
 
 @pytest.fixture

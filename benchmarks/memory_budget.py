@@ -284,16 +284,7 @@ def _run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "--driver",
         "--executor",
         args.executor,
-        "--memory-budget",
-        args.memory_budget,
-        "--cpus",
-        str(args.cpus),
-        "--shape",
-        args.shape,
-        "--chunks",
-        args.chunks,
-        "--data-dir",
-        str(data_dir),
+        *common,
     ]
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True

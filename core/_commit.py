@@ -114,7 +114,7 @@ def ingested_record(step: IngestPlan, summary: Any, started: str, seconds: float
             "tasks": 1,
         },
         checksums=summary.checksums,
-        tables={},
+        tables=summary.tables,
         metadata={},
         created=now(),
     )

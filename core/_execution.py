@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,12 @@ from minjiang.core._plan import IngestPlan, Plan
 from minjiang.core._planner import Stage, StepPlan
 from minjiang.core._runtime import PipelineResult, Result
 from minjiang.core._units import format_bytes
-from minjiang.core.errors import MemoryBudgetError, OutputChangedError
+from minjiang.core.errors import (
+    ExecutionError,
+    MemoryBudgetError,
+    OutputChangedError,
+    ReaderError,
+)
 from minjiang.storage import Staging
 
 if TYPE_CHECKING:
@@ -138,7 +144,13 @@ class Run:
             return self._reingest(step)
         t0 = time.perf_counter()
         started = now()
-        summary = write_xarray(self.rt.store, step.dataset_id, step.dataset, chunks=step.chunks)
+        summary = write_xarray(
+            self.rt.store,
+            step.dataset_id,
+            step.dataset,
+            chunks=step.chunks,
+            tables=_reader_tables(step),
+        )
         record = ingested_record(step, summary, started, time.perf_counter() - t0)
         return self._publish(record, step.name, step.step)
 
@@ -159,8 +171,11 @@ class Run:
                 step.dataset,
                 chunks=step.chunks,
                 writer=staging.writer,
+                tables=_reader_tables(step),
             )
-            diffs = staging.differences(summary.checksums, {}, record.checksums, record.tables)
+            diffs = staging.differences(
+                summary.checksums, summary.tables, record.checksums, record.tables
+            )
         finally:
             staging.cleanup()
         if diffs:
@@ -394,3 +409,37 @@ class Progress:
 
     def close(self) -> None:
         self.bar.stop()
+
+
+def _reader_tables(step: IngestPlan) -> Iterator[tuple[str, str, Any]]:
+    """The reader's table parts, each cast to the columns it declared at plan time."""
+    from minjiang.core._tasks import to_arrow
+
+    declared = step.reader.table_columns(step.dataset, step.params)
+    seen: set[str] = set()
+    for item in step.reader.tables(step.files, step.params, step.dataset):
+        if not (isinstance(item, tuple) and len(item) == 3):
+            raise ReaderError(
+                f"{step.reader.name}: tables() yielded a {type(item).__name__}; yield "
+                "(table name, part name, rows) tuples"
+            )
+        table, part, rows = item
+        if table not in declared:
+            raise ReaderError(
+                f"{step.reader.name}: tables() yielded a part of table {table!r}, which "
+                f"table_columns() does not declare (it declares {sorted(declared)!r}); "
+                "declare every table the reader writes"
+            )
+        seen.add(table)
+        try:
+            yield table, part, to_arrow(rows, declared[table])
+        except (ExecutionError, ValueError, TypeError) as err:
+            raise ReaderError(
+                f"{step.reader.name}: part {part!r} of table {table!r} does not fit the "
+                f"declared columns {dict(declared[table])!r}: {err}"
+            ) from err
+    if missing := sorted(set(declared) - seen):
+        raise ReaderError(
+            f"{step.reader.name}: tables() yielded no part of declared table(s) {missing!r}; "
+            "yield at least one part (it may have no rows) of every declared table"
+        )

@@ -128,7 +128,12 @@ class Input:
         Allowed dtypes: names (``"float32"``) or NumPy kind letters (``"f"``, ``"i"``,
         ``"u"``, ``"b"``); ``None`` allows any.
     kind
-        ``"array"`` (read block by block) or ``"table"`` (read whole by every task).
+        ``"array"`` (read block by block) or ``"table"`` (read whole by every task,
+        unless ``tiled``).
+    tiled
+        For a table partitioned by grid tile (parts named with
+        :func:`minjiang.storage.tile_part_name`): each task reads only the parts whose
+        tiles overlap its block of the primary array input, halo included.
     whole
         Dims that every task reads in full (not aligned with the output blocks), for
         example the ``doy`` axis of a climatology joined onto a time series.
@@ -142,6 +147,11 @@ class Input:
     kind: Literal["array", "table"] = "array"
     whole: tuple[str, ...] = ()
     optional: bool = False
+    tiled: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tiled and self.kind != "table":
+            raise ValueError(f"input {self.name!r}: tiled=True is for kind='table' inputs")
 
     def check(self, info: ArrayInfo, operator: str) -> None:
         """Raise :class:`ContractError` when ``info`` breaks this input's contract."""

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from minjiang.core import _runtime
@@ -141,6 +141,8 @@ class PlanBuilder:
                         f"step {step.id!r}: input {key!r} needs a table of dataset {did}; it has {tables!r} "
                         f"(pick one with '<dataset>:<table>')"
                     )
+                if spec.tiled:
+                    _check_tiled(op.name, key, did, name, info.tables[name])
                 bound[key] = BoundInput(key, did, table=name)
                 continue
             arrays = sorted(info.arrays)
@@ -247,7 +249,8 @@ class PlanBuilder:
         else:
             ds = reader.open(files, params)
             chunks = dict(reader.chunks(ds, params) or _default_chunks(ds))
-            info = _planned_ingest_info(did, ds, chunks, self.rt._coord_cache)
+            tables = reader.table_columns(ds, params)
+            info = _planned_ingest_info(did, ds, chunks, tables, self.rt._coord_cache)
             self.infos[did] = info
             plan = IngestPlan(step.id, reader, params, files, did, info, chunks, ds, name, False)
         self.outputs[step.id] = did
@@ -377,7 +380,11 @@ def _written_chunks(var: Any, chunks: Mapping[str, int]) -> tuple[int, ...]:
 
 
 def _planned_ingest_info(
-    did: str, ds: xr.Dataset, chunks: Mapping[str, int], cache: dict[str, Any]
+    did: str,
+    ds: xr.Dataset,
+    chunks: Mapping[str, int],
+    tables: Mapping[str, Mapping[str, str]],
+    cache: dict[str, Any],
 ) -> DatasetInfo:
     from minjiang.storage import ArrayInfo, DatasetInfo, array_key, dataset_prefix
 
@@ -401,5 +408,25 @@ def _planned_ingest_info(
         coords[str(k)] = info(str(k), v, tuple(v.shape))
         cache[coords[str(k)].path] = v.values
     return DatasetInfo(
-        id=did, prefix=prefix, attrs=dict(ds.attrs), arrays=arrays, coords=coords, tables={}
+        id=did,
+        prefix=prefix,
+        attrs=dict(ds.attrs),
+        arrays=arrays,
+        coords=coords,
+        tables={t: [] for t in tables},
+        table_schemas={t: {"columns": dict(c), "rows": None} for t, c in tables.items()},
     )
+
+
+def _check_tiled(op: str, key: str, did: str, table: str, parts: Sequence[str]) -> None:
+    """A tiled table input must be a table whose parts are named by grid tile."""
+    from minjiang.storage import parse_tile_part
+
+    for part in parts:
+        if parse_tile_part(part) is None:
+            name = part.rsplit("/", 1)[-1]
+            raise ContractError(
+                f"{op}: input {key!r} reads table {table!r} of dataset {did} by grid tile, but "
+                f"its part {name!r} is not named by a tile; write the table with parts named "
+                "by minjiang.storage.tile_part_name (a tiled reader or operator)"
+            )

@@ -110,9 +110,13 @@ class ArrayRead:
 
 @dataclasses.dataclass(frozen=True)
 class TableRead:
+    """Read table ``table`` of ``dataset_id`` whole, or (``tile``: half-open cell
+    ranges by dim) only the parts whose grid tiles overlap ``tile``."""
+
     input: str
     dataset_id: str
     table: str
+    tile: tuple[tuple[str, int, int], ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -531,7 +535,13 @@ class StepPlanner:
             if b is None:
                 continue
             if b.table is not None:
-                reads.append(TableRead(spec.name, b.dataset_id, b.table))
+                tile = None
+                if spec.tiled:
+                    tile = tuple(
+                        (d, max(sl.start - halo.get(d, 0), 0), min(sl.stop + halo.get(d, 0), n))
+                        for d, sl, n in zip(r.dims, region, r.shape, strict=True)
+                    )
+                reads.append(TableRead(spec.name, b.dataset_id, b.table, tile))
                 continue
             info = (override or {}).get(spec.name, b.array)
             assert info is not None

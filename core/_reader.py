@@ -1,9 +1,10 @@
 """The reader contract: how domain files become a dataset.
 
 A reader turns source files into a lazy :class:`xarray.Dataset` (data variables with
-named dims, coordinates, attrs with units / CRS / spacing). The runtime hashes the
-source bytes into the dataset id, writes the dataset chunk by chunk with checksums,
-and publishes it in the catalog. A reader must finish every check (and, for medical
+named dims, coordinates, attrs with units / CRS / spacing) and, optionally, tables
+streamed part by part (:meth:`Reader.tables`: a point cloud, an atom list). The
+runtime hashes the source bytes into the dataset id, writes the dataset chunk by
+chunk (and part by part) with checksums, and publishes it in the catalog. A reader must finish every check (and, for medical
 images, de-identification) inside :meth:`Reader.open`, before anything is written.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -137,6 +138,29 @@ class Reader(abc.ABC):
     @abc.abstractmethod
     def open(self, files: list[Path], params: Any) -> xr.Dataset:
         """Open ``files`` (from :meth:`source_files`) as one lazy dataset."""
+
+    def table_columns(self, ds: xr.Dataset, params: Any) -> Mapping[str, Mapping[str, str]]:
+        """The tables :meth:`tables` writes, known before any is read: table name ->
+        column name -> Arrow type name (``"float64"``, ``"uint8"``, ``"string"``).
+
+        The planner gives them to later steps of the same pipeline; every part
+        :meth:`tables` yields is cast to its table's columns. Default: no tables.
+        """
+        return {}
+
+    def tables(
+        self, files: list[Path], params: Any, ds: xr.Dataset
+    ) -> Iterable[tuple[str, str, Any]]:
+        """Stream the dataset's tables: ``(table name, part name, rows)`` per part.
+
+        Each part is written (Parquet) as it is yielded, so a table larger than memory
+        is never held whole; rows are a ``pyarrow.Table``, a ``pandas.DataFrame`` or a
+        mapping of columns. Part names are one path segment each and are read back in
+        order of name (:func:`minjiang.storage.tile_part_name` names a part by the grid
+        tile it covers, for tiled table inputs). Only tables named by
+        :meth:`table_columns` may be yielded. Default: none.
+        """
+        return ()
 
     def chunks(self, ds: xr.Dataset, params: Any) -> Mapping[str, int] | None:
         """The chunking to write (dim -> chunk length); ``None`` lets storage decide."""

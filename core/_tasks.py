@@ -22,7 +22,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from minjiang.core._events import TaskResult
@@ -128,6 +128,16 @@ def to_host(x: Any) -> Any:
     return x
 
 
+def _tile_filter(tile: tuple[tuple[str, int, int], ...] | None) -> Callable[[str], bool] | None:
+    """The part-name predicate of a tiled table read (``None``: every part)."""
+    if tile is None:
+        return None
+    from minjiang.storage import tile_overlaps
+
+    region = {d: (lo, hi) for d, lo, hi in tile}
+    return lambda part: tile_overlaps(part, region)
+
+
 def to_arrow(obj: Any, columns: Mapping[str, str] | None = None) -> Any:
     import pyarrow as pa
 
@@ -173,7 +183,7 @@ class TaskIO:
             out = self._read_device(spec)
         for r in spec.reads:
             if not isinstance(r, ArrayRead):
-                table = read_table(self.store, r.dataset_id, r.table)
+                table = read_table(self.store, r.dataset_id, r.table, parts=_tile_filter(r.tile))
                 self.bytes_read += table.nbytes
                 out[r.input] = table
                 continue

@@ -33,6 +33,7 @@ from minjiang.storage._names import (
 )
 from minjiang.storage._staging import Staging, arrays_group_key
 from minjiang.storage._store import LocalStore, ObjectStore, Store, open_store
+from minjiang.storage._tiles import parse_tile_part, tile_overlaps, tile_part_name
 
 if TYPE_CHECKING:
     from minjiang.storage._catalog import Catalog, LineageGraph, Record, utc_now
@@ -77,10 +78,13 @@ __all__ = [
     "open_dataset_info",
     "open_store",
     "open_xarray",
+    "parse_tile_part",
     "read_array",
     "read_coord_values",
     "read_region",
     "read_table",
+    "tile_overlaps",
+    "tile_part_name",
     "utc_now",
     "validate_key",
     "validate_name",

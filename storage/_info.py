@@ -147,11 +147,14 @@ class DatasetSummary:
         Array name to ``{chunk key: digest of the stored chunk bytes}``.
     bytes_written : int
         Encoded bytes written (chunks and table parts).
+    tables : dict
+        Table name to ``{part store key: digest of the part's bytes}``.
     """
 
     schema: dict[str, Any]
     checksums: dict[str, dict[str, str]]
     bytes_written: int
+    tables: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ committed dataset are checked against its catalog record before zarr decodes the
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +117,7 @@ def open_dataset_info(store: Store, dataset_id: str, *, table_schemas: bool = Tr
     coords = {n: i for n, i in sorted(infos.items()) if n in coord_names}
     data = {n: i for n, i in sorted(infos.items()) if n not in coord_names}
     schemas = (
-        {t: _table_schema(store, parts) for t, parts in tables.items()} if table_schemas else {}
+        {t: table_schema(store, parts) for t, parts in tables.items()} if table_schemas else {}
     )
     return DatasetInfo(
         id=dataset_id,
@@ -157,7 +158,8 @@ def _parquet_file(store: Store, key: str) -> Any:
     return pq.ParquetFile(pa.BufferReader(store.read_bytes(key)))
 
 
-def _table_schema(store: Store, parts: list[str]) -> dict[str, Any]:
+def table_schema(store: Store, parts: list[str]) -> dict[str, Any]:
+    """Columns (name -> Arrow type) and row count of a table's parts, from their footers."""
     columns: dict[str, str] = {}
     rows = 0
     for key in parts:
@@ -485,8 +487,15 @@ def read_coord_values(store: Store, info: ArrayInfo) -> np.ndarray:
     return np.asarray(decoded.values)
 
 
-def read_table(store: Store, dataset_id: str, name: str) -> pa.Table:
+def read_table(
+    store: Store, dataset_id: str, name: str, *, parts: Callable[[str], bool] | None = None
+) -> pa.Table:
     """Read a table: all its Parquet parts, concatenated in order of part name.
+
+    ``parts``, a predicate on part names (``"00003"``, or a
+    :func:`~minjiang.storage.tile_part_name`), keeps only the parts it accepts: a
+    task reads the tiles of a tiled table near its block this way. With no part
+    accepted the result has the table's columns and no rows.
 
     For a committed dataset the parts are those its catalog record lists, each
     checked against its recorded digest before it is parsed; other files in the
@@ -517,16 +526,26 @@ def read_table(store: Store, dataset_id: str, name: str) -> pa.Table:
                 f"tables: {sorted(listed)}"
             )
         keys = sorted(listed[name], key=lambda k: k.rsplit("/", 1)[-1])
-        parts = [_checked_part(store, dataset_id, name, k, listed[name][k]) for k in keys]
+        chosen = [k for k in keys if parts is None or parts(_part_name(k))]
+        tables = [_checked_part(store, dataset_id, name, k, listed[name][k]) for k in chosen]
     else:
-        tables = _table_parts(store, prefix)
-        if name not in tables:
+        all_parts = _table_parts(store, prefix)
+        if name not in all_parts:
             raise KeyNotFoundError(
                 f"dataset {dataset_id!r} has no table {name!r} in store {store.url!r}; its "
-                f"tables: {sorted(tables)}"
+                f"tables: {sorted(all_parts)}"
             )
-        parts = [_parquet_file(store, k).read() for k in tables[name]]
-    return pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+        keys = all_parts[name]
+        chosen = [k for k in keys if parts is None or parts(_part_name(k))]
+        tables = [_parquet_file(store, k).read() for k in chosen]
+    if not tables:  # no part accepted: the table's columns, no rows
+        return _parquet_file(store, keys[0]).schema_arrow.empty_table()
+    return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+
+def _part_name(key: str) -> str:
+    """``.../tables/<table>/part-<name>.parquet`` -> ``<name>``."""
+    return key.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet")
 
 
 def _checked_part(store: Store, dataset_id: str, table: str, key: str, digest: str) -> pa.Table:

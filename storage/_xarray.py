@@ -6,8 +6,8 @@ Built on :class:`~minjiang.storage.DatasetWriter`'s public methods only.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from minjiang.storage._encoding import (
@@ -39,6 +39,7 @@ def write_xarray(
     chunks: Mapping[str, int] | None = None,
     max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
     writer: DatasetWriter | None = None,
+    tables: Iterable[tuple[str, str, Any]] | None = None,
 ) -> DatasetSummary:
     """Write an ``xarray.Dataset`` as a minjiang dataset, block by block.
 
@@ -67,6 +68,11 @@ def write_xarray(
         own group). A writer from :class:`~minjiang.storage.Staging` with
         ``recompute=True`` stages a second ingest of a committed id apart, so that it
         can be compared with the record without touching the committed group.
+    tables : iterable of (str, str, table), optional
+        Table parts written beside the arrays, each as it is produced: ``(table name,
+        part name, rows)`` with rows a ``pyarrow.Table``, ``pandas.DataFrame`` or
+        mapping of columns. A reader streams a table too large for memory this way
+        (:meth:`minjiang.core.Reader.tables`); parts are read back in order of name.
 
     Returns
     -------
@@ -76,7 +82,8 @@ def write_xarray(
     ------
     ValueError
         If a single chunk is larger than ``max_block_bytes``, a variable has a dtype
-        that cannot be stored, or ``writer`` writes another dataset or store.
+        that cannot be stored, ``writer`` writes another dataset or store, or two
+        table parts have the same table and part name.
     """
     if writer is None:
         writer = DatasetWriter(store, dataset_id)
@@ -112,21 +119,48 @@ def write_xarray(
             )
     for name, da in ds.data_vars.items():
         sums[str(name)] = _write_variable(writer, str(name), da.variable, fixed, max_block_bytes)
+    parts = _write_tables(writer, tables or ())
     writer.consolidate()
     if writer.arrays_prefix == f"{dataset_prefix(dataset_id)}/{ARRAYS}":
         info = open_dataset_info(store, dataset_id)
     else:
-        info = _staged_info(writer)
+        info = _staged_info(writer, parts)
     return DatasetSummary(
-        schema=dataset_schema(info), checksums=sums, bytes_written=writer.bytes_written
+        schema=dataset_schema(info),
+        checksums=sums,
+        bytes_written=writer.bytes_written,
+        tables=parts,
     )
 
 
-def _staged_info(writer: DatasetWriter) -> DatasetInfo:
+def _write_tables(
+    writer: DatasetWriter, tables: Iterable[tuple[str, str, Any]]
+) -> dict[str, dict[str, str]]:
+    """Write each ``(table, part, rows)`` as it comes; -> table -> part key -> digest."""
+    out: dict[str, dict[str, str]] = {}
+    for item in tables:
+        if not (isinstance(item, tuple) and len(item) == 3):
+            raise ValueError(
+                f"a table part must be a (table name, part name, rows) tuple, got "
+                f"{type(item).__name__}; yield one tuple per part"
+            )
+        table, part, rows = item
+        key, digest = writer.write_table_part(table, part, rows)
+        seen = out.setdefault(table, {})
+        if key in seen:
+            raise ValueError(
+                f"table {table!r}: part {part!r} was written twice; give every part of a "
+                "table its own name"
+            )
+        seen[key] = digest
+    return out
+
+
+def _staged_info(writer: DatasetWriter, tables: Mapping[str, Mapping[str, str]]) -> DatasetInfo:
     """What a writer's group outside the dataset's own (a recompute area) holds,
-    described as :func:`open_dataset_info` describes a dataset (arrays only: an
-    ingest writes no tables)."""
-    from minjiang.storage._reader import open_staged_group
+    described as :func:`open_dataset_info` describes a dataset (``tables``: the parts
+    written, by table)."""
+    from minjiang.storage._reader import open_staged_group, table_schema
 
     group = open_staged_group(writer.store, writer.arrays_prefix, writer.dataset_id)
     attrs = dict(group.attrs)
@@ -145,7 +179,13 @@ def _staged_info(writer: DatasetWriter) -> DatasetInfo:
         attrs=attrs,
         arrays={n: a for n, a in sorted(infos.items()) if n not in coord_names},
         coords={n: a for n, a in sorted(infos.items()) if n in coord_names},
-        tables={},
+        tables={
+            t: sorted(p, key=lambda k: k.rsplit("/", 1)[-1]) for t, p in sorted(tables.items())
+        },
+        table_schemas={
+            t: table_schema(writer.store, sorted(p, key=lambda k: k.rsplit("/", 1)[-1]))
+            for t, p in tables.items()
+        },
     )
 
 

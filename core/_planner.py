@@ -185,6 +185,9 @@ class OutputArraySpec:
     attrs: Mapping[str, Any]
     fill_value: Any = None
     scratch: bool = False
+    #: dims of the primary input this output has at another size (a full-axis
+    #: resample): every task holds them whole and writes them whole
+    resized: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,7 +384,11 @@ class StepPlanner:
         *,
         drop: tuple[str, ...] = (),
         chunks: Mapping[str, int] | None = None,
+        resizable: tuple[str, ...] = (),
     ) -> tuple[dict[str, OutputArraySpec], dict[str, TableOutput]]:
+        """The step's output arrays and tables. An output may give a dim of the
+        primary input another size only when each task holds that dim whole
+        (``resizable``: a full-axis pattern's dims)."""
         primary = self.primary(op, inputs)
         infos = {k: v.array for k, v in inputs.items() if v.array is not None}
         psizes = dict(zip(primary.dims, primary.shape, strict=True))
@@ -398,11 +405,20 @@ class StepPlanner:
                 if out.dims is not None
                 else tuple(d for d in primary.dims if d not in drop)
             )
-            shape, ch = [], []
+            shape, ch, resized = [], [], []
             for d in dims:
                 if d in out.sizes:
-                    shape.append(int(out.sizes[d]))
-                    ch.append(int(out.sizes[d]))
+                    size = int(out.sizes[d])
+                    if d in psizes and d not in drop and size != psizes[d]:
+                        if d not in resizable:
+                            raise ContractError(
+                                f"{op.name}: output {out.name!r} gives dim {d!r} size {size} "
+                                f"but the input has {psizes[d]}; only a FullAxis operator "
+                                f"over {d!r} (each task holds it whole) may change its size"
+                            )
+                        resized.append(d)
+                    shape.append(size)
+                    ch.append(size)
                 elif d in psizes and d not in drop:
                     shape.append(psizes[d])
                     ch.append(pchunks[d])
@@ -419,6 +435,7 @@ class StepPlanner:
                 str(_np().dtype(dtype)),
                 dict(out.attrs),
                 out.fill_value,
+                resized=tuple(resized),
             )
         return arrays, tables
 
@@ -569,7 +586,9 @@ class StepPlanner:
     ) -> int:
         ext = dict(zip(dims, block, strict=True))
         return sum(
-            math.prod(ext.get(d, s) for d, s in zip(a.dims, a.shape, strict=True))
+            math.prod(
+                s if d in a.resized else ext.get(d, s) for d, s in zip(a.dims, a.shape, strict=True)
+            )
             * _np().dtype(a.dtype).itemsize
             for a in arrays.values()
         )
@@ -580,7 +599,7 @@ class StepPlanner:
     ) -> tuple[slice, ...]:
         pos = {d: i for i, d in enumerate(dims)}
         return tuple(
-            region[pos[d]] if d in pos else slice(0, s)
+            region[pos[d]] if d in pos and d not in a.resized else slice(0, s)
             for d, s in zip(a.dims, a.shape, strict=True)
         )
 

@@ -7,7 +7,9 @@ Otherwise a ``rechunk`` stage (``core/_patterns/rechunk.py``) first writes each
 input that does not span the axis into a scratch Zarr of *pencils*, and the
 ``full_axis`` tasks read the pencils. The pencil is then also the output's chunking.
 
-Task: the same :class:`~minjiang.core._patterns.map.BlockTask` as a map.
+Task: the same :class:`~minjiang.core._patterns.map.BlockTask` as a map. An output
+may have another size along the full dims (``ArrayOutput.sizes``: a resampled
+raster); each task then writes it whole along those dims.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def plan_full_axis(planner: StepPlanner, r: Request, pattern: FullAxis) -> StepP
         )
         and not set(fdims) & whole.get(b.name, set())
     ]
-    arrays, tables = planner.output_arrays(r.op, r.params, r.inputs)
+    arrays, tables = planner.output_arrays(r.op, r.params, r.inputs, resizable=fdims)
     # Read straight from storage when it spans the axis, or when tasks over whole
     # storage chunks fit the budget and cost less than a rechunk through Zarr
     # (which reads, writes and reads again every byte).
@@ -81,7 +83,9 @@ def plan_full_axis(planner: StepPlanner, r: Request, pattern: FullAxis) -> StepP
         rechunk_tasks.extend(tasks)
     rechunk_tasks = [dataclasses.replace(t, n_tasks=len(rechunk_tasks)) for t in rechunk_tasks]
     out_chunks = {d: target[i] for i, d in enumerate(r.dims) if i not in full}
-    arrays, tables = planner.output_arrays(r.op, r.params, r.inputs, chunks=out_chunks)
+    arrays, tables = planner.output_arrays(
+        r.op, r.params, r.inputs, chunks=out_chunks, resizable=fdims
+    )
     pencil = tuple(full.get(i, target[i]) for i in range(len(r.dims)))
     choice = planner.choose(r, {}, arrays, chunks=pencil, fixed=full, override=override)
     step = BlockTask(kernel, planner.outputs(arrays, tables))

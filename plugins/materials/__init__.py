@@ -7,8 +7,10 @@ xyz) with the cell and time of every frame and the atoms' types, names, masses a
 molecules. Operators: ``materials.rdf`` (g(r) and coordination number under periodic
 boundaries of any cell) and ``materials.msd`` (all-origins MSD per species and the
 self-diffusion coefficient). Microstructure images: ``materials.image`` (TIFF stacks,
-``.npy``, Zarr, with voxel size) and ``materials.two_point`` (S₂(r) of a phase).
-Pipeline: ``materials.structure_report`` with its report
+``.npy``, Zarr, with voxel size), ``materials.two_point`` (S₂(r) of a phase),
+``materials.porosity`` (porosity, percolating porosity and the pore-size distribution
+in one step) and its parts ``materials.local_thickness``, ``materials.pore_sizes`` and
+``materials.percolation``. Pipeline: ``materials.structure_report`` with its report
 ``materials.structure_quicklook``. See ``docs/plugins/materials.md``.
 
 This module only declares hook implementations; readers, operators and kernels are
@@ -51,7 +53,7 @@ def __getattr__(name: str) -> Any:  # lazy: the helper needs pandas
 
 @hookimpl
 def minjiang_register_operators() -> list[Operator]:
-    """The materials operators (``materials.rdf``, ``materials.msd``, ``materials.two_point``)."""
+    """The materials operators (g(r), MSD, S₂, local thickness, pore sizes, percolation, porosity)."""
     from minjiang.plugins.materials._operators import OPERATORS
 
     return list(OPERATORS)

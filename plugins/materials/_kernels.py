@@ -366,17 +366,23 @@ def local_thickness(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[st
     return {"local_thickness": (lt * voxel).astype(np.float32)}
 
 
+def _radius_counts(lt: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer local-thickness radii (voxels) present in ``lt`` and their voxel counts."""
+    k = np.rint(lt / voxel).astype(np.int64).ravel()
+    counts = np.bincount(k[k > 0])
+    radius = np.flatnonzero(counts)
+    return radius.astype(np.int64), counts[radius].astype(np.int64)
+
+
 def pore_sizes_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
     """Voxel counts per local-thickness radius (integer radii in voxels) in one block."""
     lt = np.asarray(arrays["local_thickness"], dtype=np.float64)
     voxel = float((ctx.attrs.get("local_thickness") or {}).get("spacing", [1.0])[0])
-    k = np.rint(lt / voxel).astype(np.int64)
-    counts = np.bincount(k.ravel()[k.ravel() > 0])
-    radius = np.flatnonzero(counts)
+    radius, counts = _radius_counts(lt, voxel)
     n = radius.size + 1  # row 0 carries the block's voxel count
     return {
         "radius_voxels": np.concatenate([[0], radius]).astype(np.int64),
-        "count": np.concatenate([[lt.size], counts[radius]]).astype(np.int64),
+        "count": np.concatenate([[lt.size], counts]).astype(np.int64),
         "voxel": np.full(n, voxel),
     }
 
@@ -392,15 +398,13 @@ def pore_sizes_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict[
     return {"radius_voxels": uniq, "count": total, "voxel": np.full(uniq.size, voxel)}
 
 
-def pore_sizes_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
-    """The ``porosity`` table (one row) and the ``pore_sizes`` table (one row per radius)."""
-    r = np.asarray(state["radius_voxels"], dtype=np.int64)
-    c = np.asarray(state["count"], dtype=np.int64)
-    voxel = float(np.asarray(state["voxel"])[0])
-    voxels = int(c[r == 0].sum())
-    pores = c[r > 0]
+def _pore_size_tables(
+    radius_voxels: np.ndarray, counts: np.ndarray, voxels: int, voxel: float
+) -> dict[str, Any]:
+    # radius_voxels > 0, ascending, with their voxel counts
+    pores = np.asarray(counts, dtype=np.int64)
     pore_voxels = int(pores.sum())
-    radius = r[r > 0] * voxel
+    radius = np.asarray(radius_voxels, dtype=np.int64) * voxel
     frac = pores / pore_voxels if pore_voxels else np.zeros(pores.size)
     return {
         "porosity": {
@@ -417,6 +421,14 @@ def pore_sizes_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]
             "cumulative_fraction": np.cumsum(frac[::-1])[::-1],
         },
     }
+
+
+def pore_sizes_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
+    """The ``porosity`` table (one row) and the ``pore_sizes`` table (one row per radius)."""
+    r = np.asarray(state["radius_voxels"], dtype=np.int64)
+    c = np.asarray(state["count"], dtype=np.int64)
+    voxel = float(np.asarray(state["voxel"])[0])
+    return _pore_size_tables(r[r > 0], c[r > 0], int(c[r == 0].sum()), voxel)
 
 
 # -- materials.percolation ------------------------------------------------------------------------
@@ -452,18 +464,26 @@ def _connectivity(params: Any, ndim: int) -> int:
     return 4 if ndim == 2 else 6
 
 
-# row kinds of a percolation state (one table: equal-length columns)
-_PAIR, _COUNT, _INLET, _OUTLET, _VOXELS = 0, 1, 2, 3, 4
+# row kinds of a percolation (and porosity) state (one table: equal-length columns);
+# _RADIUS rows (porosity only) hold a local-thickness radius in voxels and its voxel count
+_PAIR, _COUNT, _INLET, _OUTLET, _VOXELS, _RADIUS = 0, 1, 2, 3, 4, 5
+
+
+def _crop(padded: np.ndarray, halo: tuple[tuple[int, int], ...]) -> np.ndarray:
+    return padded[tuple(slice(lo, padded.shape[i] - hi) for i, (lo, hi) in enumerate(halo))]
 
 
 def percolation_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
     """Face pairs, voxels per label, labels on the inlet and outlet faces, the block's voxels."""
+    return _percolation_rows(np.asarray(arrays["labels"]), params, ctx)
+
+
+def _percolation_rows(padded: np.ndarray, params: Any, ctx: Any) -> dict[str, np.ndarray]:
     from minjiang.kernels.label import face_equivalences
 
-    padded = np.asarray(arrays["labels"])
     halo = tuple(tuple(ctx.halo.get(d, (0, 0))) for d in ctx.dims)
     pairs = face_equivalences(padded, _connectivity(params, padded.ndim), halo)
-    inner = padded[tuple(slice(lo, padded.shape[i] - hi) for i, (lo, hi) in enumerate(halo))]
+    inner = _crop(padded, halo)
     labels, counts = np.unique(inner[inner > 0], return_counts=True)
     ax = ctx.dims.index(params.axis)
     region = ctx.region[params.axis]
@@ -503,13 +523,14 @@ def percolation_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict
         out_k.append(np.full(len(uniq), k))
         out_a.append(uniq[:, 0])
         out_b.append(uniq[:, 1])
-    sel = kind == _COUNT
-    lab, inv = np.unique(a[sel], return_inverse=True)
-    tot = np.zeros(lab.size, dtype=np.int64)
-    np.add.at(tot, inv, b[sel])
-    out_k.append(np.full(lab.size, _COUNT))
-    out_a.append(lab)
-    out_b.append(tot)
+    for k in (_COUNT, _RADIUS):
+        sel = kind == k
+        lab, inv = np.unique(a[sel], return_inverse=True)
+        tot = np.zeros(lab.size, dtype=np.int64)
+        np.add.at(tot, inv, b[sel])
+        out_k.append(np.full(lab.size, k))
+        out_a.append(lab)
+        out_b.append(tot)
     out_k.append(np.array([_VOXELS]))
     out_a.append(np.array([0]))
     out_b.append(np.array([int(b[kind == _VOXELS].sum())]))
@@ -522,10 +543,13 @@ def percolation_combine(parts: Sequence[Mapping[str, Any]], params: Any) -> dict
 
 def percolation_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
     """Join clusters across blocks (union-find) and keep those on both faces."""
+    s = percolation_combine([state], params)
+    return {"percolation": _percolation_table(s["kind"], s["a"], s["b"], params.axis)}
+
+
+def _percolation_table(kind: np.ndarray, a: np.ndarray, b: np.ndarray, axis: str) -> dict[str, Any]:
     from minjiang.kernels.label import union_find_roots
 
-    s = percolation_combine([state], params)
-    kind, a, b = s["kind"], s["a"], s["b"]
     cnt = kind == _COUNT
     labels, roots = union_find_roots(np.stack([a[kind == _PAIR], b[kind == _PAIR]], axis=1), a[cnt])
     root_of = dict(zip(labels.tolist(), roots.tolist(), strict=True))
@@ -537,14 +561,45 @@ def percolation_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any
     perc = int(sum(c for lab, c in lab_cnt.items() if root_of[lab] in through))
     voxels = int(b[kind == _VOXELS].sum())
     return {
-        "percolation": {
-            "axis": np.array([params.axis], dtype=object),
-            "porosity": np.array([pore / voxels if voxels else np.nan]),
-            "percolating_porosity": np.array([perc / voxels if voxels else np.nan]),
-            "clusters": np.array([len(set(root_of.values()))], dtype=np.int64),
-            "percolating_clusters": np.array([len(through)], dtype=np.int64),
-            "pore_voxels": np.array([pore], dtype=np.int64),
-            "percolating_voxels": np.array([perc], dtype=np.int64),
-            "voxels": np.array([voxels], dtype=np.int64),
-        }
+        "axis": np.array([axis], dtype=object),
+        "porosity": np.array([pore / voxels if voxels else np.nan]),
+        "percolating_porosity": np.array([perc / voxels if voxels else np.nan]),
+        "clusters": np.array([len(set(root_of.values()))], dtype=np.int64),
+        "percolating_clusters": np.array([len(through)], dtype=np.int64),
+        "pore_voxels": np.array([pore], dtype=np.int64),
+        "percolating_voxels": np.array([perc], dtype=np.int64),
+        "voxels": np.array([voxels], dtype=np.int64),
     }
+
+
+# -- materials.porosity ------------------------------------------------------------------------
+def porosity_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
+    """One block's percolation rows (labels with a halo of 1) and its voxels per
+    local-thickness radius (``_RADIUS`` rows), in one state."""
+    rows = _percolation_rows(np.asarray(arrays["labels"]), params, ctx)
+    halo = tuple(tuple(ctx.halo.get(d, (0, 0))) for d in ctx.dims)
+    lt = _crop(np.asarray(arrays["local_thickness"], dtype=np.float64), halo)
+    radius, counts = _radius_counts(lt, params.voxel)
+    return {
+        "kind": np.concatenate([rows["kind"], np.full(radius.size, _RADIUS)]).astype(np.int64),
+        "a": np.concatenate([rows["a"], radius]).astype(np.int64),
+        "b": np.concatenate([rows["b"], counts]).astype(np.int64),
+    }
+
+
+def porosity_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any]:
+    """The ``porosity``, ``pore_sizes`` and ``percolation`` tables from one merged state."""
+    s = percolation_combine([state], params)
+    kind, a, b = s["kind"], s["a"], s["b"]
+    voxels = int(b[kind == _VOXELS].sum())
+    rad = kind == _RADIUS
+    out = _pore_size_tables(a[rad], b[rad], voxels, params.voxel)
+    perc = _percolation_table(kind, a, b, params.axis)
+    if int(perc["pore_voxels"][0]) != int(out["porosity"]["pore_voxels"][0]):
+        raise ExecutionError(
+            "materials.porosity: the labelled pores and the local thickness disagree on the "
+            f"pore voxels ({int(perc['pore_voxels'][0])} and "
+            f"{int(out['porosity']['pore_voxels'][0])})"
+        )
+    out["percolation"] = perc
+    return out

@@ -639,4 +639,119 @@ PERCOLATION = Operator(
     description="Porosity and percolating porosity along an axis, by connected components across chunks.",
 )
 
-OPERATORS = (RDF, MSD, TWO_POINT, LOCAL_THICKNESS, PORE_SIZES, PERCOLATION)
+
+# -- materials.porosity ------------------------------------------------------------------------
+class PorosityParams(_Params):
+    """Porosity, percolating porosity and the pore-size distribution of the pore phase."""
+
+    phase: int | None = Field(
+        default=None, description="Value of the pore phase; default: every non-zero value."
+    )
+    max_radius: float = Field(
+        gt=0,
+        description="Largest pore radius (units of the voxel size); sets the local-thickness "
+        "halo, 2 (ceil(max_radius / voxel) + 1) voxels per side. A wider pore fails the step.",
+    )
+    axis: str = Field(default="z", description="The dim along which the pores must percolate.")
+    connectivity: Literal[4, 8, 6, 18, 26] | None = Field(
+        default=None,
+        description="Neighbours that connect: 6, 18, 26 in 3-D; 4 or 8 in 2-D (default: faces "
+        "only, 6 or 4).",
+    )
+    spacing: list[float] | None = Field(
+        default=None, description="Voxel size per dim; default: the image's 'spacing' attribute."
+    )
+
+
+class _PorosityStatsParams(PercolationParams):
+    voxel: float = Field(gt=0, description="The (isotropic) voxel size of the image.")
+
+
+def _porosity_stats_outputs(
+    params: _PorosityStatsParams, inputs: dict[str, Any]
+) -> tuple[TableOutput, ...]:
+    _image_dims("materials.porosity", inputs, "local_thickness")
+    _percolation_check(params, inputs, "labels")
+    lt, lab = inputs["local_thickness"], inputs["labels"]
+    if tuple(lt.shape) != tuple(lab.shape):
+        raise ContractError(
+            f"materials.porosity: local_thickness {tuple(lt.shape)!r} and labels "
+            f"{tuple(lab.shape)!r} must cover the same image"
+        )
+    return (
+        TableOutput("porosity", _POROSITY_COLUMNS),
+        TableOutput("pore_sizes", _PSD_COLUMNS),
+        TableOutput("percolation", _PERCOLATION_COLUMNS),
+    )
+
+
+_POROSITY_STATS = Operator(
+    name="materials.porosity_stats",
+    version="1",
+    inputs=(
+        Input("local_thickness", dtypes=("f",)),
+        Input("labels", dtypes=("i",)),
+    ),
+    outputs=_porosity_stats_outputs,
+    pattern=Aggregate(
+        partial=_K + "porosity_partial",
+        combine=_K + "percolation_combine",
+        finalize=_K + "porosity_finalize",
+        halo=lambda params, inputs: dict.fromkeys(inputs["labels"].dims, 1),
+        boundary="constant",
+    ),
+    params=_PorosityStatsParams,
+    description="Voxels per local-thickness radius and clusters joined across block faces, "
+    "merged exactly.",
+)
+
+
+def _porosity_outputs(params: PorosityParams, inputs: dict[str, Any]) -> tuple[TableOutput, ...]:
+    dims = _image_dims("materials.porosity", inputs)
+    isotropic_voxel("materials.porosity", params, dict(inputs["image"].attrs), len(dims))
+    _percolation_check(_percolation_params(params), inputs, "image")
+    return (
+        TableOutput("porosity", _POROSITY_COLUMNS),
+        TableOutput("pore_sizes", _PSD_COLUMNS),
+        TableOutput("percolation", _PERCOLATION_COLUMNS),
+    )
+
+
+def _percolation_params(params: PorosityParams) -> PercolationParams:
+    return PercolationParams(phase=params.phase, axis=params.axis, connectivity=params.connectivity)
+
+
+def _porosity_expand(params: PorosityParams, inputs: dict[str, Any]) -> list[SubStep]:
+    _porosity_outputs(params, inputs)
+    attrs = dict(inputs["image"].attrs)
+    voxel = isotropic_voxel("materials.porosity", params, attrs, len(inputs["image"].dims))
+    # the parts' own parameters: a local_thickness or percolation run on the same image
+    # is the same content-addressed sub-step, reused either way
+    thickness = ThicknessParams(
+        phase=params.phase, max_radius=params.max_radius, spacing=params.spacing
+    ).model_dump(mode="json")
+    perc = _percolation_params(params).model_dump(mode="json")
+    return [
+        SubStep("thickness", LOCAL_THICKNESS, {"image": "image"}, thickness),
+        SubStep("labels", _PORE_LABELS, {"image": "image"}, perc),
+        SubStep(
+            "stats",
+            _POROSITY_STATS,
+            {"local_thickness": "thickness", "labels": "labels"},
+            {**perc, "voxel": voxel},
+        ),
+    ]
+
+
+POROSITY = Operator(
+    name="materials.porosity",
+    version="1",
+    inputs=(Input("image", dtypes=("b", "i", "u", "f")),),
+    outputs=_porosity_outputs,
+    pattern=Composite(_porosity_expand),
+    params=PorosityParams,
+    description="Porosity, percolating porosity (labelling across chunks) and the pore-size "
+    "distribution by local thickness (EDT with a halo for the largest pore), in one step.",
+)
+
+OPERATORS = (RDF, MSD, TWO_POINT, LOCAL_THICKNESS, PORE_SIZES, PERCOLATION, POROSITY)

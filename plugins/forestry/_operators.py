@@ -32,6 +32,7 @@ from minjiang.core import (
 )
 from minjiang.core.errors import ContractError
 from minjiang.plugins.forestry._grid import check_same_grid, geographic_spacing, grid_of
+from minjiang.plugins.forestry._resample import RESAMPLE
 from minjiang.plugins.forestry._spectral import BANDS, resolve_formula
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -715,4 +716,5 @@ OPERATORS: tuple[Operator, ...] = (
         description="Slope, aspect, hillshade (Horn 1981, GDAL conventions, NaN edges); "
         "geographic DEMs in metres per degree by latitude.",
     ),
+    RESAMPLE,
 )

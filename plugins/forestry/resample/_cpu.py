@@ -1,4 +1,4 @@
-"""numba kernel of the resampling (the reference's loops, compiled; no validation inside)."""
+"""numba kernel of the resampling: target cell by target cell (no validation inside)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,40 @@
-"""Plain-Python/NumPy reference of the resampling kernel (the specification)."""
+"""NumPy reference of the resampling: written as separable weight matrices, apart from
+the numba kernel's per-cell loops.
+
+A north-up resampling is separable: every method is ``out = Wy @ src @ Wx.T`` with a
+rows weight matrix ``Wy`` (target rows x source rows) and a columns one ``Wx``, and NaN
+cells are left out by applying the same matrices to the validity mask and dividing
+(``nearest``: one-hot matrices; ``bilinear``: two linear weights per target centre;
+``average``: the overlap lengths of target and source cells).
+"""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+
+def _weights(
+    method: int, lo: np.ndarray, hi: np.ndarray, centre: np.ndarray, size: int
+) -> np.ndarray:
+    """The (targets x sources) weights along one axis; ``lo``/``hi``/``centre`` are the
+    target cells' edges and centres in source index units."""
+    n = len(centre)
+    w = np.zeros((n, size))
+    if method == 0:  # nearest: the source cell holding the centre
+        idx = np.floor(centre).astype(np.int64)
+        ok = (idx >= 0) & (idx < size)
+        w[np.nonzero(ok)[0], idx[ok]] = 1.0
+    elif method == 1:  # bilinear: the two source centres around the target centre
+        left = np.floor(centre - 0.5).astype(np.int64)
+        frac = centre - 0.5 - left
+        for k, wk in ((left, 1.0 - frac), (left + 1, frac)):
+            ok = (k >= 0) & (k < size) & (wk > 0)
+            w[np.nonzero(ok)[0], k[ok]] += wk[ok]
+    else:  # average: the length of each source cell inside the target cell
+        edges = np.arange(size + 1, dtype=np.float64)
+        a, b = np.minimum(lo, hi)[:, None], np.maximum(lo, hi)[:, None]
+        w = np.clip(np.minimum(b, edges[None, 1:]) - np.maximum(a, edges[None, :-1]), 0, None)
+    return w
 
 
 def resample2d(
@@ -12,42 +42,22 @@ def resample2d(
 ) -> None:
     H, W = src.shape
     rows, cols = out.shape
-    for r in range(rows):
-        for c in range(cols):
-            X = dt[2] + dt[0] * (c + 0.5)
-            Y = dt[5] + dt[4] * (r + 0.5)
-            fc = (X - st[2]) / st[0]
-            fr = (Y - st[5]) / st[4]
-            if method == 0:
-                i, j = math.floor(fr), math.floor(fc)
-                out[r, c] = src[i, j] if 0 <= i < H and 0 <= j < W else np.nan
-            elif method == 1:
-                y0, x0 = math.floor(fr - 0.5), math.floor(fc - 0.5)
-                ty, tx = fr - 0.5 - y0, fc - 0.5 - x0
-                num = den = 0.0
-                for di, wy in ((0, 1 - ty), (1, ty)):
-                    for dj, wx in ((0, 1 - tx), (1, tx)):
-                        i, j = y0 + di, x0 + dj
-                        w = wy * wx
-                        if w > 0 and 0 <= i < H and 0 <= j < W and not np.isnan(src[i, j]):
-                            num += w * src[i, j]
-                            den += w
-                out[r, c] = num / den if den > 0 else np.nan
-            else:
-                # target cell bounds in source index space (ordered low to high)
-                ca = (dt[2] + dt[0] * c - st[2]) / st[0]
-                cb = (dt[2] + dt[0] * (c + 1) - st[2]) / st[0]
-                ra = (dt[5] + dt[4] * r - st[5]) / st[4]
-                rb = (dt[5] + dt[4] * (r + 1) - st[5]) / st[4]
-                c0, c1 = min(ca, cb), max(ca, cb)
-                r0, r1 = min(ra, rb), max(ra, rb)
-                num = den = 0.0
-                for i in range(max(0, math.floor(r0)), min(H, math.ceil(r1))):
-                    wy = min(r1, i + 1) - max(r0, i)
-                    for j in range(max(0, math.floor(c0)), min(W, math.ceil(c1))):
-                        wx = min(c1, j + 1) - max(c0, j)
-                        v = src[i, j]
-                        if wy > 0 and wx > 0 and not np.isnan(v):
-                            num += wy * wx * v
-                            den += wy * wx
-                out[r, c] = num / den if den > 0 else np.nan
+    # target edges and centres, mapped into source index space
+    cx = np.arange(cols + 1) * dt[0] + dt[2]
+    ry = np.arange(rows + 1) * dt[4] + dt[5]
+    col_edges = (cx - st[2]) / st[0]
+    row_edges = (ry - st[5]) / st[4]
+    col_centres = ((np.arange(cols) + 0.5) * dt[0] + dt[2] - st[2]) / st[0]
+    row_centres = ((np.arange(rows) + 0.5) * dt[4] + dt[5] - st[5]) / st[4]
+    wy = _weights(method, row_edges[:-1], row_edges[1:], row_centres, H)
+    wx = _weights(method, col_edges[:-1], col_edges[1:], col_centres, W)
+    valid = ~np.isnan(src)
+    num = wy @ np.where(valid, src, 0.0) @ wx.T
+    den = wy @ valid.astype(np.float64) @ wx.T
+    if method == 0:
+        # one source cell or none: NaN where it is NaN or outside
+        hit = (wy.sum(1)[:, None] * wx.sum(1)[None, :]) > 0
+        out[...] = np.where(hit & (den > 0), num, np.nan)
+        return
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[...] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)

@@ -178,7 +178,9 @@ class ArrayOutput:
     ``dims=None`` takes the pattern's default (map and full_axis: the primary input's
     dims; reduce: those minus the reduced dims). New dims need a size in ``sizes``
     and may get coordinate values in ``coords``; ``dtype=None`` keeps the primary
-    input's dtype.
+    input's dtype. A ``coords`` entry is the values of a 1-D coordinate named like its
+    dim, or ``(dims, values, attrs)`` for any other (a scalar ``spatial_ref`` with a
+    new ``GeoTransform``, say); it replaces the input's coordinate of that name.
     """
 
     name: str

@@ -455,8 +455,12 @@ class StepPlanner:
             if isinstance(out, ArrayOutput):
                 new_dim_coords.update(out.coords)
         sizes = {d: s for a in arrays.values() for d, s in zip(a.dims, a.shape, strict=True)}
-        for name, values in new_dim_coords.items():
-            coords.append(CoordSpec(name, (name,), values=values))
+        for name, value in new_dim_coords.items():
+            if isinstance(value, tuple) and len(value) == 3:
+                dims, values, attrs = value
+                coords.append(CoordSpec(name, tuple(dims), values=values, attrs=dict(attrs)))
+            else:
+                coords.append(CoordSpec(name, (name,), values=value))
         for name, info in source_coords.items():
             if name in new_dim_coords:
                 continue

@@ -145,6 +145,29 @@ class LazyPositions(BackendArray):
         return block[(slice(None), *key[1:])]
 
 
+def min_face_distance(cells: np.ndarray) -> tuple[float | None, int | None]:
+    """The smallest distance between opposite faces over every frame's cell, and its
+    frame; ``(None, None)`` when a frame has no cell (or there is no frame).
+
+    For a triclinic cell this is the perpendicular width ``V / |b x c|`` (and its
+    permutations), not a vector length: the minimum image of a pair is unique within
+    half of it.
+    """
+    h = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
+    if h.shape[0] == 0 or not np.isfinite(h).all():
+        return None, None
+    vol = np.abs(np.linalg.det(h))
+    widths = np.stack(
+        [
+            vol / np.linalg.norm(np.cross(h[:, (i + 1) % 3], h[:, (i + 2) % 3]), axis=-1)
+            for i in range(3)
+        ],
+        axis=1,
+    ).min(axis=1)
+    frame = int(np.argmin(widths))
+    return float(widths[frame]), frame
+
+
 def _codes(labels: list[str]) -> tuple[np.ndarray, list[str]]:
     uniq = sorted(set(labels))
     index = {v: i for i, v in enumerate(uniq)}
@@ -193,12 +216,19 @@ def to_dataset(source: FrameSource, *, unwrap: bool, declared: str, origin: str)
         if source.n_frames
         else np.zeros((0, 6))
     )
+    width, width_frame = min_face_distance(source.cells)
     data = {
         "positions": positions,
         "cell": (
             ("frame", "cell_vector", "xyz"),
             source.cells.astype(np.float64),
-            {"units": "angstrom", "description": "lattice vectors a, b, c as rows; NaN: no cell"},
+            {
+                "units": "angstrom",
+                "description": "lattice vectors a, b, c as rows; NaN: no cell",
+                # the largest r_max of a periodic g(r) is half of it (checked at plan time)
+                "min_face_distance": width,
+                "min_face_distance_frame": width_frame,
+            },
         ),
         "box": (
             ("frame", "box_parameter"),

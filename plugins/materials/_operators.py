@@ -111,7 +111,38 @@ def _rdf_outputs(params: RdfParams, inputs: dict[str, Any]) -> tuple[TableOutput
             "materials.rdf: exclude_same_molecule needs the 'molecule' input; pass the "
             "trajectory as inputs['molecule']"
         )
+    _check_r_max(params, dict(inputs["cell"].attrs))
     return (TableOutput("rdf", _RDF_COLUMNS),)
+
+
+def _check_r_max(params: RdfParams, attrs: dict[str, Any]) -> None:
+    """Plan-time check of r_max against the smallest face distance the reader recorded.
+
+    The trajectory readers write ``min_face_distance`` (and its frame) on ``cell`` at
+    ingest, where every frame's cell is in memory anyway; a cell without the attribute
+    (another producer) is checked by the tasks instead, frame by frame.
+    """
+    if "min_face_distance" not in attrs:
+        return
+    width, frame = attrs["min_face_distance"], attrs.get("min_face_distance_frame")
+    if width is None:
+        raise ContractError(
+            "materials.rdf: a frame of the trajectory has no periodic cell (its 'cell' is NaN); "
+            "a periodic g(r) needs the box of every frame: ingest a trajectory with a cell"
+        )
+    if params.r_max is None and params.r_min >= float(width) / 2:
+        raise ContractError(
+            f"materials.rdf: r_min {params.r_min:g} Å is not below the default r_max, half "
+            f"the smallest box width ({float(width) / 2:g} Å, frame {frame}); lower r_min"
+        )
+    if params.r_max is not None and params.r_max > float(width) / 2 * (1 + 1e-12):
+        raise ContractError(
+            f"materials.rdf: r_max {params.r_max:g} Å exceeds half the smallest box width "
+            f"({float(width) / 2:g} Å: the distance between opposite faces of the cell is "
+            f"{float(width):g} Å in frame {frame}, the perpendicular width for a triclinic "
+            f"cell), beyond which a pair can have two images closer than r_max; pass "
+            f"r_max <= {float(width) / 2:g}, or leave it out to take exactly that"
+        )
 
 
 def _rdf_memory(size: TaskSize, params: Any) -> int:

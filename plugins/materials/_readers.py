@@ -104,7 +104,7 @@ class TrajectoryReader(Reader):
     """
 
     name: ClassVar[str] = "materials.trajectory"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "MD trajectories (MDAnalysis): positions, cell, time, atoms"
     extensions: ClassVar[tuple[str, ...]] = (
         ".xtc",
@@ -158,7 +158,7 @@ class StructureReader(Reader):
     """Crystal structures and multi-frame files through ase (CIF, POSCAR, extended XYZ...)."""
 
     name: ClassVar[str] = "materials.structure"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     description: ClassVar[str] = "Structures (ase): CIF, POSCAR/CONTCAR, extended XYZ"
     extensions: ClassVar[tuple[str, ...]] = (".cif", ".vasp", ".poscar", ".xyz", ".extxyz")
     params: ClassVar[type[BaseModel] | None] = StructureParams

@@ -141,7 +141,7 @@ def test_refusals(runtime, tmp_path) -> None:
             inputs={**inputs, "atom_name": traj},
             params={"a": {"names": ["ZZ"]}, "r_max": 3.0},
         )
-    with pytest.raises(ContractError, match="half the smallest face distance"):
+    with pytest.raises(ContractError, match="exceeds half the smallest box width"):
         runtime.run("materials.rdf", inputs=inputs, params={"r_max": 9.0})
 
 

@@ -8,6 +8,13 @@ from typing import Any
 
 import numpy as np
 from minjiang.core.errors import ContractError, ExecutionError
+from minjiang.kernels import array_namespace, to_host
+
+
+def _gpu(ctx: Any) -> bool:
+    # GPU tasks receive CuPy arrays and keep the bulk on the device; small per-atom and
+    # per-frame arrays (selections, cells) are copied to the host
+    return getattr(ctx, "backend", "cpu") == "gpu"
 
 
 # -- selections -----------------------------------------------------------------------------
@@ -62,16 +69,22 @@ def rdf_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
     from minjiang.plugins.materials.rdf import eligible_pairs, pair_histogram
 
     op = "materials.rdf"
-    pos = np.asarray(arrays["positions"])
-    all_cells = np.asarray(arrays["cell"], dtype=np.float64)
+    gpu = _gpu(ctx)
+    pos = arrays["positions"] if gpu else np.asarray(arrays["positions"])
+    all_cells = np.asarray(to_host(arrays["cell"]), dtype=np.float64)
     cells = all_cells[ctx.region["frame"]]
     r_max = rdf_r_max(params, all_cells)
     n = pos.shape[1]
     if n != ctx.sizes["atom"]:
         raise ExecutionError(f"{op}: a task got {n} of {ctx.sizes['atom']} atoms per frame")
-    ia = select(params.a, arrays, ctx, n, op)
-    ib = select(params.b or params.a, arrays, ctx, n, op)
-    mol = np.asarray(arrays["molecule"]) if params.exclude_same_molecule else None
+    atoms = {
+        k: to_host(arrays[k])
+        for k in ("atom_type", "atom_name", "molecule")
+        if arrays.get(k) is not None
+    }
+    ia = select(params.a, atoms, ctx, n, op)
+    ib = select(params.b or params.a, atoms, ctx, n, op)
+    mol = atoms["molecule"] if params.exclude_same_molecule else None
     try:
         counts = pair_histogram(
             pos,
@@ -82,6 +95,7 @@ def rdf_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, n
             r_max=r_max,
             nbins=params.bins,
             molecule=mol,
+            backend="gpu" if gpu else None,
         )
     except ValueError as err:
         first = ctx.region["frame"].start
@@ -155,22 +169,25 @@ def msd_atoms(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.
     """FullAxis(frame) kernel: per-atom, per-component MSD of an atom block."""
     from minjiang.plugins.materials.msd import msd_per_atom, unwrap
 
-    x = np.asarray(arrays["positions"], dtype=np.float64)
+    gpu = _gpu(ctx)
+    x = arrays["positions"] if gpu else np.asarray(arrays["positions"], dtype=np.float64)
     wrapped = (ctx.attrs.get("positions") or {}).get("unwrapped") is not True
     if params.unwrap is True or (params.unwrap == "auto" and wrapped):
-        x = unwrap(x, np.asarray(arrays["cell"], dtype=np.float64))
-    return {"msd": msd_per_atom(x)}
+        x = unwrap(x, to_host(arrays["cell"]))
+    # on the GPU the result stays a CuPy array; the runtime copies it back to write it
+    return {"msd": msd_per_atom(x, backend="gpu" if gpu else None)}
 
 
 def msd_species_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
     """Sums over the block's atoms, per species and lag."""
-    m = np.asarray(arrays["msd"], dtype=np.float64).sum(axis=2)  # (lag, atom)
+    xp = array_namespace(arrays["msd"])  # CuPy in a GPU task: sums on the device
+    m = xp.asarray(arrays["msd"], dtype=xp.float64).sum(axis=2)  # (lag, atom)
     lag0 = ctx.region["lag"].start
     lags = np.arange(lag0, lag0 + m.shape[0], dtype=np.int64)
     lag_time = np.asarray(ctx.coords["lag"], dtype=np.float64)
     first_component = ctx.region["xyz"].start == 0
     if "atom_type" in arrays and arrays["atom_type"] is not None:
-        codes = np.asarray(arrays["atom_type"])
+        codes = to_host(arrays["atom_type"])
         labels = _labels(ctx, "atom_type")
     else:
         codes = np.zeros(m.shape[1], dtype=np.int64)
@@ -181,7 +198,7 @@ def msd_species_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dic
         rows["species"] += [labels[int(code)]] * lags.size
         rows["lag"].append(lags)
         rows["lag_time"].append(lag_time)
-        rows["sum"].append(m[:, cols].sum(axis=1))
+        rows["sum"].append(to_host(m[:, xp.asarray(cols)].sum(axis=1)))
         rows["atoms"].append(np.full(lags.size, int(cols.sum()) if first_component else 0))
     return {
         "species": np.array(rows["species"], dtype=object),
@@ -254,9 +271,10 @@ def msd_species_finalize(state: Mapping[str, Any], params: Any) -> dict[str, Any
 
 
 # -- materials.two_point ----------------------------------------------------------------------
-def _indicator(x: np.ndarray, phase: int | None) -> np.ndarray:
+def _indicator(x: Any, phase: int | None) -> Any:
+    xp = array_namespace(x)
     if phase is None:
-        return np.isfinite(x) & (x != 0) if x.dtype.kind == "f" else x != 0
+        return xp.isfinite(x) & (x != 0) if x.dtype.kind == "f" else x != 0
     return x == phase
 
 
@@ -265,7 +283,8 @@ def two_point_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[
     from minjiang.plugins.materials._operators import two_point_spacing
     from minjiang.plugins.materials.twopoint import lag_box, pair_counts
 
-    x = np.asarray(arrays["image"])
+    gpu = _gpu(ctx)
+    x = arrays["image"] if gpu else np.asarray(arrays["image"])
     spacing = two_point_spacing(params, dict(ctx.attrs.get("image") or {}), x.ndim)
     shape = tuple(int(ctx.sizes[d]) for d in ctx.dims)
     lags = lag_box(shape, spacing, params.r_max, params.periodic)
@@ -281,7 +300,7 @@ def two_point_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[
 
     for corner in itertools.product(*starts):
         tile = ind[tuple(slice(c, c + t) for c, t in zip(corner, params.tile, strict=True))]
-        a, b = pair_counts(tile, lags, periodic=params.periodic)
+        a, b = pair_counts(tile, lags, periodic=params.periodic, backend="gpu" if gpu else None)
         num = a if num is None else num + a
         overlap = b if overlap is None else overlap + b
     assert num is not None and overlap is not None

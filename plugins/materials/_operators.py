@@ -169,6 +169,7 @@ RDF = Operator(
     ),
     params=RdfParams,
     memory=_rdf_memory,
+    backends=("cpu", "gpu"),
     description="Radial distribution function g(r) and coordination number n(r), periodic (any cell).",
 )
 
@@ -268,6 +269,7 @@ _MSD_ATOMS = Operator(
     pattern=FullAxis(dims=("frame",), kernel=_K + "msd_atoms"),
     params=MsdParams,
     memory=_msd_atoms_memory,
+    backends=("cpu", "gpu"),
     description="Per-atom MSD over all origins (FFT), over atom blocks with the whole time axis.",
 )
 
@@ -310,6 +312,7 @@ _MSD_SPECIES = Operator(
         finalize=_K + "msd_species_finalize",
     ),
     params=MsdParams,
+    backends=("cpu", "gpu"),
     description="Per-species MSD (mean over atoms, summed over x, y, z) and the diffusion fit.",
 )
 
@@ -336,6 +339,7 @@ MSD = Operator(
     outputs=_species_outputs,
     pattern=Composite(_msd_expand),
     params=MsdParams,
+    backends=("cpu", "gpu"),
     description="MSD over all time origins per species (FFT), self-diffusion coefficient from a fit window.",
 )
 
@@ -422,6 +426,7 @@ _TWO_POINT_COUNTS = Operator(
     ),
     params=_TwoPointCountParams,
     memory=_two_point_memory,
+    backends=("cpu", "gpu"),
     description="Integer pair counts per lag vector within each chunk, and the radial S2.",
 )
 
@@ -439,6 +444,7 @@ TWO_POINT = Operator(
     outputs=_two_point_outputs,
     pattern=Composite(_two_point_expand),
     params=TwoPointParams,
+    backends=("cpu", "gpu"),
     description="Two-point correlation S2(r) of a phase, periodic or zero-padded unbiased, radially averaged.",
 )
 
@@ -585,14 +591,18 @@ class PercolationParams(_Params):
     )
 
 
-def _percolation_check(params: PercolationParams, inputs: dict[str, Any], name: str) -> None:
-    dims = _image_dims("materials.percolation", inputs, name)
+def _percolation_check(
+    params: PercolationParams, inputs: dict[str, Any], name: str, op: str = "materials.percolation"
+) -> None:
+    dims = _image_dims(op, inputs, name)
     if params.axis not in dims:
-        raise ContractError(f"materials.percolation: axis {params.axis!r} is not one of {dims!r}")
+        raise ContractError(
+            f"{op}: axis {params.axis!r} is not one of {dims!r}; pass axis= one of them"
+        )
     valid = (4, 8) if len(dims) == 2 else (6, 18, 26)
     if params.connectivity is not None and params.connectivity not in valid:
         raise ContractError(
-            f"materials.percolation: connectivity {params.connectivity} is not defined in "
+            f"{op}: connectivity {params.connectivity} is not defined in "
             f"{len(dims)}-D; use one of {valid!r}"
         )
 
@@ -702,7 +712,7 @@ def _porosity_stats_outputs(
     params: _PorosityStatsParams, inputs: dict[str, Any]
 ) -> tuple[TableOutput, ...]:
     _image_dims("materials.porosity", inputs, "local_thickness")
-    _percolation_check(params, inputs, "labels")
+    _percolation_check(params, inputs, "labels", "materials.porosity")
     lt, lab = inputs["local_thickness"], inputs["labels"]
     if tuple(lt.shape) != tuple(lab.shape):
         raise ContractError(
@@ -740,7 +750,7 @@ _POROSITY_STATS = Operator(
 def _porosity_outputs(params: PorosityParams, inputs: dict[str, Any]) -> tuple[TableOutput, ...]:
     dims = _image_dims("materials.porosity", inputs)
     isotropic_voxel("materials.porosity", params, dict(inputs["image"].attrs), len(dims))
-    _percolation_check(_percolation_params(params), inputs, "image")
+    _percolation_check(_percolation_params(params), inputs, "image", "materials.porosity")
     return (
         TableOutput("porosity", _POROSITY_COLUMNS),
         TableOutput("pore_sizes", _PSD_COLUMNS),

@@ -21,14 +21,16 @@ def msd_per_atom(positions: Any, *, backend: str | None = None) -> np.ndarray:
 
     Parameters
     ----------
-    positions : numpy.ndarray
+    positions : numpy.ndarray or cupy.ndarray
         (frame, atom, dim) unwrapped positions, frames evenly spaced in time.
-    backend : {"reference", "cpu"}, optional
-        ``"reference"``: the direct O(T²) sum; ``"cpu"`` (default): the FFT algorithm.
+    backend : {"reference", "cpu", "gpu"}, optional
+        ``"reference"``: the direct O(T²) sum; ``"cpu"`` (default for NumPy arrays):
+        the FFT algorithm; ``"gpu"`` (default for CuPy arrays): the FFT algorithm with
+        ``cupy.fft``, the result on the device.
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or cupy.ndarray
         float64 (lag, atom, dim); lag 0 is 0.
 
     Raises
@@ -36,7 +38,22 @@ def msd_per_atom(positions: Any, *, backend: str | None = None) -> np.ndarray:
     ValueError
         For an array that is not 3-D or holds non-finite values.
     """
-    chosen = resolve_backend(backend, positions, kernel="materials.msd")
+    chosen = resolve_backend(backend, positions, kernel="materials.msd", has_gpu=True)
+    if chosen == "gpu":
+        from minjiang.kernels import array_namespace
+
+        xp = array_namespace(positions)
+        if positions.ndim != 3:
+            raise ValueError(f"positions must be (frame, atom, dim), got shape {positions.shape}")
+        if positions.size and not bool(xp.isfinite(positions).all()):
+            raise ValueError(
+                "positions hold NaN or infinite values; the MSD needs finite positions"
+            )
+        from minjiang.plugins.materials.msd._gpu import msd_per_atom as gpu
+
+        if positions.shape[0] == 0:
+            return xp.zeros(positions.shape, dtype=xp.float64)
+        return gpu(positions)
     x = np.asarray(positions)
     if x.ndim != 3:
         raise ValueError(f"positions must be (frame, atom, dim), got shape {x.shape}")
@@ -60,22 +77,25 @@ def unwrap(positions: Any, cells: Any, start: Any = None) -> np.ndarray:
 
     Parameters
     ----------
-    positions : numpy.ndarray
-        (frame, atom, 3) wrapped positions.
+    positions : numpy.ndarray or cupy.ndarray
+        (frame, atom, 3) wrapped positions (the result stays on their device).
     cells : numpy.ndarray
-        (frame, 3, 3) lattice vectors as rows.
+        (frame, 3, 3) lattice vectors as rows (a CuPy array is copied to the host).
     start : numpy.ndarray, optional
         (2, atom, 3): the wrapped and unwrapped positions of the frame before the first
         (when unwrapping continues a previous block); by default frame 0 is kept.
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or cupy.ndarray
         float64 (frame, atom, 3) unwrapped positions.
     """
-    x = np.asarray(positions, dtype=np.float64)
-    h = np.asarray(cells, dtype=np.float64)
-    out = np.empty_like(x)
+    from minjiang.kernels import array_namespace, to_host
+
+    xp = array_namespace(positions)
+    x = xp.asarray(positions, dtype=xp.float64)
+    h = np.asarray(to_host(cells), dtype=np.float64)  # 9 numbers per frame, on the host
+    out = xp.empty_like(x)
     if x.shape[0] == 0:
         return out
     if not np.isfinite(h).all():
@@ -85,12 +105,12 @@ def unwrap(positions: Any, cells: Any, start: Any = None) -> np.ndarray:
         out[0] = x[0]
         first = 1
     else:
-        prev_w, prev_u = np.asarray(start[0], np.float64), np.asarray(start[1], np.float64)
+        prev_w, prev_u = xp.asarray(start[0], xp.float64), xp.asarray(start[1], xp.float64)
         first = 0
     for f in range(first, x.shape[0]):
-        ds = (x[f] - prev_w) @ np.linalg.inv(h[f])
-        ds -= np.floor(ds + 0.5)
-        out[f] = prev_u + ds @ h[f]
+        ds = (x[f] - prev_w) @ xp.asarray(np.linalg.inv(h[f]))
+        ds -= xp.floor(ds + 0.5)
+        out[f] = prev_u + ds @ xp.asarray(h[f])
         prev_w, prev_u = x[f], out[f]
     return out
 

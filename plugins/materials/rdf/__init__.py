@@ -102,10 +102,11 @@ def pair_histogram(
 
     Parameters
     ----------
-    positions : numpy.ndarray
+    positions : numpy.ndarray or cupy.ndarray
         (frame, atom, 3) Cartesian positions (any float dtype; computed in float64).
     cells : numpy.ndarray
-        (frame, 3, 3) lattice vectors as rows, per frame.
+        (frame, 3, 3) lattice vectors as rows, per frame (a CuPy array is copied to
+        the host: 9 numbers per frame).
     index_a, index_b : numpy.ndarray
         Atom indices of the two selections (may be equal or overlap).
     r_min, r_max : float
@@ -114,13 +115,15 @@ def pair_histogram(
         Number of equal-width bins.
     molecule : numpy.ndarray, optional
         One id per atom; pairs within the same id are not counted.
-    backend : {"reference", "cpu"}, optional
-        The implementation (default: the numba kernel for NumPy arrays).
+    backend : {"reference", "cpu", "gpu"}, optional
+        The implementation; default: the numba kernel for NumPy arrays, the
+        ``numba.cuda`` kernel for CuPy positions (``"gpu"``, whose counts equal the
+        numba kernel's exactly).
 
     Returns
     -------
     numpy.ndarray
-        int64 counts, shape (nbins,).
+        int64 counts, shape (nbins,), on the host whatever the backend.
 
     Raises
     ------
@@ -128,15 +131,20 @@ def pair_histogram(
         For mismatched shapes, a missing or degenerate cell, or ``r_max`` beyond half
         the smallest face distance of a frame's cell.
     """
-    chosen = resolve_backend(backend, positions, kernel="materials.rdf")
-    positions = np.asarray(positions)
-    cells = np.asarray(cells, dtype=np.float64)
-    ia = np.asarray(index_a, dtype=np.int64)
-    ib = np.asarray(index_b, dtype=np.int64)
-    mol = None if molecule is None else np.asarray(molecule, dtype=np.int64)
+    from minjiang.kernels import to_host
+
+    chosen = resolve_backend(backend, positions, kernel="materials.rdf", has_gpu=True)
+    if chosen != "gpu":
+        positions = np.asarray(positions)
+    cells = np.asarray(to_host(cells), dtype=np.float64)
+    ia = np.asarray(to_host(index_a), dtype=np.int64)
+    ib = np.asarray(to_host(index_b), dtype=np.int64)
+    mol = None if molecule is None else np.asarray(to_host(molecule), dtype=np.int64)
     _check(positions, cells, ia, ib, mol, float(r_min), float(r_max), nbins)
     if chosen == "reference":
         from minjiang.plugins.materials.rdf._reference import pair_histogram as impl
+    elif chosen == "gpu":
+        from minjiang.plugins.materials.rdf._gpu import pair_histogram as impl
     else:
         from minjiang.plugins.materials.rdf._cpu import pair_histogram as impl
     return impl(positions, cells, ia, ib, mol, float(r_min), float(r_max), int(nbins))

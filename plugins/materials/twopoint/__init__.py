@@ -53,26 +53,37 @@ def pair_counts(
 
     Parameters
     ----------
-    indicator : numpy.ndarray
-        2-D or 3-D boolean (or 0/1) image of the phase.
+    indicator : numpy.ndarray or cupy.ndarray
+        2-D or 3-D boolean (or 0/1) image of the phase (boolean on the GPU).
     lags : tuple of int
         ``L_i`` per axis; the result covers ``-L_i..L_i``.
     periodic : bool
         Wrap around the image edges (default: zero-padded, non-periodic).
-    backend : {"reference", "cpu"}, optional
-        Shifted products (reference) or FFT (default).
+    backend : {"reference", "cpu", "gpu"}, optional
+        Shifted products (reference), FFT (default for NumPy arrays) or FFT with
+        ``cupy.fft`` (default for CuPy arrays).
 
     Returns
     -------
     num, overlap : numpy.ndarray
-        int64 arrays of shape ``(2 L_i + 1, ...)``, lag ``r`` at index ``r + L``.
+        int64 host arrays of shape ``(2 L_i + 1, ...)``, lag ``r`` at index ``r + L``.
 
     Raises
     ------
     ValueError
         For an image that is not 2-D or 3-D, or lags outside the image.
     """
-    chosen = resolve_backend(backend, indicator, kernel="materials.two_point")
+    chosen = resolve_backend(backend, indicator, kernel="materials.two_point", has_gpu=True)
+    if chosen == "gpu":
+        if indicator.ndim not in (2, 3):
+            raise ValueError(f"the image must be 2-D or 3-D, got {indicator.ndim}-D")
+        if len(lags) != indicator.ndim or any(m < 0 for m in lags):
+            raise ValueError(f"lags must give one non-negative value per axis, got {lags!r}")
+        if indicator.dtype != bool:
+            raise ValueError("the GPU path takes a boolean indicator")
+        from minjiang.plugins.materials.twopoint._gpu import pair_counts as gpu
+
+        return gpu(indicator, tuple(int(m) for m in lags), periodic)
     ind = np.asarray(indicator)
     if ind.ndim not in (2, 3):
         raise ValueError(f"the image must be 2-D or 3-D, got {ind.ndim}-D")

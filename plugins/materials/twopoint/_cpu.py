@@ -43,16 +43,21 @@ def pair_counts(
     corr = np.fft.irfftn(f.real**2 + f.imag**2, s=size, axes=axes)
     take = np.ix_(*[np.arange(-m, m + 1) % s for m, s in zip(lags, size, strict=True)])
     num = np.rint(corr[take]).astype(np.int64)
+    return num, overlap_counts(x.shape, lags, periodic)
+
+
+def overlap_counts(shape: tuple[int, ...], lags: tuple[int, ...], periodic: bool) -> np.ndarray:
+    """Pairs inside the image per lag vector: ``prod(n_i - |r_i|)``, or ``N`` (periodic)."""
+    box = tuple(2 * m + 1 for m in lags)
     if periodic:
-        overlap = np.full(num.shape, x.size, dtype=np.int64)
-    else:
-        overlap = np.ones(num.shape, dtype=np.int64)
-        for ax, (m, n) in enumerate(zip(lags, x.shape, strict=True)):
-            w = np.maximum(n - np.abs(np.arange(-m, m + 1)), 0).astype(np.int64)
-            shape = [1] * x.ndim
-            shape[ax] = w.size
-            overlap = overlap * w.reshape(shape)
-    return num, overlap
+        return np.full(box, int(np.prod(shape)), dtype=np.int64)
+    overlap = np.ones(box, dtype=np.int64)
+    for ax, (m, n) in enumerate(zip(lags, shape, strict=True)):
+        w = np.maximum(n - np.abs(np.arange(-m, m + 1)), 0).astype(np.int64)
+        dims = [1] * len(shape)
+        dims[ax] = w.size
+        overlap = overlap * w.reshape(dims)
+    return overlap
 
 
 @numba.njit(cache=True)

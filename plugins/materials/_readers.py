@@ -6,13 +6,14 @@ Both write the same arrays (see :func:`minjiang.plugins.materials._frames.to_dat
 a, b, c, α, β, γ; ``time`` per frame; per atom ``atom_type`` and ``atom_name``
 (int32 codes, the strings in the ``labels`` attribute), ``mass`` and ``molecule``.
 ``positions.attrs["unwrapped"]`` says whether coordinates are unwrapped, and
-``unwrapped_source`` why.
+``unwrapped_source`` why. The atoms are also written as the Parquet table ``atoms``
+(``index``, ``name``, ``type``, ``mass``, ``molecule``: ``Result.table("atoms")``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -26,6 +27,16 @@ if TYPE_CHECKING:
 __all__ = ["StructureParams", "StructureReader", "TrajectoryParams", "TrajectoryReader"]
 
 _BLOCK_BYTES = 32 * 1024 * 1024
+#: atoms per part of the ``atoms`` table
+_ATOMS_PER_PART = 1 << 20
+#: the ``atoms`` table (one row per atom, in the order of the ``atom`` dim)
+ATOM_COLUMNS = {
+    "index": "int64",
+    "name": "string",
+    "type": "string",
+    "mass": "float64",
+    "molecule": "int64",
+}
 
 
 class _Params(BaseModel):
@@ -79,6 +90,16 @@ def _chunks(ds: xr.Dataset, params: Any) -> dict[str, int]:
         "atom": max(int(ds.sizes["atom"]), 1),
         "xyz": 3,
     }
+
+
+def _atom_parts(ds: xr.Dataset) -> Any:
+    """The ``atoms`` table in parts of ``_ATOMS_PER_PART`` rows (the atoms are in memory:
+    the readers keep them from their first pass)."""
+    from minjiang.plugins.materials._frames import atom_table
+
+    table = atom_table(ds)
+    for i, start in enumerate(range(0, max(len(table), 1), _ATOMS_PER_PART)):
+        yield "atoms", f"{i:06d}", table.iloc[start : start + _ATOMS_PER_PART]
 
 
 def _check_unwrap(name: str, ds: xr.Dataset, params: Any) -> None:
@@ -153,6 +174,14 @@ class TrajectoryReader(Reader):
     def chunks(self, ds: xr.Dataset, params: Any) -> Mapping[str, int] | None:
         return _chunks(ds, params or TrajectoryParams())
 
+    def table_columns(self, ds: xr.Dataset, params: Any) -> Mapping[str, Mapping[str, str]]:
+        return {"atoms": ATOM_COLUMNS}
+
+    def tables(
+        self, files: list[Path], params: Any, ds: xr.Dataset
+    ) -> Iterable[tuple[str, str, Any]]:
+        return _atom_parts(ds)
+
 
 class StructureReader(Reader):
     """Crystal structures and multi-frame files through ase (CIF, POSCAR, extended XYZ...)."""
@@ -186,3 +215,11 @@ class StructureReader(Reader):
 
     def chunks(self, ds: xr.Dataset, params: Any) -> Mapping[str, int] | None:
         return _chunks(ds, params or StructureParams())
+
+    def table_columns(self, ds: xr.Dataset, params: Any) -> Mapping[str, Mapping[str, str]]:
+        return {"atoms": ATOM_COLUMNS}
+
+    def tables(
+        self, files: list[Path], params: Any, ds: xr.Dataset
+    ) -> Iterable[tuple[str, str, Any]]:
+        return _atom_parts(ds)

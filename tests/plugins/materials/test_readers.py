@@ -30,12 +30,17 @@ def test_trajectory_frames_cells_times_and_atoms(runtime) -> None:
         )
         np.testing.assert_allclose(ds["box"][ts.frame].values, ts.dimensions, rtol=1e-5)
         assert float(ds["time"][ts.frame]) == pytest.approx(ts.time)
-    table = atom_table(ds)
+    # the atoms as the Parquet table 'atoms', and from the per-atom arrays: the same
+    table = res.table("atoms").to_pandas()
+    assert sorted(res.record.tables) == ["atoms"]
+    assert list(table.columns) == ["index", "name", "type", "mass", "molecule"]
+    np.testing.assert_array_equal(table["index"], np.arange(len(u.atoms)))
     assert list(table["name"]) == list(u.atoms.names)
     assert list(table["type"]) == [str(t) for t in u.atoms.types]
     np.testing.assert_allclose(table["mass"], u.atoms.masses)
     np.testing.assert_array_equal(table["molecule"], u.atoms.fragindices)
     assert ds["molecule"].attrs["source"] == "bonded fragments"
+    assert atom_table(ds).equals(table)
 
 
 def test_unwrap_on_ingest_matches_unwrap_in_msd(runtime) -> None:
@@ -95,6 +100,10 @@ def test_structure_reader_extended_xyz_and_cif(runtime, tmp_path) -> None:
         np.testing.assert_allclose(ds["cell"][i].values, a.cell.array)
     np.testing.assert_allclose(ds["time"].values, np.arange(5) * 0.5)
     assert ds["atom_type"].attrs["labels"] == ["Cl", "Na"]
+    atoms = res.table("atoms").to_pandas()
+    assert list(atoms["type"]) == frames[0].get_chemical_symbols() == list(atoms["name"])
+    np.testing.assert_allclose(atoms["mass"], frames[0].get_masses())
+    np.testing.assert_array_equal(atoms["molecule"], np.arange(64))
     # g(r) of the rock salt: first Na-Cl neighbours at a/2
     out = (
         runtime.run(

@@ -606,6 +606,34 @@ def catalog_search(text: str = typer.Argument(...), store: str | None = StoreOpt
         )
 
 
+@app.command()
+def serve(
+    store: str | None = StoreOpt,
+    host: str = typer.Option(
+        "127.0.0.1",
+        help="Address to listen on; loopback by default. Another (e.g. 0.0.0.0) makes the "
+        "catalog reachable from other machines, with no authentication.",
+    ),
+    port: int = typer.Option(8765, help="Port to listen on."),
+    max_download_mib: int = typer.Option(
+        256, help="The most decoded MiB one table or array-subset download may hold."
+    ),
+) -> None:
+    """Serve a read-only web catalog of the store: browse and search datasets, their
+    schema, quality, quicklooks and lineage, download tables and array subsets, and a
+    JSON API under /api (needs minjiang's web extra: FastAPI, uvicorn, Jinja2)."""
+    try:
+        from minjiang.web import serve as serve_catalog
+    except ImportError as err:
+        from minjiang.core.errors import ParameterError
+
+        raise ParameterError(
+            f"minjiang serve needs the web extra ({err}); install it with "
+            "pip install 'minjiang[web]'"
+        ) from None
+    serve_catalog(store, host=host, port=port, max_download_mib=max_download_mib)
+
+
 def error_line(err: BaseException) -> str:
     """A typed error as the one line the command line prints (markup escaped)."""
     text = " ".join(str(err).split()) or type(err).__name__

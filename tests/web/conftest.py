@@ -1,7 +1,8 @@
 """A real store for the web catalog tests: a small SST cube and region labels ingested
 with ``array.zarr``, smoothed with ``array.gaussian``, summarised per region with
 ``array.label_stats`` (a table), in one pipeline whose report writes a PNG quicklook;
-plus an unrelated dataset so that searches have something to leave out."""
+plus an ocean SST file read by ``ocean.netcdf`` (another domain) and an unrelated
+array, so that searches have something to leave out."""
 
 from __future__ import annotations
 
@@ -98,6 +99,32 @@ def _write(path: Path, name: str, values: np.ndarray, dims: tuple[str, ...], chu
     return path
 
 
+def _ocean_file(path: Path, rng: np.random.Generator) -> Path:
+    """Daily SST of 2022 on a small lat/lon grid off south-west Africa, as NetCDF."""
+    import pandas as pd
+    import xarray as xr
+
+    time = pd.date_range("2022-01-01", periods=5, freq="D")
+    lat = np.arange(-40.0, -35.0, 1.0)
+    lon = np.arange(10.0, 16.0, 1.0)
+    sst = (15 + rng.normal(0, 1, (time.size, lat.size, lon.size))).astype(np.float32)
+    xr.Dataset(
+        {
+            "sst": (
+                ("time", "lat", "lon"),
+                sst,
+                {"units": "degC", "standard_name": "sea_surface_temperature"},
+            )
+        },
+        coords={
+            "time": time,
+            "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        },
+    ).to_netcdf(path, engine="netcdf4")
+    return path
+
+
 @pytest.fixture(scope="package")
 def web_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStore]:
     import pandas as pd
@@ -129,6 +156,9 @@ def web_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStore]:
     out = rt.run_pipeline(PIPELINE, inputs={"cube": str(cube_path), "regions": str(lab_path)})
     ids = {step: res.id for step, res in out.results.items()}
     ids["other"] = rt.ingest("array.zarr", [other], name="webtest/other-depth").id
+    ids["ocean"] = rt.ingest(
+        "ocean.netcdf", [_ocean_file(tmp / "ocean.nc", rng)], name="webtest/ocean-sst"
+    ).id
     assert out.reports, "the pipeline's report wrote no quicklook"
     yield WebStore(
         root=tmp / "store",

@@ -52,7 +52,10 @@ def test_listing_and_search_filters(client, web_store) -> None:
         assert r.status_code == 200, r.text
         return {d["id"] for d in r.json()["datasets"]}
 
-    assert found(variable="sea_surface_temperature") == {ids["sst"], ids["smooth"]}
+    assert found(variable="sea_surface_temperature") == {ids["sst"], ids["smooth"], ids["ocean"]}
+    assert found(variable="sea_surface_temperature", domain="array") == {ids["sst"], ids["smooth"]}
+    assert found(domain="ocean") == {ids["ocean"]}
+    assert found(bbox="12,-38,13,-37") == {ids["ocean"]}
     assert found(operator="array.gaussian") == {ids["smooth"]}
     assert found(text="other-depth") == {ids["other"]}
     # the cube covers lat 10..19, lon 110..121; its products keep the grid
@@ -60,7 +63,8 @@ def test_listing_and_search_filters(client, web_store) -> None:
     assert {ids["sst"], ids["smooth"], ids["mean"]} <= inside and ids["other"] not in inside
     assert found(bbox="-10,-10,0,0") == set()
     assert found(start="2021-03-04", end="2021-03-05") == {ids["sst"], ids["smooth"]}
-    assert found(start="2022-01-01") == set()
+    assert found(start="2022-01-01") == {ids["ocean"]}
+    assert found(start="2023-01-01") == set()
     assert found(ancestor=ids["by_region"]) == {
         ids["sst"],
         ids["zones"],

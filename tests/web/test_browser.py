@@ -197,13 +197,18 @@ def test_catalog_in_a_real_browser(server, browser, artefacts, web_store, tmp_pa
     box.send_keys("sea_surface_temperature")
     find(By.ID, "search-button").click()
     _wait(lambda: "variable=sea_surface_temperature" in driver.current_url, "the search")
-    assert _row_ids(driver) == {ids["sst"], ids["smooth"]}
-    assert find(By.ID, "count").text == "2 datasets"
+    assert _row_ids(driver) == {ids["sst"], ids["smooth"], ids["ocean"]}
+    assert find(By.ID, "count").text == "3 datasets"
     driver.save_screenshot(str(artefacts / "02-search.png"))
+    # across domains: the ocean reader's dataset, then the array operators' results
+    Select(find(By.NAME, "domain")).select_by_value("ocean")
+    find(By.ID, "search-button").click()
+    _wait(lambda: "domain=ocean" in driver.current_url, "the domain search")
+    assert _row_ids(driver) == {ids["ocean"]}
     Select(find(By.NAME, "domain")).select_by_value("array")
     find(By.NAME, "operator").send_keys("array.gaussian")
     find(By.ID, "search-button").click()
-    _wait(lambda: "operator=array.gaussian" in driver.current_url, "the second search")
+    _wait(lambda: "operator=array.gaussian" in driver.current_url, "the operator search")
     assert _row_ids(driver) == {ids["smooth"]}
 
     # lineage links resolve: parent -> child -> grandchild, back to the parent, and a

@@ -28,9 +28,12 @@ def test_index_lists_and_the_form_filters(client, web_store) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert set(ids.values()) <= _row_ids(page.text)
     assert 'href="/static/style.css"' in page.text
+    assert '<option value="ocean">ocean</option>' in page.text  # every domain offered
     narrowed = client.get("/", params={"variable": "sea_surface_temperature", "domain": ""})
-    assert _row_ids(narrowed.text) == {ids["sst"], ids["smooth"]}
-    assert "2 datasets" in narrowed.text
+    assert _row_ids(narrowed.text) == {ids["sst"], ids["smooth"], ids["ocean"]}
+    assert "3 datasets" in narrowed.text
+    narrowed = client.get("/", params={"variable": "sea_surface_temperature", "domain": "ocean"})
+    assert _row_ids(narrowed.text) == {ids["ocean"]}
     assert _row_ids(client.get("/", params={"text": "nothing-matches-this"}).text) == set()
     bad = client.get("/", params={"bbox": "1,2"})
     assert bad.status_code == 400 and "bbox" in bad.text and "west,south,east,north" in bad.text

@@ -48,11 +48,12 @@ def minjiang_register_operators() -> list[Operator]:
 
 @hookimpl
 def minjiang_register_readers() -> list[Reader]:
-    """The forestry readers (``forestry.raster``, ``forestry.zones``)."""
+    """The forestry readers (``forestry.raster``, ``forestry.zones``, ``forestry.lidar``)."""
+    from minjiang.plugins.forestry._lidar import LidarReader
     from minjiang.plugins.forestry._raster import RasterReader
     from minjiang.plugins.forestry._zones import ZonesReader
 
-    return [RasterReader(), ZonesReader()]
+    return [RasterReader(), ZonesReader(), LidarReader()]
 
 
 @hookimpl

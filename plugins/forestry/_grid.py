@@ -100,6 +100,16 @@ class Grid:
     def attrs(self) -> dict[str, Any]:
         return {"crs": self.crs, "transform": [float(v) for v in self.transform]}
 
+    def spatial_ref_attrs(self) -> dict[str, Any]:
+        """Attributes of the scalar ``spatial_ref`` coordinate (CF ``crs_wkt``, GDAL's
+        ``GeoTransform`` in its ``c a b f d e`` order)."""
+        a, b, c, d, e, f = self.transform
+        return {
+            "crs_wkt": self.crs,
+            "spatial_ref": self.crs,
+            "GeoTransform": " ".join(repr(float(v)) for v in (c, a, b, f, d, e)),
+        }
+
 
 def grid_of(info: Any) -> Grid | None:
     """The grid of an array (``ArrayInfo`` or anything with ``attrs`` and ``shape``).

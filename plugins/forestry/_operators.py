@@ -645,6 +645,152 @@ def tree_tops_finalize(state: dict[str, Any], params: TreeTopsParams) -> dict[st
     return {"tops": {k: np.asarray(v)[order] for k, v in state.items()}}
 
 
+# ---------------------------------------------------------------- canopy height
+class CanopyHeightParams(_Params):
+    buffer: int = Field(
+        default=64,
+        ge=2,
+        le=4096,
+        description="Cells of neighbouring points each task triangulates around its block "
+        "(the halo). TIN triangles with an edge longer than buffer/2 cells are left out "
+        "(NaN), so that every task's TIN is the whole TIN over its block.",
+    )
+    exclude_classes: list[int] = Field(
+        default_factory=lambda: [7, 18],
+        max_length=256,
+        description="Classes left out of the DSM and the pit-free layers (ASPRS noise: 7, 18).",
+    )
+    pit_free: bool = Field(
+        default=False, description="Also write 'chm_pitfree' (Khosravipour et al. 2014)."
+    )
+    thresholds: list[float] = Field(
+        default_factory=lambda: [0.0, 2.0, 5.0, 10.0, 15.0],
+        min_length=1,
+        max_length=64,
+        description="Height thresholds of the pit-free layers (z units; must include 0).",
+    )
+    max_edge: float | None = Field(
+        default=None,
+        gt=0,
+        description="Longest triangle edge of the pit-free layers above 0 (CRS units; "
+        "default 3 cells).",
+    )
+
+    @model_validator(mode="after")
+    def _classes(self) -> CanopyHeightParams:
+        if any(not 0 <= c <= 255 for c in self.exclude_classes):
+            raise ValueError("exclude_classes must be LAS classes in [0, 255]")
+        if 0.0 not in self.thresholds or any(t < 0 for t in self.thresholds):
+            raise ValueError("thresholds must be >= 0 and include 0")
+        return self
+
+
+def _canopy_grid(info: Any, where: str) -> Any:
+    g = grid_of(info)
+    if g is None or "cell" not in info.attrs:
+        raise ContractError(
+            f"{where}: input 'grid' carries no LiDAR grid ('transform', 'cell'); give the "
+            "'count' array of a forestry.lidar ingest"
+        )
+    a, b, _, d, e, _ = g.transform
+    if b != 0 or d != 0 or a <= 0 or e >= 0 or abs(a + e) > 1e-9 * a:
+        raise ContractError(
+            f"{where}: input 'grid' is not a north-up grid of square cells ({g.describe()}); "
+            "ingest the points with forestry.lidar"
+        )
+    return g
+
+
+def _canopy_outputs(params: CanopyHeightParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    info = inputs["grid"]
+    _canopy_grid(info, "forestry.canopy_height")
+    g = _grid_attrs(info)
+    z = str(info.attrs.get("vertical_units", "") or "")
+    common = {**g, "units": z, "binning": info.attrs.get("binning", "")}
+    outs = [
+        ArrayOutput(
+            "dsm",
+            dtype="float64",
+            attrs={**common, "long_name": "highest return per cell (NaN: no point)"},
+        ),
+        ArrayOutput(
+            "dtm",
+            dtype="float64",
+            attrs={
+                **common,
+                "long_name": "TIN-linear interpolation of ground points (class 2) at cell "
+                "centres (NaN outside their hull and in triangles longer than buffer/2)",
+                "tin_max_edge": params.buffer * float(info.attrs["cell"]) / 2.0,
+            },
+        ),
+        ArrayOutput("chm", dtype="float64", attrs={**common, "long_name": "max(dsm - dtm, 0)"}),
+    ]
+    if params.pit_free:
+        outs.append(
+            ArrayOutput(
+                "chm_pitfree",
+                dtype="float64",
+                attrs={
+                    **common,
+                    "long_name": "pit-free CHM (Khosravipour et al. 2014): max of TIN layers "
+                    "of first returns above each threshold",
+                    "thresholds": list(params.thresholds),
+                },
+            )
+        )
+    return tuple(outs)
+
+
+def _canopy_halo(params: CanopyHeightParams, inputs: dict[str, Any]) -> dict[str, int]:
+    _canopy_grid(inputs["grid"], "forestry.canopy_height")
+    return {"y": params.buffer, "x": params.buffer}
+
+
+def canopy_height_kernel(
+    arrays: dict[str, Any], params: CanopyHeightParams, ctx: BlockContext
+) -> dict[str, Any]:
+    """Map kernel: the block's DSM, DTM and CHM from its points and those of the buffer."""
+    import numpy as np
+    from minjiang.plugins.forestry.canopy import canopy_height
+
+    a, _, left, _, _, top = (float(v) for v in ctx.attrs["grid"]["transform"])
+    cell = a
+    ys, xs = ctx.region["y"], ctx.region["x"]
+    ny, nx = ctx.sizes["y"], ctx.sizes["x"]
+    b = params.buffer
+    table = arrays["points"]
+    cols = {c: table.column(c).to_numpy() for c in ("x", "y", "z", "classification")}
+    cols["return_number"] = table.column("return_number").to_numpy()
+    # exactly the points of the block and its buffer, whatever tiles the parts cover
+    row = np.floor((top - cols["y"]) / cell)
+    col = np.floor((cols["x"] - left) / cell)
+    keep = (
+        (row >= max(ys.start - b, 0))
+        & (row < min(ys.stop + b, ny))
+        & (col >= max(xs.start - b, 0))
+        & (col < min(xs.stop + b, nx))
+    )
+    out = canopy_height(
+        cols["x"][keep],
+        cols["y"][keep],
+        cols["z"][keep],
+        cols["classification"][keep],
+        cols["return_number"][keep],
+        left=left,
+        top=top,
+        cell=cell,
+        shape=(ys.stop - ys.start, xs.stop - xs.start),
+        origin=(ys.start, xs.start),
+        exclude_classes=tuple(params.exclude_classes),
+        pit_free=params.pit_free,
+        thresholds=tuple(params.thresholds),
+        max_edge=params.max_edge,
+        tin_max_edge=b * cell / 2.0,
+        backend="cpu",
+    )
+    return out
+
+
 OPERATORS: tuple[Operator, ...] = (
     Operator(
         name="forestry.spectral_index",
@@ -704,6 +850,20 @@ OPERATORS: tuple[Operator, ...] = (
         params=TreeTopsParams,
         description="Variable-window local maxima of a canopy height model (window from "
         "height, halo = the largest window) -> point table 'tops'.",
+    ),
+    Operator(
+        name="forestry.canopy_height",
+        version="1",
+        inputs=(
+            Input("grid", dims=("y", "x"), dtypes=("i", "u")),
+            Input("points", kind="table", tiled=True),
+        ),
+        outputs=_canopy_outputs,
+        pattern=Map(canopy_height_kernel, halo=_canopy_halo, boundary="constant"),
+        params=CanopyHeightParams,
+        description="DSM (highest return), DTM (TIN of ground points), CHM = max(DSM - DTM, 0) "
+        "and optionally the pit-free CHM, from a forestry.lidar ingest; each task "
+        "triangulates its block's points plus a buffer.",
     ),
     Operator(
         name="forestry.terrain",

@@ -326,25 +326,7 @@ class RasterReader(Reader):
             coords: dict[str, Any] = {
                 "y": ("y", yc, {"units": linear, "axis": "Y", "long_name": "cell centre y"}),
                 "x": ("x", xc, {"units": linear, "axis": "X", "long_name": "cell centre x"}),
-                "spatial_ref": (
-                    (),
-                    np.int32(0),
-                    {
-                        "crs_wkt": grid.crs,
-                        "spatial_ref": grid.crs,
-                        "GeoTransform": " ".join(
-                            repr(float(v))
-                            for v in (
-                                grid.transform[2],
-                                grid.transform[0],
-                                grid.transform[1],
-                                grid.transform[5],
-                                grid.transform[3],
-                                grid.transform[4],
-                            )
-                        ),
-                    },
-                ),
+                "spatial_ref": ((), np.int32(0), grid.spatial_ref_attrs()),
             }
             if stacked:
                 coords["time"] = ("time", np.array(params.dates, dtype="datetime64[ns]"))

@@ -288,6 +288,21 @@ def create_app(
         ]
         return data
 
+    @app.get(
+        "/api/names/{name:path}",
+        tags=["datasets"],
+        response_class=RedirectResponse,
+        status_code=307,
+        responses={
+            307: {"description": "To /api/datasets/{id}."},
+            404: {"description": "No such name."},
+        },
+    )
+    def api_name(name: str) -> RedirectResponse:
+        """The dataset a name (``ocean/oisst``, with '/') points at: a redirect to its record."""
+        record = resolve(catalog, validate_name(name))
+        return RedirectResponse(f"/api/datasets/{record.id}", status_code=307)
+
     @app.get("/api/datasets/{ref}/lineage", response_model=Lineage, tags=["lineage"])
     def api_lineage(
         ref: str,

@@ -49,6 +49,7 @@ MiB = 1 << 20
 DEFAULT_MAX_DOWNLOAD_BYTES = 256 * MiB
 REPORTS = "reports"
 LINEAGE_DEPTH = 3  # hops drawn each way from a dataset on its page
+LINEAGE_COLUMN = 20  # boxes drawn per column of the graph; the rest are counted
 
 
 class DownloadTooLargeError(ParameterError):
@@ -368,26 +369,36 @@ def lineage_svg(catalog: Catalog, record: Record, href: str = "/datasets/") -> M
     left, descendants on the right (up to three hops each way), every box a link to
     that dataset's page, every edge labelled with the input name."""
     levels, nodes, edges = _levels(catalog, record.id)
-    columns: dict[int, list[str]] = {}
+    ordered: dict[int, list[str]] = {}
     for node, level in sorted(levels.items(), key=lambda kv: (kv[1], _label(nodes[kv[0]]))):
-        columns.setdefault(level, []).append(node)
+        ordered.setdefault(level, []).append(node)
+    columns, more = cap_columns(ordered, LINEAGE_COLUMN)
     lo, hi = min(columns), max(columns)
     box_w, box_h, gap_x, gap_y, pad = 200, 44, 80, 18, 12
-    rows = max(len(c) for c in columns.values())
+    rows = max(len(c) + (1 if more.get(level) else 0) for level, c in columns.items())
     width = (hi - lo + 1) * (box_w + gap_x) - gap_x + 2 * pad
     height = rows * (box_h + gap_y) - gap_y + 2 * pad
     where: dict[str, tuple[float, float]] = {}
+    extra: list[str] = []
     for level, ids in columns.items():
         x = pad + (level - lo) * (box_w + gap_x)
         offset = (height - 2 * pad - (len(ids) * (box_h + gap_y) - gap_y)) / 2
         for i, node in enumerate(ids):
             where[node] = (x, pad + offset + i * (box_h + gap_y))
+        if more.get(level):
+            y = pad + offset + len(ids) * (box_h + gap_y) + 16
+            extra.append(
+                f'<text class="more" x="{x + 8:.0f}" y="{y:.0f}">and {more[level]} more '
+                "(lineage JSON lists them)</text>"
+            )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="lineage of {escape(record.id)}">'
     ]
     for parent, child, input_name in sorted(edges):
+        if parent not in where or child not in where:
+            continue
         x1, y1 = where[parent]
         x2, y2 = where[child]
         ax, ay, bx, by = x1 + box_w, y1 + box_h / 2, x2, y2 + box_h / 2
@@ -408,8 +419,19 @@ def lineage_svg(catalog: Catalog, record: Record, href: str = "/datasets/") -> M
             f'<text class="sub" x="{bx0 + 8:.0f}" y="{by0 + 34:.0f}">'
             f"{escape((rec.operator or rec.kind)[:30])}</text></a>"
         )
+    parts.extend(extra)
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def cap_columns(
+    columns: Mapping[int, Sequence[str]], limit: int
+) -> tuple[dict[int, list[str]], dict[int, int]]:
+    """The first ``limit`` ids of each column of the lineage graph (column 0, the
+    dataset itself, always whole) and how many were left out of each."""
+    kept = {level: list(ids if level == 0 else ids[:limit]) for level, ids in columns.items()}
+    left = {level: len(ids) - len(kept[level]) for level, ids in columns.items()}
+    return kept, {level: n for level, n in left.items() if n}
 
 
 # ------------------------------------------------------------------ downloads

@@ -33,6 +33,8 @@ def test_openapi_describes_the_api(client) -> None:
         "/api/datasets/{ref}/prov",
         "/api/datasets/{ref}/tables/{table}",
         "/api/datasets/{ref}/arrays/{array}/subset",
+        "/api/datasets/{ref}/quicklooks/{pipeline}/{file}",
+        "/api/names/{name}",
     ):
         assert "get" in paths[path], path
     params = {p["name"] for p in paths["/api/datasets"]["get"]["parameters"]}
@@ -104,6 +106,26 @@ def test_one_dataset_record_quality_and_quicklooks(client, web_store) -> None:
     png = client.get(mean["quicklooks"][0])
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_names_with_slashes_redirect_to_their_dataset(client, web_store) -> None:
+    r = client.get("/api/names/webtest/sst-smooth", follow_redirects=False)
+    assert r.status_code == 307
+    assert r.headers["location"] == f"/api/datasets/{web_store.ids['smooth']}"
+    assert client.get("/api/names/webtest/sst-smooth").json()["id"] == web_store.ids["smooth"]
+    r = client.get("/api/names/webtest/none-such")
+    assert r.status_code == 404 and "webtest/none-such" in r.json()["detail"]
+    assert client.get("/api/names/webtest/../etc").status_code in (400, 404)
+
+
+def test_lineage_graph_columns_are_capped() -> None:
+    from minjiang.web._data import cap_columns
+
+    columns = {-1: ["a", "b", "c"], 0: ["root"], 1: [f"c{i}" for i in range(30)]}
+    kept, more = cap_columns(columns, 20)
+    assert kept[-1] == ["a", "b", "c"] and kept[0] == ["root"]
+    assert kept[1] == [f"c{i}" for i in range(20)] and more == {1: 10}
+    assert cap_columns({0: ["r"] * 3}, 1) == ({0: ["r"] * 3}, {})
 
 
 def test_unknown_and_invalid_references(client) -> None:

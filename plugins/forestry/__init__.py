@@ -1,15 +1,20 @@
-"""minjiang.plugins.forestry: remote sensing and terrain for forest monitoring.
+"""minjiang.plugins.forestry: remote sensing, LiDAR and terrain for forest monitoring.
 
-Reader: ``forestry.raster`` (GeoTIFF/COG and multi-date stacks via rasterio, CRS,
-transform, nodata mask and scale/offset carried into the dataset, tile-aligned chunks).
-Reader ``forestry.zones`` burns vector zones onto a raster's grid.
+Readers: ``forestry.raster`` (GeoTIFF/COG and multi-date stacks via rasterio, CRS,
+transform, nodata mask and scale/offset carried into the dataset, tile-aligned chunks);
+``forestry.zones`` burns vector zones onto a raster's grid; ``forestry.lidar`` streams
+LAS/LAZ/COPC points (laspy + lazrs) into a per-cell count grid with an explicit origin
+and floor convention and a points table partitioned by grid tile, CRS and units kept.
 Operators: ``forestry.spectral_index``, ``forestry.dnbr``, ``forestry.terrain``,
-``forestry.zonal_stats``, ``forestry.tree_tops``. Pipeline ``forestry.burn_severity`` with its report
-``forestry.severity_quicklook``. Operators given rasters on different grids refuse them, naming
-both grids (:func:`minjiang.plugins.forestry.resample.resample` puts a raster on
-another grid of its CRS: nearest, bilinear, average). See ``docs/plugins/forestry.md``.
+``forestry.zonal_stats``, ``forestry.tree_tops``, ``forestry.canopy_height`` (DSM, TIN
+DTM, CHM, pit-free CHM, tile by tile with a buffer of neighbouring points). Pipelines
+``forestry.burn_severity`` and ``forestry.canopy_inventory``; reports (PNG)
+``forestry.severity_quicklook``, ``forestry.index_quicklook``, ``forestry.chm_quicklook``.
+Operators given rasters on different grids refuse them, naming both grids
+(:func:`minjiang.plugins.forestry.resample.resample` puts a raster on another grid of
+its CRS: nearest, bilinear, average). See ``docs/plugins/forestry.md``.
 
-This module only declares hook implementations; the reader, the operators and their
+This module only declares hook implementations; the readers, the operators and their
 kernels are imported when a runtime asks for them.
 """
 
@@ -58,15 +63,15 @@ def minjiang_register_readers() -> list[Reader]:
 
 @hookimpl
 def minjiang_register_pipelines() -> list[Pipeline]:
-    """The ``forestry.burn_severity`` pipeline."""
-    from minjiang.plugins.forestry._pipelines import burn_severity
+    """The ``forestry.burn_severity`` and ``forestry.canopy_inventory`` pipelines."""
+    from minjiang.plugins.forestry._pipelines import burn_severity, canopy_inventory
 
-    return [burn_severity()]
+    return [burn_severity(), canopy_inventory()]
 
 
 @hookimpl
 def minjiang_register_reports() -> list[Report]:
-    """The ``forestry.severity_quicklook`` report (dNBR and severity classes, PNG)."""
+    """The forestry quick-look reports (PNG): severity, spectral index, CHM."""
     from minjiang.plugins.forestry._report import reports
 
     return reports()

@@ -8,6 +8,8 @@ operator                     pattern                      what
 ``forestry.terrain``         map, 1-cell halo             Horn slope, aspect, hillshade
 ``forestry.zonal_stats``     composite → aggregate        per-zone statistics → Parquet table
 ``forestry.tree_tops``       aggregate, halo = max window variable-window local maxima → point table
+``forestry.canopy_height``   map, halo = buffer; tiled    DSM, TIN DTM, CHM (pit-free) from LiDAR
+                             table input ``points``       points, buffer of neighbouring tiles
 ============================ ============================ =====================================
 
 The operators with several raster inputs are composites: their expansion checks, at plan time and before anything else, that the

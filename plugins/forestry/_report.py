@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["reports", "severity_quicklook"]
+__all__ = ["chm_quicklook", "index_quicklook", "reports", "severity_quicklook"]
 
 #: colours of the severity classes 0..7 (no data, regrowth high/low, unburned, low,
 #: moderate-low, moderate-high, high), after the USGS/UN-SPIDER legend
@@ -80,8 +80,101 @@ def severity_quicklook(results: Mapping[str, Any], directory: Path) -> list[Path
     return [out]
 
 
+def _extent(da: Any) -> list[float] | None:
+    """imshow extent (left, right, bottom, top) from the array's transform."""
+    t = da.attrs.get("transform")
+    if t is None:
+        return None
+    a, _, c, _, e, f = (float(v) for v in t)
+    ny, nx = da.shape[-2:]
+    return [c, c + a * nx, f + e * ny, f]
+
+
+def _save(fig: Any, directory: Path, name: str) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / name
+    fig.savefig(out, bbox_inches="tight")
+    return out
+
+
+def index_quicklook(results: Mapping[str, Any], directory: Path) -> list[Path]:
+    """Write ``index.png``: every spectral-index map among the results, one panel each.
+
+    A spectral index is an array written by ``forestry.spectral_index`` (it carries the
+    ``formula`` attribute); the colour scale spans its 2nd to 98th percentile. Returns
+    the written file, or nothing when no result holds an index.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    maps = []
+    for step, res in results.items():
+        try:
+            ds = res.to_xarray()
+        except Exception:  # a result without arrays (a table) has nothing to draw
+            continue
+        for name, da in ds.data_vars.items():
+            if "formula" in da.attrs and da.ndim == 2:
+                maps.append((step, str(name), da))
+    if not maps:
+        return []
+    fig = Figure(figsize=(6 * len(maps), 5), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(maps), squeeze=False)[0]
+    for ax, (step, name, da) in zip(axes, maps, strict=True):
+        v = np.asarray(da.values, dtype=np.float64)
+        lo, hi = np.nanpercentile(v, [2, 98]) if np.isfinite(v).any() else (0.0, 1.0)
+        im = ax.imshow(
+            v, cmap="RdYlGn", vmin=lo, vmax=hi, interpolation="nearest", extent=_extent(da)
+        )
+        fig.colorbar(im, ax=ax, shrink=0.8, label=str(da.attrs.get("long_name", name)))
+        ax.set_title(f"{step}: {da.attrs.get('long_name', name)} = {da.attrs['formula']}")
+        ax.tick_params(labelsize=7)
+    return [_save(fig, directory, "index.png")]
+
+
+def chm_quicklook(results: Mapping[str, Any], directory: Path) -> list[Path]:
+    """Write ``chm.png``: the canopy height model (the pit-free one when computed), with
+    the tree tops of a ``tops`` table among the results drawn as points.
+
+    Returns the written file, or nothing when no result holds ``chm``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    chm = _find(results, "chm_pitfree")
+    if chm is None:
+        chm = _find(results, "chm")
+    if chm is None:
+        return []
+    tops = None
+    for res in results.values():
+        try:
+            tops = res.table("tops").to_pandas()
+            break
+        except Exception:  # not a tree-top result
+            continue
+    fig = Figure(figsize=(9, 7), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    v = np.asarray(chm.values, dtype=np.float64)
+    hi = float(np.nanpercentile(v, 99.5)) if np.isfinite(v).any() else 1.0
+    im = ax.imshow(v, cmap="viridis", vmin=0, vmax=hi, interpolation="nearest", extent=_extent(chm))
+    units = str(chm.attrs.get("units", "") or "z units")
+    fig.colorbar(im, ax=ax, shrink=0.8, label=f"canopy height ({units})")
+    title = "pit-free CHM" if chm.name == "chm_pitfree" else "CHM = max(DSM - DTM, 0)"
+    if tops is not None and len(tops):
+        ax.scatter(tops["x"], tops["y"], s=4, c="red", marker="^", linewidths=0)
+        title += f", {len(tops)} tree tops"
+    ax.set_title(title)
+    ax.tick_params(labelsize=7)
+    return [_save(fig, directory, "chm.png")]
+
+
 def reports() -> list[Any]:
-    """The plugin's reports: ``forestry.severity_quicklook``."""
+    """The plugin's reports: ``forestry.severity_quicklook``, ``forestry.index_quicklook``,
+    ``forestry.chm_quicklook``."""
     from minjiang.core import Report
 
     return [
@@ -90,5 +183,15 @@ def reports() -> list[Any]:
             function=severity_quicklook,
             steps=("severity",),
             description="PNG: dNBR and the burn severity classes.",
-        )
+        ),
+        Report(
+            name="forestry.index_quicklook",
+            function=index_quicklook,
+            description="PNG: the spectral-index maps of a run (forestry.spectral_index).",
+        ),
+        Report(
+            name="forestry.chm_quicklook",
+            function=chm_quicklook,
+            description="PNG: the canopy height model with its tree tops.",
+        ),
     ]

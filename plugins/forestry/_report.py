@@ -80,14 +80,14 @@ def severity_quicklook(results: Mapping[str, Any], directory: Path) -> list[Path
     return [out]
 
 
-def _extent(da: Any) -> list[float] | None:
+def _extent(da: Any) -> tuple[float, float, float, float] | None:
     """imshow extent (left, right, bottom, top) from the array's transform."""
     t = da.attrs.get("transform")
     if t is None:
         return None
     a, _, c, _, e, f = (float(v) for v in t)
     ny, nx = da.shape[-2:]
-    return [c, c + a * nx, f + e * ny, f]
+    return (c, c + a * nx, f + e * ny, f)
 
 
 def _save(fig: Any, directory: Path, name: str) -> Path:

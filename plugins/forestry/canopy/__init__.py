@@ -149,7 +149,7 @@ def _unique_lowest(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndar
 
 def _delaunay(x: np.ndarray, y: np.ndarray, ox: float, oy: float) -> Any:
     """Qhull's triangulation of coordinates relative to ``(ox, oy)``; None when degenerate."""
-    from scipy.spatial import Delaunay, QhullError
+    from scipy.spatial import Delaunay, QhullError  # type: ignore[import-untyped]
 
     if x.size < 3:
         return None

@@ -66,8 +66,8 @@ def tin_grid(
     c0: int,
     max_edge: float | None,
 ) -> np.ndarray:
-    from scipy.interpolate import LinearNDInterpolator
-    from scipy.spatial import Delaunay, QhullError
+    from scipy.interpolate import LinearNDInterpolator  # type: ignore[import-untyped]
+    from scipy.spatial import Delaunay, QhullError  # type: ignore[import-untyped]
 
     out = np.full((ny, nx), np.nan)
     xs, ys, zs = _dedup(x, y, z)

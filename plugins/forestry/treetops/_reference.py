@@ -26,7 +26,7 @@ def tops(
     hx: int,
     out: np.ndarray,
 ) -> None:
-    from scipy.ndimage import maximum_filter
+    from scipy.ndimage import maximum_filter  # type: ignore[import-untyped]
 
     H, W = out.shape
     inner = chm[hy : hy + H, hx : hx + W]

@@ -179,3 +179,86 @@ def test_small_tiles_equal_one_tile(rt, las):
         np.testing.assert_array_equal(a[name].values, want[name], err_msg=name)
     assert a["chm"].attrs["crs"] == small_in.to_xarray()["count"].attrs["crs"]
     assert np.isfinite(a["dtm"].values).sum() > 15000
+
+
+# ---------------------------------------------------------------- a synthetic stand
+CONES = [(20.0, 20.0, 18.0), (42.0, 30.0, 24.0), (25.0, 45.0, 12.0)]  # x, y, height (m)
+
+
+def _ground(x, y):
+    return 100.0 + 0.05 * x - 0.02 * y  # a tilted plane: its TIN is exact
+
+
+@pytest.fixture(scope="module")
+def stand(tmp_path_factory):
+    """LAS 1.4 point format 6 in metres (UTM 10N + NAVD88 height, a compound CRS):
+    ground returns on a plane, first returns on three conical crowns."""
+    pyproj = pytest.importorskip("pyproj")
+    rng = np.random.default_rng(7)
+    n = 12_000
+    x, y = rng.uniform(0, 60, n), rng.uniform(0, 60, n)
+    h = np.zeros(n)
+    for cx, cy, ch in CONES:
+        h = np.maximum(h, ch - 2.0 * np.hypot(x - cx, y - cy))
+    crown = h > 0.5
+    ground = ~crown | (rng.random(n) < 0.3)  # some pulses reach the ground below crowns
+    z = _ground(x, y) + np.where(ground, 0.0, h)
+    header = laspy.LasHeader(point_format=6, version="1.4")
+    header.scales, header.offsets = [0.001] * 3, [500_000.0, 4_100_000.0, 0.0]
+    header.add_crs(pyproj.CRS.from_user_input("EPSG:32610+5703"))
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = x + 500_000.0, y + 4_100_000.0, z
+    las.classification = np.where(ground, 2, 5).astype(np.uint8)
+    las.return_number = np.where(ground & crown, 2, 1).astype(np.uint8)
+    las.number_of_returns = np.where(crown, 2, 1).astype(np.uint8)
+    las.intensity = rng.integers(0, 60000, n).astype(np.uint16)
+    path = tmp_path_factory.mktemp("stand") / "stand.laz"
+    las.write(str(path))
+    return path, laspy.read(str(path))
+
+
+def test_metre_file_with_a_vertical_crs(rt, stand):
+    path, las = stand
+    ds = rt.ingest("forestry.lidar", path, params={"cell": 1.0, "tile": 16}).to_xarray()
+    assert ds.attrs["horizontal_units"] == "metre"
+    assert ds.attrs["vertical_units"] == "metre"
+    assert ds.attrs["vertical_units_source"] == "vertical CRS"
+    assert ds.attrs["source_format"] == "LAS 1.4 point format 6 (LAZ)"
+    assert ds.attrs["las_scale"] == [0.001] * 3
+    assert int(ds["count"].sum()) == len(las.points)
+
+
+def test_canopy_height_and_inventory_on_a_known_stand(rt, stand):
+    path, _ = stand
+    lid = rt.ingest("forestry.lidar", path, params={"cell": 1.0, "tile": 16})
+    out = rt.run(
+        "forestry.canopy_height",
+        inputs={"grid": lid, "points": lid},
+        params={"buffer": 8, "pit_free": True},
+    ).to_xarray()
+    assert out["dsm"].chunks[0][0] == 16  # 4 x 4 tasks
+    assert out["chm"].attrs["units"] == "metre"
+    g = lid.to_xarray()
+    xc, yc = np.meshgrid(g["x"].values, g["y"].values)
+    dtm = out["dtm"].values
+    inside = np.isfinite(dtm)
+    assert inside.mean() > 0.9
+    # exact up to the file's 1 mm quantisation of x, y and z
+    np.testing.assert_allclose(dtm[inside], _ground(xc - 5e5, yc - 4.1e6)[inside], atol=1e-3)
+    # the tallest returns per cell over the plane: the crowns (up to their apex)
+    chm = out["chm"].values
+    for cx, cy, ch in CONES:
+        r, c = int(np.floor(60 - cy)), int(np.floor(cx))  # the apex's cell
+        assert ch - 2.5 < np.nanmax(chm[r - 1 : r + 2, c - 1 : c + 2]) <= ch + 1e-9
+    assert np.nanmin(chm) == 0
+    pf = out["chm_pitfree"].values
+    assert np.isfinite(pf).sum() >= np.isfinite(chm).sum()
+    # the named pipeline, windows in metres: one top per crown, near its apex
+    inv = rt.run_pipeline("forestry.canopy_inventory", inputs={"points": str(path)})
+    tops = inv.results["tops"].table("tops").to_pandas()
+    tall = tops[tops["height"] > 8]
+    assert len(tall) == len(CONES)
+    for cx, cy, _ in CONES:
+        d = np.hypot(tall["x"] - 5e5 - cx, tall["y"] - 4.1e6 - cy)
+        assert d.min() < 1.5
+    assert [p.name for p in inv.reports] == ["chm.png"]

@@ -340,9 +340,18 @@ def read_region(
 
 
 def _find_bad_chunk(arr: Any, sel: tuple[slice, ...], chunks: tuple[int, ...]) -> str | None:
+    """The first chunk of ``sel``, in key order, that fails to decode. A read decodes
+    chunks concurrently, so the error it raised may come from any of them; probing in
+    order names one deterministically, and a missing (or guarded) chunk met first
+    raises its own error rather than being named as damaged."""
     for idx in _chunk_indices(sel, chunks):
         try:
             arr.get_block_selection(idx)
+        except IntegrityError:
+            from minjiang.storage._guard import settle
+
+            settle()
+            raise
         except Exception:
             return str(arr.metadata.encode_chunk_key(idx))
     return None

@@ -295,6 +295,14 @@ def test_checksums_detect_flipped_byte_and_truncation(
     # the deleted chunk is an error, never fill values
     with pytest.raises(MissingChunkError, match=r"chunk 'c/0/0/0' of array 'v' in dataset 'dmg'"):
         read_array(store, v)
+    # a whole read decodes chunks concurrently and may first meet a damaged chunk's
+    # CRC error; naming the culprit probes in key order, where the missing chunk comes
+    # first and is reported as missing, never as damaged
+    from minjiang.storage._reader import _find_bad_chunk, _open_for_read
+
+    whole = tuple(slice(0, n) for n in v.shape)
+    with pytest.raises(MissingChunkError, match="c/0/0/0"):
+        _find_bad_chunk(_open_for_read(store, v), whole, tuple(v.chunks))
     # untouched chunks still read
     np.testing.assert_array_equal(
         read_region(store, v, (slice(2, 4), slice(3, 6), slice(0, 5))), values[2:4, 3:6]

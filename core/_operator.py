@@ -30,6 +30,12 @@ aggregate) and returns one state of the same form; it must be associative, so an
 grouping of the list gives the same result. ``finalize`` derives the outputs once,
 from the combined state.
 
+Callables an operator gives for its outputs, halo, pattern dims, state or composite
+expansion receive ``(params, inputs)`` with each array input as a :class:`PlanInput`:
+the input array's metadata (``name``, ``dims``, ``shape``, ``dtype``, ``chunks``,
+``attrs``) and, through :meth:`PlanInput.coord`, the decoded values of its dataset's
+coordinates (a time axis to group by, a grid to regrid from), read once per plan.
+
 A :class:`Reduce` declares its partial state with a :class:`State`: one
 :class:`StateArray` per key the partial returns, with its dtype and the trailing dims
 it has beyond the output block. Each state array is shaped like the output block (the
@@ -66,6 +72,7 @@ __all__ = [
     "Map",
     "NoParams",
     "Operator",
+    "PlanInput",
     "Reduce",
     "State",
     "StateArray",
@@ -80,6 +87,61 @@ Boundary = Literal["reflect", "mirror", "nearest", "wrap", "constant"]
 KernelRef = Callable[..., Any] | str
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
+class PlanInput:
+    """An array input as operator callables see it at plan time.
+
+    Attributes of the input array's :class:`~minjiang.storage.ArrayInfo` (``name``,
+    ``dims``, ``shape``, ``dtype``, ``chunks``, ``attrs``, ``dataset_id``) read
+    through; :meth:`coord` gives the decoded values of a coordinate of the input's
+    dataset. Nothing is read until a coordinate is asked for.
+    """
+
+    __slots__ = ("_coords", "_info", "_read")
+
+    def __init__(
+        self,
+        info: ArrayInfo,
+        coords: Mapping[str, ArrayInfo],
+        read: Callable[[ArrayInfo], Any],
+    ) -> None:
+        self._info = info
+        self._coords = dict(coords)
+        self._read = read
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._info, name)
+
+    def __repr__(self) -> str:
+        return f"PlanInput({self._info!r})"
+
+    @property
+    def info(self) -> ArrayInfo:
+        """The input array's metadata."""
+        return self._info
+
+    @property
+    def coord_names(self) -> tuple[str, ...]:
+        """The coordinates of the input's dataset."""
+        return tuple(sorted(self._coords))
+
+    def coord(self, name: str) -> np.ndarray:
+        """The decoded values of coordinate ``name`` (times as ``datetime64`` or cftime).
+
+        Raises
+        ------
+        ContractError
+            If the input's dataset has no such coordinate (the message lists those it has).
+        """
+        if name not in self._coords:
+            raise ContractError(
+                f"input {self._info.name!r} (dataset {self._info.dataset_id}) has no "
+                f"coordinate {name!r}; it has {sorted(self._coords)!r}"
+            )
+        import numpy as np
+
+        return np.asarray(self._read(self._coords[name]))
 
 
 class NoParams(BaseModel):

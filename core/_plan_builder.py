@@ -66,6 +66,7 @@ class PlanBuilder:
             workers=workers,
             coord_values=self.rt.coord_values,
             gpu_read=self.rt.gpu_read,
+            dataset_info=self._dataset,
         )
         for step in self.pipe.steps:
             if step.reader is not None:
@@ -279,11 +280,20 @@ class PlanBuilder:
 
         expand = EXPANDERS.get(type(op.pattern))
         if expand is not None:
-            did = expand(self._plan_operator, step, op, model, bound)
+            did = expand(self._plan_operator, step, op, model, bound, self.planner.plan_inputs)
             self.outputs[step.id] = did
             return did
+        from minjiang.core._grids import check_same_grid
         from minjiang.storage import content_id
 
+        check_same_grid(
+            step.id,
+            op,
+            bound,
+            self._dataset,
+            self.rt.coord_values,
+            aligners=(n for n in self.rt.registry.operators if n.rsplit(".", 1)[-1] in _ALIGNERS),
+        )
         primary = self.planner.primary(op, bound)
         src = self._dataset(primary.dataset_id)
         identity: dict[str, Any] = {
@@ -353,6 +363,10 @@ class PlanBuilder:
         self.outputs[step.id] = did
         self.steps.append(plan)
         return did
+
+
+#: operator names (after the namespace) that bring data onto another grid or calendar
+_ALIGNERS = ("resample", "regrid", "resample_time")
 
 
 def _default_chunks(ds: xr.Dataset) -> dict[str, int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from minjiang.core._blocks import BlockChoice, choose_block, iter_blocks
@@ -25,6 +25,7 @@ from minjiang.core._executors import TASK_ZARR_CONCURRENCY
 from minjiang.core._operator import (
     ArrayOutput,
     Operator,
+    PlanInput,
     TableOutput,
     TaskSize,
 )
@@ -302,11 +303,13 @@ class StepPlanner:
         coord_values: Any,
         cpus_per_task: float = 1.0,
         gpu_read: str = "pinned",
+        dataset_info: Callable[[str], Any] | None = None,
     ) -> None:
         self.store_url = store_url
         self.budget = budget
         self.workers = workers
         self.coord_values = coord_values  # (ArrayInfo) -> decoded values
+        self.dataset_info = dataset_info  # (dataset id) -> DatasetInfo (its coords)
         self.cpus_per_task = cpus_per_task
         self.gpu_read = gpu_read  # how GPU tasks read (core/_devices.py)
 
@@ -356,6 +359,16 @@ class StepPlanner:
                         f"{dim}={sizes[dim]}; the inputs must share the grid"
                     )
 
+    def plan_inputs(self, inputs: Mapping[str, BoundInput]) -> dict[str, PlanInput]:
+        """The array inputs as the operator's callables see them (:class:`PlanInput`)."""
+        out = {}
+        for k, b in inputs.items():
+            if b.array is None:
+                continue
+            coords = self.dataset_info(b.dataset_id).coords if self.dataset_info else {}
+            out[k] = PlanInput(b.array, coords, self.coord_values)
+        return out
+
     @staticmethod
     def primary(op: Operator, inputs: Mapping[str, BoundInput]) -> ArrayInfo:
         bound = inputs.get(op.primary.name)
@@ -390,7 +403,7 @@ class StepPlanner:
         primary input another size only when each task holds that dim whole
         (``resizable``: a full-axis pattern's dims)."""
         primary = self.primary(op, inputs)
-        infos = {k: v.array for k, v in inputs.items() if v.array is not None}
+        infos = self.plan_inputs(inputs)
         psizes = dict(zip(primary.dims, primary.shape, strict=True))
         pchunks = dict(zip(primary.dims, primary.chunks, strict=True))
         pchunks.update(chunks or {})
@@ -448,7 +461,7 @@ class StepPlanner:
         source_coords: Mapping[str, ArrayInfo],
     ) -> list[CoordSpec]:
         used_dims = {d for a in arrays.values() for d in a.dims}
-        infos = {k: v.array for k, v in inputs.items() if v.array is not None}
+        infos = self.plan_inputs(inputs)
         coords: list[CoordSpec] = []
         new_dim_coords: dict[str, Any] = {}
         for out in op.resolve_outputs(params, infos):
@@ -756,7 +769,7 @@ class StepPlanner:
 
     def pattern_dims(self, r: Request, spec: Any, what: str) -> tuple[str, ...]:
         """The dims a Reduce or FullAxis names (static or from params), checked."""
-        dims = tuple(spec(r.params, r.infos) if callable(spec) else spec)
+        dims = tuple(spec(r.params, self.plan_inputs(r.inputs)) if callable(spec) else spec)
         if not dims or any(d not in r.dims for d in dims):
             raise ContractError(
                 f"{r.op.name}: {what} {list(dims)!r}, but input {r.op.primary.name!r} has dims {r.dims!r}"
@@ -899,10 +912,6 @@ class Request:
     @property
     def itemsize(self) -> int:
         return int(_np().dtype(self.primary.dtype).itemsize)
-
-    @property
-    def infos(self) -> dict[str, ArrayInfo]:
-        return {k: v.array for k, v in self.inputs.items() if v.array is not None}
 
     @property
     def attrs(self) -> dict[str, dict[str, Any]]:

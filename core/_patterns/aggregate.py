@@ -78,7 +78,7 @@ def plan_aggregate(planner: StepPlanner, r: Request, pattern: Aggregate) -> Step
     from minjiang.core._patterns.map import halo_of
     from minjiang.core._planner import Stage
 
-    halo = halo_of(pattern.halo, r.params, r.infos)
+    halo = halo_of(pattern.halo, r.params, planner.plan_inputs(r.inputs))
     arrays, tables = planner.output_arrays(r.op, r.params, r.inputs)
     if arrays:
         raise ContractError(

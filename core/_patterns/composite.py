@@ -31,12 +31,12 @@ def expand_composite(
     op: Operator,
     model: Any,
     bound: Mapping[str, BoundInput],
+    plan_inputs: Callable[[Mapping[str, BoundInput]], Mapping[str, Any]],
 ) -> str:
     """Plan each sub-step of ``op`` through ``plan_step``; the last one's dataset id."""
     pattern = op.pattern
     assert isinstance(pattern, Composite)
-    infos = {k: b.array for k, b in bound.items() if b.array is not None}
-    subs = pattern.expand(model, infos)
+    subs = pattern.expand(model, plan_inputs(bound))
     if not subs:
         raise ContractError(f"{op.name}: composite expanded to no sub-steps")
     local: dict[str, str] = {}

@@ -62,7 +62,7 @@ def halo_of(spec: Any, params: Any, inputs: Any) -> dict[str, int]:
 
 
 def plan_map(planner: StepPlanner, r: Request, pattern: Map) -> StepPlan:
-    halo = halo_of(pattern.halo, r.params, r.infos)
+    halo = halo_of(pattern.halo, r.params, planner.plan_inputs(r.inputs))
     boundary = pattern.boundary(r.params) if callable(pattern.boundary) else pattern.boundary
     arrays, tables = planner.output_arrays(r.op, r.params, r.inputs)
     # A wrapped halo comes from the far end of the array: a task must then span

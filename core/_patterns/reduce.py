@@ -180,7 +180,7 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
 
     rdims = planner.pattern_dims(r, pattern.dims, "cannot reduce over")
     arrays, tables = planner.output_arrays(r.op, r.params, r.inputs, drop=rdims)
-    state = pattern.resolve_state(r.params, r.infos)
+    state = pattern.resolve_state(r.params, planner.plan_inputs(r.inputs))
     span = tuple(d in rdims for d in r.dims)
 
     # A partial state is the declared arrays, each shaped like the output block.

@@ -170,7 +170,7 @@ def resample_kernel(arrays: dict[str, Any], params: _Target, ctx: BlockContext) 
         np.asarray(to_host(arrays["raster"])),
         src_t,
         params.transform,
-        tuple(params.shape),
+        (int(params.shape[0]), int(params.shape[1])),
         params.method,
         backend="cpu",
     )

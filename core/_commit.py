@@ -9,6 +9,7 @@ is never rewritten, so the recompute is staged apart and only compared with its 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import platform
 import socket
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from minjiang.core._events import TaskResult
     from minjiang.core._plan import IngestPlan
     from minjiang.core._planner import StepPlan
-    from minjiang.storage import Record, Staging
+    from minjiang.storage import DatasetInfo, Record, Staging
 
 __all__ = [
     "OutputChangedError",
@@ -120,6 +121,30 @@ def ingested_record(step: IngestPlan, summary: Any, started: str, seconds: float
     )
 
 
+def _summaries(
+    staging: Staging, info: DatasetInfo, results: Sequence[TaskResult]
+) -> dict[str, dict[str, Any]]:
+    """Each array's data summary, folded from its tasks' block summaries, and each
+    coordinate's, from its values (decoded: times as dates)."""
+    from minjiang.storage import (
+        finish_summary,
+        merge_summaries,
+        read_coord_values,
+        values_summary,
+    )
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, arr in info.arrays.items():
+        merged = merge_summaries(r.summaries[name] for r in results if name in r.summaries)
+        # every cell accounted for once (a task resumed from an older manifest may
+        # carry no summary: then none is recorded rather than a partial one)
+        if merged["cells"] == math.prod(arr.shape):
+            out[name] = finish_summary(merged)
+    for name, coord in info.coords.items():
+        out[name] = values_summary(read_coord_values(staging.store, coord))
+    return out
+
+
 def staged_digests(
     staging: Staging,
     results: Sequence[TaskResult],
@@ -149,10 +174,17 @@ def computed_record(
     gpu_read: str,
 ) -> Record:
     """The record of a computed dataset whose arrays are consolidated in ``staging``."""
-    from minjiang.storage import Record, dataset_prefix, dataset_schema, open_dataset_info
+    from minjiang.storage import (
+        Record,
+        dataset_prefix,
+        dataset_schema,
+        open_dataset_info,
+        with_summaries,
+    )
 
     checksums, tables = staged_digests(staging, results, coord_sums)
     info = open_dataset_info(staging.store, step.dataset_id)
+    schema = with_summaries(dataset_schema(info), _summaries(staging, info, results))
     op = step.operator
     fresh = [r for r in results if not r.skipped]
     return Record(
@@ -162,7 +194,7 @@ def computed_record(
         domain=op.domain,
         hidden=step.hidden,
         prefix=dataset_prefix(step.dataset_id),
-        schema=dataset_schema(info),
+        schema=schema,
         producer={
             "operator": op.name,
             "version": op.version,

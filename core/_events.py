@@ -28,7 +28,9 @@ class TaskResult:
     ``tables`` maps table name -> part key -> digest (digests name their algorithm,
     e.g. ``xxh3-128:``). Timings are seconds. ``device``
     describes the GPU a ``gpu`` task ran on (model, compute capability, CuPy and CUDA
-    versions); it is empty on the CPU.
+    versions); it is empty on the CPU. ``summaries`` maps each final array the task
+    wrote to the mergeable data-quality summary of its blocks
+    (:func:`minjiang.storage.merge_summaries`).
     """
 
     key: str
@@ -47,6 +49,7 @@ class TaskResult:
     fingerprint: str = ""
     skipped: bool = False
     device: dict[str, str] = dataclasses.field(default_factory=dict)
+    summaries: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

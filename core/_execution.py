@@ -192,6 +192,16 @@ class Run:
         return Result(step.dataset_id, record, self.rt, reused=False)
 
     def _publish(self, record: Record, name: str | None, step: str) -> Result:
+        # the plugin (and its package and version) that produced the dataset
+        kind = "operator" if "operator" in record.producer else "reader"
+        origin = self.rt.registry.provenance(kind, str(record.producer.get(kind, "")))
+        if origin:
+            software = dict(record.software)
+            if "package" in origin:
+                software[origin["package"]] = origin["version"]
+            record = record.model_copy(
+                update={"producer": {**record.producer, "plugin": origin}, "software": software}
+            )
         extra: dict[str, Any] = {}
         for plugin, fields in self.rt.registry.emit("minjiang_catalog_metadata", record=record):
             if fields:

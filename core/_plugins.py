@@ -342,6 +342,20 @@ class Registry:
             "(`minjiang plugins` lists them with their plugins)"
         )
 
+    def provenance(self, kind: str, name: str) -> dict[str, str]:
+        """Which plugin registered the operator or reader ``name``: its registered
+        name, module, and the installed distribution and version that provide the
+        module (empty when ``name`` is not registered)."""
+        table = self.operators if kind == "operator" else self.readers
+        if name not in table:
+            return {}
+        plugin = table[name][0]
+        obj = self.pm.get_plugin(plugin)
+        module = str(getattr(obj, "__name__", None) or type(obj).__module__)
+        out = {"name": plugin, "module": module}
+        out.update(_distribution(module))
+        return out
+
     def operator(self, name: str) -> Operator:
         return self._lookup(self.operators, name, "operator")
 
@@ -404,3 +418,16 @@ class Registry:
     def emit(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call ``hook`` for its side effects (events, configuration, metadata)."""
         return self.call(hook, **kwargs)
+
+
+def _distribution(module: str) -> dict[str, str]:
+    """The installed distribution providing ``module`` and its version, if any."""
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    top = module.split(".", 1)[0]
+    for dist in sorted(packages_distributions().get(top, [])):
+        try:
+            return {"package": dist, "version": version(dist)}
+        except PackageNotFoundError:
+            continue
+    return {}

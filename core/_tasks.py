@@ -170,6 +170,7 @@ class TaskIO:
         self.bytes_written = 0
         self.checksums: dict[str, dict[str, str]] = {}
         self.tables: dict[str, dict[str, str]] = {}
+        self.summaries: dict[str, dict[str, Any]] = {}
 
     def read_inputs(self, spec: TaskSpec) -> dict[str, Any]:
         """The task's inputs, padded with their boundary halos; on the device for GPU
@@ -218,6 +219,12 @@ class TaskIO:
         writer = self.staging.scratch if scratch else self.staging.writer
         sums = writer.write_region(name, region, data)
         self.bytes_written += data.nbytes
+        if not scratch:  # what the dataset holds, block by block (catalog summary)
+            from minjiang.storage import block_summary, merge_summaries
+
+            prev = self.summaries.get(name)
+            part = block_summary(data)
+            self.summaries[name] = merge_summaries([prev, part]) if prev else part
         self.checksums.setdefault(self.checksum_path(name, scratch=scratch), {}).update(sums)
         return sums
 
@@ -298,6 +305,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         pid=os.getpid(),
         fingerprint=task_fingerprint(spec),
         device=_device(spec),
+        summaries=io.summaries,
     )
     io.staging.write_manifest(spec.key, res.to_json())
     return res

@@ -560,10 +560,18 @@ def catalog_ls(
 def catalog_show(
     ref: str = typer.Argument(..., help="Dataset name or id."), store: str | None = StoreOpt
 ) -> None:
-    """Print a dataset's catalog record (schema, producer, inputs, timings)."""
+    """Print a dataset's catalog record (data quality, schema, producer, inputs, timings)."""
     rt = _runtime(store)
     record = rt.catalog.get(ref)
     data = record.model_dump(mode="json", by_alias=True)
+    # the data-quality summary of each array and coordinate, recorded at commit, first
+    quality = {
+        name: entry["summary"]
+        for section in ("arrays", "coords")
+        for name, entry in (data["schema"].get(section) or {}).items()
+        if "summary" in entry
+    }
+    data = {"id": data["id"], "quality": quality, **data}
     data["checksums"] = {k: f"{len(v)} chunks" for k, v in data["checksums"].items()}
     console.print_json(json.dumps(data))
 
@@ -597,13 +605,68 @@ def catalog_lineage(
 
 
 @catalog_app.command("search")
-def catalog_search(text: str = typer.Argument(...), store: str | None = StoreOpt) -> None:
-    """Search names, operators and domains."""
+def catalog_search(
+    text: str = typer.Argument("", help="Substring of a name, operator, domain, id or variable."),
+    domain: str | None = typer.Option(None, help="Exact domain (ocean, forestry, ...)."),
+    variable: str | None = typer.Option(
+        None, help="An array name or CF standard_name (e.g. sea_surface_temperature)."
+    ),
+    bbox: str | None = typer.Option(
+        None, help="west,south,east,north in degrees: datasets whose extent intersects it."
+    ),
+    start: str | None = typer.Option(None, help="ISO date: time ranges ending on or after it."),
+    end: str | None = typer.Option(None, help="ISO date: time ranges starting on or before it."),
+    operator: str | None = typer.Option(None, help="Producing operator or reader."),
+    producer: str | None = typer.Option(
+        None, help="Producing plugin: registered name, module or package."
+    ),
+    ancestor_of: str | None = typer.Option(
+        None, "--ancestor-of", help="Only what this dataset was computed from."
+    ),
+    descendant_of: str | None = typer.Option(
+        None, "--descendant-of", help="Only what was derived from this dataset."
+    ),
+    all_: bool = typer.Option(False, "--all", help="Include hidden intermediates."),
+    store: str | None = StoreOpt,
+) -> None:
+    """Search the catalog across domains (answered from the index kept at commit)."""
+    box = None
+    if bbox is not None:
+        try:
+            box = tuple(float(v) for v in bbox.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4:
+            raise typer.BadParameter(
+                f"--bbox {bbox!r} must be four numbers west,south,east,north", param_hint="--bbox"
+            )
     rt = _runtime(store)
-    for r in rt.catalog.search(text):
-        console.print(
-            f"{r.id}  {', '.join(r.names)}  {r.producer.get('operator') or r.producer.get('reader')}"
+    try:
+        found = rt.catalog.search(
+            text,
+            domain=domain,
+            variable=variable,
+            bbox=box,  # type: ignore[arg-type]
+            start=start,
+            end=end,
+            operator=operator,
+            producer=producer,
+            ancestor_of=ancestor_of,
+            descendant_of=descendant_of,
+            include_hidden=all_,
         )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    table = Table(title=f"catalog search: {len(found)} found")
+    for col in ("id", "names", "domain", "produced by", "variables", "created"):
+        table.add_column(col)
+    for r in found:
+        producer_name = r.producer.get("operator") or r.producer.get("reader") or ""
+        variables = ", ".join(sorted(r.schema_.get("arrays") or {})[:6])
+        table.add_row(
+            r.id, ", ".join(r.names), r.domain, producer_name, escape(variables), r.created
+        )
+    console.print(table)
 
 
 @app.command()

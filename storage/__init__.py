@@ -47,6 +47,13 @@ if TYPE_CHECKING:
         read_region,
         read_table,
     )
+    from minjiang.storage._summary import (
+        block_summary,
+        finish_summary,
+        merge_summaries,
+        values_summary,
+        with_summaries,
+    )
     from minjiang.storage._verify import ensure_verified, verify_dataset, verify_keys
     from minjiang.storage._writer import DatasetWriter
     from minjiang.storage._xarray import write_xarray
@@ -68,13 +75,16 @@ __all__ = [
     "array_codecs",
     "array_key",
     "arrays_group_key",
+    "block_summary",
     "canonical_json",
     "content_id",
     "dataset_prefix",
     "dataset_schema",
     "default_chunks",
     "ensure_verified",
+    "finish_summary",
     "hash_files",
+    "merge_summaries",
     "open_dataset_info",
     "open_store",
     "open_xarray",
@@ -89,12 +99,19 @@ __all__ = [
     "validate_key",
     "validate_name",
     "validate_segment",
+    "values_summary",
     "verify_dataset",
     "verify_keys",
+    "with_summaries",
     "write_xarray",
 ]
 
 _LAZY = {
+    "block_summary": "minjiang.storage._summary",
+    "finish_summary": "minjiang.storage._summary",
+    "merge_summaries": "minjiang.storage._summary",
+    "values_summary": "minjiang.storage._summary",
+    "with_summaries": "minjiang.storage._summary",
     "Catalog": "minjiang.storage._catalog",
     "LineageGraph": "minjiang.storage._catalog",
     "Record": "minjiang.storage._catalog",

@@ -28,6 +28,7 @@ from minjiang.errors import (
     StoreError,
 )
 from minjiang.storage._digest import RECORD_ALGORITHM, digest_bytes, digest_matches
+from minjiang.storage._index import CatalogQuery, entries, index_entry, index_key
 from minjiang.storage._info import ARRAYS, dataset_prefix
 from minjiang.storage._names import canonical_json, validate_name, validate_segment
 from minjiang.storage._store import Store, open_store
@@ -298,6 +299,19 @@ class LineageGraph:
         return sorted({c for p, c, _ in self.edges if p == dataset_id})
 
 
+def _reachable(start: str, graph: dict[str, list[str]]) -> set[str]:
+    """Ids reachable from ``start`` along ``graph`` (``start`` itself left out)."""
+    seen: set[str] = set()
+    todo = deque(graph.get(start, []))
+    while todo:
+        node = todo.popleft()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, []))
+    seen.discard(start)
+    return seen
+
+
 def _newest_first(records: Iterable[Record]) -> list[Record]:
     return sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
 
@@ -388,6 +402,9 @@ class Catalog:
         created = self.store.create_bytes(self._record_key(record.id), record.to_json())
         if created:
             _cache(self.store, record)
+            # the search index entry (a search builds it from the record if this
+            # process dies before writing it)
+            self.store.write_bytes(index_key(record.id), canonical_json(index_entry(record)))
         for name in record.names:
             self.set_name(name, record.id)
         return created
@@ -555,20 +572,87 @@ class Catalog:
             out.append(r)
         return _newest_first(out)
 
-    def search(self, text: str, *, include_hidden: bool = False) -> builtins.list[Record]:
-        """Records whose names, operator, domain or id contain ``text`` (case-insensitive), newest first."""
-        needle = text.lower().strip()
+    def search(
+        self,
+        text: str = "",
+        *,
+        domain: str | None = None,
+        variable: str | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        operator: str | None = None,
+        producer: str | None = None,
+        ancestor_of: str | None = None,
+        descendant_of: str | None = None,
+        include_hidden: bool = False,
+    ) -> builtins.list[Record]:
+        """Records matching every given filter, newest first, answered from the
+        search index kept at commit time (``storage/_index.py``), not from the data.
+
+        Parameters
+        ----------
+        text : str, optional
+            Case-insensitive substring of a name, the operator or reader, the domain,
+            the id, or a variable's name, CF standard name or long name.
+        domain : str, optional
+            Exact domain (``"ocean"``, ``"forestry"``...).
+        variable : str, optional
+            An array name or CF ``standard_name`` (case-insensitive, exact).
+        bbox : (west, south, east, north), optional
+            Degrees; datasets whose extent intersects it (those with no extent are
+            left out).
+        start, end : str, optional
+            ISO dates; datasets whose time range overlaps ``[start, end]``.
+        operator : str, optional
+            Producing operator or reader name.
+        producer : str, optional
+            The plugin that produced it: its registered name, module or package.
+        ancestor_of, descendant_of : str, optional
+            A dataset (id or name): only its ancestors (what it was computed from,
+            transitively) or its descendants.
+        include_hidden : bool, optional
+            Include hidden intermediates.
+
+        Raises
+        ------
+        ValueError
+            If ``bbox``, ``start`` or ``end`` is malformed.
+        DatasetNotFoundError
+            If ``ancestor_of``/``descendant_of`` names no dataset.
+        """
+        query = CatalogQuery(
+            text=text,
+            domain=domain,
+            variable=variable,
+            bbox=tuple(bbox) if bbox is not None else None,  # type: ignore[arg-type]
+            start=start,
+            end=end,
+            operator=operator,
+            producer=producer,
+            include_hidden=include_hidden,
+        )
         pointed: dict[str, builtins.list[str]] = {}
         for n, i in self.names().items():
             pointed.setdefault(i, []).append(n)
-        out = []
-        for r in self._all():
-            if r.hidden and not include_hidden:
-                continue
-            hay = [*r.names, *pointed.get(r.id, []), r.operator or "", r.domain, r.id]
-            if any(needle in h.lower() for h in hay):
-                out.append(r)
-        return _newest_first(out)
+        found = entries(self.store, self._ids(), self._load)
+        keep: set[str] | None = None
+        if ancestor_of is not None or descendant_of is not None:
+            parents = {e["id"]: builtins.list(e.get("inputs", [])) for e in found}
+            children: dict[str, builtins.list[str]] = {}
+            for cid, ps in parents.items():
+                for pid in ps:
+                    children.setdefault(pid, []).append(cid)
+            for ref, graph in ((ancestor_of, parents), (descendant_of, children)):
+                if ref is not None:
+                    reach = _reachable(self.get(ref).id, graph)
+                    keep = reach if keep is None else keep & reach
+        ids = [
+            e["id"]
+            for e in found
+            if (keep is None or e["id"] in keep) and query.matches(e, pointed.get(e["id"], []))
+        ]
+        return _newest_first(r for r in (self._load(i) for i in ids) if r is not None)
 
     def parents(self, dataset_id: str) -> builtins.list[Record]:
         """Records of the inputs of a dataset, in input-name order (unpublished ones left out)."""

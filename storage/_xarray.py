@@ -23,6 +23,13 @@ from minjiang.storage._encoding import (
 from minjiang.storage._info import ARRAYS, DatasetInfo, DatasetSummary, dataset_prefix
 from minjiang.storage._reader import dataset_schema, open_dataset_info
 from minjiang.storage._store import Store
+from minjiang.storage._summary import (
+    block_summary,
+    finish_summary,
+    merge_summaries,
+    values_summary,
+    with_summaries,
+)
 from minjiang.storage._writer import DatasetWriter
 
 if TYPE_CHECKING:
@@ -94,6 +101,7 @@ def write_xarray(
         )
     writer.create(dict(ds.attrs))
     sums: dict[str, dict[str, str]] = {}
+    summaries: dict[str, dict[str, Any]] = {}
     fixed = dict(chunks or {})
     all_dims = set(ds.dims)
     unknown = sorted(set(fixed) - {str(d) for d in all_dims})
@@ -109,16 +117,19 @@ def write_xarray(
         dims = tuple(str(d) for d in var.dims)
         is_dim = var.ndim == 1 and dims[0] == name
         if var.dtype.kind in _DATA_KINDS and nbytes > max_block_bytes and not is_dim:
-            sums[str(name)] = _write_variable(
+            sums[str(name)], summaries[str(name)] = _write_variable(
                 writer, str(name), var, fixed, max_block_bytes, coord=True
             )
             writer.register_coord(str(name), dims)
         else:
+            summaries[str(name)] = values_summary(var.values)
             sums[str(name)] = writer.write_coord(
                 str(name), var.values, dims=dims, attrs=dict(var.attrs)
             )
     for name, da in ds.data_vars.items():
-        sums[str(name)] = _write_variable(writer, str(name), da.variable, fixed, max_block_bytes)
+        sums[str(name)], summaries[str(name)] = _write_variable(
+            writer, str(name), da.variable, fixed, max_block_bytes
+        )
     parts = _write_tables(writer, tables or ())
     writer.consolidate()
     if writer.arrays_prefix == f"{dataset_prefix(dataset_id)}/{ARRAYS}":
@@ -126,7 +137,7 @@ def write_xarray(
     else:
         info = _staged_info(writer, parts)
     return DatasetSummary(
-        schema=dataset_schema(info),
+        schema=with_summaries(dataset_schema(info), summaries),
         checksums=sums,
         bytes_written=writer.bytes_written,
         tables=parts,
@@ -200,7 +211,8 @@ def _write_variable(
     max_block_bytes: int,
     *,
     coord: bool = False,
-) -> dict[str, str]:
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Write one variable block by block: -> (chunk digests, its data summary)."""
     dims = tuple(str(d) for d in var.dims)
     attrs = dict(var.attrs)
     attrs.pop(_COORDS_ATTR, None)
@@ -240,7 +252,9 @@ def _write_variable(
         name, shape=var.shape, dtype=dtype, chunks=chunks, dims=dims, attrs=attrs, coord=coord
     )
     sums: dict[str, str] = {}
+    parts = []
     for region in _iter_blocks(tuple(var.shape), chunks, dtype.itemsize, max_block_bytes):
-        block = convert(var[region].values)
-        sums.update(writer.write_region(name, region, block))
-    return sums
+        values = var[region].values
+        parts.append(block_summary(values))
+        sums.update(writer.write_region(name, region, convert(values)))
+    return sums, finish_summary(merge_summaries(parts))

@@ -1,0 +1,119 @@
+"""Data-quality summaries: what an array holds, gathered block by block as it is
+written and kept in the catalog record (``schema.arrays.<name>.summary``).
+
+A block's partial summary (:func:`block_summary`) is mergeable
+(:func:`merge_summaries`), so tasks and ingest report one per block written and the
+commit folds them; :func:`finish_summary` gives the recorded form: cells, valid cells,
+NaN (missing: fill values are decoded to NaN when stored) and the valid fraction, the
+value range and the mean of the valid values. Times are summarised as ISO strings
+(range only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "block_summary",
+    "finish_summary",
+    "merge_summaries",
+    "values_summary",
+    "with_summaries",
+]
+
+
+def block_summary(data: Any) -> dict[str, Any]:
+    """The mergeable summary of one block of values (host array)."""
+    a = np.asarray(data)
+    n = int(a.size)
+    if a.dtype.kind == "M":
+        ok = ~np.isnat(a)
+        k = int(ok.sum())
+        if k == 0:
+            return {"cells": n, "nan": n}
+        v = a[ok]
+        lo, hi = np.datetime_as_string(np.stack([v.min(), v.max()]), unit="auto")
+        return {"cells": n, "nan": n - k, "tmin": str(lo), "tmax": str(hi)}
+    if a.dtype.kind == "O" and n:  # cftime dates of a non-standard calendar
+        try:
+            return {"cells": n, "nan": 0, "tmin": str(a.min()), "tmax": str(a.max())}
+        except TypeError:  # not orderable: counted only
+            return {"cells": n, "nan": 0}
+    if a.dtype.kind not in "fiub" or n == 0:
+        return {"cells": n, "nan": 0}
+    if a.dtype.kind == "f":
+        bad = np.isnan(a)
+        nan = int(bad.sum())
+        if nan == n:
+            return {"cells": n, "nan": n}
+        v = a[~bad] if nan else a
+    else:
+        nan, v = 0, a
+    v64 = v.astype(np.float64, copy=False)
+    return {
+        "cells": n,
+        "nan": nan,
+        "min": float(v64.min()),
+        "max": float(v64.max()),
+        "sum": float(v64.sum()),
+    }
+
+
+def merge_summaries(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Fold block summaries into one (still mergeable)."""
+    out: dict[str, Any] = {"cells": 0, "nan": 0}
+    for p in parts:
+        out["cells"] += int(p.get("cells", 0))
+        out["nan"] += int(p.get("nan", 0))
+        for key, pick in (("min", min), ("max", max), ("tmin", min), ("tmax", max)):
+            if key in p:
+                out[key] = pick(out[key], p[key]) if key in out else p[key]
+        if "sum" in p:
+            out["sum"] = out.get("sum", 0.0) + float(p["sum"])
+    return out
+
+
+def finish_summary(s: Mapping[str, Any]) -> dict[str, Any]:
+    """The recorded summary: cells, valid, nan, valid_fraction, min, max, mean."""
+    cells, nan = int(s.get("cells", 0)), int(s.get("nan", 0))
+    valid = cells - nan
+    out: dict[str, Any] = {
+        "cells": cells,
+        "valid": valid,
+        "nan": nan,
+        "valid_fraction": round(valid / cells, 6) if cells else None,
+    }
+    if "tmin" in s:
+        out.update(min=s["tmin"], max=s["tmax"])
+    elif "min" in s:
+        out.update(min=_finite(s["min"]), max=_finite(s["max"]))
+        out["mean"] = _finite(s["sum"] / valid) if valid else None
+    return out
+
+
+def values_summary(values: Any) -> dict[str, Any]:
+    """The recorded summary of values held whole (a coordinate)."""
+    return finish_summary(block_summary(values))
+
+
+def _finite(x: float) -> float | str:
+    # JSON has no infinities: an infinite value in the data is named, not dropped
+    return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def with_summaries(schema: Mapping[str, Any], summaries: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` (:func:`~minjiang.storage.dataset_schema`) with each array's and
+    coordinate's recorded summary (``summaries``: name -> :func:`finish_summary` form)
+    under its ``summary`` key."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in schema.items()}
+    for section in ("arrays", "coords"):
+        entries = {n: dict(e) for n, e in (schema.get(section) or {}).items()}
+        for name, entry in entries.items():
+            if name in summaries:
+                entry["summary"] = dict(summaries[name])
+        out[section] = entries
+    return out

@@ -1,0 +1,38 @@
+"""Data-quality summaries: block summaries fold to the summary of the whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from minjiang.storage import block_summary, finish_summary, merge_summaries, values_summary
+
+
+def test_block_summaries_fold_to_the_summary_of_the_whole():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 30))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    blocks = [x[i : i + 7, j : j + 11] for i in range(0, 40, 7) for j in range(0, 30, 11)]
+    got = finish_summary(merge_summaries(block_summary(b) for b in blocks))
+    whole = values_summary(x)
+    assert {k: v for k, v in got.items() if k != "mean"} == {
+        k: v for k, v in whole.items() if k != "mean"
+    }
+    nan = int(np.isnan(x).sum())
+    assert got["cells"] == x.size and got["nan"] == nan and got["valid"] == x.size - nan
+    assert got["min"] == np.nanmin(x) and got["max"] == np.nanmax(x)
+    assert got["mean"] == pytest.approx(np.nanmean(x), rel=1e-12)
+
+
+def test_all_missing_integer_infinite_and_time_values():
+    assert values_summary(np.full(4, np.nan)) == {
+        "cells": 4,
+        "valid": 0,
+        "nan": 4,
+        "valid_fraction": 0.0,
+    }
+    ints = values_summary(np.array([3, -2, 7], dtype=np.int16))
+    assert (ints["min"], ints["max"], ints["nan"]) == (-2.0, 7.0, 0)
+    assert values_summary(np.array([1.0, np.inf]))["max"] == "inf"  # JSON has no inf
+    t = np.array(["2020-01-02", "NaT", "2019-12-31T06:00"], dtype="datetime64[ns]")
+    ts = values_summary(t)
+    assert (ts["min"], ts["max"], ts["nan"]) == ("2019-12-31T06:00", "2020-01-02", 1)

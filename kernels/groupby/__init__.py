@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 from minjiang.kernels._dispatch import resolve_backend
 
-__all__ = ["group_mean", "subtract_group"]
+__all__ = ["GROUP_REDUCTIONS", "group_mean", "group_reduce", "subtract_group"]
+
+#: the reductions :func:`group_reduce` takes
+GROUP_REDUCTIONS = ("mean", "sum", "min", "max", "count")
 
 
 def _check_groups(x: Any, groups: Any, n_groups: int | None, name: str) -> np.ndarray:
@@ -65,6 +68,56 @@ def group_mean(
     flat = np.ascontiguousarray(x).reshape(x.shape[0], -1)
     width = _cpu.band_width(int(n_groups), flat.shape[1])
     return _cpu._group_mean(flat, g, int(n_groups), width).reshape((n_groups, *x.shape[1:]))
+
+
+def group_reduce(
+    x: np.ndarray,
+    groups: np.ndarray,
+    n_groups: int,
+    how: str,
+    *,
+    min_valid: int = 1,
+    backend: str | None = None,
+) -> np.ndarray:
+    """NaN-skipping reduction over axis 0 per group (a monthly mean of daily data).
+
+    Parameters
+    ----------
+    x
+        Array of shape ``(t, ...)``.
+    groups
+        Integer group id in ``[0, n_groups)`` for each of the ``t`` steps.
+    n_groups
+        Number of groups (the length of the result's axis 0).
+    how
+        One of :data:`GROUP_REDUCTIONS`: ``mean``, ``sum``, ``min``, ``max`` of the
+        valid (non-NaN) values, or their ``count``.
+    min_valid
+        A group with fewer valid values at a cell is NaN there (``count`` excepted).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(n_groups, ...)``.
+    """
+    if how not in GROUP_REDUCTIONS:
+        raise ValueError(f"group_reduce: how {how!r} is not one of {GROUP_REDUCTIONS!r}")
+    if x.ndim < 1:
+        raise ValueError("group_reduce: x must have at least one axis")
+    g = _check_groups(x, groups, n_groups, "group_reduce")
+    chosen = resolve_backend(backend, x, kernel="group_reduce", has_gpu=False)
+    if chosen == "reference":
+        from minjiang.kernels.groupby import _reference
+
+        return _reference.group_reduce(np.asarray(x), g, int(n_groups), how, int(min_valid))
+    from minjiang.kernels.groupby import _cpu
+
+    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(x.shape[0], -1)
+    width = _cpu.band_width(int(n_groups), flat.shape[1])
+    out = _cpu._group_reduce(
+        flat, g, int(n_groups), GROUP_REDUCTIONS.index(how), int(min_valid), width
+    )
+    return out.reshape((n_groups, *x.shape[1:]))
 
 
 def subtract_group(

@@ -61,3 +61,58 @@ def _subtract_group(x: np.ndarray, groups: np.ndarray, table: np.ndarray, out: n
         oi = out[i]
         for j in range(m):
             oi[j] = xi[j] - ti[j]
+
+
+#: reductions of ``_group_reduce`` (its ``how`` code)
+HOWS = ("mean", "sum", "min", "max", "count")
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _group_reduce(
+    x: np.ndarray, groups: np.ndarray, n_groups: int, how: int, min_valid: int, width: int
+) -> np.ndarray:
+    """NaN-skipping mean/sum/min/max/count per group over axis 0, band by band like
+    ``_group_mean``; a (group, column) with fewer than ``min_valid`` values is NaN
+    (count: its count regardless)."""
+    t, m = x.shape
+    out = np.empty((n_groups, m), dtype=np.float64)
+    n_bands = (m + width - 1) // width
+    for band in numba.prange(n_bands):
+        c0 = band * width
+        c1 = min(c0 + width, m)
+        w = c1 - c0
+        acc = np.zeros((n_groups, w), dtype=np.float64)
+        if how == 2:
+            acc[:] = np.inf
+        elif how == 3:
+            acc[:] = -np.inf
+        cnt = np.zeros((n_groups, w), dtype=np.int64)
+        for i in range(t):
+            xi = x[i, c0:c1]
+            ag = acc[groups[i]]
+            cg = cnt[groups[i]]
+            for j in range(w):
+                v = xi[j]
+                if np.isnan(v):
+                    continue
+                cg[j] += 1
+                if how == 2:
+                    if v < ag[j]:
+                        ag[j] = v
+                elif how == 3:
+                    if v > ag[j]:
+                        ag[j] = v
+                else:
+                    ag[j] += v
+        for g in range(n_groups):
+            for j in range(w):
+                c = cnt[g, j]
+                if how == 4:
+                    out[g, c0 + j] = c
+                elif c < min_valid or c == 0:
+                    out[g, c0 + j] = np.nan
+                elif how == 0:
+                    out[g, c0 + j] = acc[g, j] / c
+                else:
+                    out[g, c0 + j] = acc[g, j]
+    return out

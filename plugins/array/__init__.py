@@ -14,6 +14,8 @@ operator                     pattern     what
 ``array.doy_anomaly``        map         x − climatology(day of year)
 ``array.deseason``           full_axis   x − its own day-of-year climatology, one pass
 ``array.label_stats``        aggregate   count/sum/mean/std/min/max per label → table
+``array.resample_time``      full_axis   months/seasons/years of the series' calendar,
+                                         by a declared mean/sum/min/max/count
 ============================ =========== ==============================================
 
 Readers: ``array.zarr`` (any Zarr group with dimension names) and ``array.netcdf``
@@ -39,8 +41,9 @@ __all__ = ["minjiang_register_operators", "minjiang_register_readers"]
 def minjiang_register_operators() -> list[Any]:
     """The generic ``array`` operators."""
     from minjiang.plugins.array._operators import OPERATORS
+    from minjiang.plugins.array._time import RESAMPLE_TIME
 
-    return list(OPERATORS)
+    return [*OPERATORS, RESAMPLE_TIME]
 
 
 @hookimpl

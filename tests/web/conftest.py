@@ -1,8 +1,8 @@
 """A real store for the web catalog tests: a small SST cube and region labels ingested
 with ``array.zarr``, smoothed with ``array.gaussian``, summarised per region with
 ``array.label_stats`` (a table), in one pipeline whose report writes a PNG quicklook;
-plus an ocean SST file read by ``ocean.netcdf`` (another domain) and an unrelated
-array, so that searches have something to leave out."""
+plus an ocean SST file read by ``ocean.netcdf`` (another domain, place and year), so
+that searches have something to leave out."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class WebStore:
 
     root: Path
     runtime: Any
-    ids: dict[str, str]  # step id (and "other") -> dataset id
+    ids: dict[str, str]  # step id (and "ocean") -> dataset id
     cube: np.ndarray
     report_dir: str
 
@@ -93,6 +93,7 @@ def _write(path: Path, name: str, values: np.ndarray, dims: tuple[str, ...], chu
     if name == "sst":
         ds["sst"].attrs["standard_name"] = "sea_surface_temperature"
     ds.attrs["title"] = f"web catalog test {name}"
+    ds.attrs["comment"] = "<script>alert('attributes are text')</script>"
     ds.to_zarr(
         path, mode="w", zarr_format=3, consolidated=False, encoding={name: {"chunks": chunks}}
     )
@@ -150,12 +151,10 @@ def web_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStore]:
         (5, 6),
         {k: v for k, v in coords.items() if k != "time"},
     )
-    other = _write(tmp / "other.zarr", "depth", rng.normal(size=(4, 5)), ("a", "b"), (4, 5), {})
     rt = Runtime(store=tmp / "store", executor="local", memory_budget="1GiB")
     rt.register(_Reports(), name="webtest")
     out = rt.run_pipeline(PIPELINE, inputs={"cube": str(cube_path), "regions": str(lab_path)})
     ids = {step: res.id for step, res in out.results.items()}
-    ids["other"] = rt.ingest("array.zarr", [other], name="webtest/other-depth").id
     ids["ocean"] = rt.ingest(
         "ocean.netcdf", [_ocean_file(tmp / "ocean.nc", rng)], name="webtest/ocean-sst"
     ).id

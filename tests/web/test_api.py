@@ -59,10 +59,10 @@ def test_listing_and_search_filters(client, web_store) -> None:
     assert found(domain="ocean") == {ids["ocean"]}
     assert found(bbox="12,-38,13,-37") == {ids["ocean"]}
     assert found(operator="array.gaussian") == {ids["smooth"]}
-    assert found(text="other-depth") == {ids["other"]}
+    assert found(text="ocean-sst") == {ids["ocean"]}
     # the cube covers lat 10..19, lon 110..121; its products keep the grid
     inside = found(bbox="115,12,118,15")
-    assert {ids["sst"], ids["smooth"], ids["mean"]} <= inside and ids["other"] not in inside
+    assert {ids["sst"], ids["smooth"], ids["mean"]} <= inside and ids["ocean"] not in inside
     assert found(bbox="-10,-10,0,0") == set()
     assert found(start="2021-03-04", end="2021-03-05") == {ids["sst"], ids["smooth"]}
     assert found(start="2022-01-01") == {ids["ocean"]}

@@ -58,6 +58,7 @@ def test_dataset_page_shows_schema_quality_lineage_and_downloads(client, web_sto
     # an ingested dataset keeps its source's group attributes
     source = client.get(f"/datasets/{ids['sst']}").text
     assert "<dt>title</dt><dd>web catalog test sst</dd>" in source
+    assert "<script>" not in source and "&lt;script&gt;alert(" in source  # text, not markup
 
 
 def test_pipeline_quicklook_and_table_links_on_the_last_dataset(client, web_store) -> None:

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlparse
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -439,9 +439,10 @@ def serve(
         raise ParameterError(f"--port {port} must be between 1 and 65535")
     if not 1 <= max_download_mib <= 1 << 20:
         raise ParameterError(f"--max-download-mib {max_download_mib} must be 1 to 1048576")
-    where = store if store is not None else os.environ.get("MINJIANG_STORE") or "minjiang-store"
+    where = store if store is not None else os.environ.get("MINJIANG_STORE") or "./minjiang-store"
     text = os.fspath(where)
-    if "://" not in text and not Path(text).is_dir():
+    local = urlparse(text).path if text.startswith("file://") else text
+    if ("://" not in text or text.startswith("file://")) and not Path(local).is_dir():
         raise StoreError(
             f"no store at {text!r}: the catalog serves an existing store; give its folder "
             "with --store (or $MINJIANG_STORE)"

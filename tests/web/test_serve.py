@@ -78,9 +78,10 @@ def test_bad_options_are_refused(tmp_path, uvicorn_calls, capsys, args, words) -
     assert uvicorn_calls == []
 
 
-def test_a_missing_store_is_not_created(tmp_path, uvicorn_calls, capsys) -> None:
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_a_missing_store_is_not_created(tmp_path, uvicorn_calls, capsys, scheme) -> None:
     with pytest.raises(SystemExit):
-        _serve("--store", str(tmp_path / "typo"))
+        _serve("--store", scheme + str(tmp_path / "typo"))
     err = capsys.readouterr().err
     assert "no store at" in err and "--store" in err
     assert not (tmp_path / "typo").exists() and uvicorn_calls == []

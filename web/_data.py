@@ -217,8 +217,9 @@ def _group_attrs(catalog: Catalog, record: Record) -> dict[str, Any]:
 
 
 def dataset_detail(catalog: Catalog, record: Record) -> dict[str, Any]:
-    """Everything a dataset page shows, JSON-safe: the record's header, schema,
-    attributes, quality table, quicklooks, direct parents and children."""
+    """Everything a dataset page shows: the record and its listing row, schema,
+    attributes, quality table, quicklooks, direct parents (with the input names they
+    fill) and children, and the producer."""
     schema = record.schema_
     parents = catalog.parents(record.id)
     children = catalog.children(record.id)
@@ -306,7 +307,9 @@ def read_quicklook(catalog: Catalog, dataset_id: str, pipeline: str, file: str) 
 
 
 # ------------------------------------------------------------------ lineage
-def _levels(catalog: Catalog, root: str) -> tuple[dict[str, int], dict[str, Record], set]:
+def _levels(
+    catalog: Catalog, root: str
+) -> tuple[dict[str, int], dict[str, Record], set[tuple[str, str, str]]]:
     """Nodes within ``LINEAGE_DEPTH`` hops of ``root``, each with its column (negative:
     ancestors, positive: descendants), the records, and the edges among them."""
     levels: dict[str, int] = {root: 0}

@@ -40,7 +40,7 @@ bench: $(STAMP)
 # mypy runs on the four folders laid out as the installed package (.ci/mypy.py), so
 # that `minjiang.*` resolves; its configuration is [tool.mypy] in pyproject.toml.
 lint: $(STAMP)
-	$(BIN)/ruff check core kernels storage plugins benchmarks tests examples .ci
+	$(BIN)/ruff check core kernels storage plugins web benchmarks tests examples .ci
 	$(BIN)/python .ci/mypy.py -p minjiang
 
 clean:

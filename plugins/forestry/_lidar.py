@@ -31,7 +31,6 @@ CRS or the GeoTIFF ``VerticalUnitsGeoKey``, else ``z_units``; nothing is convert
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -145,9 +144,6 @@ class LidarReader(Reader):
     params: ClassVar[type[BaseModel] | None] = LidarParams
     supports_directories: ClassVar[bool] = False
     supports_multiple: ClassVar[bool] = False
-
-    def source_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-        return super().source_files(paths)
 
     def _layout(self, files: list[Path], params: LidarParams) -> dict[str, Any]:
         """Header facts and the grid, before any point is read."""

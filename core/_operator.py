@@ -352,7 +352,7 @@ class Reduce:
     state: State | Callable[..., State]
     pattern: str = dataclasses.field(default="reduce", init=False)
 
-    def resolve_state(self, params: Any, inputs: Mapping[str, ArrayInfo]) -> State:
+    def resolve_state(self, params: Any, inputs: Mapping[str, PlanInput]) -> State:
         """The declared state for these parameters and inputs."""
         state = self.state(params, inputs) if callable(self.state) else self.state
         if not isinstance(state, State):
@@ -523,7 +523,9 @@ class Operator:
     def json_schema(self) -> dict[str, Any]:
         return self.params_model().model_json_schema()
 
-    def resolve_outputs(self, params: Any, inputs: Mapping[str, ArrayInfo]) -> tuple[Output, ...]:
+    def resolve_outputs(
+        self, params: Any, inputs: Mapping[str, PlanInput]
+    ) -> tuple[Output, ...]:
         outs = self.outputs(params, inputs) if callable(self.outputs) else self.outputs
         return tuple(outs)
 

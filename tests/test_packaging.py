@@ -14,6 +14,7 @@ MAPPING = {
     "kernels": "minjiang.kernels",
     "storage": "minjiang.storage",
     "plugins": "minjiang.plugins",
+    "web": "minjiang.web",
 }
 
 
@@ -38,7 +39,7 @@ def test_every_package_folder_is_listed_and_typed() -> None:
 
 
 def test_bare_import_from_repo_root_fails_loudly() -> None:
-    for folder in ("core", "kernels", "storage", "plugins"):
+    for folder in ("core", "kernels", "storage", "plugins", "web"):
         out = subprocess.run(
             [sys.executable, "-c", f"import {folder}"], cwd=ROOT, capture_output=True, text=True
         )

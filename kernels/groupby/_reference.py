@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,13 +41,15 @@ def group_reduce(
             continue
         if not sel.shape[0]:
             continue
+        funcs: dict[str, Callable[..., Any]] = {
+            "mean": np.nanmean,
+            "sum": np.nansum,
+            "min": np.nanmin,
+            "max": np.nanmax,
+        }
+        reduce = funcs[how]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN
-            value = {
-                "mean": np.nanmean,
-                "sum": np.nansum,
-                "min": np.nanmin,
-                "max": np.nanmax,
-            }[how](sel, axis=0)
+            value = reduce(sel, axis=0)
         out[g] = np.where(valid >= max(min_valid, 1), value, np.nan)
     return out

@@ -286,7 +286,10 @@ class LidarReader(Reader):
             "grid_mapping": "spatial_ref",
             "units": "1",
             "long_name": "LiDAR points per cell",
-            **{k: info[k] for k in ("cell", "binning", "horizontal_units", "vertical_units")},
+            **{
+                k: info[k]
+                for k in ("cell", "binning", "horizontal_units", "vertical_units", "point_count")
+            },
         }
         coord_units = units or "unknown"
         ds = xr.Dataset(

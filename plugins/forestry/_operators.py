@@ -8,8 +8,8 @@ operator                     pattern                      what
 ``forestry.terrain``         map, 1-cell halo             Horn slope, aspect, hillshade
 ``forestry.zonal_stats``     composite → aggregate        per-zone statistics → Parquet table
 ``forestry.tree_tops``       aggregate, halo = max window variable-window local maxima → point table
-``forestry.canopy_height``   map, halo = buffer; tiled    DSM, TIN DTM, CHM (pit-free) from LiDAR
-                             table input ``points``       points, buffer of neighbouring tiles
+``forestry.canopy_height``   composite → map, halo =      DSM, TIN DTM, CHM (pit-free) from LiDAR
+                             buffer; tiled table input    points, buffer of neighbouring tiles
 ============================ ============================ =====================================
 
 The operators with several raster inputs are composites: their expansion checks, at plan time and before anything else, that the
@@ -687,6 +687,48 @@ class CanopyHeightParams(_Params):
         return self
 
 
+class _CanopyInner(CanopyHeightParams):
+    points_per_cell: float = Field(gt=0)
+    max_points: int = Field(ge=0)
+
+
+#: bytes per point a task holds: the table's columns, float64 copies, Qhull's
+#: triangulation (about two triangles per point, vertices and neighbours as int64)
+_BYTES_PER_POINT = 400
+
+
+def _canopy_memory(size: Any, params: _CanopyInner) -> int:
+    cells = size.input_bytes // max(size.itemsize, 1)  # the block and its buffer
+    points = min(int(cells * params.points_per_cell), params.max_points)
+    layers = 2 + (len(params.thresholds) if params.pit_free else 0)
+    return points * _BYTES_PER_POINT + layers * size.output_bytes + size.input_bytes
+
+
+def _canopy_expand(params: CanopyHeightParams, inputs: dict[str, Any]) -> list[SubStep]:
+    """Plan the map step with the file's point density in its memory projection."""
+    info = inputs["grid"]
+    g = _canopy_grid(info, "forestry.canopy_height")
+    rows, cols = g.shape
+    n = float(info.attrs.get("point_count", 0) or 0)
+    # twice the mean density: a block over the dense part of the cloud still fits
+    density = max(1.0, 2.0 * n / max(rows * cols, 1))
+    inner = Operator(
+        name="forestry.canopy_height",
+        version="1",
+        inputs=(
+            Input("grid", dims=("y", "x"), dtypes=("i", "u")),
+            Input("points", kind="table", tiled=True),
+        ),
+        outputs=_canopy_outputs,
+        pattern=Map(canopy_height_kernel, halo=_canopy_halo, boundary="constant"),
+        params=_CanopyInner,
+        memory=_canopy_memory,
+        description="DSM, DTM, CHM of a block from its points and a buffer of neighbours.",
+    )
+    p = {**params.model_dump(mode="json"), "points_per_cell": density, "max_points": int(n)}
+    return [SubStep("canopy", inner, {"grid": "grid", "points": "points"}, p)]
+
+
 def _canopy_grid(info: Any, where: str) -> Any:
     g = grid_of(info)
     if g is None or "cell" not in info.attrs:
@@ -860,8 +902,8 @@ OPERATORS: tuple[Operator, ...] = (
             Input("grid", dims=("y", "x"), dtypes=("i", "u")),
             Input("points", kind="table", tiled=True),
         ),
-        outputs=_canopy_outputs,
-        pattern=Map(canopy_height_kernel, halo=_canopy_halo, boundary="constant"),
+        outputs=(),
+        pattern=Composite(_canopy_expand),
         params=CanopyHeightParams,
         description="DSM (highest return), DTM (TIN of ground points), CHM = max(DSM - DTM, 0) "
         "and optionally the pit-free CHM, from a forestry.lidar ingest; each task "

@@ -17,7 +17,8 @@ of the grid gives bit-identical centres to the whole grid.
 * ``chm_pitfree`` (optional): the pit-free CHM of Khosravipour et al. (2014), as
   lidR's ``pitfree()``: the first returns (``return_number == 1``) are normalised to
   heights ``h = max(z - TIN_ground(x, y), 0)`` (a first return on a ground point's
-  position takes that point's ``z``; points outside the ground hull, or in a ground
+  position takes that point's ``z``, one on a TIN edge the interpolation along that
+  edge; points outside the ground hull, or in a ground
   triangle longer than ``tin_max_edge``, are dropped);
   for each threshold ``t`` of ``thresholds`` the first returns with ``h >= t`` are
   triangulated and interpolated at the cell centres, the layer of threshold 0 with

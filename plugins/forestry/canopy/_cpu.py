@@ -131,6 +131,19 @@ def tin_points(x, y, z, simplices, simplex, px, py, edge2, out):  # pragma: no c
             b, c = c, b
         if _before(x, y, b, a):
             a, b = b, a
+        ea = _edge(x, y, b, c, px[k], py[k])
+        eb = _edge(x, y, c, a, px[k], py[k])
+        ec = _edge(x, y, a, b, px[k], py[k])
+        # on an edge: the edge's own interpolation, whichever triangle Qhull returned
+        if ea == 0.0:
+            _on_edge(x, y, z, b, c, px[k], py[k], edge2, out, k)
+            continue
+        if eb == 0.0:
+            _on_edge(x, y, z, c, a, px[k], py[k], edge2, out, k)
+            continue
+        if ec == 0.0:
+            _on_edge(x, y, z, a, b, px[k], py[k], edge2, out, k)
+            continue
         if edge2 >= 0.0 and _long(x, y, a, b, c, edge2):
             continue
         sa = _edge(x, y, b, c, x[a], y[a])
@@ -138,8 +151,20 @@ def tin_points(x, y, z, simplices, simplex, px, py, edge2, out):  # pragma: no c
         sc = _edge(x, y, a, b, x[c], y[c])
         if sa == 0.0 or sb == 0.0 or sc == 0.0:
             continue
-        wa = _edge(x, y, b, c, px[k], py[k]) / sa
-        wb = _edge(x, y, c, a, px[k], py[k]) / sb
-        wc = _edge(x, y, a, b, px[k], py[k]) / sc
+        wa = ea / sa
+        wb = eb / sb
+        wc = ec / sc
         s = wa + wb + wc
         out[k] = (wa / s) * z[a] + (wb / s) * z[b] + (wc / s) * z[c]
+
+
+@numba.njit(cache=True, inline="always")
+def _on_edge(x, y, z, u, v, px, py, edge2, out, k):  # pragma: no cover - jitted
+    if _before(x, y, v, u):
+        u, v = v, u
+    dx, dy = x[v] - x[u], y[v] - y[u]
+    d2 = dx * dx + dy * dy
+    if d2 == 0.0 or (edge2 >= 0.0 and d2 > edge2):
+        return
+    t = ((px - x[u]) * dx + (py - y[u]) * dy) / d2
+    out[k] = z[u] + t * (z[v] - z[u])

@@ -270,3 +270,21 @@ def test_canopy_height_and_inventory_on_a_known_stand(rt, stand):
         d = np.hypot(tall["x"] - 5e5 - cx, tall["y"] - 4.1e6 - cy)
         assert d.min() < 1.5
     assert [p.name for p in inv.reports] == ["chm.png"]
+
+
+def test_canopy_height_refuses_a_grid_that_is_not_a_lidar_ingest(rt, stand):
+    from minjiang.core.errors import ContractError
+
+    from .conftest import sentinel2
+
+    path, _ = stand
+    lid = rt.ingest("forestry.lidar", path, params={"cell": 1.0, "tile": 16})
+    red = rt.ingest("forestry.raster", sentinel2("red"), params={"bands": ["red"]})
+    with pytest.raises(ContractError, match="no LiDAR grid"):
+        rt.run("forestry.canopy_height", inputs={"grid": red, "points": lid})
+    with pytest.raises(ParameterError, match="include 0"):
+        rt.run(
+            "forestry.canopy_height",
+            inputs={"grid": lid, "points": lid},
+            params={"pit_free": True, "thresholds": [2, 5]},
+        )

@@ -17,6 +17,20 @@ kernel, no minjiang task machinery): the step cannot beat that on this disk.
     python benchmarks/forestry.py --size 4096                  # ~130 MiB of float32 per band
     python benchmarks/forestry.py --size 16384 --executor ray  # ~1 GiB per band (multi-GB run)
 
+With ``--workload lidar`` (or ``all``): a synthetic classified point cloud of
+``--points`` points (a tilted ground plane and conical crowns, 0.01 m quantised, LAZ
+written chunk by chunk) over ``--extent`` metres, then
+
+* ``lidar_ingest``: ``forestry.lidar`` at 1 m cells (count grid and points table);
+* ``canopy``: ``forestry.canopy_height`` (DSM, DTM, CHM; buffer 32 cells);
+* ``canopy_pitfree``: the same with the pit-free CHM;
+
+against the peer on the same file in the same run: whitebox-workflows'
+``lidar_block_maximum`` (DSM) and ``lidar_tin_gridding`` of the ground points (DTM),
+one process on the whole file (when whitebox-workflows is installed).
+
+    python benchmarks/forestry.py --workload lidar --points 2000000 --extent 1000
+
 Results: a table on stdout and ``benchmarks/results/forestry-<date>.json`` (``--name``,
 ``--results``).
 """
@@ -32,6 +46,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +151,94 @@ def io_floor(rt: object, nir: object, red: object) -> dict[str, float]:
     return {"read_s": t_read, "write_s": t_write, "floor_s": t_read + t_write, "read_bytes": total}
 
 
+def write_points(path: Path, n: int, extent: float, seed: int = 0) -> dict[str, float]:
+    """A classified LAZ of ``n`` points over ``extent`` x ``extent`` m, written in chunks."""
+    import laspy
+    import pyproj
+
+    rng = np.random.default_rng(seed)
+    n_trees = max(1, int(extent * extent / 100.0))  # one crown per 100 m2
+    tx, ty = rng.uniform(0, extent, n_trees), rng.uniform(0, extent, n_trees)
+    th = rng.uniform(8, 30, n_trees)
+    header = laspy.LasHeader(point_format=6, version="1.4")
+    header.scales, header.offsets = [0.01] * 3, [500_000.0, 4_100_000.0, 0.0]
+    header.add_crs(pyproj.CRS.from_user_input("EPSG:32610+5703"))
+    ground_n = 0
+    with laspy.open(str(path), mode="w", header=header) as w:
+        for start in range(0, n, 1_000_000):
+            m = min(1_000_000, n - start)
+            x, y = rng.uniform(0, extent, m), rng.uniform(0, extent, m)
+            # crowns: the highest cone over each point (nearest trees on a coarse lookup)
+            h = np.zeros(m)
+            cell = 10.0
+            key = (np.floor(tx / cell) * 1e6 + np.floor(ty / cell)).astype(np.int64)
+            order = np.argsort(key)
+            sk = key[order]
+            for dx in (-1, 0, 1):
+                for dy in (-1, 0, 1):
+                    q = ((np.floor(x / cell) + dx) * 1e6 + np.floor(y / cell) + dy).astype(np.int64)
+                    i = np.searchsorted(sk, q)
+                    ok = (i < sk.size) & (sk[np.minimum(i, sk.size - 1)] == q)
+                    j = order[np.minimum(i, sk.size - 1)]
+                    cone = th[j] - 2.0 * np.hypot(x - tx[j], y - ty[j])
+                    h = np.maximum(h, np.where(ok, cone, 0.0))
+            crown = h > 0.5
+            ground = ~crown | (rng.random(m) < 0.3)
+            z = 100.0 + 0.02 * x - 0.01 * y + np.where(ground, 0.0, h)
+            pts = laspy.ScaleAwarePointRecord.zeros(m, header=header)
+            pts.x, pts.y, pts.z = x + 500_000.0, y + 4_100_000.0, z
+            pts.classification = np.where(ground, 2, 5).astype(np.uint8)
+            pts.return_number = np.where(ground & crown, 2, 1).astype(np.uint8)
+            pts.number_of_returns = np.where(crown, 2, 1).astype(np.uint8)
+            w.write_points(pts)
+            ground_n += int(ground.sum())
+    return {"points": n, "ground_points": ground_n, "trees": n_trees, "bytes": path.stat().st_size}
+
+
+def lidar_workload(rt: Any, work: Path, n: int, extent: float) -> dict[str, Any]:
+    """Time ingest and canopy height on a synthetic LAZ, and whitebox on the same file."""
+    t0 = time.perf_counter()
+    laz = work / "points.laz"
+    info = write_points(laz, n, extent)
+    timings: dict[str, float] = {"write_laz_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    lid = rt.ingest("forestry.lidar", laz, params={"cell": 1.0, "tile": 256})
+    timings["lidar_ingest_s"] = time.perf_counter() - t0
+    shape = lid.to_xarray()["count"].shape
+    for key, pit in (("canopy_s", False), ("canopy_pitfree_s", True)):
+        t0 = time.perf_counter()
+        res = rt.run(
+            "forestry.canopy_height",
+            inputs={"grid": lid, "points": lid},
+            params={"buffer": 32, "pit_free": pit},
+        )
+        timings[key] = time.perf_counter() - t0
+    tasks = res.record.timings.get("tasks")
+    peer: dict[str, object] = {}
+    try:
+        import whitebox_workflows as wbw
+    except ImportError:
+        peer = {"whitebox": "not installed"}
+    else:
+        env = wbw.WbEnvironment()
+        env.verbose = False
+        t0 = time.perf_counter()
+        las = env.read_lidar(str(laz))
+        grid = env.lidar.interpolation_gridding
+        grid.lidar_block_maximum(input=las, resolution=1.0)
+        not_ground = ",".join(str(c) for c in range(256) if c != 2)
+        grid.lidar_tin_gridding(input=las, resolution=1.0, excluded_classes=not_ground)
+        peer = {"whitebox_dsm_dtm_s": time.perf_counter() - t0}
+    return {
+        **info,
+        "extent_m": extent,
+        "grid": list(shape),
+        "timings": timings,
+        "canopy_tasks": tasks,
+        "peer": peer,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2048, help="cells per side")
@@ -145,7 +248,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--name", default=None)
+    ap.add_argument("--workload", default="raster", choices=["raster", "lidar", "all"])
+    ap.add_argument("--points", type=int, default=2_000_000, help="LiDAR points (lidar)")
+    ap.add_argument("--extent", type=float, default=1000.0, help="LiDAR extent, m (lidar)")
     args = ap.parse_args(argv)
+    if args.workload == "lidar":
+        return _lidar_main(args)
 
     import minjiang as mj
 
@@ -217,6 +325,41 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or f"forestry-{_dt.date.today():%Y%m%d}"
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"saved {path}")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.workload == "all":
+        doc["lidar"] = _lidar_main(args)
+    return doc
+
+
+def _lidar_main(args: argparse.Namespace) -> dict[str, object]:
+    import minjiang as mj
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="minjiang-forestry-lidar-"))
+    work.mkdir(parents=True, exist_ok=True)
+    with mj.Runtime(
+        store=work / "store-lidar", executor=args.executor, memory_budget=args.memory_budget
+    ) as rt:
+        res = lidar_workload(rt, work, args.points, args.extent)
+    doc = {
+        "workload": "forestry-lidar",
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "executor": args.executor,
+        "memory_budget": args.memory_budget,
+        **res,
+    }
+    print(f"forestry LiDAR workload, {args.points} points over {args.extent:g} m, {args.executor}")
+    for k, v in res["timings"].items():
+        print(f"  {k:<18} {v:8.2f} s")
+    print(f"  peer               {res['peer']}")
+    out = Path(args.results)
+    out.mkdir(parents=True, exist_ok=True)
+    name = args.name or f"forestry-lidar-{_dt.date.today():%Y%m%d}"
     path = out / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     print(f"saved {path}")

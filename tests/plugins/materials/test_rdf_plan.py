@@ -57,3 +57,30 @@ def test_a_frame_without_a_cell_fails_at_plan_time(runtime, tmp_path) -> None:
     assert traj.to_xarray()["cell"].attrs["min_face_distance"] is None
     with pytest.raises(ContractError, match="no periodic cell"):
         runtime.plan(_step(traj.id, {"r_max": 1.0}))
+
+
+def test_g_of_r_frames_are_spread_over_the_workers() -> None:
+    # 200 frames of 1e5 atoms in chunks of 6 frames: cheap to decode (240 MB) but minutes
+    # of pair counting; the declared kernel time makes the planner give four workers
+    # enough tasks to keep each busy (decoding alone would leave one idle)
+    from minjiang.core import TaskSize
+    from minjiang.core._blocks import choose_block
+    from minjiang.plugins.materials._operators import RDF, RdfParams
+
+    shape, chunks = (200, 100_000, 3), (6, 100_000, 3)
+
+    def size(block: tuple[int, ...]) -> TaskSize:
+        return TaskSize(int(np.prod(block)) * 4, 0, block, 4)
+
+    def memory(block: tuple[int, ...]) -> int:
+        return RDF.memory(size(block), RdfParams())
+
+    def compute(block: tuple[int, ...]) -> float:
+        return RDF.compute(size(block), RdfParams())
+
+    kw = {"itemsize": 4, "halo": (0, 0, 0), "memory": memory, "budget": 2 << 30, "workers": 4}
+    alone = choose_block(shape, chunks, **kw)
+    spread = choose_block(shape, chunks, compute=compute, **kw)
+    assert alone.n_tasks < 4
+    assert spread.n_tasks >= 8 and spread.block[1:] == (100_000, 3)
+    assert compute((200, 100_000, 3)) == pytest.approx(320.0)

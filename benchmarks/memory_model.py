@@ -421,6 +421,11 @@ CASES: tuple[Case, ...] = (
     Case("array.doy_anomaly", ("array.doy_anomaly",), _doy_anomaly),
     Case("array.deseason", ("array.deseason",), _one("array.deseason", _X)),
     Case(
+        "array.resample_time",
+        ("array.resample_time",),
+        _one("array.resample_time", _X, {"freq": "month", "how": "mean"}),
+    ),
+    Case(
         "array.label_stats",
         ("array.label_stats",),
         _one("array.label_stats", {"values": "{cube}:sst", "labels": "{labels}:labels"}),

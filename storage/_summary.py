@@ -25,6 +25,9 @@ __all__ = [
     "with_summaries",
 ]
 
+#: cells summarised at a time (bounds the temporaries of a block's summary)
+_SLAB = 1 << 20
+
 
 def block_summary(data: Any) -> dict[str, Any]:
     """The mergeable summary of one block of values (host array)."""
@@ -45,22 +48,30 @@ def block_summary(data: Any) -> dict[str, Any]:
             return {"cells": n, "nan": 0}
     if a.dtype.kind not in "fiub" or n == 0:
         return {"cells": n, "nan": 0}
-    if a.dtype.kind == "f":
-        bad = np.isnan(a)
-        nan = int(bad.sum())
-        if nan == n:
-            return {"cells": n, "nan": n}
-        v = a[~bad] if nan else a
-    else:
-        nan, v = 0, a
-    v64 = v.astype(np.float64, copy=False)
-    return {
-        "cells": n,
-        "nan": nan,
-        "min": float(v64.min()),
-        "max": float(v64.max()),
-        "sum": float(v64.sum()),
-    }
+    # slab by slab along the first axis, so that the temporaries (a NaN mask, a
+    # float64 copy for the sum) stay near _SLAB cells whatever the block's size: a
+    # task's memory is what its operator's formula says, not twice that
+    if a.ndim == 0:
+        a = a.reshape(1)
+    step = max(1, _SLAB // max(1, n // a.shape[0]))
+    nan, lo, hi, total = 0, math.inf, -math.inf, 0.0
+    for i in range(0, a.shape[0], step):
+        slab = a[i : i + step]
+        if slab.dtype.kind == "f":
+            k = int(np.count_nonzero(np.isnan(slab)))
+            nan += k
+            if k == slab.size:
+                continue
+            lo = min(lo, float(np.nanmin(slab)))
+            hi = max(hi, float(np.nanmax(slab)))
+            total += float(np.nansum(slab, dtype=np.float64))
+        else:
+            lo = min(lo, float(slab.min()))
+            hi = max(hi, float(slab.max()))
+            total += float(slab.sum(dtype=np.float64))
+    if nan == n:
+        return {"cells": n, "nan": n}
+    return {"cells": n, "nan": nan, "min": lo, "max": hi, "sum": total}
 
 
 def merge_summaries(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

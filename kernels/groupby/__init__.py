@@ -112,7 +112,8 @@ def group_reduce(
         return _reference.group_reduce(np.asarray(x), g, int(n_groups), how, int(min_valid))
     from minjiang.kernels.groupby import _cpu
 
-    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(x.shape[0], -1)
+    # the values as they are (the kernel accumulates in float64): no float64 copy
+    flat = np.ascontiguousarray(x).reshape(x.shape[0], -1)
     width = _cpu.band_width(int(n_groups), flat.shape[1])
     out = _cpu._group_reduce(
         flat, g, int(n_groups), GROUP_REDUCTIONS.index(how), int(min_valid), width

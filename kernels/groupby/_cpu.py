@@ -93,7 +93,7 @@ def _group_reduce(
             cg = cnt[groups[i]]
             for j in range(w):
                 v = xi[j]
-                if np.isnan(v):
+                if v != v:  # NaN (never true for integers, which need no copy)
                     continue
                 cg[j] += 1
                 if how == 2:

@@ -49,3 +49,13 @@ def test_bad_arguments_are_refused():
         group_reduce(x, np.zeros(4, int), 1, "median")
     with pytest.raises(ValueError, match="group ids must lie"):
         group_reduce(x, np.array([0, 1, 2, 3]), 2, "mean")
+
+
+@pytest.mark.parametrize("how", GROUP_REDUCTIONS)
+def test_integer_values_are_reduced_without_a_copy_to_float(how):
+    rng = np.random.default_rng(8)
+    x = rng.integers(-300, 300, size=(20, 5, 7)).astype(np.int16)
+    groups = np.repeat(np.arange(4), 5)
+    a = group_reduce(x, groups, 4, how, backend="reference")
+    b = group_reduce(x, groups, 4, how, backend="cpu")
+    np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -7,12 +7,13 @@ LAS/LAZ/COPC points (laspy + lazrs) into a per-cell count grid with an explicit 
 and floor convention and a points table partitioned by grid tile, CRS and units kept.
 Operators: ``forestry.spectral_index``, ``forestry.dnbr``, ``forestry.terrain``,
 ``forestry.zonal_stats``, ``forestry.tree_tops``, ``forestry.canopy_height`` (DSM, TIN
-DTM, CHM, pit-free CHM, tile by tile with a buffer of neighbouring points). Pipelines
+DTM, CHM, pit-free CHM, tile by tile with a buffer of neighbouring points),
+``forestry.resample`` (a raster onto another grid of its CRS: nearest, bilinear,
+average). Pipelines
 ``forestry.burn_severity`` and ``forestry.canopy_inventory``; reports (PNG)
 ``forestry.severity_quicklook``, ``forestry.index_quicklook``, ``forestry.chm_quicklook``.
-Operators given rasters on different grids refuse them, naming both grids
-(:func:`minjiang.plugins.forestry.resample.resample` puts a raster on another grid of
-its CRS: nearest, bilinear, average). See ``docs/plugins/forestry.md``.
+Operators given rasters on different grids refuse them, naming both grids and
+``forestry.resample``. See ``docs/plugins/forestry.md``.
 
 This module only declares hook implementations; the readers, the operators and their
 kernels are imported when a runtime asks for them.

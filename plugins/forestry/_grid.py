@@ -12,7 +12,7 @@ reads the CRS (``.rio.crs``) and the transform (``.rio.transform()``) back.
 Two rasters are on the same grid when their CRS are equal, their transforms agree to
 1e-9 of a cell and their ``(y, x)`` shapes are equal. Operators with several raster
 inputs refuse inputs on different grids, naming both: combining them needs an
-explicit resampling (:func:`minjiang.plugins.forestry.resample.resample`).
+explicit resampling step (``forestry.resample``).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def check_same_grid(operator: str, infos: Mapping[str, Any]) -> Grid | None:
                 raise ContractError(
                     f"{operator}: inputs {fname!r} (shape {tuple(infos[fname].shape)!r}) and "
                     f"{name!r} (shape {tuple(info.shape)!r}) are on different grids; resample "
-                    "one onto the other (minjiang.plugins.forestry.resample.resample) first"
+                    "one onto the other's grid first (forestry.resample with a 'like' input)"
                 )
             continue
         if fg is None or g is None:
@@ -165,8 +165,8 @@ def check_same_grid(operator: str, infos: Mapping[str, Any]) -> Grid | None:
             raise ContractError(
                 f"{operator}: inputs {fname!r} and {name!r} are on different grids ({what} "
                 f"differs): {fname!r} is {fg.describe()}; {name!r} is {g.describe()}. "
-                "Resample one onto the other's grid (minjiang.plugins.forestry.resample.resample, "
-                "gdalwarp) and ingest the result"
+                "Resample one onto the other's grid first: forestry.resample with the other as "
+                "'like' (within one CRS; across CRS, reproject with gdalwarp and ingest it)"
             )
     return None if first is None else first[1]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,33 @@ def package_file(package: str, *parts: str) -> Path:
     path = Path(next(iter(spec.submodule_search_locations)), *parts)
     if not path.exists():
         pytest.skip(f"{package} does not ship {'/'.join(parts)}")
+    return path
+
+
+def write_geotiff(
+    path: Path, values: Any, transform: Any, crs: str = "EPSG:32633", **profile: Any
+) -> Path:
+    """Write ``values`` (2-D, or bands x rows x cols) as a GeoTIFF; ``transform`` a
+    rasterio Affine or its 6 numbers."""
+    import numpy as np
+    import rasterio
+
+    data = np.asarray(values)
+    data = data[None] if data.ndim == 2 else data
+    t = transform if isinstance(transform, rasterio.Affine) else rasterio.Affine(*transform[:6])
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype.name,
+        crs=crs,
+        transform=t,
+        **profile,
+    ) as dst:
+        dst.write(data)
     return path
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from minjiang.core.errors import ContractError, ParameterError
 
-from .conftest import lidar_dem, sentinel2
+from .conftest import lidar_dem, sentinel2, write_geotiff
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -86,19 +86,7 @@ def test_integers_cast_first_and_zero_denominators_nan(rt, tmp_path):
     red = np.array([[1000, 0, 100], [5, 9, 0]], dtype=np.uint16)
     paths = {}
     for name, v in {"nir": nir, "red": red}.items():
-        paths[name] = tmp_path / f"{name}.tif"
-        with rasterio.open(
-            paths[name],
-            "w",
-            driver="GTiff",
-            width=3,
-            height=2,
-            count=1,
-            dtype="uint16",
-            crs="EPSG:32633",
-            transform=from_origin(0, 0, 10, 10),
-        ) as dst:
-            dst.write(v[None])
+        paths[name] = write_geotiff(tmp_path / f"{name}.tif", v, from_origin(0, 0, 10, 10))
     ing = {n: rt.ingest("forestry.raster", p, params={"bands": [n]}) for n, p in paths.items()}
     res = rt.run(
         "forestry.spectral_index",
@@ -267,19 +255,7 @@ def test_geographic_dem_in_metres_per_degree(rt, tmp_path):
     lat = 60.0 + d * 20 - d * (np.arange(40) + 0.5)
     ew, _ = geographic_spacing(lat, d, d)
     z = np.cumsum(np.broadcast_to(ew[:, None], (40, 30)), axis=1).astype(np.float32)
-    p = tmp_path / "geo.tif"
-    with rasterio.open(
-        p,
-        "w",
-        driver="GTiff",
-        width=30,
-        height=40,
-        count=1,
-        dtype="float32",
-        crs="EPSG:4326",
-        transform=from_origin(10.0, 60.0 + d * 20, d, d),
-    ) as dst:
-        dst.write(z[None])
+    p = write_geotiff(tmp_path / "geo.tif", z, from_origin(10.0, 60.0 + d * 20, d, d), "EPSG:4326")
     dem = rt.ingest("forestry.raster", p)
     ds = rt.run("forestry.terrain", inputs={"dem": dem}).to_xarray()
     inner = ds["slope"].values[1:-1, 1:-1]

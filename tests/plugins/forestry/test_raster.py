@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from minjiang.core.errors import ContractError, ReaderError
 
-from .conftest import lidar_dem, sentinel2
+from .conftest import lidar_dem, sentinel2, write_geotiff
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -105,19 +105,7 @@ def _s2(rt, band):
 
 
 def _write_like(path, values, transform):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=values.shape[1],
-        height=values.shape[0],
-        count=1,
-        dtype=values.dtype.name,
-        crs="EPSG:32719",
-        transform=rasterio.Affine(*transform),
-    ) as dst:
-        dst.write(values[None])
-    return path
+    return write_geotiff(path, values, transform, "EPSG:32719")
 
 
 def test_10m_20m_pair_is_refused_naming_both_grids(rt, tmp_path):

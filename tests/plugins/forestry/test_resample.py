@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from minjiang.core.errors import ContractError, ParameterError
 
-from tests.plugins.forestry.conftest import sentinel2
+from .conftest import sentinel2, write_geotiff
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -93,20 +93,8 @@ def test_a_stack_is_resampled_plane_by_plane_in_several_tasks(tmp_path):
     x = rng.random((3, 40, 30)).astype(np.float32)
     paths = []
     for k in range(3):
-        p = tmp_path / f"d{k}.tif"
-        with rasterio.open(
-            p,
-            "w",
-            driver="GTiff",
-            width=30,
-            height=40,
-            count=1,
-            dtype="float32",
-            crs="EPSG:32633",
-            transform=rasterio.Affine(10, 0, 500000, 0, -10, 4000000),
-        ) as dst:
-            dst.write(x[k][None])
-        paths.append(p)
+        transform = (10, 0, 500000, 0, -10, 4000000)
+        paths.append(write_geotiff(tmp_path / f"d{k}.tif", x[k], transform))
     with mj.Runtime(store=tmp_path / "s", executor="local", memory_budget="100KiB") as rt:
         stack = rt.ingest(
             "forestry.raster",
@@ -144,19 +132,9 @@ def test_bad_targets_are_refused_before_any_work(rt, tmp_path):
         rt.run("forestry.resample", inputs={"raster": nir, "like": nir}, params={"resolution": 20})
     with pytest.raises(ParameterError, match="resolution"):
         rt.run("forestry.resample", inputs={"raster": nir}, params={"resolution": -5})
-    other = tmp_path / "o.tif"
-    with rasterio.open(
-        other,
-        "w",
-        driver="GTiff",
-        width=4,
-        height=4,
-        count=1,
-        dtype="float32",
-        crs="EPSG:4326",
-        transform=rasterio.Affine(0.1, 0, 10, 0, -0.1, 50),
-    ) as dst:
-        dst.write(np.ones((1, 4, 4), np.float32))
+    other = write_geotiff(
+        tmp_path / "o.tif", np.ones((4, 4), np.float32), (0.1, 0, 10, 0, -0.1, 50), "EPSG:4326"
+    )
     geo = rt.ingest("forestry.raster", other, params={"bands": ["g"]})
     with pytest.raises(ContractError, match="different CRS"):
         rt.run("forestry.resample", inputs={"raster": nir, "like": geo})

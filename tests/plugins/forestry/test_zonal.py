@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from minjiang.core.errors import ContractError, ReaderError
 
-from .conftest import lidar_dem
+from .conftest import lidar_dem, write_geotiff
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("fiona")
@@ -185,19 +185,12 @@ def test_zones_refusals(rt, tmp_path):
     # zones on another grid than the values are refused, naming both grids
     from rasterio.transform import from_origin
 
-    other = tmp_path / "other.tif"
-    with rasterio.open(
-        other,
-        "w",
-        driver="GTiff",
-        width=50,
-        height=40,
-        count=1,
-        dtype="float32",
-        crs="EPSG:26915",
-        transform=from_origin(429252.0, 5150885.0, 2.0, 2.0),
-    ) as dst:
-        dst.write(np.ones((1, 40, 50), np.float32))
+    other = write_geotiff(
+        tmp_path / "other.tif",
+        np.ones((40, 50), np.float32),
+        from_origin(429252.0, 5150885.0, 2.0, 2.0),
+        "EPSG:26915",
+    )
     with rasterio.open(path) as src:
         polys = _mesh(src.bounds, n=1)
         crs = src.crs

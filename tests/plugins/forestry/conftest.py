@@ -55,6 +55,29 @@ def write_geotiff(
     return path
 
 
+def gdal_reproject(x: Any, t: Any, dt: Any, shape: tuple[int, int], method: str) -> Any:
+    """GDAL's resampling of ``x`` (transform ``t``) onto ``dt``/``shape`` in one UTM
+    zone through ``rasterio.warp.reproject``, NaN as nodata: the reference of
+    ``forestry.resample``."""
+    import numpy as np
+    import rasterio
+    from rasterio.warp import Resampling, reproject
+
+    want = np.full(shape, np.nan)
+    reproject(
+        np.asarray(x, dtype=np.float64),
+        want,
+        src_transform=rasterio.Affine(*t[:6]),
+        dst_transform=rasterio.Affine(*dt[:6]),
+        src_crs="EPSG:32719",
+        dst_crs="EPSG:32719",
+        resampling=getattr(Resampling, method),
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+    )
+    return want
+
+
 def sentinel2(band: str) -> Path:
     """One 10 m Sentinel-2 band of xarray-spatial (blue, green, red, nir)."""
     return package_file("xrspatial", "datasets", "sentinel-2", f"{band}_band.nc")

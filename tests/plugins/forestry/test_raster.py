@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from minjiang.core.errors import ContractError, ReaderError
 
-from .conftest import lidar_dem, sentinel2, write_geotiff
+from .conftest import gdal_reproject, lidar_dem, sentinel2, write_geotiff
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -153,7 +153,6 @@ def test_crs_difference_is_refused(rt, tmp_path):
 )
 def test_resample_matches_rasterio(method, res):
     from minjiang.plugins.forestry.resample import resample
-    from rasterio.warp import Resampling, reproject
 
     with rasterio.open(sentinel2("nir")) as src:
         x = src.read(1).astype(np.float64)
@@ -163,18 +162,7 @@ def test_resample_matches_rasterio(method, res):
     shape = (int(200 * 10 / res), int(300 * 10 / res))
     dt = (res, 0.0, t[2], 0.0, -res, t[5])
     got = resample(x, t, dt, shape, method)
-    want = np.full(shape, np.nan)
-    reproject(
-        x,
-        want,
-        src_transform=rasterio.Affine(*t),
-        dst_transform=rasterio.Affine(*dt),
-        src_crs="EPSG:32719",
-        dst_crs="EPSG:32719",
-        resampling=getattr(Resampling, method),
-        src_nodata=np.nan,
-        dst_nodata=np.nan,
-    )
+    want = gdal_reproject(x, t, dt, shape, method)
     if method == "bilinear":  # GDAL treats the outer half cell differently; compare inside
         got, want = got[2:-2, 2:-2], want[2:-2, 2:-2]
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))

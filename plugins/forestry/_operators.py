@@ -212,15 +212,15 @@ def _dnbr_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...
 
 
 def dnbr_kernel(arrays: dict[str, Any], params: Any, ctx: BlockContext) -> dict[str, Any]:
-    """Map kernel: dNBR, RdNBR, RBR and the severity classes (numba)."""
+    """Map kernel: dNBR, RdNBR, RBR and the severity classes (numba, or array code on
+    the device on the GPU backend)."""
     import numpy as np
-    from minjiang.kernels import to_host
     from minjiang.plugins.forestry.severity import burn_severity
 
     dtype = np.dtype(_float_type([arrays["pre"].dtype, arrays["post"].dtype]))
-    pre = np.asarray(to_host(arrays["pre"])).astype(dtype, copy=False)
-    post = np.asarray(to_host(arrays["post"])).astype(dtype, copy=False)
-    return burn_severity(pre, post, backend="cpu")
+    pre = arrays["pre"].astype(dtype, copy=False)
+    post = arrays["post"].astype(dtype, copy=False)
+    return burn_severity(pre, post, backend="gpu" if ctx.backend == "gpu" else "cpu")
 
 
 _DNBR_INNER = Operator(
@@ -230,6 +230,7 @@ _DNBR_INNER = Operator(
     outputs=_dnbr_outputs,
     pattern=Map(dnbr_kernel),
     params=DnbrParams,
+    backends=("cpu", "gpu"),
     memory=lambda size, params: 2 * size.input_bytes + 2 * size.output_bytes,
     description="dNBR, RdNBR, RBR and severity classes from pre- and post-fire NBR.",
 )
@@ -331,15 +332,18 @@ def _terrain_outputs(params: TerrainParams, inputs: dict[str, Any]) -> tuple[Arr
 def terrain_kernel(
     arrays: dict[str, Any], params: TerrainParams, ctx: BlockContext
 ) -> dict[str, Any]:
-    """Map kernel with a 1-cell halo: Horn slope, aspect, hillshade (numba)."""
+    """Map kernel with a 1-cell halo: Horn slope, aspect, hillshade (numba, or
+    numba.cuda on the GPU backend, where the block stays on the device)."""
     import numpy as np
-    from minjiang.kernels import to_host
+    from minjiang.kernels import array_namespace
     from minjiang.plugins.forestry.terrain import horn_terrain
 
-    z = np.asarray(to_host(arrays["dem"]), dtype=np.float64)
+    gpu = ctx.backend == "gpu"
+    xp = array_namespace(arrays["dem"]) if gpu else np
+    z = xp.asarray(arrays["dem"], dtype=xp.float64)
     (ylo, yhi), (xlo, xhi) = ctx.halo["y"], ctx.halo["x"]
     # a complete 1-cell frame, NaN outside the raster (GDAL's edge policy)
-    z = np.pad(z, ((1 - ylo, 1 - yhi), (1 - xlo, 1 - xhi)), constant_values=np.nan)
+    z = xp.pad(z, ((1 - ylo, 1 - yhi), (1 - xlo, 1 - xhi)), constant_values=np.nan)
     ys, xs = ctx.region["y"], ctx.region["x"]
     if ys.start == 0:
         z[0, :] = np.nan
@@ -368,6 +372,7 @@ def terrain_kernel(
         z_factor=params.z_factor,
         azimuth=params.azimuth,
         altitude=params.altitude,
+        backend="gpu" if gpu else "cpu",
     )
     return {k: v.astype(np.float32) for k, v in out.items()}
 
@@ -854,6 +859,7 @@ OPERATORS: tuple[Operator, ...] = (
         outputs=(),
         pattern=Composite(_dnbr_expand),
         params=DnbrParams,
+        backends=("cpu", "gpu"),
         description="dNBR, RdNBR, RBR and USGS (Key & Benson 2006) severity classes from pre- "
         "and post-fire NBR on one grid.",
     ),
@@ -916,6 +922,7 @@ OPERATORS: tuple[Operator, ...] = (
         outputs=_terrain_outputs,
         pattern=Map(terrain_kernel, halo={"y": 1, "x": 1}, boundary="nearest"),
         params=TerrainParams,
+        backends=("cpu", "gpu"),
         memory=lambda size, params: 5 * size.input_bytes + 3 * size.output_bytes,
         description="Slope, aspect, hillshade (Horn 1981, GDAL conventions, NaN edges); "
         "geographic DEMs in metres per degree by latitude.",

@@ -48,9 +48,21 @@ def burn_severity(pre: Any, post: Any, *, backend: str = "cpu") -> dict[str, np.
     ----------
     pre, post : ndarray
         Pre- and post-fire NBR on one grid (same shape); NaN is no data.
-    backend : {"reference", "cpu"}
-        NumPy reference or the numba kernel.
+    backend : {"reference", "cpu", "gpu"}
+        NumPy reference, the numba kernel, or array code on the arrays' device (CuPy
+        on the GPU backend).
     """
+    if backend == "gpu":
+        from minjiang.kernels import array_namespace
+        from minjiang.plugins.forestry.severity._gpu import burn_severity as gpu
+
+        xp = array_namespace(pre, post)
+        if pre.shape != post.shape:
+            raise ValueError(
+                f"burn_severity: pre {pre.shape} and post {post.shape} must have the same shape"
+            )
+        dtype = xp.result_type(pre.dtype, post.dtype, xp.float32)
+        return gpu(pre.astype(dtype, copy=False), post.astype(dtype, copy=False), EDGES)
     pre, post = np.asarray(pre), np.asarray(post)
     if pre.shape != post.shape:
         raise ValueError(
@@ -63,7 +75,7 @@ def burn_severity(pre: Any, post: Any, *, backend: str = "cpu") -> dict[str, np.
 
         return ref(pre, post)
     if backend != "cpu":
-        raise ValueError(f"burn_severity: backend {backend!r} is not 'reference' or 'cpu'")
+        raise ValueError(f"burn_severity: backend {backend!r} is not 'reference', 'cpu' or 'gpu'")
     from minjiang.plugins.forestry.severity._cpu import burn_severity as cpu
 
     shape = pre.shape

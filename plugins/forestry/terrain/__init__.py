@@ -48,13 +48,22 @@ def horn_terrain(
     z_factor, azimuth, altitude : float
         Vertical exaggeration; the sun's azimuth (clockwise from north) and altitude,
         in degrees.
-    backend : {"reference", "cpu"}
+    backend : {"reference", "cpu", "gpu"}
+        The NumPy reference, the numba kernel, or the ``numba.cuda`` kernel (``z`` a
+        CuPy array, or a NumPy one under numba's CUDA simulator).
 
     Returns
     -------
-    dict with ``slope``, ``aspect``, ``hillshade`` of shape (H, W), float64.
+    dict with ``slope``, ``aspect``, ``hillshade`` of shape (H, W), float64 (CuPy
+    arrays on the GPU backend).
     """
-    z = np.asarray(z, dtype=np.float64)
+    if backend == "gpu":
+        from minjiang.kernels import cuda as _cuda
+
+        xp = _cuda.array_module(z)
+        z = xp.asarray(z, dtype=xp.float64)
+    else:
+        z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or z.shape[0] < 3 or z.shape[1] < 3:
         raise ValueError(f"horn_terrain: z must be 2-D with a 1-cell halo, got shape {z.shape}")
     rows = z.shape[0] - 2
@@ -67,8 +76,13 @@ def horn_terrain(
         from minjiang.plugins.forestry.terrain._reference import horn as reference
 
         return reference(*args)
+    if backend == "gpu":
+        from minjiang.plugins.forestry.terrain._gpu import horn as gpu
+
+        out = gpu(*args)
+        return {"slope": out[0], "aspect": out[1], "hillshade": out[2]}
     if backend != "cpu":
-        raise ValueError(f"horn_terrain: backend {backend!r} is not 'reference' or 'cpu'")
+        raise ValueError(f"horn_terrain: backend {backend!r} is not 'reference', 'cpu' or 'gpu'")
     from minjiang.plugins.forestry.terrain._cpu import horn as cpu
 
     out = np.empty((3, rows, z.shape[1] - 2))

@@ -3,8 +3,10 @@
 Hooks are called through ``pm.hook.<name>(...)``, so pluggy decides the order
 (``tryfirst``/``trylast``, then last registered first), runs hook wrappers around
 the call, and traces it. A plugin that fails to import, or whose hook raises, is
-reported by name and skipped; it never breaks the others. ``check_pending()``
-catches misspelt hook names.
+reported by name and skipped; it never breaks the others. So is a plugin with a
+hook implementation named after no hook (a misspelling); a function named like a hook
+but not marked ``@hookimpl``, and a second registration of a taken operator, reader,
+pipeline or report name, are reported (the later registration is skipped).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("minjiang.plugins")
 
-__all__ = ["PluginProblem", "Registry", "call_hook", "make_plugin_manager"]
+__all__ = ["PluginProblem", "Registry", "call_hook", "check_plugin", "make_plugin_manager"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,14 +71,50 @@ def make_plugin_manager(
             pm.register(plugin, name=name)
         except Exception as err:
             problems.append(PluginProblem(name, "register", f"{type(err).__name__}: {err}"))
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as err:
-        raise PluginError(
-            f"{err}. Hook implementations must be named after a hook in minjiang.core.hookspecs "
-            "(minjiang_register_operators, minjiang_register_readers, ...)"
-        ) from None
+    for name, plugin in list(pm.list_name_plugin()):
+        problems.extend(check_plugin(pm, name, plugin))
     return pm, problems
+
+
+def check_plugin(pm: pluggy.PluginManager, name: str, plugin: Any) -> list[PluginProblem]:
+    """A registered plugin's own problems: a hook implementation named after no hook
+    (misspelt: the plugin is unregistered, the others go on) and a function named like
+    a hook but not marked ``@hookimpl`` (reported; it is never called)."""
+    import difflib
+
+    hooks = sorted(n for n in dir(hookspecs) if n.startswith("minjiang_"))
+    out: list[PluginProblem] = []
+    unknown = [
+        caller.name
+        for caller in pm.get_hookcallers(plugin) or []
+        if not caller.has_spec() and caller.name.startswith(hookspecs.PROJECT)
+    ]
+    if unknown:
+        pm.unregister(plugin)
+        for hook in unknown:
+            close = difflib.get_close_matches(hook, hooks, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.append(
+                PluginProblem(
+                    name,
+                    "register",
+                    f"{hook!r} is not a minjiang hook{hint} (the hooks are in "
+                    "minjiang.core.hookspecs); the plugin was skipped",
+                )
+            )
+        return out
+    marked = {caller.name for caller in pm.get_hookcallers(plugin) or []}
+    for hook in hooks:
+        if hook not in marked and callable(getattr(plugin, hook, None)):
+            out.append(
+                PluginProblem(
+                    name,
+                    "register",
+                    f"{hook} is not marked with @hookimpl (from minjiang import hookimpl), so "
+                    "it is never called",
+                )
+            )
+    return out
 
 
 def _code_of(function: Any) -> Any:
@@ -265,7 +303,11 @@ class Registry:
 
     def _collect(self, hook: str, kind: str, cls: type | None = None) -> dict[str, tuple[str, Any]]:
         found: dict[str, tuple[str, Any]] = {}
-        for plugin, items in self.call(hook):
+        # in registration order, so that of two plugins claiming one name the one
+        # registered first keeps it (pluggy calls the last registered first)
+        order = {name: i for i, (name, _) in enumerate(self.pm.list_name_plugin())}
+        answers = sorted(self.call(hook), key=lambda pair: order.get(pair[0], len(order)))
+        for plugin, items in answers:
             if isinstance(items, str | bytes) or not isinstance(items, Iterable):
                 self.problems.append(
                     PluginProblem(plugin, hook, f"returned {type(items).__name__}, not a list")
@@ -286,10 +328,17 @@ class Registry:
                     )
                     continue
                 if name in found:
-                    raise PluginError(
-                        f"{kind} {name!r} is registered by both plugin {found[name][0]!r} and "
-                        f"plugin {plugin!r}; uninstall or rename one of them"
+                    # the first registration keeps the name; the later one is refused
+                    self.problems.append(
+                        PluginProblem(
+                            plugin,
+                            hook,
+                            f"{kind} {name!r} is already registered by plugin "
+                            f"{found[name][0]!r}; this one was skipped (rename it, or "
+                            "uninstall one of the two plugins)",
+                        )
                     )
+                    continue
                 found[name] = (plugin, item)
         return dict(sorted(found.items()))
 

@@ -27,9 +27,9 @@ from minjiang.core._events import RunEvent
 from minjiang.core._operator import Operator
 from minjiang.core._pipeline import Pipeline, Step, load_pipeline
 from minjiang.core._plan import IngestPlan, Plan
-from minjiang.core._plugins import Registry, make_plugin_manager
+from minjiang.core._plugins import Registry, check_plugin, make_plugin_manager
 from minjiang.core._units import parse_memory_budget
-from minjiang.core.errors import ContractError, DatasetNotFoundError
+from minjiang.core.errors import ContractError, DatasetNotFoundError, PluginError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -195,9 +195,20 @@ class Runtime:
         return {k: v for k, (_, v) in self.registry.pipelines.items()}
 
     def register(self, plugin: Any, name: str | None = None) -> None:
-        """Register one more plugin object or module on this runtime."""
+        """Register one more plugin object or module on this runtime.
+
+        Raises
+        ------
+        PluginError
+            If a hook implementation is named after no hook (the plugin is not
+            registered) or a function named like a hook is not marked ``@hookimpl``.
+        """
         self.registry.pm.register(plugin, name=name)
-        self.registry.pm.check_pending()
+        problems = check_plugin(self.registry.pm, name or str(plugin), plugin)
+        if problems:
+            if self.registry.pm.is_registered(plugin):
+                self.registry.pm.unregister(plugin)
+            raise PluginError("; ".join(f"plugin {p.plugin!r}: {p.error}" for p in problems))
         self.registry = Registry(self.registry.pm, self.registry.problems)
 
     # ------------------------------------------------------------------ executor

@@ -7,7 +7,7 @@ import types
 
 import pytest
 from minjiang.core import Input, Map, Operator
-from minjiang.core._plugins import make_plugin_manager
+from minjiang.core._plugins import Registry, make_plugin_manager
 from minjiang.core.errors import OperatorNotFoundError, PluginError
 from minjiang.core.hookspecs import hookimpl
 from minjiang.core.testing import tmp_plugin
@@ -82,7 +82,7 @@ def test_raising_hook_is_isolated(runtime) -> None:
         assert any(p.plugin == "raising" and "boom" in p.error for p in runtime.registry.problems)
 
 
-def test_misspelt_hook_is_caught() -> None:
+def test_a_misspelt_hook_skips_that_plugin_only() -> None:
     mod = types.ModuleType("misspelt_plugin")
 
     @hookimpl
@@ -90,11 +90,44 @@ def test_misspelt_hook_is_caught() -> None:
         return []
 
     mod.minjiang_register_operator = minjiang_register_operator
-    with pytest.raises(PluginError, match="minjiang_register_operator"):
-        make_plugin_manager([mod], entry_points=False)
+    pm, problems = make_plugin_manager([mod], entry_points=True)
+    assert not pm.is_registered(mod)
+    [problem] = [p for p in problems if p.plugin == "misspelt_plugin"]
+    assert "'minjiang_register_operator' is not a minjiang hook" in problem.error
+    assert "did you mean 'minjiang_register_operators'" in problem.error
+    # the other plugins still register their operators
+    reg = Registry(pm, problems)
+    assert "array.gaussian" in reg.operators
 
 
-def test_duplicate_operator_names_are_refused(runtime) -> None:
+def test_a_hook_function_without_hookimpl_is_reported() -> None:
+    mod = types.ModuleType("unmarked_plugin")
+
+    def minjiang_register_operators():  # no @hookimpl: never called
+        return []
+
+    mod.minjiang_register_operators = minjiang_register_operators
+    _, problems = make_plugin_manager([mod], entry_points=False)
+    [problem] = problems
+    assert problem.plugin == "unmarked_plugin"
+    assert "minjiang_register_operators is not marked with @hookimpl" in problem.error
+
+
+def test_explicit_registration_of_a_broken_plugin_is_refused(runtime) -> None:
+    mod = types.ModuleType("misspelt_again")
+
+    @hookimpl
+    def minjiang_register_reader():
+        return []
+
+    mod.minjiang_register_reader = minjiang_register_reader
+    with pytest.raises(PluginError, match="did you mean 'minjiang_register_readers'"):
+        runtime.register(mod, name="misspelt_again")
+    assert not runtime.registry.pm.is_registered(mod)
+    assert "array.zarr" in runtime.readers
+
+
+def test_a_duplicate_name_is_refused_for_the_later_plugin_only(runtime) -> None:
     class Twin:
         @hookimpl
         def minjiang_register_operators(self):
@@ -105,14 +138,23 @@ def test_duplicate_operator_names_are_refused(runtime) -> None:
                     inputs=(Input("x"),),
                     outputs=(),
                     pattern=Map(_kernel),
-                )
+                ),
+                Operator(
+                    name="twin.own",
+                    version="1",
+                    inputs=(Input("x"),),
+                    outputs=(),
+                    pattern=Map(_kernel),
+                ),
             ]
 
-    with (
-        tmp_plugin(runtime, Twin(), name="twin"),
-        pytest.raises(PluginError, match=r"array\.gaussian"),
-    ):
-        _ = runtime.operators
+    with tmp_plugin(runtime, Twin(), name="twin"):
+        ops = runtime.registry.operators
+        assert ops["array.gaussian"][1].version == "1"  # the first registration keeps it
+        assert ops["array.gaussian"][0] == "array"
+        assert "twin.own" in ops  # the rest of the later plugin still registers
+        [problem] = [p for p in runtime.registry.problems if p.plugin == "twin"]
+        assert "'array.gaussian' is already registered by plugin 'array'" in problem.error
 
 
 def test_unknown_operator_suggests_close_names(runtime) -> None:

@@ -165,11 +165,23 @@ def version() -> None:
     console.print(f"minjiang {minjiang.__version__}")
 
 
+def _print_origin(origin: dict[str, str]) -> None:
+    if origin:
+        pkg = f" · package {origin['package']} {origin['version']}" if "package" in origin else ""
+        console.print(f"  from plugin {escape(origin['name'])} ({escape(origin['module'])}){pkg}")
+
+
 @app.command()
 def plugins(
     store: str | None = StoreOpt,
     operator: str | None = typer.Option(
-        None, "--operator", help="Show one operator's contract and schema."
+        None, "--operator", help="Show one operator's contract and parameter schema."
+    ),
+    reader: str | None = typer.Option(
+        None, "--reader", help="Show one reader: what it reads and its parameter schema."
+    ),
+    pipeline: str | None = typer.Option(
+        None, "--pipeline", help="Show one registered pipeline: inputs, steps, report."
     ),
 ) -> None:
     """List installed plugins with their operators, readers and pipelines."""
@@ -180,14 +192,35 @@ def plugins(
         console.print(
             f"[bold]{op.name}[/] v{op.version} · pattern {op.pattern.pattern} · backends {op.backends}"
         )
+        _print_origin(reg.provenance("operator", op.name))
         if op.description:
             console.print(op.description)
         for i in op.inputs:
             console.print(
                 f"  input {i.name}: kind={i.kind} dims={i.dims} dtypes={i.dtypes}"
                 + (" (optional)" if i.optional else "")
+                + (" (tiled)" if i.tiled else "")
             )
         console.print_json(json.dumps(op.json_schema()))
+        return
+    if reader:
+        rd = reg.reader(reader)
+        console.print(f"[bold]{rd.name}[/] v{rd.version} · reader")
+        _print_origin(reg.provenance("reader", rd.name))
+        if rd.description:
+            console.print(rd.description)
+        console.print(
+            f"  files ending {', '.join(rd.extensions) or '(any: name the reader)'}"
+            + (" · folders" if rd.supports_directories else "")
+            + (" · several sources" if rd.supports_multiple else " · one source")
+        )
+        schema = rd.params.model_json_schema() if rd.params is not None else {}
+        console.print_json(json.dumps(schema))
+        return
+    if pipeline:
+        pipe = reg.pipeline(pipeline)
+        console.print(f"[bold]{pipe.name}[/] · pipeline")
+        console.print_json(json.dumps(pipe.model_dump(mode="json", exclude_none=True)))
         return
     kinds = ("operators", "readers", "pipelines", "reports")
     table = Table(title="plugins")
@@ -210,7 +243,7 @@ def plugins(
     console.print(table)
     for p in reg.problems:
         err_console.print(
-            f"[yellow]plugin {escape(repr(p.plugin))} skipped ({escape(p.stage)}): "
+            f"[yellow]plugin {escape(repr(p.plugin))} ({escape(p.stage)}): "
             f"{escape(p.error)}[/]",
             soft_wrap=True,
         )

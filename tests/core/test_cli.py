@@ -251,3 +251,21 @@ def test_ingest_guesses_the_reader_or_takes_the_named_one(tmp_path, capsys) -> N
     assert named.exit_code == 0 and "ingested" in named.output, named.output
     option = runner.invoke(app, ["ingest", "--reader", "array.zarr", str(cube), "--store", store])
     assert option.exit_code == 0 and "reused" in option.output, option.output
+
+
+def test_plugins_shows_a_reader_and_a_pipeline(tmp_path) -> None:
+    store = str(tmp_path / "s")
+    out = runner.invoke(app, ["plugins", "--reader", "array.netcdf", "--store", store])
+    assert out.exit_code == 0, out.output
+    assert "array.netcdf v1 · reader" in out.output and "from plugin array" in out.output
+    assert "files ending .nc" in out.output
+    out = runner.invoke(app, ["plugins", "--reader", "medicine.nifti", "--store", store])
+    assert out.exit_code == 0, out.output
+    schema = json.loads(out.output[out.output.index("{") :])
+    assert schema["additionalProperties"] is False and schema["properties"]
+    out = runner.invoke(app, ["plugins", "--pipeline", "forestry.burn_severity", "--store", store])
+    assert out.exit_code == 0, out.output
+    pipe = json.loads(out.output[out.output.index("{") :])
+    assert pipe["report"] == "forestry.severity_quicklook" and pipe["steps"]
+    out = runner.invoke(app, ["plugins", "--pipeline", "nope", "--store", store])
+    assert out.exit_code != 0 and "no pipeline named 'nope'" in str(out.exception)

@@ -164,13 +164,42 @@ def _release_freed_memory() -> None:
 _MALLOC_TRIM: Any = None
 
 
+def _remote_traceback(err: BaseException) -> str:
+    """The worker-side traceback a Ray task error carries ("" for a local error). The
+    error ``ray.get`` raises subclasses the cause's type and formats, as its text,
+    the traceback the worker recorded."""
+    import sys
+
+    ray_exceptions = sys.modules.get("ray.exceptions")
+    if ray_exceptions is None or not isinstance(err, ray_exceptions.RayTaskError):
+        return ""
+    return str(getattr(err, "traceback_str", "") or err)
+
+
 def _unwrap(err: BaseException, spec: TaskSpec) -> BaseException:
+    """The error a failed task raises in the driver: a minjiang error as it is, any
+    other exception as an :class:`ExecutionError` naming the operator, the task and
+    its block, and keeping the original's type (``cause_type``), the task's
+    traceback (``details``, from the worker on Ray) and the original as its cause."""
+    import traceback
+
     cause = getattr(err, "cause", None) or err
     if isinstance(cause, MinjiangError):
         return cause
-    return ExecutionError(
-        f"task {spec.key} of {spec.operator} (dataset {spec.dataset_id}) failed: {type(cause).__name__}: {cause}"
+    block = ", ".join(
+        f"{d}={s.start}:{s.stop}" for d, s in zip(spec.dims, spec.region, strict=True)
     )
+    kind = type(cause)
+    out = ExecutionError(
+        f"task {spec.key} of {spec.operator} (dataset {spec.dataset_id}, block {block}) "
+        f"failed: {kind.__name__}: {cause}; run again with --verbose for its traceback"
+    )
+    out.cause_type = f"{kind.__module__}.{kind.__qualname__}"
+    out.task, out.operator = spec.key, spec.operator
+    out.region = {d: (s.start, s.stop) for d, s in zip(spec.dims, spec.region, strict=True)}
+    out.details = _remote_traceback(err) or "".join(traceback.format_exception(cause))
+    out.__cause__ = cause
+    return out
 
 
 def _local_gpus() -> float:
@@ -370,7 +399,7 @@ class RayExecutor(Executor):
                     try:
                         result = ray.get(ref)
                     except Exception as err:
-                        raise _unwrap(err, spec) from None
+                        raise _unwrap(err, spec) from getattr(err, "cause", None)
                     on_result(result)
         except BaseException:
             for ref in in_flight:

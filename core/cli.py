@@ -34,6 +34,18 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 job_app = typer.Typer(no_args_is_help=True, help="Watch and stop jobs on a Ray cluster.")
 app.add_typer(job_app, name="job")
+#: ``minjiang --verbose ...``: an error prints its traceback (a task's, from the worker)
+_VERBOSE = False
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="On an error, print its traceback (a failed task's in full)."
+    ),
+) -> None:
+    global _VERBOSE
+    _VERBOSE = verbose
 AddressOpt = typer.Option(
     ...,
     "--address",
@@ -749,6 +761,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="minjiang")
     except MinjiangError as err:
+        if _VERBOSE:
+            import traceback
+
+            err_console.print(
+                escape("".join(traceback.format_exception(err))), soft_wrap=True, highlight=False
+            )
+            details = getattr(err, "details", "")
+            if details:
+                err_console.print("[bold]the task's traceback:[/]")
+                err_console.print(escape(details), soft_wrap=True, highlight=False)
         err_console.print(error_line(err), soft_wrap=True, highlight=False)
         sys.exit(2)
 

@@ -77,7 +77,19 @@ class BackendUnavailableError(PlanError):
 
 
 class ExecutionError(MinjiangError, RuntimeError):
-    """A task failed for a reason that retrying will not fix."""
+    """A task failed for a reason that retrying will not fix.
+
+    When a kernel raised, the error names the operator, the task and its block, and
+    carries ``cause_type`` (the original exception's qualified type name), ``task``,
+    ``operator``, ``region`` (dim -> (start, stop)) and ``details`` (the task's
+    traceback, from the worker on Ray); the original exception is its ``__cause__``.
+    """
+
+    cause_type: str = ""
+    task: str = ""
+    operator: str = ""
+    region: dict[str, tuple[int, int]] | None = None
+    details: str = ""
 
 
 class OutputChangedError(ExecutionError):

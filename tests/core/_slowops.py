@@ -1,4 +1,5 @@
-"""A test plugin: a slow map (to interrupt a driver) and a map that kills its worker once."""
+"""A test plugin: a slow map (to interrupt a driver), a map that kills its worker once,
+and a map whose kernel raises in one task."""
 
 from __future__ import annotations
 
@@ -39,6 +40,27 @@ SLOW = Operator(
 )
 
 
+class FailParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    task: int = 1
+
+
+def fail_in_one_task(arrays, params: FailParams, ctx):
+    if ctx.task == params.task:
+        raise ZeroDivisionError(f"no way to divide block {ctx.region['x']}")
+    return {"y": arrays["x"]}
+
+
+FAILS = Operator(
+    name="testlab.fails",
+    version="1",
+    inputs=(Input("x"),),
+    outputs=(ArrayOutput("y"),),
+    pattern=Map(fail_in_one_task),
+    params=FailParams,
+)
+
+
 @hookimpl
 def minjiang_register_operators():
-    return [SLOW]
+    return [SLOW, FAILS]

@@ -13,6 +13,7 @@ Store URLs go through :func:`minjiang.storage.open_store` and ``minjiang.Runtime
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import re
@@ -215,18 +216,15 @@ def test_hostile_names_get_typed_errors(hostile_world: dict[str, Any], reliabili
             err = io.StringIO()
 
             def cli(args: list[str] = args, err: io.StringIO = err) -> None:
-                from minjiang.core import cli as cli_module
-
-                old = cli_module.err_console.file
-                cli_module.err_console.file = err
+                # the console writes to whatever sys.stderr is when it prints: redirect
+                # that (setting the console's file would pin it to this test's stream)
                 try:
-                    main(_with_store(args, store))
+                    with contextlib.redirect_stderr(err):
+                        main(_with_store(args, store))
                 except SystemExit as stop:
                     if stop.code != 2 or err.getvalue().count("\n") != 1:
                         raise AssertionError(f"exit {stop.code}: {err.getvalue()!r}") from None
                     raise CliRefusedWithExit2 from None
-                finally:
-                    cli_module.err_console.file = old
 
             out.expect_typed("cli", s, cli)
     after = _tree(root) - {p for p in _tree(root) if p.startswith("store")}

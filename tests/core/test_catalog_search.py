@@ -15,9 +15,20 @@ from tests._data import write_zarr
 runner = CliRunner(env={"COLUMNS": "240"})
 
 
-@pytest.fixture
-def shared(runtime, tmp_path):
-    """An ocean-like lat/lon series in 2020, a UTM raster, and one derived dataset."""
+@pytest.fixture(scope="module")
+def shared_runtime(tmp_path_factory):
+    from minjiang.core import Runtime
+
+    rt = Runtime(store=tmp_path_factory.mktemp("search") / "store", executor="local")
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="module")
+def shared(shared_runtime, tmp_path_factory):
+    """An ocean-like lat/lon series in 2020, a UTM raster, and one derived dataset
+    (made once for the module; a test that damages the store works on a copy)."""
+    runtime, tmp_path = shared_runtime, tmp_path_factory.mktemp("search-data")
     rng = np.random.default_rng(5)
     sst = rng.normal(20, 2, size=(6, 4, 5))
     sst[0, 0, :3] = np.nan
@@ -108,15 +119,21 @@ def test_search_filters_across_domains_from_the_index(shared):
         cat.search(bbox=(0, 10, 1, 5))
 
 
-def test_search_reads_the_index_not_the_data(shared):
+def test_search_reads_the_index_not_the_data(shared, tmp_path):
+    import shutil
+
+    from minjiang.storage import Catalog, open_store
+
     sst_res, _, smooth, _ = shared
-    store = sst_res.runtime.store
+    shutil.copytree(sst_res.runtime.store.root, tmp_path / "copy")
+    store = open_store(tmp_path / "copy")
+    catalog = Catalog(store)
     # with the data gone, the index still answers
     store.delete_prefix(f"datasets/{sst_res.id}/arrays.zarr")
-    assert {r.id for r in sst_res.runtime.catalog.search(variable="sst")} == {sst_res.id, smooth.id}
+    assert {r.id for r in catalog.search(variable="sst")} == {sst_res.id, smooth.id}
     # a record with no index entry (older store, killed writer) is indexed from its record
     store.delete(f"catalog/index/{smooth.id}.json")
-    assert smooth.id in {r.id for r in sst_res.runtime.catalog.search(bbox=(110, 10, 114, 13))}
+    assert smooth.id in {r.id for r in catalog.search(bbox=(110, 10, 114, 13))}
 
 
 def test_cli_search(shared):

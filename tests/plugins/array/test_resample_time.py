@@ -40,10 +40,20 @@ def _want(da, freq, how):
     return getattr(r, how)()
 
 
+@pytest.fixture(scope="module")
+def soi(tmp_path_factory):
+    """The SOI series ingested once for the module, with its runtime."""
+    from minjiang.core import Runtime
+
+    rt = Runtime(store=tmp_path_factory.mktemp("soi") / "store", executor="local")
+    yield rt, rt.ingest("array.netcdf", sample("SOI_Darwin.nc"))
+    rt.close()
+
+
 @pytest.mark.parametrize(("freq", "how"), [("season", "mean"), ("year", "sum"), ("year", "count")])
-def test_the_soi_series_matches_xarray(runtime, freq, how):
+def test_the_soi_series_matches_xarray(soi, freq, how):
+    runtime, src = soi
     path = sample("SOI_Darwin.nc")
-    src = runtime.ingest("array.netcdf", path)
     out = runtime.run("array.resample_time", inputs={"x": src}, params={"freq": freq, "how": how})
     got = out.to_xarray()["SOI_Darwin"]
     # float32 data: ours sums in float64 and rounds once, as xarray on float64 values

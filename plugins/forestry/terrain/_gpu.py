@@ -10,38 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from minjiang.kernels import cuda as _cuda
-from minjiang.plugins.forestry.terrain._cell import horn_cell, sun
+from minjiang.plugins.forestry.terrain._cell import horn_cell, make_horn_at, sun
 from numba import cuda
 
 __all__ = ["horn"]
 
 
 def _build() -> Any:
-    cell = cuda.jit(device=True)(horn_cell)
+    at = cuda.jit(device=True)(make_horn_at(cuda.jit(device=True)(horn_cell)))
 
     @cuda.jit
-    def kernel(z, ewres, nsres, z_factor, sin_alt, cos_az_cos_alt, sin_az_cos_alt, out):
+    def kernel(z, ewres, nsres, z_factor, s1, s2, s3, out):
         rows, cols = out.shape[1], out.shape[2]
         start, stride = cuda.grid(1), cuda.gridsize(1)
         for n in range(start, rows * cols, stride):
             r = n // cols
             k = n - r * cols
-            s, asp, hill = cell(
-                z[r, k],
-                z[r, k + 1],
-                z[r, k + 2],
-                z[r + 1, k],
-                z[r + 1, k + 2],
-                z[r + 2, k],
-                z[r + 2, k + 1],
-                z[r + 2, k + 2],
-                8.0 * ewres[r],
-                8.0 * nsres[r],
-                z_factor,
-                sin_alt,
-                cos_az_cos_alt,
-                sin_az_cos_alt,
-            )
+            s, asp, hill = at(z, r, k, 8.0 * ewres[r], 8.0 * nsres[r], z_factor, s1, s2, s3)
             out[0, r, k] = s
             out[1, r, k] = asp
             out[2, r, k] = hill

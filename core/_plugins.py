@@ -12,6 +12,7 @@ pipeline or report name, are reported (the later registration is skipped).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -469,12 +470,21 @@ class Registry:
         return self.call(hook, **kwargs)
 
 
+@functools.lru_cache(maxsize=1)
+def _top_level_distributions() -> dict[str, list[str]]:
+    """Top-level module -> distributions, read once per process (it scans every
+    installed distribution's files: about half a second)."""
+    from importlib.metadata import packages_distributions
+
+    return dict(packages_distributions())
+
+
 def _distribution(module: str) -> dict[str, str]:
     """The installed distribution providing ``module`` and its version, if any."""
-    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+    from importlib.metadata import PackageNotFoundError, version
 
     top = module.split(".", 1)[0]
-    for dist in sorted(packages_distributions().get(top, [])):
+    for dist in sorted(_top_level_distributions().get(top, [])):
         try:
             return {"package": dist, "version": version(dist)}
         except PackageNotFoundError:

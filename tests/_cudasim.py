@@ -116,8 +116,8 @@ def nvvm_missing() -> str | None:
 
 def compile_for_hopper(
     monkeypatch: pytest.MonkeyPatch, build: Callable[[], Any], signature: tuple[Any, ...]
-) -> None:
-    """Compile the kernel ``build()`` makes to PTX for sm_90 (skips without NVVM)."""
+) -> str:
+    """Compile the kernel ``build()`` makes to PTX for sm_90 (skips without NVVM); the PTX."""
     reason = nvvm_missing()
     if reason is not None:
         pytest.skip(reason)
@@ -137,3 +137,4 @@ def compile_for_hopper(
         )
     ptx, _ = cuda.compile_ptx(build().py_func, signature, cc=(9, 0))
     assert ".target sm_90" in ptx
+    return str(ptx)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests._cudasim import Checks, assert_passed, nvvm_missing, simulate
+from tests._cudasim import Checks, assert_passed, compile_for_hopper, simulate
 
 CHECKS = Checks()
 _check = CHECKS.check
@@ -197,22 +197,8 @@ def _ptx_cases() -> dict[str, tuple[Any, tuple[Any, ...]]]:
 
 @pytest.mark.parametrize("name", list(_ptx_cases()))
 def test_kernel_compiles_for_hopper_without_fused_multiply_adds(monkeypatch, name):
-    reason = nvvm_missing()
-    if reason is not None:
-        pytest.skip(reason)
-    import numba.cuda.dispatcher
-    from numba import cuda
-
-    if not cuda.is_available():
-        monkeypatch.setattr(
-            numba.cuda.dispatcher,
-            "get_current_device",
-            lambda: types.SimpleNamespace(compute_capability=(9, 0)),
-            raising=False,
-        )
     build, signature = _ptx_cases()[name]
-    ptx, _ = cuda.compile_ptx(build().py_func, signature, cc=(9, 0))
-    assert ".target sm_90" in ptx
+    ptx = compile_for_hopper(monkeypatch, build, signature)
     assert "fma." not in ptx  # every product rounds on its own, as on the CPU
     if name.startswith("pairs"):
         assert "atom.global.add" in ptx or "red.global.add" in ptx

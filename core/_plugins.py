@@ -7,6 +7,14 @@ reported by name and skipped; it never breaks the others. So is a plugin with a
 hook implementation named after no hook (a misspelling); a function named like a hook
 but not marked ``@hookimpl``, and a second registration of a taken operator, reader,
 pipeline or report name, are reported (the later registration is skipped).
+
+Compatibility gate: a plugin declares the plugin API versions it supports as a
+module (or object) attribute, ``MINJIANG_API = ">=1.0,<2"``; a plugin whose range
+does not hold :data:`minjiang.API_VERSION`, or whose declaration cannot be read, is
+refused like the other faults, with a report naming both versions and the fix. An
+attribute rather than a hook: the range must be read before any hook of the plugin
+is trusted, and an attribute costs nothing to read. A plugin that declares nothing is
+loaded; ``minjiang doctor`` and ``minjiang validate`` warn about it.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -30,7 +39,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("minjiang.plugins")
 
-__all__ = ["PluginProblem", "Registry", "call_hook", "check_plugin", "make_plugin_manager"]
+__all__ = [
+    "API_ATTRIBUTE",
+    "PluginProblem",
+    "Registry",
+    "api_compatibility",
+    "call_hook",
+    "check_plugin",
+    "make_plugin_manager",
+    "parse_api_range",
+]
+
+#: The attribute of a plugin module (or object) that declares the API range it supports.
+API_ATTRIBUTE = "MINJIANG_API"
+_CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d{1,6}(?:\.\d{1,6}){0,2})\s*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,12 +99,100 @@ def make_plugin_manager(
     return pm, problems
 
 
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = tuple(int(x) for x in text.split("."))
+    return parts + (0,) * (3 - len(parts))
+
+
+def parse_api_range(spec: object) -> list[tuple[str, tuple[int, ...]]]:
+    """The clauses of an API range such as ``">=1.0,<2"``: ``(operator, version)`` pairs.
+
+    A range is one or more comma-separated clauses, each an operator (``>=``, ``>``,
+    ``<=``, ``<``, ``==``, ``!=``) and a version of one to three numbers; every clause
+    must hold. Versions compare number by number, missing numbers being zero.
+
+    Raises
+    ------
+    PluginError
+        If ``spec`` is not such a string (the message shows the expected form).
+    """
+    if not isinstance(spec, str) or not spec.strip() or len(spec) > 200:
+        shown = repr(spec)[:80]
+        raise PluginError(
+            f"{API_ATTRIBUTE} = {shown} is not an API range; declare one such as "
+            f"{API_ATTRIBUTE} = \">=1.0,<2\" (comma-separated >=, >, <=, <, ==, != clauses)"
+        )
+    clauses = []
+    for raw in spec.split(","):
+        match = _CLAUSE.match(raw)
+        if match is None:
+            raise PluginError(
+                f"{API_ATTRIBUTE} = {spec!r}: clause {raw.strip()[:40]!r} is not an operator "
+                f"(>=, >, <=, <, ==, !=) and a version such as 1.0; declare e.g. "
+                f"{API_ATTRIBUTE} = \">=1.0,<2\""
+            )
+        clauses.append((match.group(1), _version_tuple(match.group(2))))
+    return clauses
+
+
+def _holds(op: str, have: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    return {
+        ">=": have >= want,
+        ">": have > want,
+        "<=": have <= want,
+        "<": have < want,
+        "==": have == want,
+        "!=": have != want,
+    }[op]
+
+
+def api_compatibility(plugin: Any, api: str | None = None) -> tuple[str | None, str | None]:
+    """The API range ``plugin`` declares and, when it excludes ``api`` (default: this
+    minjiang's :data:`minjiang.API_VERSION`) or cannot be read, the problem with the fix:
+    ``(range, problem)``.
+
+    ``(None, None)``: the plugin declares no range (it is loaded; doctor and validate
+    warn). ``(range, None)``: compatible.
+    """
+    from minjiang import API_VERSION
+
+    api = API_VERSION if api is None else api
+    spec = getattr(plugin, API_ATTRIBUTE, None)
+    if spec is None:
+        return None, None
+    try:
+        clauses = parse_api_range(spec)
+    except PluginError as err:
+        return repr(spec)[:80], str(err)
+    have = _version_tuple(api)
+    if all(_holds(op, have, want) for op, want in clauses):
+        return spec, None
+    module = str(getattr(plugin, "__name__", None) or type(plugin).__module__)
+    dist = _distribution(module).get("package")
+    release = f"a release of {dist} (pip install -U {dist})" if dist else "a release of the plugin"
+    return spec, (
+        f"supports minjiang API {spec!r}, but this minjiang provides API {api}; install "
+        f"{release} that supports API {api}, or a minjiang whose API is in {spec!r}"
+    )
+
+
 def check_plugin(pm: pluggy.PluginManager, name: str, plugin: Any) -> list[PluginProblem]:
-    """A registered plugin's own problems: a hook implementation named after no hook
-    (misspelt: the plugin is unregistered, the others go on) and a function named like
-    a hook but not marked ``@hookimpl`` (reported; it is never called)."""
+    """A registered plugin's own problems: a declared API range that excludes this
+    minjiang, or cannot be read (the plugin is unregistered); a hook implementation
+    named after no hook (misspelt: unregistered, the others go on); and a function
+    named like a hook but not marked ``@hookimpl`` (reported; it is never called)."""
     import difflib
 
+    _, incompatible = api_compatibility(plugin)
+    if incompatible is not None:
+        pm.unregister(plugin)
+        return [
+            PluginProblem(
+                name,
+                "compat",
+                f"{incompatible}; the plugin was skipped",
+            )
+        ]
     hooks = sorted(n for n in dir(hookspecs) if n.startswith("minjiang_"))
     out: list[PluginProblem] = []
     unknown = [

@@ -44,6 +44,11 @@ from minjiang.errors import (
 )
 
 __version__ = "0.1.0"
+#: The plugin API version (MAJOR.MINOR): the major number changes when a hook, a contract
+#: class or a kernel signature changes incompatibly, the minor one when something is
+#: added. A plugin declares the range it supports as ``MINJIANG_API = ">=1.0,<2"``
+#: (docs/plugins.md, "Compatibility"); outside that range it is not loaded.
+API_VERSION = "1.0"
 
 if TYPE_CHECKING:
     from minjiang.core import (
@@ -75,6 +80,7 @@ if TYPE_CHECKING:
     from minjiang.kernels import array_namespace, is_gpu_array, resolve_backend, to_host
 
 __all__ = [
+    "API_VERSION",
     "Aggregate",
     "ArrayOutput",
     "BackendFallbackWarning",

@@ -34,6 +34,8 @@ from typing import Any
 
 from minjiang.core.hookspecs import hookimpl
 
+#: the minjiang plugin API versions this plugin supports (checked before it loads)
+MINJIANG_API = ">=1.0,<2"
 __all__ = ["minjiang_register_operators", "minjiang_register_readers"]
 
 

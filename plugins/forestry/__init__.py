@@ -34,6 +34,8 @@ if __name__ != "minjiang.plugins.forestry":  # importable only as minjiang.plugi
     )
 
 DOMAIN = "forestry"
+#: the minjiang plugin API versions this plugin supports (checked before it loads)
+MINJIANG_API = ">=1.0,<2"
 __all__ = [
     "DOMAIN",
     "minjiang_catalog_metadata",

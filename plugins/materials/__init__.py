@@ -32,6 +32,8 @@ if __name__ != "minjiang.plugins.materials":  # importable only as minjiang.plug
     )
 
 DOMAIN = "materials"
+#: the minjiang plugin API versions this plugin supports (checked before it loads)
+MINJIANG_API = ">=1.0,<2"
 __all__ = [
     "DOMAIN",
     "atom_table",

@@ -26,6 +26,8 @@ if __name__ != "minjiang.plugins.medicine":  # importable only as minjiang.plugi
         f"'{__name__}' is minjiang.plugins.medicine: install minjiang and import it by that name"
     )
 
+#: the minjiang plugin API versions this plugin supports (checked before it loads)
+MINJIANG_API = ">=1.0,<2"
 __all__ = [
     "minjiang_register_operators",
     "minjiang_register_pipelines",

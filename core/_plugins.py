@@ -120,7 +120,7 @@ def parse_api_range(spec: object) -> list[tuple[str, tuple[int, ...]]]:
         shown = repr(spec)[:80]
         raise PluginError(
             f"{API_ATTRIBUTE} = {shown} is not an API range; declare one such as "
-            f"{API_ATTRIBUTE} = \">=1.0,<2\" (comma-separated >=, >, <=, <, ==, != clauses)"
+            f'{API_ATTRIBUTE} = ">=1.0,<2" (comma-separated >=, >, <=, <, ==, != clauses)'
         )
     clauses = []
     for raw in spec.split(","):
@@ -129,7 +129,7 @@ def parse_api_range(spec: object) -> list[tuple[str, tuple[int, ...]]]:
             raise PluginError(
                 f"{API_ATTRIBUTE} = {spec!r}: clause {raw.strip()[:40]!r} is not an operator "
                 f"(>=, >, <=, <, ==, !=) and a version such as 1.0; declare e.g. "
-                f"{API_ATTRIBUTE} = \">=1.0,<2\""
+                f'{API_ATTRIBUTE} = ">=1.0,<2"'
             )
         clauses.append((match.group(1), _version_tuple(match.group(2))))
     return clauses

@@ -201,6 +201,11 @@ class Input:
         example the ``doy`` axis of a climatology joined onto a time series.
     optional
         The input may be left out of a step.
+    identity
+        ``False`` leaves the input's dataset out of the step's content id: for an input
+        the step reads only for what its parameters already pin down. A regrid's
+        weights step reads the source grid, which its parameters carry, so every
+        dataset on that grid shares one weights dataset.
     """
 
     name: str
@@ -210,6 +215,7 @@ class Input:
     whole: tuple[str, ...] = ()
     optional: bool = False
     tiled: bool = False
+    identity: bool = True
 
     def __post_init__(self) -> None:
         if self.tiled and self.kind != "table":

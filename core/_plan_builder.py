@@ -303,6 +303,7 @@ class PlanBuilder:
             "inputs": {
                 k: f"{b.dataset_id}:{b.array.name if b.array is not None else b.table}"
                 for k, b in sorted(bound.items())
+                if next(i for i in op.inputs if i.name == k).identity
             },
             "code": code_version(),
         }

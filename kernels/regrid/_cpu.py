@@ -1,0 +1,173 @@
+"""numba kernels for regridding: applying sparse weights, and the exact overlap of
+cells with great-circle edges (the hot loop of conservative weights).
+
+``_apply`` walks the target cells (CSR rows, in parallel) and, per row, the planes of
+the block: NaN sources are left out and the row renormalised by the valid weight.
+
+``_overlaps`` clips, pair by pair, the source cell by the target cell with
+Sutherland–Hodgman in the target cell's gnomonic plane, where great-circle edges are
+straight lines, and sums the clipped polygon, put back on the sphere, as a fan of
+spherical triangles (Van Oosterom–Strackee's solid angle).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+_EPS = 1e-12
+#: most vertices a clipped polygon can have (a cell of v corners clipped by one of w)
+_MAX_V = 32
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _apply(
+    x: np.ndarray,
+    indptr: np.ndarray,
+    src: np.ndarray,
+    weight: np.ndarray,
+    min_valid: float,
+    out: np.ndarray,
+) -> None:
+    k, n_dst = out.shape
+    for i in numba.prange(n_dst):
+        lo, hi = indptr[i], indptr[i + 1]
+        for p in range(k):
+            num = 0.0
+            wv = 0.0
+            for e in range(lo, hi):
+                v = x[p, src[e]]
+                if v == v:
+                    num += weight[e] * v
+                    wv += weight[e]
+            if wv > 0 and wv >= min_valid - 1e-9:
+                out[p, i] = num / wv
+            else:
+                out[p, i] = np.nan
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tri(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    # signed solid angle of the spherical triangle (a, b, c)
+    det = (
+        a[0] * (b[1] * c[2] - b[2] * c[1])
+        - a[1] * (b[0] * c[2] - b[2] * c[0])
+        + a[2] * (b[0] * c[1] - b[1] * c[0])
+    )
+    ab = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+    bc = b[0] * c[0] + b[1] * c[1] + b[2] * c[2]
+    ca = c[0] * a[0] + c[1] * a[1] + c[2] * a[2]
+    return 2.0 * math.atan2(det, 1.0 + ab + bc + ca)
+
+
+@numba.njit(cache=True, nogil=True)
+def _areas(cells: np.ndarray) -> np.ndarray:
+    n, v, _ = cells.shape
+    out = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for j in range(1, v - 1):
+            s += _tri(cells[i, 0], cells[i, j], cells[i, j + 1])
+        out[i] = abs(s)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _clip_area(
+    a3: np.ndarray, b3: np.ndarray, c: np.ndarray, e: np.ndarray, n: np.ndarray
+) -> float:
+    va, vb = a3.shape[0], b3.shape[0]
+    clip = np.empty((va, 2))
+    poly = np.empty((_MAX_V, 2))
+    nxt = np.empty((_MAX_V, 2))
+    for j in range(vb):
+        d = b3[j, 0] * c[0] + b3[j, 1] * c[1] + b3[j, 2] * c[2]
+        if d <= 1e-6:  # over the horizon of the target cell: no overlap
+            return 0.0
+        poly[j, 0] = (b3[j, 0] * e[0] + b3[j, 1] * e[1] + b3[j, 2] * e[2]) / d
+        poly[j, 1] = (b3[j, 0] * n[0] + b3[j, 1] * n[1] + b3[j, 2] * n[2]) / d
+    m = vb
+    s2 = 0.0
+    for j in range(va):
+        d = a3[j, 0] * c[0] + a3[j, 1] * c[1] + a3[j, 2] * c[2]
+        clip[j, 0] = (a3[j, 0] * e[0] + a3[j, 1] * e[1] + a3[j, 2] * e[2]) / d
+        clip[j, 1] = (a3[j, 0] * n[0] + a3[j, 1] * n[1] + a3[j, 2] * n[2]) / d
+    for j in range(va):
+        k = (j + 1) % va
+        s2 += clip[j, 0] * clip[k, 1] - clip[k, 0] * clip[j, 1]
+    ccw = s2 >= 0
+    for jj in range(va):
+        j = jj if ccw else va - 1 - jj
+        k = (j + 1) % va if ccw else (j - 1) % va
+        ax, ay = clip[j, 0], clip[j, 1]
+        dx, dy = clip[k, 0] - ax, clip[k, 1] - ay
+        if dx == 0.0 and dy == 0.0:
+            continue  # a degenerate edge (two corners at a pole) clips nothing
+        out = 0
+        for q in range(m):
+            r = (q + 1) % m
+            px, py = poly[q, 0], poly[q, 1]
+            qx, qy = poly[r, 0], poly[r, 1]
+            sp = dx * (py - ay) - dy * (px - ax)
+            sq = dx * (qy - ay) - dy * (qx - ax)
+            pin = sp >= -_EPS
+            qin = sq >= -_EPS
+            if pin:
+                nxt[out, 0], nxt[out, 1] = px, py
+                out += 1
+            if pin != qin:
+                t = sp / (sp - sq)
+                nxt[out, 0] = px + t * (qx - px)
+                nxt[out, 1] = py + t * (qy - py)
+                out += 1
+        m = out
+        if m < 3:
+            return 0.0
+        for q in range(m):
+            poly[q, 0], poly[q, 1] = nxt[q, 0], nxt[q, 1]
+    v = np.empty((m, 3))
+    for q in range(m):
+        for t in range(3):
+            v[q, t] = c[t] + poly[q, 0] * e[t] + poly[q, 1] * n[t]
+        norm = math.sqrt(v[q, 0] ** 2 + v[q, 1] ** 2 + v[q, 2] ** 2)
+        for t in range(3):
+            v[q, t] /= norm
+    s = 0.0
+    for q in range(1, m - 1):
+        s += _tri(v[0], v[q], v[q + 1])
+    return abs(s)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _overlaps(
+    dst_cells: np.ndarray, src_cells: np.ndarray, pair_dst: np.ndarray, pair_src: np.ndarray
+) -> np.ndarray:
+    p = pair_dst.shape[0]
+    out = np.empty(p)
+    for i in numba.prange(p):
+        a3 = dst_cells[pair_dst[i]]
+        b3 = src_cells[pair_src[i]]
+        c = np.zeros(3)
+        for j in range(a3.shape[0]):
+            for t in range(3):
+                c[t] += a3[j, t]
+        nc = math.sqrt(c[0] ** 2 + c[1] ** 2 + c[2] ** 2)
+        for t in range(3):
+            c[t] /= nc
+        # east = z x c (x axis at the poles), north = c x east
+        e = np.empty(3)
+        e[0], e[1], e[2] = -c[1], c[0], 0.0
+        ne = math.sqrt(e[0] ** 2 + e[1] ** 2)
+        if ne < 1e-12:
+            e[0], e[1], e[2] = 1.0, 0.0, 0.0
+        else:
+            e[0] /= ne
+            e[1] /= ne
+        n = np.empty(3)
+        n[0] = c[1] * e[2] - c[2] * e[1]
+        n[1] = c[2] * e[0] - c[0] * e[2]
+        n[2] = c[0] * e[1] - c[1] * e[0]
+        out[i] = _clip_area(a3, b3, c, e, n)
+    return out

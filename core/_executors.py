@@ -10,8 +10,10 @@ import abc
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from minjiang.core.errors import ExecutionError, MinjiangError, PlanError
@@ -32,6 +34,7 @@ __all__ = [
     "LocalExecutor",
     "RayExecutor",
     "create_executor",
+    "running_cluster",
 ]
 
 EXECUTORS: dict[str, str] = {
@@ -251,8 +254,10 @@ class LocalExecutor(Executor):
 class RayExecutor(Executor):
     """Core Ray tasks with a bounded in-flight window and explicit retries.
 
-    With no ``address`` (and no ``RAY_ADDRESS``) a local Ray is started on demand with
-    ``num_cpus`` CPUs (the embedded default); otherwise it joins that cluster. A Ray
+    It joins ``address`` (or ``RAY_ADDRESS``); else the cluster ``minjiang cluster
+    start`` recorded, or one ``ray start`` left where ``ray.init`` would find it; else
+    it starts a local Ray of its own with ``num_cpus`` CPUs (``address="local"`` always
+    does), on loopback, with token authentication, ended with the driver. A Ray
     already initialised in this process (a test session's) is reused as it is.
     """
 
@@ -271,50 +276,149 @@ class RayExecutor(Executor):
         window: int | None = None,
         runtime_env: dict[str, Any] | None = None,
     ) -> None:
-        import ray
-
-        self._ray = ray
+        self._ray: Any = None
         self._started = False
         # A driver that prints its workers' logs otherwise swaps the builtin print for
         # Ray's tqdm-safe one, and numba then cannot compile any @njit function that
         # prints ("Untyped global name 'print'"): a library imported after a run,
         # porespy for one, would fail to import.
         os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
-        if not ray.is_initialized():
-            address = address or os.environ.get("RAY_ADDRESS") or None
-            if address is not None:
-                from minjiang.core._jobs import use_cluster_token
-
-                use_cluster_token()
-            kwargs: dict[str, Any] = {
-                "include_dashboard": False,
-                "log_to_driver": True,
-                "configure_logging": False,
-            }
-            if address is None:
-                kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
-                kwargs["object_store_memory"] = LOCAL_RAY_OBJECT_STORE_BYTES
-            if runtime_env:
-                kwargs["runtime_env"] = runtime_env
-            if address is None:
-                # The raylet and the workers it starts inherit this environment.
-                with _environment(WORKER_ENV):
-                    ray.init(address=address, **kwargs)
-            else:
-                ray.init(address=address, **kwargs)
-            self._started = True
+        self._temp_dir: str | None = None
+        self._watchdog: Any = None
+        self._env_before: dict[str, str | None] = {}
+        self.attached: str | None = None  #: what an attached cluster was found through
+        self._num_cpus = num_cpus
+        self._runtime_env = runtime_env
+        self._target: str | None = None
+        #: the node table of a recorded minjiang cluster, read over HTTP (no Ray needed)
+        self._nodes: list[Any] | None = None
         self.max_retries = max_retries
         self._window = window
-        self._remote = ray.remote(_ray_task)
+        self._remote: Any = None
         self._probed: tuple[float, list[DeviceReport]] | None = None
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():  # a test session's Ray, as it is
+            self._ray = ray
+            self._remote = ray.remote(_ray_task)
+            return
+        # Where to run is settled now (a conflict is an error before any work), but Ray
+        # is imported and connected only when a task must run: a plan whose every step
+        # is reused never pays for it, and the figures planning needs come from the
+        # options (a local Ray) or the recorded cluster's node table.
+        self._target, self.attached = _resolve_address(address, num_cpus)
+        if self._target is not None:
+            from minjiang.core._cluster import ClusterState, http_node_table
+
+            state = ClusterState.load()
+            if state is not None and self._target == state.address:
+                with contextlib.suppress(MinjiangError):
+                    self._nodes = http_node_table(state.dashboard, state.token_path)
+
+    def _connect(self) -> Any:
+        """The ``ray`` module, connected (or a local Ray started) on first use."""
+        if self._ray is not None:
+            return self._ray
+        import ray
+
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": True,
+            "configure_logging": False,
+        }
+        if self._runtime_env:
+            kwargs["runtime_env"] = self._runtime_env
+        if self._target is None:
+            self._ray = ray
+            self._start_local(self._num_cpus, kwargs)
+        else:
+            from minjiang.core._cluster import is_loopback
+
+            host = self._target.removeprefix("ray://").rpartition(":")[0]
+            with _loopback_if(is_loopback(host) if host else False):
+                ray.init(address=self._target, **kwargs)
+            self._ray = ray
+        self._started = True
+        self._remote = ray.remote(_ray_task)
+        return ray
+
+    def _start_local(self, num_cpus: int | None, kwargs: dict[str, Any]) -> None:
+        """A local Ray for this driver alone, as locked down as ``ray.init`` allows:
+        node IP 127.0.0.1 (so every server listens on loopback), token authentication
+        with a token of its own (0600) in its own temp folder (0700), no dashboard, and
+        a watchdog that ends its processes when this driver exits or is killed."""
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        from minjiang.core._cluster import (
+            Ports,
+            _tighten,
+            ensure_token,
+            loopback_ray,
+            refresh_ray_auth,
+        )
+
+        ray = self._ray
+        self._temp_dir = tempfile.mkdtemp(prefix="mjray-", dir="/tmp")  # short socket paths
+        token = ensure_token(Path(self._temp_dir) / "auth")
+        env = {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(token),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
+        self._env_before = {k: os.environ.get(k) for k in (*env, "RAY_AUTH_TOKEN")}
+        os.environ.update(env)
+        os.environ.pop("RAY_AUTH_TOKEN", None)
+        refresh_ray_auth()
+        kwargs.update(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            object_store_memory=LOCAL_RAY_OBJECT_STORE_BYTES,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=self._temp_dir,
+        )
+        # The raylet and the workers it starts inherit this environment; the metrics
+        # ports of Ray's monitor and dashboard are fixed unless set, and would clash
+        # with another Ray on this host.
+        ports = Ports.free()
+        extra = {
+            "AUTOSCALER_METRIC_PORT": str(ports.autoscaler_metrics),
+            "DASHBOARD_METRIC_PORT": str(ports.dashboard_metrics),
+        }
+        with _environment({**WORKER_ENV, **extra}), loopback_ray():
+            ray.init(**kwargs)
+        _tighten(Path(self._temp_dir))
+        self._watchdog = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("_watchdog.py")),
+                str(os.getpid()),
+                self._temp_dir,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _resources(self) -> dict[str, float]:
-        return dict(self._ray.cluster_resources())
+        if self._ray is None and self._nodes is not None:
+            total: dict[str, float] = {}
+            for node in self._nodes:
+                for key, value in node.resources.items():
+                    total[key] = total.get(key, 0.0) + value
+            return total
+        return dict(self._connect().cluster_resources())
 
     def workers(self) -> int:
+        if self._ray is None and self._target is None:  # the local Ray it would start
+            return max(1, self._num_cpus or os.cpu_count() or 1)
         return max(1, int(self._resources().get("CPU", 1)))
 
     def gpus(self) -> float:
+        if self._ray is None and self._target is None:
+            return _local_gpus()
         return float(self._resources().get("GPU", 0.0))
 
     def gpu_devices(self) -> list[DeviceReport]:
@@ -326,7 +430,7 @@ class RayExecutor(Executor):
         """
         if self._probed and time.monotonic() - self._probed[0] < self.probe_ttl:
             return self._probed[1]
-        ray = self._ray
+        ray = self._connect()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         nodes = [
@@ -364,15 +468,20 @@ class RayExecutor(Executor):
         return reports
 
     def node_memory(self) -> int:
+        if self._ray is None and self._nodes is not None:
+            return int(max((n.memory for n in self._nodes), default=0))
         sizes = [
-            n.get("Resources", {}).get("memory", 0) for n in self._ray.nodes() if n.get("Alive")
+            n.get("Resources", {}).get("memory", 0)
+            for n in self._connect().nodes()
+            if n.get("Alive")
         ]
         return int(max(sizes, default=0))
 
     def run(self, tasks: Sequence[TaskSpec], on_result: Callable[[TaskResult], None]) -> None:
-        ray = self._ray
         if not tasks:
             return
+        ray = self._connect()
+        self._check_feasible(tasks)
         window = self._window or 2 * self.workers()
         pending = list(reversed(tasks))
         in_flight: dict[Any, TaskSpec] = {}
@@ -406,19 +515,124 @@ class RayExecutor(Executor):
                 ray.cancel(ref, force=False)
             raise
 
+    def _check_feasible(self, tasks: Sequence[TaskSpec]) -> None:
+        """Refuse a task that asks for what no live node has (CPUs, GPUs, memory, a
+        custom resource): Ray would leave it pending forever."""
+        from minjiang.core._cluster import check_tasks_feasible, nodes_from_ray
+
+        by_operator: dict[str, list[TaskSpec]] = {}
+        for spec in tasks:
+            by_operator.setdefault(spec.operator, []).append(spec)
+        check_tasks_feasible(
+            ((f"operator {op!r}", specs) for op, specs in by_operator.items()),
+            nodes_from_ray(self._ray),
+        )
+
     def describe(self) -> dict[str, Any]:
         res = self._resources()
         return {
             "executor": "ray",
             "workers": int(res.get("CPU", 0)),
             "gpus": res.get("GPU", 0.0),
-            "nodes": len([n for n in self._ray.nodes() if n.get("Alive")]),
+            "nodes": len([n for n in self._connect().nodes() if n.get("Alive")]),
         }
 
     def close(self) -> None:
-        if self._started and self._ray.is_initialized():
+        if self._started and self._ray is not None and self._ray.is_initialized():
             self._ray.shutdown()
         self._started = False
+        if self._temp_dir is not None:
+            import shutil
+
+            from minjiang.core._cluster import cluster_processes, refresh_ray_auth, terminate
+
+            # what ray.shutdown left behind (agents, idle workers), by this Ray's folder
+            terminate(cluster_processes(self._temp_dir), grace=2.0)
+            if self._watchdog is not None:
+                self._watchdog.kill()
+                self._watchdog.wait()
+                self._watchdog = None
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+            for key, value in self._env_before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            refresh_ray_auth()
+
+
+def _loopback_if(flag: bool) -> contextlib.AbstractContextManager[None]:
+    if not flag:
+        return contextlib.nullcontext()
+    from minjiang.core._cluster import loopback_ray
+
+    return loopback_ray()
+
+
+def _reachable(address: str) -> bool:
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _resolve_address(address: str | None, num_cpus: int | None) -> tuple[str | None, str | None]:
+    """Where a Ray executor connects: ``(address, how it was found)``, or ``(None,
+    None)`` to start a local Ray of its own.
+
+    In order: ``address`` (``"local"`` asks for a new local Ray), ``RAY_ADDRESS``, the
+    cluster ``minjiang cluster start`` recorded, and a cluster ``ray start`` left in
+    Ray's default temp folder (which ``ray.init`` would join on its own). Options for a
+    local Ray (``num_cpus``) cannot apply to a cluster that is already running.
+    """
+    from minjiang.core._cluster import ClusterError, use_token_for
+
+    explicit = address or os.environ.get("RAY_ADDRESS") or None
+    if explicit == "local":
+        return None, None
+    if explicit is not None:
+        use_token_for(explicit)
+        return explicit, "address"
+    found = running_cluster()
+    if found is None:
+        return None, None
+    if num_cpus is not None:
+        raise ClusterError(
+            f"a Ray cluster is already running at {found[0]} ({found[1]}) and minjiang "
+            f"would use it, but --num-cpus {num_cpus} only applies to a Ray that minjiang "
+            "starts: drop --num-cpus to use the running cluster, or add --new-cluster to "
+            "start a separate local Ray"
+        )
+    use_token_for(found[0])
+    return found[0], found[1]
+
+
+def running_cluster() -> tuple[str, str] | None:
+    """The running cluster a Ray executor without an address would join, as ``(address,
+    how it was found)``, or None; nothing is connected to.
+
+    A cluster ``minjiang cluster start`` recorded comes first, then one ``ray start``
+    recorded in Ray's default temp folder (``ray.init()`` would join that one itself).
+    """
+    from minjiang.core._cluster import cluster_dir, find_running
+
+    state = find_running()
+    if state is not None:
+        return state.address, f"the minjiang cluster recorded in {cluster_dir()}"
+    from ray._common.utils import get_ray_address_file
+
+    try:
+        boot = Path(get_ray_address_file(None)).read_text().strip()
+    except OSError:
+        return None
+    if boot and _reachable(boot):
+        return boot, f"the Ray cluster `ray start` recorded in {get_ray_address_file(None)}"
+    return None
 
 
 def _probe_device() -> DeviceReport:

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from minjiang.core._executors import Executor
 from minjiang.core.errors import ParameterError, PipelineError, PlanError
 
+if TYPE_CHECKING:
+    from minjiang.core._cluster import NodeResources
+    from minjiang.core._runtime import Plan
+
 __all__ = [
+    "ClusterView",
     "check_address",
     "job_client",
     "parse_runtime_env",
+    "plan_for_cluster",
+    "resolve_job_address",
     "submit_pipeline",
     "use_cluster_token",
 ]
@@ -68,6 +76,25 @@ def check_address(address: str) -> str:
     return address
 
 
+def resolve_job_address(address: str | None) -> str:
+    """The job API to talk to: ``address`` (``--address`` or ``MINJIANG_JOB_ADDRESS``),
+    else the dashboard of the cluster ``minjiang cluster start`` recorded (its token is
+    then used)."""
+    if address:
+        return check_address(address)
+    from minjiang.core._cluster import cluster_dir, find_running, use_state_token
+
+    state = find_running()
+    if state is None:
+        raise ParameterError(
+            "no cluster to talk to: give --address http://head:8265 (or set "
+            "MINJIANG_JOB_ADDRESS), or start a local one with `minjiang cluster start` "
+            f"(none is running from {cluster_dir()})"
+        )
+    use_state_token(state)
+    return state.dashboard
+
+
 def use_cluster_token() -> None:
     """Ray clusters started with ``ray start`` require a token by default; when this host
     has one (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) send it."""
@@ -95,7 +122,9 @@ def use_cluster_token() -> None:
 def job_client(address: str) -> Any:
     """A :class:`ray.job_submission.JobSubmissionClient` for the dashboard at ``address``."""
     check_address(address)
-    use_cluster_token()
+    from minjiang.core._cluster import use_token_for
+
+    use_token_for(address)
     from ray.job_submission import JobSubmissionClient
 
     try:
@@ -107,6 +136,79 @@ def job_client(address: str) -> Any:
             "'Unauthorized', copy the cluster's token (`ray get-auth-token` on the head) into "
             "RAY_AUTH_TOKEN on this host"
         ) from None
+
+
+class ClusterView(Executor):
+    """A cluster's resources as the planner sees them, read from its node table; it
+    runs nothing (a job's plan is built on the submitting host, then sent)."""
+
+    name = "ray"
+
+    def __init__(self, nodes: Sequence[NodeResources] | None) -> None:
+        self.nodes = list(nodes or [])
+
+    def workers(self) -> int:
+        # before the cluster is asked (no nodes): one worker, so each task may use the
+        # whole budget, and a budget that fails here fails on any cluster
+        return max(1, int(sum(n.cpus for n in self.nodes))) if self.nodes else 1
+
+    def gpus(self) -> float:
+        return float(sum(n.gpus for n in self.nodes))
+
+    def node_memory(self) -> int:
+        return int(max((n.memory for n in self.nodes), default=0))
+
+    def run(self, tasks: Any, on_result: Any) -> None:
+        raise PlanError("a cluster view only plans; submit the job to run it")
+
+
+def plan_for_cluster(
+    pipeline: str | Path,
+    *,
+    store: str,
+    nodes: Sequence[NodeResources] | None,
+    inputs: Mapping[str, Any] | None = None,
+    memory_budget: str | int | None = None,
+    backend: str = "auto",
+    gpu_read: str = "pinned",
+) -> Plan:
+    """Plan ``pipeline`` on this host for a cluster with ``nodes`` (None: before the
+    cluster is asked, for one worker) and refuse a task no node can run.
+
+    Raises
+    ------
+    MemoryBudgetError
+        A task does not fit its share of the budget.
+    InfeasibleTaskError
+        A step's tasks ask for a resource (CPUs, GPUs, memory, a custom resource) that
+        no node has.
+    """
+    from minjiang.core._cluster import check_tasks_feasible
+    from minjiang.core._runtime import Runtime
+
+    rt = Runtime(
+        store=store,
+        executor="local",
+        memory_budget=memory_budget,
+        backend=backend,
+        gpu_read=gpu_read,
+    )
+    rt._executor = ClusterView(nodes)
+    try:
+        plan = rt.plan(str(pipeline), inputs=inputs)
+    finally:
+        rt._executor = None
+        rt.close()
+    if nodes is not None:
+        check_tasks_feasible(
+            (
+                (f"step {step.step!r}", [t for stage in step.stages for t in stage.tasks])
+                for step in plan.steps
+                if not step.reused and getattr(step, "stages", None)
+            ),
+            nodes,
+        )
+    return plan
 
 
 def submit_pipeline(
@@ -121,6 +223,8 @@ def submit_pipeline(
     runtime_env: Mapping[str, Any] | None = None,
     extra_args: Sequence[str] = (),
     agent_wait: float = 90.0,
+    check: bool = True,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> str:
     """Submit ``pipeline`` (a YAML file or a registered name) as a Ray job; returns its id.
 
@@ -128,6 +232,12 @@ def submit_pipeline(
     system path or ``s3://``). ``runtime_env`` is passed to Ray as given (for example
     ``{"pip": ["mylab-minjiang==1.2"]}`` to ship a plugin); the pipeline file's folder
     becomes the job's ``working_dir``.
+
+    With ``check`` (the default) the job is planned here first, against the cluster's
+    node table, and ``on_plan`` gets the plan before the job is sent: a budget too
+    small for any task is refused before the cluster is contacted, and a task that no
+    node can run (:class:`~minjiang.core._cluster.InfeasibleTaskError`) before the job
+    is sent. The store and the inputs must then be readable from this host too.
     """
     from minjiang.core._devices import GPU_READ_MODES
     from minjiang.core._units import parse_memory_budget
@@ -169,6 +279,21 @@ def submit_pipeline(
     if budget is not None:
         args += ["--memory-budget", str(budget)]  # exact bytes, already checked
     args += list(extra_args)
+    if check:
+        from minjiang.core._cluster import node_table
+
+        planned = {
+            "store": url,
+            "inputs": inputs,
+            "memory_budget": budget,
+            "backend": backend,
+            "gpu_read": gpu_read,
+        }
+        if budget is not None:  # a budget too small for one task fails on any cluster
+            plan_for_cluster(pipeline, nodes=None, **planned)  # type: ignore[arg-type]
+        plan = plan_for_cluster(pipeline, nodes=node_table(address), **planned)  # type: ignore[arg-type]
+        if on_plan is not None:
+            on_plan(plan)
     client = job_client(address)
     deadline = time.monotonic() + agent_wait
     while True:

@@ -48,6 +48,7 @@ __all__ = [
     "check_plugin",
     "make_plugin_manager",
     "parse_api_range",
+    "suggested_range",
 ]
 
 #: The attribute of a plugin module (or object) that declares the API range it supports.
@@ -144,6 +145,14 @@ def _holds(op: str, have: tuple[int, ...], want: tuple[int, ...]) -> bool:
         "==": have == want,
         "!=": have != want,
     }[op]
+
+
+def suggested_range() -> str:
+    """The API range a plugin written for this minjiang declares: this API version up
+    to the next major one (``">=1.0,<2"`` for API 1.0)."""
+    from minjiang import API_VERSION
+
+    return f">={API_VERSION},<{int(API_VERSION.split('.')[0]) + 1}"
 
 
 def api_compatibility(plugin: Any, api: str | None = None) -> tuple[str | None, str | None]:

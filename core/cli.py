@@ -775,5 +775,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
+# the plugin author's commands: new-plugin, doctor, validate (core/_cli_kit.py)
+from minjiang.core._cli_kit import register as _register_kit  # noqa: E402
+
+_register_kit(app)
+
+
 if __name__ == "__main__":
     main()

@@ -4,6 +4,11 @@ The execution loop (``core/_execution.py``) calls :func:`ingested_record` and
 :func:`computed_record` once a dataset is complete, and :func:`compare_with_record` when a
 committed dataset was computed again on purpose (``reuse=False``): a committed dataset
 is never rewritten, so the recompute is staged apart and only compared with its record.
+
+The output of a composite operator is recorded under the composite the user called
+(``producer.operator``, ``version``, ``params`` and the record's ``inputs`` are the
+composite's), with its sub-steps in ``producer.steps`` (each with its operator, version,
+parameters and dataset id; see ``core/_patterns/composite.py``).
 """
 
 from __future__ import annotations
@@ -185,8 +190,18 @@ def computed_record(
     checksums, tables = staged_digests(staging, results, coord_sums)
     info = open_dataset_info(staging.store, step.dataset_id)
     schema = with_summaries(dataset_schema(info), _summaries(staging, info, results))
+    from minjiang.core._patterns.composite import composite_lineage
+
     op = step.operator
     fresh = [r for r in results if not r.skipped]
+    # a composite's output is recorded under the composite, its sub-steps beneath
+    composite = composite_lineage(step)
+    called = composite.producer() if composite is not None else {}
+    inputs = (
+        dict(composite.inputs)
+        if composite is not None
+        else {k: b.dataset_id for k, b in step.inputs.items()}
+    )
     return Record(
         id=step.dataset_id,
         kind="computed",
@@ -206,8 +221,9 @@ def computed_record(
             "kernels": sorted({k for s in step.stages for t in s.tasks for k in t.kernels}),
             "executor": executor,
             "notes": list(step.notes),
+            **called,
         },
-        inputs={k: b.dataset_id for k, b in step.inputs.items()},
+        inputs=inputs,
         software=software(),
         host=host(),
         timings={

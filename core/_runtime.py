@@ -69,7 +69,15 @@ class Result:
 
     @property
     def name(self) -> str | None:
-        return self.record.names[0] if self.record.names else None
+        """The name most recently given to this dataset (``None`` if it has none): the
+        one this run gave it, also when the dataset was reused under a second name."""
+        names = self.names
+        return names[-1] if names else None
+
+    @property
+    def names(self) -> list[str]:
+        """Every name of this dataset, oldest first (:meth:`Catalog.names_of`)."""
+        return self.runtime.catalog.names_of(self.record)
 
     @property
     def path(self) -> str:

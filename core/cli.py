@@ -268,17 +268,40 @@ def plan(
         None, "--input", "-i", help="Pipeline input as name=value (repeatable)."
     ),
     store: str | None = StoreOpt,
-    executor: str = typer.Option("local", help="Plan for this executor: local or ray."),
+    executor: str = typer.Option(
+        "ray", help="Plan for this executor, as `run` runs: ray (default) or local."
+    ),
     address: str | None = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster to plan for."),
+    new_cluster: bool = typer.Option(
+        False,
+        "--new-cluster",
+        help="Plan for a local Ray of its own, as `run --new-cluster` starts.",
+    ),
+    num_cpus: int | None = typer.Option(
+        None, help="CPUs of the local Ray that `run` would start (default: this machine's)."
+    ),
     memory_budget: str | None = typer.Option(
         None, "--memory-budget", help="Total memory, e.g. 8GiB."
     ),
     backend: str = typer.Option("auto", help="auto, cpu or gpu."),
+    reuse: bool = typer.Option(True, help="Reuse results already in the catalog."),
 ) -> None:
-    """Show the steps, tasks, memory per task and what is reused, without running."""
-    rt = _runtime(store, executor, address=address, memory_budget=memory_budget, backend=backend)
+    """Show the steps, tasks, memory per task and what is reused, without running.
+
+    With the same options it shows the plan that `run` runs: the same executor (Ray by
+    default, joining the same cluster), workers and budget. Planning does not start Ray:
+    where `run` would start a local Ray, the plan is for the CPUs it would start it with.
+    """
+    rt = _runtime(
+        store,
+        executor,
+        address="local" if new_cluster else address,
+        num_cpus=num_cpus,
+        memory_budget=memory_budget,
+        backend=backend,
+    )
     try:
-        p = rt.plan(pipeline, inputs=_inputs(input))
+        p = rt.plan(pipeline, inputs=_inputs(input), reuse=reuse)
         console.print(_plan_table(p))
         for s in p.steps:
             for note in getattr(s, "notes", []):
@@ -595,9 +618,11 @@ def catalog_ls(
     table = Table(title="catalog")
     for col in ("id", "names", "kind", "producer", "created"):
         table.add_column(col)
+    pointers = rt.catalog.names_by_dataset()  # every name, a reused dataset's later ones too
     for r in rt.catalog.list(domain=domain, operator=operator, include_hidden=all_):
         producer = r.producer.get("operator") or r.producer.get("reader") or ""
-        table.add_row(r.id, ", ".join(r.names), r.kind, producer, r.created)
+        names = rt.catalog.names_of(r, pointers=pointers)
+        table.add_row(r.id, ", ".join(names), r.kind, producer, r.created)
     console.print(table)
 
 

@@ -17,7 +17,7 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from minjiang.errors import (
@@ -528,6 +528,49 @@ class Catalog:
                 out[name] = pointer["id"]
         return dict(sorted(out.items()))
 
+    def names_by_dataset(self) -> dict[str, builtins.list[str]]:
+        """Every named dataset id and the names pointing at it, in the order they were
+        pointed at it (oldest first)."""
+        stamped: dict[str, builtins.list[tuple[str, str]]] = {}
+        for key in self.store.list(NAMES):
+            if not key.endswith(".json"):
+                continue
+            name = key[len(NAMES) + 1 : -len(".json")]
+            try:
+                pointer = self.store.read_json(key)
+            except KeyNotFoundError:
+                continue
+            if not isinstance(pointer, dict) or not isinstance(pointer.get("id"), str):
+                continue
+            did = pointer["id"]
+            history = [h for h in pointer.get("history", []) if isinstance(h, dict)]
+            # when the name was last pointed at its current dataset
+            at = next((str(h.get("at", "")) for h in reversed(history) if h.get("id") == did), "")
+            stamped.setdefault(did, []).append((at, name))
+        return {did: [n for _, n in sorted(pairs)] for did, pairs in sorted(stamped.items())}
+
+    def names_of(
+        self, ref: str | Record, *, pointers: Mapping[str, Sequence[str]] | None = None
+    ) -> builtins.list[str]:
+        """Every name of a dataset: those it was published with that still point at it,
+        then the names given to it later (a reused dataset run under a second name),
+        oldest first.
+
+        Parameters
+        ----------
+        ref : str or Record
+            The dataset (id, name or record).
+        pointers : mapping, optional
+            What :meth:`names_by_dataset` returned, when listing many datasets (read once).
+        """
+        record = ref if isinstance(ref, Record) else self.get(ref)
+        if pointers is None:
+            pointers = self.names_by_dataset()
+        current = list(pointers.get(record.id, ()))
+        elsewhere = {n for did, names in pointers.items() if did != record.id for n in names}
+        published = [n for n in record.names if n not in elsewhere]
+        return published + [n for n in current if n not in published]
+
     # -------------------------------------------------------------- queries
     def list(
         self,
@@ -785,15 +828,17 @@ class Catalog:
 
         for rid in graph.missing:
             doc["entity"][f"mjdata:{rid}"] = {"prov:type": "minjiang:Dataset", "prov:label": rid}
+        pointers = self.names_by_dataset()
         for rid, rec in sorted(graph.nodes.items()):
             entity = f"mjdata:{rid}"
             activity = f"mjrun:{rid}"
+            names = self.names_of(rec, pointers=pointers)
             doc["entity"][entity] = {
                 "prov:type": "minjiang:Dataset",
-                "prov:label": rec.names[0] if rec.names else rid,
+                "prov:label": names[0] if names else rid,
                 "minjiang:kind": rec.kind,
                 "minjiang:domain": rec.domain,
-                "minjiang:names": " ".join(rec.names),
+                "minjiang:names": " ".join(names),
                 "minjiang:created": rec.created,
             }
             act: dict[str, Any] = {
@@ -807,7 +852,21 @@ class Catalog:
                 act["prov:startTime"] = str(rec.timings["started"])
             if "backend" in rec.producer:
                 act["minjiang:backend"] = str(rec.producer["backend"])
+            steps = _substeps(rec.producer)
+            if steps:
+                act["minjiang:steps"] = " ".join(f"{activity}.{s['id']}" for s in steps)
             doc["activity"][activity] = act
+            # a composite's sub-steps: activities of their own, part of the composite's
+            for sub in steps:
+                sub_activity = f"{activity}.{sub['id']}"
+                doc["activity"][sub_activity] = {
+                    "prov:type": "minjiang:SubStep",
+                    "prov:label": str(sub.get("operator", "")),
+                    "minjiang:version": str(sub.get("version", "")),
+                    "minjiang:params": canonical_json(sub.get("params", {})).decode(),
+                    "minjiang:partOf": activity,
+                    "minjiang:dataset": str(sub.get("dataset", "")),
+                }
             doc["wasGeneratedBy"][blank("g")] = {
                 "prov:entity": entity,
                 "prov:activity": activity,
@@ -859,9 +918,14 @@ class Catalog:
         base = self.store.url.rstrip("/")
         producer = rec.operator or rec.kind
         inputs = ", ".join(f"{k}={v}" for k, v in sorted(rec.inputs.items()))
+        steps = _substeps(rec.producer)
+        shown = "; ".join(
+            f"{s.get('id')}: {s.get('operator')} {s.get('version', '')}".rstrip() for s in steps
+        )
         lineage = (
             f"{'Ingested' if rec.kind == 'ingested' else 'Computed'} by {producer} "
             f"{rec.producer.get('version', '')}".rstrip()
+            + (f" (sub-steps {shown})" if shown else "")
             + (f" from {inputs}" if inputs else "")
             + "."
         )
@@ -878,12 +942,13 @@ class Catalog:
                     "operator": producer,
                     "version": rec.producer.get("version"),
                     "params": rec.producer.get("params", {}),
+                    **({"steps": steps} if steps else {}),
                 },
             },
             "processing:datetime": rec.created,
             "minjiang:kind": rec.kind,
             "minjiang:domain": rec.domain,
-            "minjiang:names": list(rec.names),
+            "minjiang:names": self.names_of(rec),
             "minjiang:inputs": dict(rec.inputs),
         }
         if "version" in rec.producer:
@@ -938,3 +1003,11 @@ class Catalog:
                 "roles": ["data"],
             }
         return item
+
+
+def _substeps(producer: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
+    """A composite's sub-steps as its record lists them (none for other records)."""
+    steps = producer.get("steps")
+    if not isinstance(steps, builtins.list):
+        return []
+    return [s for s in steps if isinstance(s, dict) and "id" in s]

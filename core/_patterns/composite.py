@@ -4,10 +4,18 @@ A composite is not planned into tasks of its own: the plan builder expands it in
 sub-steps, each an ordinary operator application planned by its own pattern. The
 intermediates are content-addressed datasets marked ``hidden``, so they are reused
 like any other; the last sub-step's output is the composite's output.
+
+Lineage. The output is recorded under the composite the user called, not under its
+last sub-step: the final sub-step's plan carries a :class:`CompositeLineage` (the
+composite's name, version, parameters and inputs, and every sub-step beneath it with
+its operator, version, parameters and dataset), and ``core/_commit.py`` writes the
+record's ``producer`` and ``inputs`` from it. The hidden intermediates keep records of
+their own sub-step operators.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +25,56 @@ from minjiang.core.errors import ContractError
 
 if TYPE_CHECKING:
     from minjiang.core._operator import Operator
-    from minjiang.core._planner import BoundInput
+    from minjiang.core._planner import BoundInput, StepPlan
 
-__all__ = ["expand_composite"]
+__all__ = ["CompositeLineage", "composite_lineage", "expand_composite"]
 
 #: ``(step, hidden=, op=, raw_inputs=, params=) -> dataset id``: plans one operator step.
 PlanStep = Callable[..., str]
+
+#: The attribute of a final sub-step's :class:`StepPlan` that holds its composite.
+LINEAGE_ATTRIBUTE = "composite"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompositeLineage:
+    """What the record of a composite's output says about how it was made.
+
+    ``steps`` are the sub-steps in order, each ``{"id", "operator", "version",
+    "params", "pattern", "dataset", "inputs"}`` (a nested composite adds its own
+    ``steps``); ``inputs`` maps the composite's input names to dataset ids.
+    """
+
+    operator: str
+    version: str
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    steps: tuple[dict[str, Any], ...]
+
+    def producer(self) -> dict[str, Any]:
+        """The record's ``producer`` fields that name the composite and its sub-steps."""
+        return {
+            "operator": self.operator,
+            "version": self.version,
+            "params": dict(self.params),
+            "pattern": "composite",
+            "steps": [dict(s) for s in self.steps],
+        }
+
+
+def composite_lineage(step: StepPlan) -> CompositeLineage | None:
+    """The composite whose output ``step`` plans (``None`` for an ordinary step)."""
+    value = getattr(step, LINEAGE_ATTRIBUTE, None)
+    return value if isinstance(value, CompositeLineage) else None
+
+
+def _planned(plan_step: PlanStep, dataset_id: str) -> StepPlan | None:
+    """The step plan the builder made for ``dataset_id`` (the builder's last one for it)."""
+    builder = getattr(plan_step, "__self__", None)
+    for planned in reversed(getattr(builder, "steps", [])):
+        if getattr(planned, "dataset_id", None) == dataset_id and hasattr(planned, "stages"):
+            return planned
+    return None
 
 
 def expand_composite(
@@ -41,6 +93,7 @@ def expand_composite(
         raise ContractError(f"{op.name}: composite expanded to no sub-steps")
     local: dict[str, str] = {}
     did = ""
+    lineage: list[dict[str, Any]] = []
     for i, sub in enumerate(subs):
         refs: dict[str, Any] = {}
         for k, v in sub.inputs.items():
@@ -66,4 +119,34 @@ def expand_composite(
             sub_step, hidden=not last, op=sub.operator, raw_inputs=refs, params=sub_params
         )
         local[sub.id] = did
+        entry: dict[str, Any] = {
+            "id": sub.id,
+            "operator": sub.operator.name,
+            "version": sub.operator.version,
+            "params": sub_params.model_dump(mode="json"),
+            "pattern": sub.operator.pattern.pattern,
+            "dataset": did,
+            "inputs": {k: str(v).split(":", 1)[0] for k, v in sorted(refs.items())},
+        }
+        planned = _planned(plan_step, did)
+        nested = composite_lineage(planned) if planned is not None else None
+        if nested is not None and nested.operator == sub.operator.name:
+            entry["steps"] = [dict(s) for s in nested.steps]
+        lineage.append(entry)
+    final = _planned(plan_step, did)
+    if final is not None:
+        # the record names the operator the user called; the sub-steps go beneath it
+        # StepPlan has no field for it yet (core/_planner.py): an attribute of its own
+        setattr(
+            final,
+            LINEAGE_ATTRIBUTE,
+            CompositeLineage(
+                operator=op.name,
+                version=op.version,
+                params=model.model_dump(mode="json"),
+                inputs={k: b.dataset_id for k, b in sorted(bound.items())},
+                steps=tuple(lineage),
+            ),
+        )
+        final.attrs = {**final.attrs, "minjiang_operator": op.name, "minjiang_version": op.version}
     return did

@@ -61,7 +61,11 @@ def test_apply_weights_cpu_matches_reference(dtype, min_valid) -> None:
     i = int(dst[0])
     sel = (dst == i) & ~np.isnan(x[0, src])
     wv = w[sel].sum()
-    want = np.sum(w[sel] * x[0, src[sel]].astype(np.float64)) / wv if wv >= min_valid and wv > 0 else np.nan
+    want = (
+        np.sum(w[sel] * x[0, src[sel]].astype(np.float64)) / wv
+        if wv >= min_valid and wv > 0
+        else np.nan
+    )
     np.testing.assert_allclose(got[0, i], want, rtol=1e-12)
 
 
@@ -146,7 +150,7 @@ def test_conservative_latlon_conserves_and_averages_exactly(src_axes, dst_axes) 
     np.testing.assert_allclose(const, 3.25, rtol=1e-13)
     # f = 2 + 3 sin(lat): the source cells hold its exact cell means, and the target's
     # latitude edges are source edges, so the target gets its exact cell means too
-    ny, nx = src.shape
+    _ny, nx = src.shape
     fx = np.repeat(2 + 3 * sin_lat_mean(src.lat_bounds), nx)
     fy = apply_weights(fx[None], d, s, w, dst.size)[0]
     want = np.repeat(2 + 3 * sin_lat_mean(dst.lat_bounds), dst.shape[1])
@@ -156,7 +160,7 @@ def test_conservative_latlon_conserves_and_averages_exactly(src_axes, dst_axes) 
 def test_conservative_latlon_weights_sum_to_the_covered_fraction() -> None:
     src = latlon_grid(np.arange(0.5, 10, 1.0), np.arange(0.5, 10, 1.0))
     dst = latlon_grid(np.arange(0.0, 11, 2.0), np.arange(0.0, 11, 2.0))
-    d, s, w = conservative_weights(src, dst)
+    d, _s, w = conservative_weights(src, dst)
     frac = np.bincount(d, weights=w, minlength=dst.size).reshape(dst.shape)
     # the target's first row and column hang half (in lat: by sin) outside the source
     assert np.allclose(frac[1:-1, 1:-1], 1.0)
@@ -201,7 +205,9 @@ def test_conservative_projected_to_latlon() -> None:
     a_ras, a_box = cell_areas(ras), cell_areas(box, edges="great_circle")
     assert abs(_integral(y * frac, a_box) - _integral(x, a_ras)) / _integral(x, a_ras) < 1e-10
     # every raster cell lies in the box, whole
-    np.testing.assert_allclose(np.bincount(s, weights=w * a_box[d], minlength=ras.size), a_ras, rtol=1e-10)
+    np.testing.assert_allclose(
+        np.bincount(s, weights=w * a_box[d], minlength=ras.size), a_ras, rtol=1e-10
+    )
 
 
 def test_great_circle_cells_differ_from_lat_lon_cells_as_documented() -> None:
@@ -283,7 +289,9 @@ def test_bilinear_matches_pyresample(kind) -> None:
     f = 10 + np.sin(np.radians(3 * src.lat)) * np.cos(np.radians(2 * src.lon))
     d, s, w = bilinear_weights(src, dst)
     got = apply_weights(f[None], d, s, w, dst.size)[0].reshape(dst.shape)
-    sw = pr.geometry.SwathDefinition(lons=src.lon.reshape(src.shape), lats=src.lat.reshape(src.shape))
+    sw = pr.geometry.SwathDefinition(
+        lons=src.lon.reshape(src.shape), lats=src.lat.reshape(src.shape)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         want = NumpyBilinearResampler(sw, _area(tlat, tlon), 60e3).resample(
@@ -333,7 +341,9 @@ def test_grids_refuse_what_they_cannot_be() -> None:
     with pytest.raises(ValueError, match="2-D of one shape"):
         curvilinear_grid(np.zeros((3, 3)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match="unknown regrid method"):
-        regrid_weights(latlon_grid([0.0, 1.0], [0.0, 1.0]), latlon_grid([0.0, 1.0], [0.0, 1.0]), "cubic")
+        regrid_weights(
+            latlon_grid([0.0, 1.0], [0.0, 1.0]), latlon_grid([0.0, 1.0], [0.0, 1.0]), "cubic"
+        )
 
 
 def test_weights_split_by_rows_join_to_the_whole() -> None:
@@ -342,6 +352,11 @@ def test_weights_split_by_rows_join_to_the_whole() -> None:
     for method in ("nearest", "bilinear", "conservative"):
         whole = regrid_weights(src, dst, method)
         half = dst.size // 2
-        parts = [regrid_weights(src, dst, method, slice(0, half)), regrid_weights(src, dst, method, slice(half, None))]
-        for a, b in zip(whole, (np.concatenate([p[i] for p in parts]) for i in range(3)), strict=True):
+        parts = [
+            regrid_weights(src, dst, method, slice(0, half)),
+            regrid_weights(src, dst, method, slice(half, None)),
+        ]
+        for a, b in zip(
+            whole, (np.concatenate([p[i] for p in parts]) for i in range(3)), strict=True
+        ):
             np.testing.assert_array_equal(a, b)

@@ -246,6 +246,35 @@ def _current_cluster() -> str | None:
     return None
 
 
+def _minjiang_cluster(address: str | None) -> list[Check]:
+    """The cluster ``minjiang cluster start`` recorded, which runs attach to."""
+    from minjiang.core._cluster import ClusterState, cluster_dir
+
+    state = ClusterState.load()
+    if state is None:
+        return []
+    if state.alive():
+        return [
+            Check(
+                "ray",
+                "minjiang cluster",
+                "ok",
+                f"the cluster `minjiang cluster start` started answers at {state.address} "
+                f"({state.num_cpus} CPUs, {state.num_gpus} GPUs; dashboard {state.dashboard}); "
+                "runs attach to it",
+            )
+        ]
+    return [
+        Check(
+            "ray",
+            "minjiang cluster",
+            "warning",
+            f"{cluster_dir()} records a cluster at {state.address} that does not answer",
+            "`minjiang cluster stop` clears the record; `minjiang cluster start` starts one",
+        )
+    ]
+
+
 def _ray(address: str | None) -> list[Check]:
     import importlib.util
     from importlib.metadata import PackageNotFoundError, version
@@ -281,6 +310,9 @@ def _ray(address: str | None) -> list[Check]:
                     "the port and the firewall; `ray status --address ...` on a node shows it",
                 )
             )
+        return out
+    out.extend(_minjiang_cluster(address))
+    if any(c.name == "minjiang cluster" and c.status == "ok" for c in out):
         return out
     current = _current_cluster()
     if current is None:
@@ -373,7 +405,7 @@ def _store(store: str | None) -> list[Check]:
         ]
     # readable: list the catalog
     try:
-        st.list("records")
+        st.list("catalog")
         out.append(Check("store", "readable", "ok", f"{st.url} lists"))
     except Exception as err:
         out.append(

@@ -10,6 +10,8 @@ for Zarr v3. The store layout and write protocol are in ``storage/DESIGN.md``.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import functools
 import itertools
 import math
 import struct
@@ -76,6 +78,147 @@ def array_codecs(dtype: Any = None) -> dict[str, Any]:
         "serializer": BytesCodec(),
         "compressors": [BloscCodec(cname="lz4", clevel=5, shuffle=shuffle), Crc32cCodec()],
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkCodec:
+    """minjiang's codec chain applied to one chunk at a time, outside zarr's pipeline.
+
+    ``BytesCodec`` (little-endian) → ``BloscCodec`` → ``Crc32cCodec``, exactly as zarr
+    applies them: :meth:`encode` gives the very bytes zarr would store for the chunk
+    (the same digests), :meth:`decode_into` reads zarr's bytes. Going around the
+    pipeline saves what it costs beyond the codec itself: zarr fills a new chunk with
+    the fill value and copies the values in before encoding, appends the CRC with a
+    copy on its event-loop thread, and decodes every chunk into a new array before
+    copying it into the destination. Here a chunk is encoded from a view of the values
+    (copied once only when not contiguous or cast), and decoded straight into the
+    destination where that is one contiguous block.
+
+    Built by :func:`chunk_codec` for arrays with exactly that chain; other arrays go
+    through zarr.
+    """
+
+    dtype: np.dtype[Any]
+    chunks: tuple[int, ...]
+    shape: tuple[int, ...]
+    fill_value: Any
+    blosc: tuple[tuple[str, Any], ...]
+
+    @property
+    def chunk_nbytes(self) -> int:
+        return math.prod(self.chunks) * self.dtype.itemsize
+
+    def _blosc(self) -> Any:
+        return _blosc_codec(self.blosc)
+
+    def chunk_region(self, idx: Sequence[int]) -> tuple[slice, ...]:
+        """The cells of chunk ``idx`` inside the array (edge chunks clipped)."""
+        return tuple(
+            slice(i * c, min((i + 1) * c, n))
+            for i, c, n in zip(idx, self.chunks, self.shape, strict=True)
+        )
+
+    def encode(self, values: np.ndarray) -> bytes:
+        """The stored bytes of one chunk whose cells (clipped at the array edge) are
+        ``values``; an edge chunk is padded with the fill value, as zarr pads it."""
+        if values.shape == self.chunks:
+            buf = np.ascontiguousarray(values, dtype=self.dtype)
+        else:
+            buf = np.full(self.chunks, self.fill_value, dtype=self.dtype)
+            buf[tuple(slice(0, n) for n in values.shape)] = values
+        body = self._blosc().encode(buf)
+        return body + _crc32c(body).to_bytes(4, "little")
+
+    def check(self, data: Any) -> memoryview:
+        """The compressed body of a stored chunk, its CRC-32C checked.
+
+        Raises
+        ------
+        ValueError
+            If the bytes are too short or their CRC-32C does not match.
+        """
+        view = memoryview(data).cast("B")
+        if len(view) < 4:
+            raise ValueError(f"a stored chunk of {len(view)} bytes is shorter than its CRC-32C")
+        body = view[:-4]
+        if _crc32c(body).to_bytes(4, "little") != bytes(view[-4:]):
+            raise ValueError("the stored CRC-32C does not match the chunk's bytes")
+        return body
+
+    def decode_into(self, data: Any, out: np.ndarray, within: tuple[slice, ...]) -> None:
+        """Decode a stored chunk and put its cells ``within`` (chunk-relative) into
+        ``out``, straight into ``out`` when it is the whole chunk and contiguous.
+
+        Raises
+        ------
+        ValueError
+            If the bytes fail their CRC-32C or do not decode to one chunk.
+        """
+        body = self.check(data)
+        whole = all(s.start == 0 and s.stop == c for s, c in zip(within, self.chunks, strict=True))
+        if whole and out.flags.c_contiguous and out.dtype == self.dtype:
+            self._blosc().decode(body, out=out)
+            return
+        tmp = np.empty(self.chunks, dtype=self.dtype)
+        self._blosc().decode(body, out=tmp)
+        out[...] = tmp[within]
+
+
+@functools.lru_cache(maxsize=64)
+def _blosc_codec(config: tuple[tuple[str, Any], ...]) -> Any:
+    from numcodecs import Blosc  # type: ignore[import-untyped]
+
+    return Blosc.from_config(dict(config))
+
+
+def _crc32c(data: Any) -> int:
+    import crc32c
+
+    return int(crc32c.crc32c(data))
+
+
+def chunk_codec(arr: Any) -> ChunkCodec | None:
+    """The :class:`ChunkCodec` of a zarr v3 array, or ``None`` unless its chunks are
+    regular and encoded with exactly minjiang's chain (see :func:`array_codecs`)."""
+    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
+    from zarr.core.chunk_grids import RegularChunkGrid
+
+    meta = arr.metadata
+    if getattr(meta, "zarr_format", None) != 3 or not isinstance(meta.chunk_grid, RegularChunkGrid):
+        return None
+    codecs = tuple(meta.codecs)
+    if len(codecs) != 3 or not (
+        type(codecs[0]) is BytesCodec
+        and type(codecs[1]) is BloscCodec
+        and type(codecs[2]) is Crc32cCodec
+    ):
+        return None
+    dtype = np.dtype(arr.dtype)
+    if dtype.kind not in _DATA_KINDS or dtype.byteorder == ">":
+        return None
+    endian = codecs[0].endian
+    if dtype.itemsize > 1 and (endian is None or endian.value != "little"):
+        return None
+    blosc = codecs[1]
+    shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}.get(
+        getattr(blosc.shuffle, "value", str(blosc.shuffle))
+    )
+    if shuffle is None or blosc.typesize is None:
+        return None
+    config = {
+        "cname": blosc.cname.value,
+        "clevel": int(blosc.clevel),
+        "shuffle": shuffle,
+        "blocksize": int(blosc.blocksize),
+        "typesize": int(blosc.typesize),
+    }
+    return ChunkCodec(
+        dtype=dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype,
+        chunks=tuple(int(c) for c in arr.chunks),
+        shape=tuple(int(s) for s in arr.shape),
+        fill_value=arr.fill_value,
+        blosc=tuple(sorted(config.items())),
+    )
 
 
 def _default_fill(dtype: np.dtype[Any]) -> Any:

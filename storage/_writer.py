@@ -17,6 +17,7 @@ from minjiang.storage._encoding import (
     _COORDS_ATTR,
     _DATA_KINDS,
     _RESERVED_ARRAY_NAMES,
+    ChunkCodec,
     _array_info,
     _as_arrow_table,
     _attrs_equal,
@@ -31,6 +32,7 @@ from minjiang.storage._encoding import (
     _open_group,
     _zarr_attrs,
     array_codecs,
+    chunk_codec,
 )
 from minjiang.storage._info import ARRAYS, TABLES, ArrayInfo, dataset_prefix
 from minjiang.storage._names import jsonable, validate_key, validate_segment
@@ -525,8 +527,12 @@ class DatasetWriter:
             )
         if 0 in want:
             return {}
-        arr[sel] = values
         base = validate_segment(name, kind="array name")
+        codec = chunk_codec(arr)
+        if codec is None:
+            arr[sel] = values
+        else:
+            self._write_chunks(base, arr, codec, sel, values)
         out: dict[str, str] = {}
         for idx in _chunk_indices(sel, chunks):
             key = str(arr.metadata.encode_chunk_key(idx))
@@ -540,6 +546,52 @@ class DatasetWriter:
             out[key] = taken[0]
             self.bytes_written += taken[1]
         return out
+
+    def _write_chunks(
+        self,
+        name: str,
+        arr: Any,
+        codec: ChunkCodec,
+        sel: tuple[slice, ...],
+        values: np.ndarray,
+    ) -> None:
+        """Encode and store the chunks of ``sel`` from views of ``values``.
+
+        Each chunk is encoded on a worker thread (Blosc releases the GIL), at most
+        zarr's ``async.concurrency`` at once, and stored through the writer's
+        :class:`~minjiang.storage._guard.DigestingStore`, which digests the encoded
+        bytes as they go to the store. The bytes are zarr's own (:class:`ChunkCodec`).
+        """
+        import asyncio
+
+        import zarr
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        prototype = default_buffer_prototype()
+        jobs = []
+        for idx in _chunk_indices(sel, codec.chunks):
+            cells = codec.chunk_region(idx)
+            local = tuple(
+                slice(c.start - s.start, c.stop - s.start) for c, s in zip(cells, sel, strict=True)
+            )
+            jobs.append((f"{name}/{arr.metadata.encode_chunk_key(idx)}", local))
+        limit = max(1, int(zarr.config.get("async.concurrency") or 1))
+        zs = self._zs
+
+        async def write_all() -> list[BaseException | None]:
+            gate = asyncio.Semaphore(limit)
+
+            async def one(key: str, local: tuple[slice, ...]) -> None:
+                async with gate:
+                    data = await asyncio.to_thread(codec.encode, values[local])
+                    await zs.set(key, prototype.buffer.from_bytes(data))
+
+            return await asyncio.gather(*(one(k, loc) for k, loc in jobs), return_exceptions=True)
+
+        for err in sync(write_all()):
+            if err is not None:
+                raise err
 
     def write_table_part(self, table: str, part: str, data: Any) -> tuple[str, str]:
         """Write one Parquet part of a table, atomically.

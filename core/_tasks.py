@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     import numpy as np
     from minjiang.core._planner import TaskSpec
 
-__all__ = ["Outputs", "PartialKernels", "TaskIO", "TaskStep", "run_task", "task_fingerprint"]
+__all__ = [
+    "MeasuredTaskResult",
+    "Outputs",
+    "PartialKernels",
+    "TaskIO",
+    "TaskStep",
+    "run_task",
+    "task_fingerprint",
+]
 
 _THREADS_SET: list[int] = []
 
@@ -56,6 +64,26 @@ class TaskStep(Protocol):
     def compute(self, data: Any, spec: TaskSpec) -> Any: ...
 
     def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredTaskResult(TaskResult):
+    """A :class:`TaskResult` with what the task's I/O cost, as :func:`run_task` measures it.
+
+    ``bytes_decoded`` is the decoded size of every chunk (and table part) the task
+    read: at least ``bytes_read``, more where a read ends inside a chunk (a halo
+    reaching into a neighbour decodes that chunk whole). ``bytes_decoded /
+    bytes_read`` is the task's decode amplification. ``cpu`` gives the CPU seconds of
+    the task's process (every thread: zarr decodes and encodes on its own) in each
+    phase: ``read`` (fetch, check, decode, pad), ``kernel``, ``write`` (crop, cast,
+    encode, digest, store, table parts) and ``summary`` (the
+    data-quality summary of the blocks written, a part of ``write_s``). A process
+    runs one task at a time (a Ray worker; the local executor runs them in turn), so
+    the process's clock is the task's.
+    """
+
+    bytes_decoded: int = 0
+    cpu: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +196,11 @@ class TaskIO:
         self.staging = Staging(self.store, spec.dataset_id, recompute=spec.recompute)
         self.bytes_read = 0
         self.bytes_written = 0
+        # what the reads through this object decoded, and the bytes_read they account
+        # for (reads a pattern makes on its own count as decoded byte for byte)
+        self.bytes_decoded = 0
+        self._read_counted = 0
+        self.summary_cpu_s = 0.0
         self.checksums: dict[str, dict[str, str]] = {}
         self.tables: dict[str, dict[str, str]] = {}
         self.summaries: dict[str, dict[str, Any]] = {}
@@ -177,6 +210,7 @@ class TaskIO:
         tasks (tables stay on the host)."""
         from minjiang.core._planner import ArrayRead
         from minjiang.storage import read_region, read_table
+        from minjiang.storage._reader import decoded_nbytes
 
         gpu = spec.backend == "gpu"
         out: dict[str, Any] = {}
@@ -185,14 +219,28 @@ class TaskIO:
         for r in spec.reads:
             if not isinstance(r, ArrayRead):
                 table = read_table(self.store, r.dataset_id, r.table, parts=_tile_filter(r.tile))
-                self.bytes_read += table.nbytes
+                self._count_read(table.nbytes, table.nbytes)
                 out[r.input] = table
                 continue
             block = out[r.input] if gpu else read_region(self.store, r.info, r.read)
-            if not gpu:
-                self.bytes_read += block.nbytes
+            decoded = decoded_nbytes(r.info, r.read)
+            if gpu:  # counted as read by _read_device
+                self.bytes_decoded += decoded
+                self._read_counted += block.nbytes
+            else:
+                self._count_read(block.nbytes, decoded)
             out[r.input] = pad(block, r.pad, r.boundary)
         return out
+
+    def _count_read(self, nbytes: int, decoded: int) -> None:
+        self.bytes_read += nbytes
+        self.bytes_decoded += decoded
+        self._read_counted += nbytes
+
+    def decoded_total(self) -> int:
+        """Bytes the task decoded: its counted reads, plus reads a pattern made on its
+        own (whole chunks or parts: decoded byte for byte)."""
+        return self.bytes_decoded + max(self.bytes_read - self._read_counted, 0)
 
     def _read_device(self, spec: TaskSpec) -> dict[str, Any]:
         """The task's array blocks on the current CUDA device (``spec.gpu_read``)."""
@@ -222,9 +270,11 @@ class TaskIO:
         if not scratch:  # what the dataset holds, block by block (catalog summary)
             from minjiang.storage import block_summary, merge_summaries
 
+            t = time.process_time()
             prev = self.summaries.get(name)
             part = block_summary(data)
             self.summaries[name] = merge_summaries([prev, part]) if prev else part
+            self.summary_cpu_s += time.process_time() - t
         self.checksums.setdefault(self.checksum_path(name, scratch=scratch), {}).update(sums)
         return sums
 
@@ -263,8 +313,11 @@ def write_outputs(io: TaskIO, spec: TaskSpec, outputs: Outputs, result: Mapping[
             raise ExecutionError(
                 f"{spec.operator}: kernel returned {sorted(result)!r} but output {w.output!r} is declared"
             )
-        data = to_host(crop(result[w.output], spec, outputs.dims[w.array], w.region))
-        arr = np.ascontiguousarray(data, dtype=outputs.dtypes[w.array])
+        data = np.asarray(to_host(crop(result[w.output], spec, outputs.dims[w.array], w.region)))
+        # The writer encodes each chunk from a view of the block, so a cropped (strided)
+        # block is not copied whole first; only a cast makes a new array.
+        want = np.dtype(outputs.dtypes[w.array])
+        arr = data if data.dtype == want else data.astype(want)
         io.write_array(w.array, w.region, arr, scratch=w.scratch)
     index = spec.key.rsplit("/", 1)[-1]
     for name, columns in outputs.tables.items():
@@ -277,19 +330,25 @@ def write_outputs(io: TaskIO, spec: TaskSpec, outputs: Outputs, result: Mapping[
 
 def run_task(spec: TaskSpec) -> TaskResult:
     """Execute one task (on a Ray worker or in-process) and write its manifest."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     step = spec.payload
     if step.threaded:
         _cap_numba_threads(spec.cpus)
     io = TaskIO(spec)
     data = step.read(io, spec)
-    read_s = time.perf_counter() - t0
+    read_s, c1 = time.perf_counter() - t0, time.process_time()
     t = time.perf_counter()
     result = step.compute(data, spec)
-    kernel_s = time.perf_counter() - t
+    kernel_s, c2 = time.perf_counter() - t, time.process_time()
     step.write(io, spec, result)
-    total = time.perf_counter() - t0
-    res = TaskResult(
+    total, c3 = time.perf_counter() - t0, time.process_time()
+    cpu = {
+        "read": c1 - c0,
+        "kernel": c2 - c1,
+        "write": max(c3 - c2 - io.summary_cpu_s, 0.0),
+        "summary": io.summary_cpu_s,
+    }
+    res = MeasuredTaskResult(
         key=spec.key,
         stage=spec.stage,
         checksums=io.checksums,
@@ -306,6 +365,8 @@ def run_task(spec: TaskSpec) -> TaskResult:
         fingerprint=task_fingerprint(spec),
         device=_device(spec),
         summaries=io.summaries,
+        bytes_decoded=io.decoded_total(),
+        cpu={k: round(v, 6) for k, v in cpu.items()},
     )
     io.staging.write_manifest(spec.key, res.to_json())
     return res

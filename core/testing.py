@@ -145,7 +145,7 @@ def _default_dims(ndim: int) -> tuple[str, ...]:
     return tuple(f"dim_{i}" for i in range(ndim))  # xarray's own default names
 
 
-def as_dataset(
+def _as_dataset(
     data: Any, *, dims: Sequence[str] | None = None, attrs: Mapping[str, Any] | None = None
 ) -> xr.Dataset:
     """``data`` as an :class:`xarray.Dataset`: a Dataset, a named DataArray, or a
@@ -325,7 +325,7 @@ def make_dataset(
     import shutil
     import tempfile
 
-    ds = as_dataset(data, dims=dims, attrs=attrs)
+    ds = _as_dataset(data, dims=dims, attrs=attrs)
     lengths = _chunk_lengths(ds, chunks)
     folder = Path(tempfile.mkdtemp(prefix="minjiang-make-dataset-"))
     try:
@@ -532,7 +532,7 @@ class OperatorConformance:
                 stack.enter_context(tmp_plugin(runtime, plugin, name=f"conformance-{i}"))
             op = runtime.registry.operator(self.operator)
             model = op.validate_params(self.params)
-            ds = as_dataset(self.make_inputs(np.random.default_rng(self.seed)))
+            ds = _as_dataset(self.make_inputs(np.random.default_rng(self.seed)))
             arrays = [i.name for i in op.inputs if i.kind == "array" and i.name in ds.data_vars]
             missing = [i.name for i in op.inputs if not i.optional and i.name not in ds.data_vars]
             if missing:

@@ -28,7 +28,7 @@ def new_plugin(
         None,
         "--directory",
         "-d",
-        help="Where to write the package (new or empty); default ./minjiang-NAME.",
+        help="Where to write the package (new or empty); default ./minjiang-NAME ('-' for '_').",
     ),
 ) -> None:
     """Write a new plugin package: pyproject with the entry point, an operator (NumPy
@@ -36,7 +36,7 @@ def new_plugin(
     from minjiang.core._scaffold import plugin_fields, scaffold_plugin
     from minjiang.core.cli import console
 
-    target = directory if directory is not None else Path(f"minjiang-{name}")
+    target = directory if directory is not None else Path(f"minjiang-{name.replace('_', '-')}")
     written = scaffold_plugin(name, target)
     fields = plugin_fields(name)
     console.print(

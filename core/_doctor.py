@@ -67,7 +67,12 @@ def _plugins() -> list[Check]:
         module = str(getattr(obj, "__name__", None) or type(obj).__module__)
         dist = _distribution(module)
         pkg = f"{dist['package']} {dist['version']}" if dist else "not an installed package"
-        what = ", ".join(f"{n} {k}" for k, n in sorted(counts.get(name, {}).items())) or "nothing"
+        what = (
+            ", ".join(
+                f"{n} {k if n != 1 else k[:-1]}" for k, n in sorted(counts.get(name, {}).items())
+            )
+            or "nothing registered"
+        )
         out.append(Check("plugins", name, "ok", f"{module} ({pkg}): {what}"))
         spec, _ = api_compatibility(obj)
         if spec is None:

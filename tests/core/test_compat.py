@@ -136,3 +136,30 @@ def test_explicit_registration_of_an_incompatible_plugin_raises(runtime: mj.Runt
         runtime.register(mod, name="futurelab2")
     assert f"provides API {mj.API_VERSION};" in str(info.value)
     assert not runtime.registry.pm.is_registered(mod)
+
+
+def test_minjiang_plugins_keeps_working_and_names_both_versions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from minjiang.core.cli import app
+    from typer.testing import CliRunner
+
+    real = metadata.entry_points
+
+    class _EP:
+        name = "futurecli"
+        group = "minjiang"
+
+        def load(self) -> types.ModuleType:
+            return _plugin("futurecli_mod", ">=3.0,<4")
+
+    def fake(**kw: object) -> list[object]:
+        eps = list(real(**kw))  # type: ignore[arg-type]
+        return [*eps, _EP()] if kw.get("group") == "minjiang" else eps
+
+    monkeypatch.setattr(metadata, "entry_points", fake)
+    out = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["plugins", "--store", f"{tmp_path}/s"])
+    assert out.exit_code == 0, out.output
+    assert "ocean.marine_heatwaves" in out.output  # the others are listed
+    assert "plugin 'futurecli' (compat)" in out.output
+    assert "'>=3.0,<4'" in out.output and f"provides API {mj.API_VERSION}" in out.output

@@ -147,6 +147,69 @@ def pad(block: np.ndarray, pad: tuple[tuple[int, int], ...], mode: str) -> np.nd
     return pad_boundary(block, pad, mode)
 
 
+#: Boundary modes whose padding reads only cells near the edge it extends, so it can
+#: be filled in place slab by slab (``wrap`` reads the far end of the axis).
+_IN_PLACE_MODES = frozenset({"reflect", "mirror", "nearest", "constant"})
+
+
+def _padded_empty(
+    info: Any, region: tuple[slice, ...], pads: tuple[tuple[int, int], ...]
+) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """An uninitialised block of ``region`` plus ``pads``, and its interior."""
+    import numpy as np
+
+    shape = tuple(s.stop - s.start + lo + hi for s, (lo, hi) in zip(region, pads, strict=True))
+    interior = tuple(
+        slice(lo, lo + s.stop - s.start) for s, (lo, _) in zip(region, pads, strict=True)
+    )
+    return np.empty(shape, dtype=info.dtype), interior
+
+
+def pad_in_place(full: np.ndarray, pads: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
+    """Fill the borders of ``full`` (whose interior holds the block) as :func:`pad` would.
+
+    Axis by axis, as ``numpy.pad`` goes: each border is made by padding the thin slab
+    of cells next to it (the cells the mode reads: those within ``pad + 1`` of the
+    edge), across the borders of the axes already done and the interior of the rest.
+    Only for the modes in ``_IN_PLACE_MODES``.
+    """
+    from minjiang.kernels.gaussian import pad_boundary
+
+    ndim = full.ndim
+    for axis, (lo, hi) in enumerate(pads):
+        if not (lo or hi):
+            continue
+        n = full.shape[axis] - lo - hi
+
+        def index(sl: slice, axis: int = axis) -> tuple[slice, ...]:
+            return tuple(
+                sl
+                if j == axis
+                else slice(None)
+                if j < axis
+                else slice(pads[j][0], full.shape[j] - pads[j][1])
+                for j in range(ndim)
+            )
+
+        widths = [(0, 0)] * ndim
+        if lo:
+            k = min(n, lo + 1)
+            widths[axis] = (lo, 0)
+            slab = full[index(slice(lo, lo + k))]
+            full[index(slice(0, lo))] = pad_boundary(slab, tuple(widths), mode)[
+                tuple(slice(0, lo) if j == axis else slice(None) for j in range(ndim))
+            ]
+        if hi:
+            k = min(n, hi + 1)
+            widths[axis] = (0, hi)
+            end = lo + n
+            slab = full[index(slice(end - k, end))]
+            full[index(slice(end, end + hi))] = pad_boundary(slab, tuple(widths), mode)[
+                tuple(slice(k, k + hi) if j == axis else slice(None) for j in range(ndim))
+            ]
+    return full
+
+
 def to_host(x: Any) -> Any:
     """A kernel's result on the host: CuPy arrays come back through a pinned buffer."""
     if type(x).__module__.split(".", 1)[0] == "cupy":
@@ -222,13 +285,23 @@ class TaskIO:
                 self._count_read(table.nbytes, table.nbytes)
                 out[r.input] = table
                 continue
-            block = out[r.input] if gpu else read_region(self.store, r.info, r.read)
             decoded = decoded_nbytes(r.info, r.read)
             if gpu:  # counted as read by _read_device
+                block = out[r.input]
                 self.bytes_decoded += decoded
                 self._read_counted += block.nbytes
-            else:
-                self._count_read(block.nbytes, decoded)
+                out[r.input] = pad(block, r.pad, r.boundary)
+                continue
+            if r.boundary in _IN_PLACE_MODES:
+                # decoded straight into the interior of the padded block, then padded in
+                # place: no second copy of the block
+                padded, interior = _padded_empty(r.info, r.read, r.pad)
+                read_region(self.store, r.info, r.read, out=padded[interior])
+                self._count_read(padded[interior].nbytes, decoded)
+                out[r.input] = pad_in_place(padded, r.pad, r.boundary)
+                continue
+            block = read_region(self.store, r.info, r.read)
+            self._count_read(block.nbytes, decoded)
             out[r.input] = pad(block, r.pad, r.boundary)
         return out
 

@@ -3,7 +3,10 @@
 Every array read opens its zarr store through a
 :class:`~minjiang.storage._guard.GuardedStore`: a chunk that is not stored is a
 :class:`~minjiang.errors.MissingChunkError`, and the chunks and metadata of a
-committed dataset are checked against its catalog record before zarr decodes them.
+committed dataset are checked against its catalog record before they are decoded.
+Arrays with minjiang's codec are decoded chunk by chunk by
+:class:`~minjiang.storage._encoding.ChunkCodec`, straight into the result where a
+chunk is one contiguous block of it; other arrays (and reads onto a GPU) through zarr.
 """
 
 from __future__ import annotations
@@ -278,8 +281,10 @@ def read_region(
     region : tuple of slice
         One slice per dimension.
     out : numpy.ndarray, optional
-        A C-contiguous array of the region's shape and the array's dtype to decode
-        into (a pinned host buffer, for instance) instead of a new one.
+        A writable array of the region's shape and the array's dtype to decode into
+        (a pinned host buffer, the interior of a halo-padded block) instead of a new
+        one. It may be a strided view; arrays whose chunks zarr decodes (another
+        codec) are then decoded into a new array and copied.
     device : bool
         Assemble the region on the current CUDA device with zarr's GPU buffers and
         return a CuPy array (needs CuPy; zarr's CPU codecs still decode on the host).
@@ -307,14 +312,17 @@ def read_region(
     )
     if out is not None:
         want = tuple(s.stop - s.start for s in sel)
-        if out.shape != want or out.dtype != arr.dtype or not out.flags.c_contiguous:
+        if out.shape != want or out.dtype != arr.dtype or not out.flags.writeable:
             raise ValueError(
                 f"out has shape {out.shape!r} and dtype {out.dtype}; reading {info.name!r} "
-                f"needs a C-contiguous {want!r} {arr.dtype} array"
+                f"needs a writable {want!r} {arr.dtype} array"
             )
     codec = None if device else chunk_codec(arr)
     if codec is not None:
         return _read_chunks(arr, codec, sel, out, store, info)
+    if out is not None and not out.flags.c_contiguous:
+        out[...] = read_region(store, info, sel)
+        return out
     try:
         if device:
             from zarr.core.buffer import gpu

@@ -1,8 +1,11 @@
 """Writing a dataset: its Zarr group, arrays, coordinates and Parquet table parts.
 
 Every array write goes through a :class:`~minjiang.storage._guard.DigestingStore`,
-which digests each chunk's encoded bytes as zarr stores them: the checksums a task
-reports cost no read-back. The write protocol is in ``storage/DESIGN.md``.
+which digests each chunk's encoded bytes as they are stored: the checksums a task
+reports cost no read-back. Arrays with minjiang's codec have their chunks encoded
+by :class:`~minjiang.storage._encoding.ChunkCodec` straight from views of the block
+written (the bytes zarr would store, without its per-chunk fill-and-copy); other
+arrays go through zarr. The write protocol is in ``storage/DESIGN.md``.
 """
 
 from __future__ import annotations
@@ -482,15 +485,16 @@ class DatasetWriter:
             One slice per dimension (step 1). Each must start on a chunk boundary and
             end on one or at the array edge.
         data : numpy.ndarray
-            Values of exactly the region's shape; cast to the array dtype only within
-            the same kind (float64 to float32 yes, float to int no).
+            Values of exactly the region's shape (any strides: each chunk is encoded
+            from a view); cast to the array dtype only within the same kind (float64
+            to float32 yes, float to int no).
 
         Returns
         -------
         dict of str to str
             For every chunk written, its key relative to the array (``"c/0/3/1"``) and
             the digest of its stored (encoded) bytes (``"xxh3-128:<hex>"``), taken as
-            zarr stored them: nothing is read back.
+            they are stored: nothing is read back.
 
         Raises
         ------

@@ -103,3 +103,26 @@ def test_tasks_report_cpu_by_phase_and_read_nothing_back(
     assert gets and all(src.id in k for k in gets), gets
     assert not [k for k in gets if res.id in k]
     np.testing.assert_array_equal(res.to_xarray()["result"].values, 2 * x)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "mirror", "nearest", "constant"])
+def test_padding_in_place_is_padding(mode: str) -> None:
+    from minjiang.core._tasks import pad_in_place
+    from minjiang.kernels.gaussian import pad_boundary
+
+    rng = np.random.default_rng(7)
+    cases = [
+        ((6, 5, 7), ((2, 3), (0, 0), (1, 4))),
+        ((3, 4), ((4, 4), (2, 0))),  # pads wider than the block: reflected again
+        ((1, 6), ((0, 2), (3, 3))),  # a one-cell axis
+        ((5,), ((0, 0),)),
+    ]
+    for shape, pads in cases:
+        block = rng.normal(size=shape).astype(np.float32)
+        full = np.full(
+            tuple(n + lo + hi for n, (lo, hi) in zip(shape, pads, strict=True)), np.inf, "f4"
+        )
+        full[tuple(slice(lo, lo + n) for n, (lo, _) in zip(shape, pads, strict=True))] = block
+        np.testing.assert_array_equal(
+            pad_in_place(full, pads, mode), pad_boundary(block, pads, mode), err_msg=str(shape)
+        )

@@ -266,12 +266,12 @@ def refresh_ray_auth() -> None:
     if "ray" not in sys.modules:
         return
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray import _raylet
     except ImportError:
         return
     with contextlib.suppress(Exception):
-        Config.initialize("")
-        AuthenticationTokenLoader.instance().reset_cache()
+        _raylet.Config.initialize("")  # type: ignore[attr-defined]
+        _raylet.AuthenticationTokenLoader.instance().reset_cache()  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
@@ -281,11 +281,12 @@ def loopback_ray() -> Iterator[None]:
     and binds its servers there). Processes started inside inherit the setting."""
     before = os.environ.get(_SINGLE_NODE_ENV)
     os.environ[_SINGLE_NODE_ENV] = "0"
-    constants = None
+    constants: Any = None
     old = None
     if "ray" in sys.modules:
-        from ray._private import ray_constants as constants
+        from ray._private import ray_constants
 
+        constants = ray_constants
         old = constants.ENABLE_RAY_CLUSTER
         constants.ENABLE_RAY_CLUSTER = False
     try:
@@ -467,6 +468,13 @@ def head_command(
     return cmd
 
 
+def _object_store_default() -> int:
+    # minjiang's tasks pass only small metadata through the object store
+    from minjiang.core._executors import LOCAL_RAY_OBJECT_STORE_BYTES
+
+    return LOCAL_RAY_OBJECT_STORE_BYTES
+
+
 def _check_interface(node_ip: str) -> None:
     import ipaddress
 
@@ -508,6 +516,8 @@ def start_cluster(
         Bind the dashboard and job API to this address instead of loopback.
     directory
         State folder (default :func:`cluster_dir`).
+    object_store_bytes
+        Ray's object store (default 128 MiB: minjiang's tasks pass only metadata).
     warn
         Called with the text of each warning about an insecure setting.
 
@@ -559,25 +569,33 @@ def start_cluster(
         num_gpus=num_gpus,
         resources=resources,
         dashboard_host=insecure_dashboard_host or (LOOPBACK if loopback else node_ip),
-        object_store_bytes=object_store_bytes,
+        object_store_bytes=object_store_bytes or _object_store_default(),
     )
     env = ray_environment(token, loopback=loopback, ports=ports)
     log = directory / "ray-start.log"
-    with open(log, "w") as out:
-        proc = subprocess.run(
-            cmd,
-            env=env,
-            cwd=directory,  # never a folder whose modules would shadow Ray's imports
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    if proc.returncode != 0:
-        stop = cluster_processes(temp_dir)
-        terminate(stop)
-        tail = log.read_text(errors="replace")[-2000:]
-        raise ClusterError(f"ray start failed (exit {proc.returncode}); its output ends:\n{tail}")
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            proc = subprocess.run(
+                cmd,
+                env=env,
+                cwd=directory,  # never a folder whose modules would shadow Ray's imports
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        if proc.returncode == 0:
+            break
+        terminate(cluster_processes(temp_dir))
+        text = log.read_text(errors="replace")
+        # Ray gives its raylet a fixed 30 s to register; a busy host can miss that
+        if "timed out during startup" not in text or attempt == _START_ATTEMPTS:
+            raise ClusterError(
+                f"ray start failed (exit {proc.returncode}); its output ({log}) ends:\n"
+                f"{text[-2000:]}"
+            )
+        if warn is not None:
+            warn(f"Ray's node did not register in time (a busy host); try {attempt + 1}")
     _tighten(Path(temp_dir))
     procs = cluster_processes(temp_dir)
     state = ClusterState(
@@ -598,6 +616,7 @@ def start_cluster(
     return state
 
 
+_START_ATTEMPTS = 3
 _INSECURE_WARNINGS = {
     "node-ip-address": "Ray's servers listen on {value}, reachable from other hosts: keep "
     "the token, and let only the cluster's nodes reach these ports",
@@ -855,14 +874,14 @@ def sbatch_script(
         or "${MINJIANG_CLUSTER_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/minjiang/cluster}"
     )
     ip_of = (
-        f"ip -4 -o addr show dev {interface} | awk '{{print $4}}' | cut -d/ -f1 | head -n1"
+        f"ip -4 -o addr show dev {interface} | tr -s ' ' | cut -d' ' -f4 | cut -d/ -f1 | head -n1"
         if interface
-        else "hostname -I | awk '{print $1}'"
+        else "hostname -I | cut -d' ' -f1"
     )
     body = _SBATCH_BODY.format(
         bin_dir=shlex.quote(bin_dir),
         state=state,
-        ip_of=ip_of,
+        ip_of=shlex.quote(ip_of),
         auth=(
             'export RAY_AUTH_MODE=disabled\necho "WARNING: token authentication is OFF" >&2'
             if insecure_no_token
@@ -896,7 +915,8 @@ export MJ_RAY_TMP="${{MINJIANG_RAY_TMP:-/tmp}}/mjray-$SLURM_JOB_ID"
 
 mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
 HEAD=${{NODES[0]}}
-HEAD_IP=$(srun --nodes=1 --ntasks=1 -w "$HEAD" bash -c "{ip_of}")
+export IP_OF={ip_of}  # this node's address on the cluster network
+HEAD_IP=$(srun --nodes=1 --ntasks=1 -w "$HEAD" bash -c "$IP_OF")
 CPUS=${{SLURM_CPUS_ON_NODE:-$(nproc)}}
 GPUS=${{SLURM_GPUS_ON_NODE:-0}}
 GPUS=${{GPUS##*:}}
@@ -918,12 +938,22 @@ ARGS=(--node-manager-port=$((BASE + OFF + 3)) --object-manager-port=$((BASE + OF
       --min-worker-port=$WLOW --max-worker-port=$((WLOW + 111))
       --num-cpus="$CPUS" --num-gpus="$GPUS" --temp-dir="$TMP" --disable-usage-stats --block)
 if [ "$ROLE" = head ]; then
-  exec ray start --head --node-ip-address="$HEAD_IP" --port=$BASE --include-dashboard=true \
-    --dashboard-host=127.0.0.1 --dashboard-port=$((BASE + 1)) --ray-client-server-port=$((BASE + 2)) "${{ARGS[@]}}"
+  ARGS=(--head --node-ip-address="$HEAD_IP" --port=$BASE --include-dashboard=true
+        --dashboard-host=127.0.0.1 --dashboard-port=$((BASE + 1))
+        --ray-client-server-port=$((BASE + 2)) "${{ARGS[@]}}")
 else
-  MY_IP=$({ip_of})
-  exec ray start --address="$HEAD_IP:$BASE" --node-ip-address="$MY_IP" "${{ARGS[@]}}"
+  ARGS=(--address="$HEAD_IP:$BASE" --node-ip-address="$(bash -c "$IP_OF")" "${{ARGS[@]}}")
 fi
+# Ray gives a raylet a fixed 30 s to register: a busy node may need another try
+CHILD=
+trap '[ -n "$CHILD" ] && kill -TERM "$CHILD"; wait; exit 0' TERM INT
+for try in 1 2 3; do
+  ray start "${{ARGS[@]}}" & CHILD=$!
+  if wait "$CHILD"; then exit 0; fi
+  echo "ray start ($ROLE, try $try) failed; retrying" >&2
+  sleep 2
+done
+exit 1
 EOF
 }}
 
@@ -937,11 +967,10 @@ trap cleanup EXIT
 
 srun --nodes=1 --ntasks=1 -w "$HEAD" bash -c "$(node_start)" _ head &
 STEPS+=($!)
-for _ in $(seq 180); do
+for _ in $(seq 300); do
   if ray health-check --address "$HEAD_IP:$BASE" >/dev/null 2>&1; then break; fi
   sleep 1
 done
-ray health-check --address "$HEAD_IP:$BASE"
 for node in "${{NODES[@]:1}}"; do
   srun --nodes=1 --ntasks=1 -w "$node" bash -c "$(node_start)" _ worker &
   STEPS+=($!)
@@ -949,11 +978,22 @@ done
 
 export RAY_ADDRESS="$HEAD_IP:$BASE"
 export MINJIANG_JOB_ADDRESS="http://127.0.0.1:$((BASE + 1))"
-for _ in $(seq 120); do  # every node registered
-  n=$(python -c "import ray, os; ray.init(address=os.environ['RAY_ADDRESS'], log_to_driver=False); print(sum(1 for x in ray.nodes() if x['Alive']))" 2>/dev/null || echo 0)
+NODES_UP='
+import json, os, urllib.request as u
+r = u.Request(os.environ["MINJIANG_JOB_ADDRESS"] + "/api/v0/nodes?limit=100000")
+if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+    r.add_header("Authorization", "Bearer " + open(os.environ["RAY_AUTH_TOKEN_PATH"]).read().strip())
+rows = json.load(u.urlopen(r, timeout=10))["data"]["result"]["result"]
+print(sum(1 for x in rows if x["state"] == "ALIVE"))'
+for _ in $(seq 180); do  # until every node has registered
+  n=$(python -c "$NODES_UP" 2>/dev/null || echo 0)
   [ "$n" -ge "${{#NODES[@]}}" ] && break
-  sleep 2
+  sleep 1
 done
+if [ "$n" -lt "${{#NODES[@]}}" ]; then
+  echo "only $n of ${{#NODES[@]}} Ray nodes registered; see the ray start output above" >&2
+  exit 1
+fi
 echo "Ray: ${{#NODES[@]}} node(s), head $HEAD_IP:$BASE, dashboard $MINJIANG_JOB_ADDRESS (on the head)"
 {command}
 """

@@ -202,9 +202,9 @@ def plan_for_cluster(
     if nodes is not None:
         check_tasks_feasible(
             (
-                (f"step {step.step!r}", [t for stage in step.stages for t in stage.tasks])
+                (f"step {step.step!r}", [t for stage in stages for t in stage.tasks])
                 for step in plan.steps
-                if not step.reused and getattr(step, "stages", None)
+                if not step.reused and (stages := getattr(step, "stages", None))
             ),
             nodes,
         )

@@ -34,6 +34,9 @@ catalog_app = typer.Typer(
 app.add_typer(catalog_app, name="catalog")
 job_app = typer.Typer(no_args_is_help=True, help="Watch and stop jobs on a Ray cluster.")
 app.add_typer(job_app, name="job")
+from minjiang.core._cli_cluster import cluster_app  # noqa: E402
+
+app.add_typer(cluster_app, name="cluster")
 #: ``minjiang --verbose ...``: an error prints its traceback (a task's, from the worker)
 _VERBOSE = False
 
@@ -46,11 +49,12 @@ def _options(
 ) -> None:
     global _VERBOSE
     _VERBOSE = verbose
-AddressOpt = typer.Option(
-    ...,
+JobAddressOpt = typer.Option(
+    None,
     "--address",
     envvar="MINJIANG_JOB_ADDRESS",
-    help="Ray dashboard of the head node, e.g. http://head:8265.",
+    help="Ray dashboard of the head node, e.g. http://head:8265 (default: the cluster "
+    "`minjiang cluster start` runs).",
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -321,6 +325,11 @@ def run(
         "ray", help="ray (default: local Ray on demand, or --address) or local."
     ),
     address: str | None = typer.Option(None, envvar="RAY_ADDRESS", help="Join this Ray cluster."),
+    new_cluster: bool = typer.Option(
+        False,
+        "--new-cluster",
+        help="Start a local Ray of its own even when a cluster is running (default: use it).",
+    ),
     num_cpus: int | None = typer.Option(None, help="CPUs for a local Ray started on demand."),
     memory_budget: str | None = typer.Option(
         None, "--memory-budget", help="Total memory, e.g. 8GiB."
@@ -333,7 +342,7 @@ def run(
     rt = _runtime(
         store,
         executor,
-        address=address,
+        address="local" if new_cluster else address,
         num_cpus=num_cpus,
         memory_budget=memory_budget,
         backend=backend,
@@ -495,7 +504,7 @@ def demo(
 @app.command()
 def submit(
     pipeline: str = typer.Argument(..., help="A pipeline YAML file or a registered pipeline name."),
-    address: str = AddressOpt,
+    address: str | None = JobAddressOpt,
     input: list[str] = typer.Option(
         None, "--input", "-i", help="Pipeline input as name=value (repeatable)."
     ),
@@ -510,21 +519,48 @@ def submit(
         "--runtime-env",
         help='Ray runtime_env as JSON, e.g. \'{"pip": ["mylab-minjiang"]}\' to ship a plugin.',
     ),
+    check: bool = typer.Option(
+        True,
+        help="Plan here against the cluster's nodes and refuse what no node can run, "
+        "before sending (needs the store and inputs readable from this host).",
+    ),
     wait: bool = typer.Option(False, help="Follow the job until it ends; exit 1 if it fails."),
 ) -> None:
-    """Submit a pipeline as a Ray job (resumable: submit it again to finish what is missing)."""
-    from minjiang.core._jobs import job_client, parse_runtime_env, submit_pipeline
+    """Submit a pipeline as a Ray job (resumable: submit it again to finish what is missing).
+
+    The job is planned here first and its plan printed; a budget too small for any task
+    is refused before the cluster is contacted, and a step whose tasks no node can run
+    (CPUs, GPUs, memory, custom resources) before the job is sent.
+    """
+    from minjiang.core._jobs import (
+        job_client,
+        parse_runtime_env,
+        resolve_job_address,
+        submit_pipeline,
+    )
 
     env = parse_runtime_env(runtime_env) if runtime_env else None
+    inputs = _inputs(input)
+    if memory_budget is not None:
+        from minjiang.core._units import parse_memory_budget
+
+        parse_memory_budget(memory_budget)  # refuse it before the store or cluster
+    address = resolve_job_address(address)
+
+    def show(plan: Plan) -> None:
+        console.print(_plan_table(plan))
+
     job = submit_pipeline(
         pipeline,
         address=address,
         store=store or "./minjiang-store",
-        inputs=_inputs(input),
+        inputs=inputs,
         memory_budget=memory_budget,
         backend=backend,
         gpu_read=gpu_read,
         runtime_env=env,
+        check=check,
+        on_plan=show,
     )
     console.print(
         f"submitted job [bold]{escape(job)}[/]; watch it with: "
@@ -554,10 +590,11 @@ def _follow(client: Any, job: str) -> None:
 
 
 @job_app.command("ls")
-def job_ls(address: str = AddressOpt) -> None:
+def job_ls(address: str | None = JobAddressOpt) -> None:
     """List the cluster's minjiang jobs."""
-    from minjiang.core._jobs import job_client
+    from minjiang.core._jobs import job_client, resolve_job_address
 
+    address = resolve_job_address(address)
     table = Table(title="jobs")
     for col in ("job", "status", "pipeline", "store"):
         table.add_column(col)
@@ -574,22 +611,24 @@ def job_ls(address: str = AddressOpt) -> None:
 
 
 @job_app.command("status")
-def job_status(job: str = typer.Argument(...), address: str = AddressOpt) -> None:
+def job_status(job: str = typer.Argument(...), address: str | None = JobAddressOpt) -> None:
     """Print a job's status (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
-    from minjiang.core._jobs import job_client
+    from minjiang.core._jobs import job_client, resolve_job_address
 
+    address = resolve_job_address(address)
     console.print(job_client(address).get_job_status(job).value)
 
 
 @job_app.command("logs")
 def job_logs(
     job: str = typer.Argument(...),
-    address: str = AddressOpt,
+    address: str | None = JobAddressOpt,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep following until the job ends."),
 ) -> None:
     """Print a job's output."""
-    from minjiang.core._jobs import job_client
+    from minjiang.core._jobs import job_client, resolve_job_address
 
+    address = resolve_job_address(address)
     client = job_client(address)
     if follow:
         _follow(client, job)
@@ -598,10 +637,11 @@ def job_logs(
 
 
 @job_app.command("stop")
-def job_stop(job: str = typer.Argument(...), address: str = AddressOpt) -> None:
+def job_stop(job: str = typer.Argument(...), address: str | None = JobAddressOpt) -> None:
     """Stop a job; what it wrote is kept, and submitting the pipeline again resumes it."""
-    from minjiang.core._jobs import job_client
+    from minjiang.core._jobs import job_client, resolve_job_address
 
+    address = resolve_job_address(address)
     stopped = job_client(address).stop_job(job)
     console.print(f"job {job}: {'stopping' if stopped else 'already finished'}")
 

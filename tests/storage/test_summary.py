@@ -36,3 +36,29 @@ def test_all_missing_integer_infinite_and_time_values():
     t = np.array(["2020-01-02", "NaT", "2019-12-31T06:00"], dtype="datetime64[ns]")
     ts = values_summary(t)
     assert (ts["min"], ts["max"], ts["nan"]) == ("2019-12-31T06:00", "2020-01-02", 1)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("order", ["C", "F", "strided"])
+def test_one_pass_float_summary_matches_numpy(dtype, order, monkeypatch):
+    import minjiang.storage._summary as summary
+
+    monkeypatch.setattr(summary, "_SLAB", 64)  # several slabs, one of them all NaN
+    rng = np.random.default_rng(5)
+    x = (rng.normal(size=(12, 9, 7)) * 50).astype(dtype)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[3] = np.nan
+    x[5, 2, 1] = -np.inf
+    if order == "F":
+        x = np.asfortranarray(x)
+    elif order == "strided":
+        x = x[:, ::2, 1:]
+    got = block_summary(x)
+    wide = x.astype(np.float64)
+    assert got["nan"] == int(np.isnan(x).sum())
+    assert got["min"] == -np.inf and got["max"] == float(np.nanmax(x))
+    finite = wide[np.isfinite(wide)]
+    assert got["sum"] == -np.inf
+    got = block_summary(np.where(np.isinf(x), 0, x).astype(dtype))
+    assert got["sum"] == pytest.approx(float(finite.sum()), rel=1e-12, abs=1e-9)
+    assert got["min"] == float(np.nanmin(np.where(np.isinf(x), 0, x)))

@@ -30,7 +30,11 @@ class TaskResult:
     describes the GPU a ``gpu`` task ran on (model, compute capability, CuPy and CUDA
     versions); it is empty on the CPU. ``summaries`` maps each final array the task
     wrote to the mergeable data-quality summary of its blocks
-    (:func:`minjiang.storage.merge_summaries`).
+    (:func:`minjiang.storage.merge_summaries`). ``bytes_decoded`` is the decoded size of
+    every chunk and table part the task read: more than ``bytes_read`` where a read ends
+    inside a chunk (a halo), so ``bytes_decoded / bytes_read`` is the task's decode
+    amplification. ``cpu`` holds the CPU seconds of the task's process in each phase
+    (``read``, ``kernel``, ``write``, ``summary``).
     """
 
     key: str
@@ -50,6 +54,8 @@ class TaskResult:
     skipped: bool = False
     device: dict[str, str] = dataclasses.field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    bytes_decoded: int = 0
+    cpu: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -223,6 +223,8 @@ class StepPlan:
     recompute: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
     attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the CompositeLineage of the composite whose output this step plans (None otherwise)
+    composite: Any = None
 
     @property
     def n_tasks(self) -> int:

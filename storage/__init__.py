@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from minjiang.storage._encoding import array_codecs, default_chunks
     from minjiang.storage._reader import (
         dataset_schema,
+        decoded_nbytes,
         open_dataset_info,
         open_xarray,
         read_array,
@@ -80,6 +81,7 @@ __all__ = [
     "content_id",
     "dataset_prefix",
     "dataset_schema",
+    "decoded_nbytes",
     "default_chunks",
     "ensure_verified",
     "finish_summary",
@@ -124,6 +126,7 @@ _LAZY = {
     "open_xarray": "minjiang.storage._reader",
     "read_array": "minjiang.storage._reader",
     "read_coord_values": "minjiang.storage._reader",
+    "decoded_nbytes": "minjiang.storage._reader",
     "read_region": "minjiang.storage._reader",
     "read_table": "minjiang.storage._reader",
     "ensure_verified": "minjiang.storage._verify",

@@ -16,9 +16,11 @@ __all__ = [
     "BackendFallbackWarning",
     "BackendUnavailableError",
     "ChecksumMismatchError",
+    "ClusterError",
     "ContractError",
     "DatasetNotFoundError",
     "ExecutionError",
+    "InfeasibleTaskError",
     "IntegrityError",
     "InvalidNameError",
     "KeyNotFoundError",
@@ -74,6 +76,15 @@ class MemoryBudgetError(PlanError):
 
 class BackendUnavailableError(PlanError):
     """A backend (for example ``gpu``) was asked of a cluster that cannot provide it."""
+
+
+class InfeasibleTaskError(PlanError):
+    """A task asks for resources that no node of the cluster has (Ray would leave it
+    pending forever)."""
+
+
+class ClusterError(MinjiangError, RuntimeError):
+    """A cluster cannot be started, found, attached to or stopped."""
 
 
 class ExecutionError(MinjiangError, RuntimeError):

@@ -94,7 +94,10 @@ class GaussianParams(_Params):
     truncate: float = Field(
         default=4.0, gt=0, le=100, description="Radius = int(truncate * sigma + 0.5), as SciPy."
     )
-    mode: Literal["reflect", "mirror", "nearest", "wrap", "constant"] = "reflect"
+    mode: Literal["reflect", "mirror", "nearest", "wrap", "constant"] = Field(
+        default="reflect",
+        description="How the array is extended beyond its edges (scipy.ndimage's modes).",
+    )
 
     @field_validator("sigma")
     @classmethod
@@ -172,8 +175,15 @@ def _float_out(dtype: Any) -> str:
 # ---------------------------------------------------------------- reduce
 class ReduceParams(_Params):
     dims: list[str] = Field(min_length=1, max_length=32, description="Dims to reduce over.")
-    stat: Literal["mean", "std", "var", "min", "max", "count", "sum"] = "mean"
-    ddof: int = Field(default=0, ge=0, le=1_000_000)
+    stat: Literal["mean", "std", "var", "min", "max", "count", "sum"] = Field(
+        default="mean", description="The statistic over 'dims' (NaN skipped; count: valid cells)."
+    )
+    ddof: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="Delta degrees of freedom of std and var (divisor: valid count - ddof).",
+    )
 
 
 def _reduce_outputs(params: ReduceParams, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:

@@ -3,8 +3,8 @@
 Labelling a chunked array takes three passes (the composite chunk pattern):
 
 1. :func:`label_local` labels each block on its own; the caller makes its labels
-   globally unique (for example 1 + the global C-order index of each component's
-   first cell).
+   globally unique: :func:`label_global` numbers each component 1 + the global
+   C-order index of its first cell.
 2. :func:`face_equivalences` reads each block's labels with a one-cell halo of its
    neighbours' labels and emits the label pairs that touch across the block's faces
    (and edges and corners for 18/26-connectivity); :func:`union_find_relabel`
@@ -28,6 +28,7 @@ __all__ = [
     "CONNECTIVITIES",
     "connectivity_order",
     "face_equivalences",
+    "label_global",
     "label_local",
     "relabel",
     "union_find_relabel",
@@ -107,7 +108,84 @@ def label_local(
         return _reference.label_local(fg, order)
     from minjiang.kernels.label import _cpu
 
-    labels, n = _cpu.label_local(np.ascontiguousarray(_as3(fg)), order)
+    fg3 = np.ascontiguousarray(_as3(fg)).view(np.uint8)
+    labels = np.zeros(fg3.shape, dtype=np.int64)
+    zero = np.zeros(3, dtype=np.int64)
+    n = _cpu.label_runs(fg3, order, labels, zero, zero, False)
+    return labels.reshape(fg.shape), int(n)
+
+
+def label_global(
+    mask: Any,
+    connectivity: int,
+    origin: Any,
+    shape: Any,
+    *,
+    dtype: Any = np.int64,
+    backend: str | None = None,
+) -> tuple[np.ndarray, int]:
+    """Label a block of a larger array with globally unique labels.
+
+    Each component of the block is labelled 1 + the C-order index, in the whole
+    array, of its first cell; so labels of different blocks never collide, and a
+    component's label is the smallest possible in C order.
+
+    Parameters
+    ----------
+    mask
+        1-3-D block; non-zero, non-NaN cells are foreground.
+    connectivity
+        As for :func:`label_local`.
+    origin
+        Index of the block's first cell in the whole array, one per dim.
+    shape
+        Shape of the whole array.
+    dtype
+        Integer dtype of the labels; it must hold ``prod(shape)``.
+    backend
+        ``"reference"`` (NumPy) or ``"cpu"`` (numba); ``None`` follows the array type.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        ``dtype``, same shape as ``mask``; 0 for background.
+    n : int
+        Number of components in the block.
+    """
+    chosen = resolve_backend(backend, mask, kernel="label_global", has_gpu=False)
+    fg = _foreground(mask)
+    order = connectivity_order(fg.ndim, connectivity)
+    org = tuple(int(o) for o in origin)
+    full = tuple(int(n) for n in shape)
+    if len(org) != fg.ndim or len(full) != fg.ndim:
+        raise ValueError(
+            f"label_global: origin {org!r} and shape {full!r} must give one value per dim of "
+            f"the {fg.ndim}-D block"
+        )
+    if any(o < 0 or o + b > n for o, b, n in zip(org, fg.shape, full, strict=True)):
+        raise ValueError(
+            f"label_global: a block of shape {fg.shape} at {org!r} does not fit in the array "
+            f"shape {full!r}; pass the whole array's shape and the block's first index"
+        )
+    out_dtype = np.dtype(dtype)
+    cells = int(np.prod(full, dtype=np.int64))
+    if out_dtype.kind not in "iu" or cells > np.iinfo(out_dtype).max:
+        raise ValueError(
+            f"label_global: dtype {out_dtype.name!r} cannot hold labels up to {cells}; use int64"
+        )
+    if chosen == "reference":
+        from minjiang.kernels.label import _reference
+
+        local, n = _reference.label_local(fg, order)
+        return _reference.globalise(local, n, org, full).astype(out_dtype), n
+    from minjiang.kernels.label import _cpu
+
+    fg3 = np.ascontiguousarray(_as3(fg)).view(np.uint8)
+    pad = 3 - fg.ndim
+    org3 = np.array((0,) * pad + org, dtype=np.int64)
+    full3 = np.array((1,) * pad + full, dtype=np.int64)
+    labels = np.zeros(fg3.shape, dtype=out_dtype)
+    n = _cpu.label_runs(fg3, order, labels, org3, full3, True)
     return labels.reshape(fg.shape), int(n)
 
 
@@ -116,9 +194,7 @@ def _halo(halo: int | Any, ndim: int) -> tuple[tuple[int, int], ...]:
     # bool(): np.isscalar is a TypeGuard, which would narrow the values to NumPy scalars
     if bool(np.isscalar(given)):
         return ((int(given), int(given)),) * ndim
-    out = tuple(
-        (int(h), int(h)) if bool(np.isscalar(h)) else (int(h[0]), int(h[1])) for h in given
-    )
+    out = tuple((int(h), int(h)) if bool(np.isscalar(h)) else (int(h[0]), int(h[1])) for h in given)
     if len(out) != ndim or any(a < 0 or b < 0 for a, b in out):
         raise ValueError(
             f"face_equivalences: halo {halo!r} must give (before, after) >= 0 for {ndim} dims"
@@ -162,11 +238,12 @@ def face_equivalences(
     h = _halo(halo, lab.ndim)
     if any(a + b > n for (a, b), n in zip(h, lab.shape, strict=True)):
         raise ValueError(f"face_equivalences: halo {h!r} is larger than the block {lab.shape}")
-    lab = lab.astype(np.int64, copy=False)
+    if lab.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        lab = lab.astype(np.int64)  # the numba scan is compiled for these two
     if chosen == "reference":
         from minjiang.kernels.label import _reference
 
-        return _reference.face_equivalences(lab, h, order)
+        return _reference.face_equivalences(lab.astype(np.int64, copy=False), h, order)
     from minjiang.kernels.label import _cpu, _reference
 
     h3 = ((0, 0),) * (3 - lab.ndim) + h
@@ -249,7 +326,7 @@ def union_find_relabel(
     return lab, np.searchsorted(uniq, roots).astype(np.int64) + 1
 
 
-def relabel(labels: Any, old: Any, new: Any) -> np.ndarray:
+def relabel(labels: Any, old: Any, new: Any, *, dtype: Any = np.int64) -> np.ndarray:
     """Map ``labels`` through the table ``old -> new`` (0 stays 0).
 
     Parameters
@@ -258,26 +335,35 @@ def relabel(labels: Any, old: Any, new: Any) -> np.ndarray:
         Integer label block.
     old, new
         The table from :func:`union_find_relabel` (``old`` sorted).
+    dtype
+        Integer dtype of the result; it must hold ``new.max()``.
 
     Returns
     -------
     numpy.ndarray
-        int64 labels, same shape.
+        ``dtype`` labels, same shape.
     """
+    from minjiang.kernels.label import _cpu
+
     lab = np.asarray(labels)
-    old = np.asarray(old, dtype=np.int64)
-    new = np.asarray(new, dtype=np.int64)
-    out = np.zeros(lab.shape, dtype=np.int64)
-    fg = lab != 0
-    vals = lab[fg].astype(np.int64)
-    if vals.size:
-        if old.size == 0:
+    if lab.dtype.kind not in "iu":
+        raise TypeError(f"relabel: needs integer labels, got dtype {lab.dtype.name!r}")
+    old = np.ascontiguousarray(old, dtype=np.int64)
+    out_dtype = np.dtype(dtype)
+    new = np.ascontiguousarray(new, dtype=out_dtype)
+    flat = np.ascontiguousarray(lab).reshape(-1)
+    if flat.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        flat = flat.astype(np.int64)
+    out = np.empty(flat.size, dtype=out_dtype)
+    if flat.size and old.size == 0:
+        if flat.any():
             raise ValueError("relabel: the table is empty but the block has labels")
-        pos = np.clip(np.searchsorted(old, vals), 0, old.size - 1)
-        if not np.array_equal(old[pos], vals):
-            raise ValueError(
-                f"relabel: {int(np.count_nonzero(old[pos] != vals))} cells carry labels missing "
-                "from the table; rebuild the table from the same label array"
-            )
-        out[fg] = new[pos]
-    return out
+        out[:] = 0
+        return out.reshape(lab.shape)
+    missing = _cpu.relabel(flat, old, new, out)
+    if missing:
+        raise ValueError(
+            f"relabel: {missing} cells carry labels missing from the table; rebuild the table "
+            "from the same label array"
+        )
+    return out.reshape(lab.shape)

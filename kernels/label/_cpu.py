@@ -1,4 +1,5 @@
-"""numba CPU connected-component labelling (two-pass, union-find by smallest index)."""
+"""numba CPU connected-component labelling: union-find over runs of foreground along x
+(by smallest index), face equivalences and relabelling."""
 
 from __future__ import annotations
 
@@ -29,54 +30,150 @@ def _union(parent, a, b):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def label_local(fg, order):  # pragma: no cover - compiled
-    # fg: 3-D bool/uint8. Raster scan unions each cell with its already visited
-    # neighbours (offsets before it in C order); roots are then each component's first
-    # cell, so the second scan numbers components by first appearance.
+def _row_runs(fg, emit, starts, ends, rowptr):  # pragma: no cover - compiled
+    # Runs of foreground along x, row by row (row r = z * ny + y), in C order.
     nz, ny, nx = fg.shape
-    n = nz * ny * nx
-    parent = np.arange(n, dtype=np.int64)
-    offs = np.empty((13, 3), dtype=np.int64)
     k = 0
-    for dz in range(-1, 1):
-        for dy in range(-1, 2):
-            for dx in range(-1, 2):
-                if dz == 0 and (dy > 0 or (dy == 0 and dx >= 0)):
-                    continue
-                c = abs(dz) + abs(dy) + abs(dx)
-                if c <= order:
-                    offs[k, 0] = dz
-                    offs[k, 1] = dy
-                    offs[k, 2] = dx
-                    k += 1
     for z in range(nz):
         for y in range(ny):
-            for x in range(nx):
-                if not fg[z, y, x]:
+            x = 0
+            while x < nx:
+                if fg[z, y, x] == 0:
+                    x += 1
                     continue
-                i = (z * ny + y) * nx + x
-                for j in range(k):
-                    zz = z + offs[j, 0]
-                    yy = y + offs[j, 1]
-                    xx = x + offs[j, 2]
-                    if zz < 0 or yy < 0 or yy >= ny or xx < 0 or xx >= nx:
-                        continue
-                    if fg[zz, yy, xx]:
-                        _union(parent, i, (zz * ny + yy) * nx + xx)
-    labels = np.zeros((nz, ny, nx), dtype=np.int64)
-    root_label = np.zeros(n, dtype=np.int64)
+                s = x
+                while x < nx and fg[z, y, x] != 0:
+                    x += 1
+                if emit:
+                    starts[k] = s
+                    ends[k] = x
+                k += 1
+            if emit:
+                rowptr[z * ny + y + 1] = k
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def _join_rows(parent, starts, ends, a0, a1, b0, b1, e):  # pragma: no cover - compiled
+    # Joins runs [a0, a1) of a row with runs [b0, b1) of an earlier neighbouring row:
+    # half-open runs touch when they overlap after widening by e (0, or 1 where the
+    # connectivity reaches diagonally along x).
+    i = a0
+    j = b0
+    while i < a1 and j < b1:
+        if ends[j] + e <= starts[i]:
+            j += 1
+        elif ends[i] + e <= starts[j]:
+            i += 1
+        else:
+            _union(parent, i, j)
+            if ends[i] < ends[j]:
+                i += 1
+            else:
+                j += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def label_runs(fg, order, out, origin, shape, global_ids):  # pragma: no cover - compiled
+    # fg: 3-D uint8. Connected components of x-runs: each run is joined with the runs
+    # of the (up to four) earlier rows it may touch, union by smallest run index, so a
+    # component's root is its first run and components come in order of first cell.
+    # ``out`` (zeros, any integer dtype) receives 1..n, or with ``global_ids`` 1 + the
+    # C-order index of each component's first cell in an array of ``shape`` where this
+    # block starts at ``origin``. Returns n.
+    nz, ny = fg.shape[0], fg.shape[1]
+    dummy = np.empty(0, dtype=np.int64)
+    nrun = _row_runs(fg, False, dummy, dummy, dummy)
+    starts = np.empty(nrun, dtype=np.int64)
+    ends = np.empty(nrun, dtype=np.int64)
+    rowptr = np.zeros(nz * ny + 1, dtype=np.int64)
+    _row_runs(fg, True, starts, ends, rowptr)
+    parent = np.arange(nrun, dtype=np.int64)
+    e_y = 1 if order >= 2 else 0  # (0, -1, dx): faces, edges along x
+    e_z = 1 if order >= 2 else 0  # (-1, 0, dx)
+    e_d = 1 if order >= 3 else 0  # (-1, +-1, dx); present from order 2
+    for z in range(nz):
+        for y in range(ny):
+            r = z * ny + y
+            a0 = rowptr[r]
+            a1 = rowptr[r + 1]
+            if a0 == a1:
+                continue
+            if y > 0:
+                _join_rows(parent, starts, ends, a0, a1, rowptr[r - 1], rowptr[r], e_y)
+            if z > 0:
+                q = r - ny
+                _join_rows(parent, starts, ends, a0, a1, rowptr[q], rowptr[q + 1], e_z)
+                if order >= 2:
+                    if y > 0:
+                        _join_rows(parent, starts, ends, a0, a1, rowptr[q - 1], rowptr[q], e_d)
+                    if y < ny - 1:
+                        _join_rows(parent, starts, ends, a0, a1, rowptr[q + 1], rowptr[q + 2], e_d)
+    value = np.zeros(nrun, dtype=np.int64)
     count = 0
     for z in range(nz):
         for y in range(ny):
-            for x in range(nx):
-                if not fg[z, y, x]:
-                    continue
-                r = _find(parent, (z * ny + y) * nx + x)
-                if root_label[r] == 0:
+            r = z * ny + y
+            for i in range(rowptr[r], rowptr[r + 1]):
+                root = _find(parent, i)
+                if value[root] == 0:
                     count += 1
-                    root_label[r] = count
-                labels[z, y, x] = root_label[r]
-    return labels, count
+                    if global_ids:
+                        value[root] = (
+                            ((z + origin[0]) * shape[1] + (y + origin[1])) * shape[2]
+                            + (starts[i] + origin[2])
+                            + 1
+                        )
+                    else:
+                        value[root] = count
+                v = value[root]
+                for x in range(starts[i], ends[i]):
+                    out[z, y, x] = v
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def relabel(lab, old, new, out):  # pragma: no cover - compiled
+    # Maps flat labels through the sorted table old -> new (0 stays 0). Runs along x
+    # repeat a label and the rows of a component repeat it again: the last label is
+    # reused, others go through a small direct-mapped cache before a binary search of
+    # the table. Returns the number of cells whose label is missing from the table.
+    slots = 4096
+    keys = np.full(slots, -1, dtype=np.int64)
+    vals = np.zeros(slots, dtype=np.int64)
+    missing = 0
+    last = 0
+    last_new = 0
+    m = old.size
+    for i in range(lab.size):
+        v = lab[i]
+        if v != last:
+            last = v
+            if v == 0:
+                last_new = 0
+            else:
+                h = v & (slots - 1)
+                if keys[h] == v:
+                    last_new = vals[h]
+                else:
+                    lo = 0
+                    hi = m
+                    while lo < hi:
+                        mid = (lo + hi) >> 1
+                        if old[mid] < v:
+                            lo = mid + 1
+                        else:
+                            hi = mid
+                    if lo == m or old[lo] != v:
+                        missing += 1
+                        last = -1  # count every such cell
+                        last_new = 0
+                    else:
+                        last_new = new[lo]
+                        keys[h] = v
+                        vals[h] = last_new
+        out[i] = last_new
+    return missing
 
 
 @numba.njit(cache=True, nogil=True)
@@ -90,20 +187,44 @@ def union_find_roots(p, q, n):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_pairs(padded, lo, hi, offs, out, emit):  # pragma: no cover - compiled
-    nz, ny, nx = padded.shape
+def _row_differs(ra, rb):  # pragma: no cover - compiled
+    # Whether two equal-length contiguous rows hold different non-zero labels at any
+    # position; branch-free so that it vectorises: pairs are rare (block faces), most
+    # rows have none.
+    c = np.int64(0)
+    for x in range(ra.size):
+        a = ra[x]
+        b = rb[x]
+        c += np.int64((a != b) & (a > 0) & (b > 0))
+    return c > 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_pairs(flat, shape, lo, hi, offs, out, emit):  # pragma: no cover - compiled
+    # flat: the C-contiguous padded labels, raveled, of shape ``shape``.
+    nz, ny, nx = shape[0], shape[1], shape[2]
     k = 0
     last_a = -1
     last_b = -1
     for j in range(offs.shape[0]):
         dz, dy, dx = offs[j, 0], offs[j, 1], offs[j, 2]
+        x0 = max(lo[2], -dx)
+        x1 = min(hi[2], nx - dx)
+        if x1 <= x0:
+            continue
         for z in range(max(lo[0], -dz), min(hi[0], nz - dz)):
             for y in range(max(lo[1], -dy), min(hi[1], ny - dy)):
-                for x in range(max(lo[2], -dx), min(hi[2], nx - dx)):
-                    a = padded[z, y, x]
+                pa = (z * ny + y) * nx + x0
+                pb = ((z + dz) * ny + (y + dy)) * nx + x0 + dx
+                ra = flat[pa : pa + x1 - x0]
+                rb = flat[pb : pb + x1 - x0]
+                if not _row_differs(ra, rb):
+                    continue
+                for x in range(ra.size):
+                    a = ra[x]
                     if a <= 0:
                         continue
-                    b = padded[z + dz, y + dy, x + dx]
+                    b = rb[x]
                     if b <= 0 or a == b:
                         continue
                     if b < a:
@@ -121,8 +242,11 @@ def _scan_pairs(padded, lo, hi, offs, out, emit):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def face_equivalences(padded, lo, hi, offs):  # pragma: no cover - compiled
+    # padded: 3-D C-contiguous labels
+    flat = padded.ravel()
+    shape = np.array(padded.shape, dtype=np.int64)
     dummy = np.empty((0, 2), dtype=np.int64)
-    n = _scan_pairs(padded, lo, hi, offs, dummy, False)
+    n = _scan_pairs(flat, shape, lo, hi, offs, dummy, False)
     out = np.empty((n, 2), dtype=np.int64)
-    _scan_pairs(padded, lo, hi, offs, out, True)
+    _scan_pairs(flat, shape, lo, hi, offs, out, True)
     return out

@@ -99,3 +99,21 @@ def face_equivalences(
             out.append(np.stack([np.minimum(a[m], b[m]), np.maximum(a[m], b[m])], axis=1))
     pairs = np.concatenate(out).astype(np.int64)
     return np.unique(pairs, axis=0) if pairs.size else pairs
+
+
+def globalise(
+    local: np.ndarray, n: int, origin: tuple[int, ...], shape: tuple[int, ...]
+) -> np.ndarray:
+    """Local labels 1..n (numbered by first appearance) to 1 + the global C-order index
+    of each component's first cell, for a block at ``origin`` in an array of ``shape``."""
+    out = np.zeros(local.shape, dtype=np.int64)
+    if n == 0:
+        return out
+    # np.unique's return_index gives each label's first position in C order
+    u, first = np.unique(local.ravel(), return_index=True)
+    keep = u > 0
+    pos = np.unravel_index(first[keep], local.shape)
+    glob = np.ravel_multi_index(tuple(p + o for p, o in zip(pos, origin, strict=True)), shape)
+    lut = np.zeros(n + 1, dtype=np.int64)
+    lut[u[keep]] = glob + 1
+    return lut[local]

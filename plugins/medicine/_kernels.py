@@ -202,30 +202,24 @@ def threshold_block(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[st
 
 
 # -- medicine.label ----------------------------------------------------------------------
+def _label_dtype(ctx: Any) -> type[np.integer]:
+    # labels never exceed the number of cells (1 + a global C-order index): int32 while
+    # that fits, as the operators' outputs declare
+    cells = 1
+    for d in ctx.dims:
+        cells *= int(ctx.sizes[d])
+    return np.int32 if cells < (1 << 31) else np.int64
+
+
 def label_blocks(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
     """Label one block; each label is 1 + the global C-order index of its first voxel."""
-    from minjiang.kernels.label import label_local
+    from minjiang.kernels.label import label_global
 
-    labels, n = label_local(arrays["mask"], params.connectivity)
-    out = np.zeros(labels.shape, dtype=np.int64)
-    if n:
-        flat = labels.ravel()
-        first = np.full(n + 1, -1, dtype=np.int64)
-        idx = np.flatnonzero(flat)
-        # labels are numbered by first appearance: the first voxel of label k is where
-        # the running maximum of the labels first reaches k
-        lab = flat[idx]
-        new = np.concatenate([[True], lab[1:] > np.maximum.accumulate(lab)[:-1]])
-        first[lab[new]] = idx[new]
-        local = np.unravel_index(first[1:], labels.shape)
-        shape = tuple(int(ctx.sizes[d]) for d in ctx.dims)
-        glob = np.ravel_multi_index(
-            tuple(a + o for a, o in zip(local, ctx.origin, strict=True)), shape
-        )
-        lut = np.zeros(n + 1, dtype=np.int64)
-        lut[1:] = glob + 1
-        out = lut[labels]
-    return {"labels": out}
+    shape = tuple(int(ctx.sizes[d]) for d in ctx.dims)
+    labels, _ = label_global(
+        arrays["mask"], params.connectivity, ctx.origin, shape, dtype=_label_dtype(ctx)
+    )
+    return {"labels": labels}
 
 
 def equivalences_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
@@ -275,7 +269,7 @@ def relabel_block(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str,
     table = arrays["equivalences"]
     old = table.column("old").to_numpy() if hasattr(table, "column") else np.asarray(table["old"])
     new = table.column("new").to_numpy() if hasattr(table, "column") else np.asarray(table["new"])
-    return {"labels": relabel(arrays["labels"], old, new)}
+    return {"labels": relabel(arrays["labels"], old, new, dtype=_label_dtype(ctx))}
 
 
 # -- medicine.volumetrics ---------------------------------------------------------------

@@ -72,7 +72,9 @@ class WindowParams(_Params):
         default=1.0, description="Rescale slope applied first (1 for data stored in HU)."
     )
     intercept: float = Field(default=0.0, description="Rescale intercept applied first.")
-    dtype: Literal["float32", "float64"] = "float32"
+    dtype: Literal["float32", "float64"] = Field(
+        default="float32", description="Floating type of the windowed output."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> WindowParams:
@@ -327,7 +329,10 @@ MEDIAN = Operator(
 class ThresholdParams(_Params):
     """Binary mask from a fixed threshold or Otsu's threshold of the global histogram."""
 
-    method: Literal["fixed", "otsu"] = "otsu"
+    method: Literal["fixed", "otsu"] = Field(
+        default="otsu",
+        description="otsu (Otsu's threshold of the whole volume's histogram) or fixed ('value').",
+    )
     value: float | None = Field(default=None, description="The threshold, for method='fixed'.")
     bins: int = Field(default=256, ge=2, le=1 << 20, description="Histogram bins for Otsu.")
     range: tuple[float, float] | None = Field(
@@ -476,8 +481,9 @@ class LabelParams(_Params):
 
 
 def _label_memory(size: TaskSize, params: Any) -> int:
-    # the mask, the int64 labels, union-find parents and root labels (8 bytes each)
-    return size.input_bytes + size.output_bytes + 16 * _cells(size)
+    # the mask, the labels, a foreground copy, and per run of foreground along x its
+    # start, end, union-find parent and label (8 bytes each; at most one run per two cells)
+    return size.input_bytes + size.output_bytes + 17 * _cells(size)
 
 
 def _equivalences_memory(size: TaskSize, params: Any) -> int:
@@ -486,16 +492,25 @@ def _equivalences_memory(size: TaskSize, params: Any) -> int:
 
 
 def _relabel_memory(size: TaskSize, params: Any) -> int:
-    # the provisional labels, the final labels, and an int64 lookup index per voxel
-    return size.input_bytes + size.output_bytes + 8 * _cells(size)
+    # the provisional labels and the final labels (the table is looked up per run)
+    return size.input_bytes + size.output_bytes
+
+
+def _label_dtype(info: Any) -> str:
+    cells = 1
+    for n in getattr(info, "shape", ()) or ():
+        cells *= int(n)
+    return "int32" if cells < (1 << 31) else "int64"  # labels never exceed the cell count
 
 
 def _labels_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
+    # provisional labels are 1 + a global C-order index: int32 while that fits, which
+    # halves what the equivalences and relabel steps read
     info = inputs.get("mask") or inputs.get("labels")
     return (
         ArrayOutput(
             "labels",
-            dtype="int64",
+            dtype=_label_dtype(info),
             attrs=geometry_attrs(info, units="", long_name="provisional labels"),
         ),
     )
@@ -503,14 +518,10 @@ def _labels_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, .
 
 def _final_labels_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOutput, ...]:
     info = inputs.get("labels") or inputs.get("mask")
-    cells = 1
-    for n in getattr(info, "shape", ()) or ():
-        cells *= int(n)
-    dtype = "int32" if cells < (1 << 31) else "int64"  # never more components than cells
     return (
         ArrayOutput(
             "labels",
-            dtype=dtype,
+            dtype=_label_dtype(info),  # never more components than cells
             fill_value=0,
             attrs=geometry_attrs(info, units="", long_name="labels"),
         ),
@@ -519,7 +530,7 @@ def _final_labels_outputs(params: Any, inputs: dict[str, Any]) -> tuple[ArrayOut
 
 _LABEL_BLOCKS = Operator(
     name="medicine.label_blocks",
-    version="1",
+    version="2",
     inputs=(Input("mask", dims=_ZYX, dtypes=_REAL),),
     outputs=_labels_outputs,
     pattern=Map(kernel=_K + "label_blocks"),

@@ -9,6 +9,7 @@ from hypothesis.extra import numpy as hnp
 from minjiang.kernels.label import (
     connectivity_order,
     face_equivalences,
+    label_global,
     label_local,
     relabel,
     union_find_relabel,
@@ -148,3 +149,90 @@ def test_property_blockwise_cpu_matches_scipy(mask, connectivity, block):
     np.testing.assert_array_equal(blockwise_labels(mask, connectivity, block, cpu), ref)
     ref_local = label_local(mask, connectivity, backend="reference")
     np.testing.assert_array_equal(label_local(mask, connectivity, backend="cpu")[0], ref_local[0])
+
+
+def global_blockwise(mask, connectivity, block, backend, dtype):
+    """The chunked algorithm with :func:`label_global` and labels of ``dtype`` throughout."""
+    shape = mask.shape
+    glob = np.zeros(shape, dtype)
+    regions = [
+        tuple(slice(i * b, min((i + 1) * b, n)) for i, b, n in zip(r, block, shape, strict=True))
+        for r in np.ndindex(*[-(-n // b) for n, b in zip(shape, block, strict=True)])
+    ]
+    for sl in regions:
+        origin = tuple(s.start for s in sl)
+        lab, _ = label_global(mask[sl], connectivity, origin, shape, dtype=dtype, backend=backend)
+        assert lab.dtype == dtype
+        glob[sl] = lab
+    padded = np.pad(glob, 1)
+    pairs = np.concatenate(
+        [
+            face_equivalences(
+                padded[tuple(slice(s.start, s.stop + 2) for s in sl)],
+                connectivity,
+                1,
+                backend=backend,
+            )
+            for sl in regions
+        ]
+    )
+    old, new = union_find_relabel(pairs, np.unique(glob[glob > 0]), backend=backend)
+    return relabel(glob, old, new, dtype=dtype)
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_label_global_blockwise_matches_scipy_and_cc3d(rng, connectivity, dtype):
+    cc3d = pytest.importorskip("cc3d")
+    mask = rng.random((21, 18, 25)) < 0.35
+    ref, _ = ndi.label(mask, ndi.generate_binary_structure(3, CONN3[connectivity]))
+    for backend in ("cpu", "reference"):
+        got = global_blockwise(mask, connectivity, (8, 5, 7), backend, dtype)  # not dividing
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, ref)
+    assert same_partition(got, cc3d.connected_components(mask, connectivity=connectivity))
+
+
+def test_label_global_numbers_by_first_cell(rng):
+    mask = rng.random((6, 7, 8)) < 0.5
+    origin, shape = (3, 2, 5), (20, 30, 40)
+    for connectivity in (6, 18, 26):
+        got, n = label_global(mask, connectivity, origin, shape, dtype=np.int32)
+        local, k = label_local(mask, connectivity, backend="reference")
+        assert n == k
+        for lab in range(1, n + 1):
+            first = np.argwhere(local == lab)[0]  # C order: the component's first cell
+            expect = np.ravel_multi_index(tuple(first + np.array(origin)), shape) + 1
+            assert (got[local == lab] == expect).all()
+        ref, _ = label_global(mask, connectivity, origin, shape, backend="reference")
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_label_global_lower_ranks(rng):
+    mask = rng.random((13, 11)) < 0.45
+    for connectivity, order in ((4, 1), (8, 2)):
+        got, _ = label_global(mask, connectivity, (4, 2), (20, 20))
+        ref, _ = label_global(mask, connectivity, (4, 2), (20, 20), backend="reference")
+        np.testing.assert_array_equal(got, ref)
+        assert same_partition(got, ndi.label(mask, ndi.generate_binary_structure(2, order))[0])
+
+
+def test_label_global_errors():
+    with pytest.raises(ValueError, match="does not fit"):
+        label_global(np.ones((4, 4, 4)), 6, (1, 0, 0), (4, 4, 4))
+    with pytest.raises(ValueError, match="one value per dim"):
+        label_global(np.ones((4, 4, 4)), 6, (0, 0), (4, 4, 4))
+    with pytest.raises(ValueError, match="cannot hold"):
+        label_global(np.ones((4, 4, 4)), 6, (0, 0, 0), (2000, 2000, 2000), dtype=np.int32)
+
+
+def test_relabel_dtypes_and_runs():
+    lab = np.array([[0, 7, 7, 9, 0, 7], [9, 9, 0, 12, 12, 7]], dtype=np.int32)
+    old = np.array([7, 9, 12])
+    new = np.array([2, 1, 3])
+    for dtype in (np.int32, np.int64):
+        got = relabel(lab, old, new, dtype=dtype)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, [[0, 2, 2, 1, 0, 2], [1, 1, 0, 3, 3, 2]])
+    with pytest.raises(ValueError, match="2 cells carry labels missing"):
+        relabel(np.array([5, 5, 7]), old, new)

@@ -410,6 +410,8 @@ def ray_environment(
     """Environment of the Ray processes of a minjiang cluster."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    # jobs run `minjiang run ...`: this installation's commands come first
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     if token_path:
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=token_path)
     else:

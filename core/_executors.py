@@ -624,15 +624,23 @@ def running_cluster() -> tuple[str, str] | None:
     state = find_running()
     if state is not None:
         return state.address, f"the minjiang cluster recorded in {cluster_dir()}"
-    from ray._common.utils import get_ray_address_file
-
+    record = _ray_address_file()
     try:
-        boot = Path(get_ray_address_file(None)).read_text().strip()
+        boot = record.read_text().strip()
     except OSError:
         return None
     if boot and _reachable(boot):
-        return boot, f"the Ray cluster `ray start` recorded in {get_ray_address_file(None)}"
+        return boot, f"the Ray cluster `ray start` recorded in {record}"
     return None
+
+
+def _ray_address_file() -> Path:
+    """Where ``ray start`` records the cluster that ``ray.init()`` joins by itself
+    (Ray's ``get_ray_address_file(None)``, found without importing Ray)."""
+    base = os.environ.get("RAY_TMPDIR")
+    if base is None:
+        base = os.environ.get("TMPDIR") if sys.platform.startswith("linux") else None
+    return Path(base or "/tmp") / "ray" / "ray_current_cluster"
 
 
 def _probe_device() -> DeviceReport:

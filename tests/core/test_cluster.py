@@ -409,3 +409,14 @@ def test_submit_without_check_skips_the_plan(isolated, demo) -> None:
     out = _submit(demo, "http://127.0.0.1:1", demo.text, "--no-check")
     assert "plan:" not in out.output
     assert "cannot reach the Ray job server" in str(out.exception)
+
+
+def test_the_ray_start_record_is_found_where_ray_looks(isolated, monkeypatch) -> None:
+    """minjiang finds the record without importing Ray; it must be Ray's own path."""
+    from minjiang.core._executors import _ray_address_file
+    from ray._common.utils import get_ray_address_file
+
+    assert _ray_address_file() == Path(get_ray_address_file(None))
+    monkeypatch.delenv("RAY_TMPDIR")
+    monkeypatch.setenv("TMPDIR", str(isolated / "t"))
+    assert _ray_address_file() == Path(get_ray_address_file(None))

@@ -118,6 +118,7 @@ def test_the_generated_package(tmp_path: Path) -> None:
         "src/minjiang_kitlab/py.typed",
         "tests/conftest.py",
         "tests/test_boxmean.py",
+        "tests/test_conformance.py",
         "tests/test_docs.py",
         "tests/test_plugin.py",
     ]
@@ -187,7 +188,7 @@ def test_the_generated_plugin_registers_and_validates_in_process(tmp_path: Path)
 def test_the_command_writes_the_package(tmp_path: Path) -> None:
     out = runner.invoke(app, ["new-plugin", "kitcli", "--directory", str(tmp_path / "p")])
     assert out.exit_code == 0, out.output
-    assert "wrote 15 files of plugin kitcli" in out.output
+    assert "wrote 16 files of plugin kitcli" in out.output
     assert (tmp_path / "p" / "src" / "minjiang_kitcli" / "boxmean" / "_cpu.py").is_file()
     again = runner.invoke(app, ["new-plugin", "ocean", "--directory", str(tmp_path / "q")])
     assert isinstance(again.exception, PluginError)

@@ -95,7 +95,8 @@ class PlanInput:
     Attributes of the input array's :class:`~minjiang.storage.ArrayInfo` (``name``,
     ``dims``, ``shape``, ``dtype``, ``chunks``, ``attrs``, ``dataset_id``) read
     through; :meth:`coord` gives the decoded values of a coordinate of the input's
-    dataset. Nothing is read until a coordinate is asked for.
+    dataset, :meth:`values` those of the (small) input array itself. Nothing is read
+    until asked for.
     """
 
     __slots__ = ("_coords", "_info", "_read")
@@ -125,6 +126,28 @@ class PlanInput:
     def coord_names(self) -> tuple[str, ...]:
         """The coordinates of the input's dataset."""
         return tuple(sorted(self._coords))
+
+    def values(self) -> np.ndarray:
+        """The decoded values of the input array itself, read whole: for small arrays
+        a step reads at plan time (the 2-D latitudes of a curvilinear grid).
+
+        Raises
+        ------
+        ContractError
+            If the array holds more than 64 MiB (read it in tasks instead).
+        """
+        import math
+
+        import numpy as np
+
+        nbytes = math.prod(self._info.shape) * np.dtype(self._info.dtype).itemsize
+        if nbytes > 64 << 20:
+            raise ContractError(
+                f"input {self._info.name!r} (dataset {self._info.dataset_id}) holds "
+                f"{nbytes / 2**20:.0f} MiB, over the 64 MiB a plan may read; it is read by "
+                "tasks, not at plan time"
+            )
+        return np.asarray(self._read(self._info))
 
     def coord(self, name: str) -> np.ndarray:
         """The decoded values of coordinate ``name`` (times as ``datetime64`` or cftime).

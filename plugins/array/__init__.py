@@ -16,6 +16,9 @@ operator                     pattern     what
 ``array.label_stats``        aggregate   count/sum/mean/std/min/max per label → table
 ``array.resample_time``      full_axis   months/seasons/years of the series' calendar,
                                          by a declared mean/sum/min/max/count
+``array.regrid``             composite   onto another lat/lon, projected or curvilinear
+                                         grid (nearest/bilinear/conservative); weights
+                                         stored once per grid pair and reused
 ============================ =========== ==============================================
 
 Readers: ``array.zarr`` (any Zarr group with dimension names) and ``array.netcdf``
@@ -43,9 +46,10 @@ __all__ = ["minjiang_register_operators", "minjiang_register_readers"]
 def minjiang_register_operators() -> list[Any]:
     """The generic ``array`` operators."""
     from minjiang.plugins.array._operators import OPERATORS
+    from minjiang.plugins.array._regrid import REGRID
     from minjiang.plugins.array._time import RESAMPLE_TIME
 
-    return [*OPERATORS, RESAMPLE_TIME]
+    return [*OPERATORS, RESAMPLE_TIME, REGRID]
 
 
 @hookimpl

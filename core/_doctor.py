@@ -136,6 +136,7 @@ def _backends() -> list[Check]:
                     "reinstall numba at a version that matches the installed NumPy",
                 )
             )
+    out.extend(_numba_cuda())
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         out.append(
             Check(
@@ -169,6 +170,35 @@ def _backends() -> list[Check]:
             )
         )
     return out
+
+
+def _numba_cuda() -> list[Check]:
+    """Whether numba's CUDA target sees a device (the numba.cuda kernels' backend)."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return []  # the simulator "sees" a device; the CUDASIM check says what runs
+    try:
+        from numba import cuda
+
+        available = bool(cuda.is_available())
+    except Exception as err:  # numba missing or broken: reported by the numba check
+        return (
+            []
+            if isinstance(err, ImportError)
+            else [
+                Check("backends", "numba.cuda", "info", f"numba.cuda: {type(err).__name__}: {err}")
+            ]
+        )
+    if available:
+        return [Check("backends", "numba.cuda", "ok", "numba.cuda sees a CUDA device")]
+    return [
+        Check(
+            "backends",
+            "numba.cuda",
+            "info",
+            "numba.cuda sees no CUDA device: numba.cuda kernels run only on GPU machines "
+            "(or in the simulator, NUMBA_ENABLE_CUDASIM=1)",
+        )
+    ]
 
 
 def _gpu() -> list[Check]:

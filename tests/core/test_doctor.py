@@ -48,6 +48,7 @@ def test_a_healthy_installation(tmp_path: Path) -> None:
     ocean = _by(checks, "plugins", "ocean")[0]
     assert "minjiang.plugins.ocean (minjiang 0.1.0)" in ocean.detail and "operators" in ocean.detail
     assert _by(checks, "backends", "numba")[0].status == "ok"
+    assert len(_by(checks, "backends", "numba.cuda")) == 1  # a device, or why none
     assert {c.status for c in _by(checks, "store")} == {"ok"}
     assert {c.name for c in _by(checks, "store")} == {"readable", "writable", "catalog"}
     assert list((tmp_path / "store").glob(".tmp-doctor-*")) == []  # the probe is removed

@@ -1,0 +1,246 @@
+"""minjiang cluster on a real Ray: locked down, attached to, refused when infeasible,
+and the processes a driver starts end with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def _cli(env, *args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "minjiang.core.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cluster")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(
+        MINJIANG_CLUSTER_DIR=str(base / "state"),
+        RAY_TMPDIR=str(base / "raytmp"),  # Ray's default temp folder, isolated
+        COLUMNS="200",
+    )
+    env.pop("MINJIANG_JOB_ADDRESS", None)
+    out = _cli(env, "cluster", "start", "--num-cpus", "1", timeout=400)
+    state_file = base / "state" / "cluster.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else None
+    try:
+        assert out.returncode == 0, out.stdout + out.stderr
+        yield {"env": env, "state": state, "base": base}
+    finally:
+        stopped = _cli(env, "cluster", "stop")
+        if state is not None:  # whatever the stop missed, by this cluster's folder only
+            from minjiang.core._cluster import cluster_processes, terminate
+
+            terminate(cluster_processes(state["temp_dir"], [tuple(p) for p in state["pids"]]))
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _get(url, token=None):
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, None
+
+
+def test_cluster_is_locked_down(cluster) -> None:
+    state = cluster["state"]
+    token = Path(state["token_path"])
+    assert _mode(token) == 0o600 and _mode(token.parent) == 0o700
+    for root, dirs, _ in os.walk(state["temp_dir"]):
+        for d in dirs:
+            p = Path(root) / d
+            if not p.is_symlink():
+                assert _mode(p) == 0o700, p
+    assert _mode(state["temp_dir"]) == 0o700
+    out = _cli(cluster["env"], "cluster", "status", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    status = json.loads(out.stdout)
+    listening = status["listening"]
+    # GCS, raylet (2), dashboard, its metrics, autoscaler metrics, agents (4+)
+    assert len(listening) >= 8, listening
+    exposed = [s for s in listening if s["address"] not in ("127.0.0.1", "::ffff:127.0.0.1")]
+    assert exposed == [], exposed
+    assert status["nodes"] and status["nodes"][0]["resources"]["CPU"] == 1.0
+    # the job API wants the token
+    assert _get(state["dashboard"] + "/api/jobs/")[0] == 401
+    assert _get(state["dashboard"] + "/api/jobs/", token.read_text().strip())[0] == 200
+    # a second start is refused while this one runs
+    again = _cli(cluster["env"], "cluster", "start")
+    assert again.returncode == 2 and "already running" in again.stderr
+
+
+def _drivers(state) -> list[dict]:
+    token = Path(state["token_path"]).read_text().strip()
+    code, jobs = _get(state["dashboard"] + "/api/jobs/", token)
+    assert code == 200
+    return [j for j in jobs if j["type"] == "DRIVER"]
+
+
+def test_commands_attach_to_the_cluster(cluster, tmp_path) -> None:
+    from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
+
+    env, state = cluster["env"], cluster["state"]
+    cube, regions = make_demo_inputs(tmp_path / "data", years=1, ny=8, nx=8)
+    pipe = tmp_path / "pipe" / "demo.yaml"
+    pipe.parent.mkdir()
+    pipe.write_text(DEMO_PIPELINE)
+    args = [str(pipe), "--store", str(tmp_path / "store"), "-i", f"cube={cube}"]
+    args += ["-i", f"regions={regions}"]
+    before = len(_drivers(state))
+    out = _cli(env, "run", *args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert len(_drivers(state)) == before + 1  # it ran on the cluster, as a driver
+    again = _cli(env, "run", *args)
+    assert "all 6 steps reused" in again.stdout, again.stdout + again.stderr
+    assert len(_drivers(state)) == before + 1  # nothing to run: not even connected
+    # options that only apply to a Ray of its own are a typed error naming the choice
+    clash = _cli(env, "run", *args, "--num-cpus", "2")
+    assert clash.returncode == 2 and "--new-cluster" in clash.stderr, clash.stderr
+    # submit and job find the cluster without --address; the plan is shown first
+    sub = _cli(env, "submit", *args, "--wait", timeout=400)
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    assert sub.stdout.index("plan: demo.sst_summary") < sub.stdout.index("submitted job")
+    assert "reused from the catalog" in sub.stdout
+    ls = _cli(env, "job", "ls")
+    assert ls.returncode == 0 and "demo.yaml" in ls.stdout, ls.stdout + ls.stderr
+
+
+def test_infeasible_run_is_refused_not_left_pending(cluster, tmp_path) -> None:
+    from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
+
+    env = cluster["env"]
+    cube, regions = make_demo_inputs(tmp_path / "data", years=1, ny=8, nx=8)
+    text = DEMO_PIPELINE.replace(
+        "    params: {sigma: {time: 0, y: 1.5, x: 1.5}}\n",
+        "    params: {sigma: {time: 0, y: 1.5, x: 1.5}}\n    resources: {licence: 1}\n",
+    )
+    pipe = tmp_path / "demo.yaml"
+    pipe.write_text(text)
+    args = [str(pipe), "--store", str(tmp_path / "store"), "-i", f"cube={cube}"]
+    args += ["-i", f"regions={regions}"]
+    out = _cli(env, "run", *args, timeout=300)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "licence" in out.stderr and "array.gaussian" in out.stderr
+    sub = _cli(env, "submit", *args)
+    assert sub.returncode == 2 and "step 'smooth'" in sub.stderr and "licence" in sub.stderr
+
+
+def test_ray_alone_crashes_where_minjiang_attaches(cluster, tmp_path) -> None:
+    """The crash this guards against: with a cluster recorded in Ray's temp folder,
+    ``ray.init(num_cpus=...)`` joins it and raises an untyped ValueError."""
+    env = dict(cluster["env"])
+    env["MINJIANG_CLUSTER_DIR"] = str(tmp_path / "no-cluster-here")
+    ray_tmp = Path(env["RAY_TMPDIR"]) / "ray"
+    ray_tmp.mkdir(parents=True, exist_ok=True)
+    (ray_tmp / "ray_current_cluster").write_text(cluster["state"]["address"])
+    env["RAY_AUTH_TOKEN_PATH"] = cluster["state"]["token_path"]
+    try:
+        raw = subprocess.run(
+            [sys.executable, "-c", "import ray; ray.init(num_cpus=2)"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert raw.returncode != 0 and "ValueError" in raw.stderr
+        from minjiang.core._demo import DEMO_PIPELINE, make_demo_inputs
+
+        cube, regions = make_demo_inputs(tmp_path / "data", years=1, ny=8, nx=8)
+        pipe = tmp_path / "demo.yaml"
+        pipe.write_text(DEMO_PIPELINE)
+        args = [str(pipe), "--store", str(tmp_path / "store"), "-i", f"cube={cube}"]
+        args += ["-i", f"regions={regions}", "--num-cpus", "2"]
+        out = _cli(env, "run", *args)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "ray_current_cluster" in out.stderr and "drop --num-cpus" in out.stderr
+    finally:
+        (ray_tmp / "ray_current_cluster").unlink()
+
+
+_DRIVER = textwrap.dedent(
+    """
+    import json, os, sys
+    from minjiang.core._executors import RayExecutor
+    from minjiang.core._cluster import cluster_processes, listening_sockets
+
+    ex = RayExecutor(address="local", num_cpus=1)
+    ray = ex._connect()
+    assert ray.get(ray.remote(lambda: 7).remote()) == 7
+    procs = cluster_processes(ex._temp_dir)
+    print(json.dumps({
+        "temp": ex._temp_dir,
+        "procs": [[p.pid, p.create_time()] for p in procs],
+        "sockets": listening_sockets(procs),
+        "modes": {d: oct(os.stat(os.path.join(ex._temp_dir, d)).st_mode & 0o777)
+                  for d in os.listdir(ex._temp_dir)},
+    }), flush=True)
+    if sys.argv[1] == "kill":
+        os.kill(os.getpid(), 9)
+    ex.close()
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["kill", "close"])
+def test_a_local_ray_is_locked_down_and_ends_with_its_driver(tmp_path, how) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(MINJIANG_CLUSTER_DIR=str(tmp_path / "state"), RAY_TMPDIR=str(tmp_path / "rt"))
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER)
+    out = subprocess.run(
+        [sys.executable, str(script), how], env=env, capture_output=True, text=True, timeout=400
+    )
+    line = [x for x in out.stdout.splitlines() if x.startswith("{")]
+    assert line, out.stdout + out.stderr
+    info = json.loads(line[0])
+    assert info["sockets"], "the local Ray listens somewhere"
+    exposed = [s for s in info["sockets"] if s[2] not in ("127.0.0.1", "::ffff:127.0.0.1")]
+    assert exposed == [], exposed
+    assert set(info["modes"].values()) == {"0o700"}, info["modes"]
+    if how == "kill":
+        assert out.returncode == -9
+    # every process that Ray started for it ends (agents and idle workers included)
+    deadline = time.monotonic() + 30
+    left = info["procs"]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = [p for p in left if _alive(*p)]
+    assert left == [], left
+    if how == "close":
+        assert not Path(info["temp"]).exists()
+
+
+def _alive(pid: int, created: float) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - created) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

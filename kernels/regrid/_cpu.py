@@ -7,7 +7,9 @@ the block: NaN sources are left out and the row renormalised by the valid weight
 ``_overlaps`` clips, pair by pair, the source cell by the target cell with
 Sutherland–Hodgman in the target cell's gnomonic plane, where great-circle edges are
 straight lines, and sums the clipped polygon, put back on the sphere, as a fan of
-spherical triangles (Van Oosterom–Strackee's solid angle).
+spherical triangles (Van Oosterom–Strackee's solid angle). The clipping cell must be
+convex (the clipped one need not be): a non-convex target cell is clipped by a convex
+source cell instead. Two non-convex cells are clipped as if the target were convex.
 """
 
 from __future__ import annotations
@@ -75,6 +77,20 @@ def _areas(cells: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def _convex(p: np.ndarray, m: int) -> bool:
+    pos = False
+    neg = False
+    for j in range(m):
+        k, q = (j + 1) % m, (j + 2) % m
+        cr = (p[k, 0] - p[j, 0]) * (p[q, 1] - p[k, 1]) - (p[k, 1] - p[j, 1]) * (p[q, 0] - p[k, 0])
+        if cr > _EPS * _EPS:
+            pos = True
+        elif cr < -_EPS * _EPS:
+            neg = True
+    return not (pos and neg)
+
+
+@numba.njit(cache=True, nogil=True)
 def _clip_area(
     a3: np.ndarray, b3: np.ndarray, c: np.ndarray, e: np.ndarray, n: np.ndarray
 ) -> float:
@@ -94,6 +110,11 @@ def _clip_area(
         d = a3[j, 0] * c[0] + a3[j, 1] * c[1] + a3[j, 2] * c[2]
         clip[j, 0] = (a3[j, 0] * e[0] + a3[j, 1] * e[1] + a3[j, 2] * e[2]) / d
         clip[j, 1] = (a3[j, 0] * n[0] + a3[j, 1] * n[1] + a3[j, 2] * n[2]) / d
+    if va == vb and not _convex(clip, va) and _convex(poly, vb):
+        # the clipping cell must be convex; the overlap is the same either way round
+        for j in range(va):
+            for t in range(2):
+                clip[j, t], poly[j, t] = poly[j, t], clip[j, t]
     for j in range(va):
         k = (j + 1) % va
         s2 += clip[j, 0] * clip[k, 1] - clip[k, 0] * clip[j, 1]

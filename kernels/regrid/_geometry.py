@@ -22,6 +22,7 @@ import dataclasses
 from typing import Any, Literal
 
 import numpy as np
+from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 
 __all__ = [
     "METHODS",
@@ -283,8 +284,6 @@ def nearest_weights(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each target centre takes the source cell whose centre is nearest on the sphere
     (great-circle distance), where the centre lies on the source grid."""
-    from scipy.spatial import cKDTree
-
     r = _rows(dst, rows)
     dist, k = cKDTree(src.centres).query(dst.centres[r])
     ok = _contains(src, dst.lon[r], dst.lat[r], k, dist)
@@ -371,8 +370,6 @@ def _inverse_bilinear(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _bilinear_curvilinear(src: CellGrid, dst_xyz: np.ndarray) -> tuple[np.ndarray, ...]:
-    from scipy.spatial import cKDTree
-
     ny, nx = src.shape
     n = dst_xyz.shape[0]
     _, near = cKDTree(src.centres).query(dst_xyz, k=min(4, src.size))
@@ -477,23 +474,30 @@ def conservative_weights(
     if src.kind == "latlon" and dst.kind == "latlon":
         return _table(*_conservative_latlon(src, dst, r))
     from minjiang.kernels.regrid import overlap_areas, polygon_areas
-    from scipy.spatial import cKDTree
 
     rad_s, rad_d = _radius(src), _radius(dst)[r]
-    tree = cKDTree(src.centres)
-    reach = rad_d + float(rad_s.max()) + 1e-12
-    pd, ps = [], []
-    for radius in np.unique(np.round(reach, 6)):
-        # points grouped by (rounded-up) search radius: one vectorised query per group
-        sel = np.nonzero(np.round(reach, 6) == radius)[0]
-        hits = tree.query_ball_point(dst.centres[r[sel]], radius + 1e-6)
+    # candidate pairs: centres closer than the two circumradii together. The tree holds
+    # the grid whose largest cell is smaller, so that a few large cells (a tripolar
+    # grid's fold, say) widen only their own searches
+    if r.size == 0:
+        pair_d = pair_s = np.zeros(0, np.int64)
+    elif rad_d.max() <= rad_s.max():
+        hits = cKDTree(dst.centres[r]).query_ball_point(src.centres, rad_s + rad_d.max() + 1e-12)
         counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
-        pd.append(np.repeat(r[sel], counts))
-        ps.append(
+        pair_s = np.repeat(np.arange(src.size), counts)
+        pair_d = r[
             np.fromiter((i for h in hits for i in h), dtype=np.int64, count=int(counts.sum()))
-        )
-    pair_d = np.concatenate(pd) if pd else np.zeros(0, np.int64)
-    pair_s = np.concatenate(ps) if ps else np.zeros(0, np.int64)
+        ]
+    else:
+        hits = cKDTree(src.centres).query_ball_point(dst.centres[r], rad_d + rad_s.max() + 1e-12)
+        counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+        pair_d = np.repeat(r, counts)
+        pair_s = np.fromiter((i for h in hits for i in h), dtype=np.int64, count=int(counts.sum()))
+    full_rad = np.zeros(dst.size)
+    full_rad[r] = rad_d
+    gap = np.linalg.norm(dst.centres[pair_d] - src.centres[pair_s], axis=-1)
+    near = gap <= full_rad[pair_d] + rad_s[pair_s] + 1e-12
+    pair_d, pair_s = pair_d[near], pair_s[near]
     area = overlap_areas(dst.corners, src.corners, pair_d, pair_s, backend=backend)
     dst_area = polygon_areas(dst.corners[r], backend=backend)
     full = np.zeros(dst.size)

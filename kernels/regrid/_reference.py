@@ -6,7 +6,8 @@
   pairs at once and built differently from the numba kernel's Sutherland–Hodgman
   clipping: its vertices are the corners of each cell inside the other and the
   crossings of every edge pair, found in the gnomonic plane of the pair, ordered by
-  angle about their mean and summed as a fan of spherical triangles.
+  angle about their mean and summed as a fan of spherical triangles. It holds for
+  convex cells only (the numba kernel also takes one non-convex cell of a pair).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def apply_weights(
     n_dst: int,
     min_valid_fraction: float,
 ) -> np.ndarray:
-    from scipy import sparse
+    from scipy import sparse  # type: ignore[import-untyped]
 
     k, n_src = x.shape
     w = sparse.csr_matrix((weight, (dst, src)), shape=(n_dst, n_src))

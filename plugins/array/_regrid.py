@@ -259,7 +259,7 @@ def grid_of(inp: Any, what: str, given: tuple[Any, Any] | None = None) -> GridSp
             dims=grid_dims,
             shape=(ny, nx),
             crs=crs,
-            transform=transform,  # type: ignore[arg-type]
+            transform=transform,
         )
     if given is not None:  # lat/lon arrays given as inputs (the ocean plugin's layout)
         lat_in, lon_in = given

@@ -1,8 +1,12 @@
 """numba kernels of the climatology statistics.
 
-One pass per pixel and pool: gather the finite samples, sum them for the mean and
-sort them for the percentile (NumPy's ``linear`` interpolation, same arithmetic as
-``numpy.nanpercentile`` so both backends agree to rounding of the mean only).
+One pass per pixel and pool: sum the pool's finite samples in pool order for the
+mean, and keep them sorted for the percentile (NumPy's ``linear`` interpolation, same
+arithmetic as ``numpy.nanpercentile`` so both backends agree to rounding of the mean
+only). Day-of-year pools overlap their predecessor in all but a few days per year, so
+the sorted samples slide: the days that leave are deleted and the days that enter are
+inserted, each by binary search; a pool sharing too little with the one before is
+gathered and sorted afresh.
 """
 
 from __future__ import annotations
@@ -43,32 +47,149 @@ def _sort_in_place(a, n):
         a[j + 1] = v
 
 
+@njit(cache=True)
+def _count_below(a, n, v, inclusive):
+    # Position of v in sorted a[:n] by counting, branch-free so that it vectorises:
+    # pools are a few dozen to a few hundred samples, where a binary search's
+    # mispredicted branches cost more than a full compare.
+    c = np.int64(0)
+    if inclusive:
+        for i in range(n):
+            c += np.int64(a[i] <= v)
+    else:
+        for i in range(n):
+            c += np.int64(a[i] < v)
+    return c
+
+
+@njit(cache=True)
+def _gather_sorted(row, index, j0, j1, buf):
+    n = 0
+    for j in range(j0, j1):
+        v = row[index[j]]
+        if not np.isnan(v):
+            buf[n] = v
+            n += 1
+    _sort_in_place(buf, n)
+    return n
+
+
+@njit(cache=True)
+def _delete(buf, n, v):
+    pos = _count_below(buf, n, v, False)  # the first sample equal to v
+    for i in range(pos, n - 1):
+        buf[i] = buf[i + 1]
+    return n - 1
+
+
+@njit(cache=True)
+def _insert(buf, n, v):
+    pos = _count_below(buf, n, v, True)  # after equal values, as insertion sort does
+    for i in range(n, pos, -1):
+        buf[i] = buf[i - 1]
+    buf[pos] = v
+    return n + 1
+
+
+@njit(cache=True)
+def _replace(buf, n, old, v):
+    # delete old and insert v in one move: only the samples between the two positions
+    # shift (a day leaving and the one entering for the same year are often close)
+    p = _count_below(buf, n, old, False)
+    q = _count_below(buf, n, v, True)
+    if q > p:
+        for i in range(p, q - 1):
+            buf[i] = buf[i + 1]
+        buf[q - 1] = v
+    else:
+        for i in range(p, q, -1):
+            buf[i] = buf[i - 1]
+        buf[q] = v
+
+
+@njit(cache=True)
+def _slide(row, rem, r0, r1, add, a0, a1, buf, n):
+    # buf[:n] sorted: delete the samples of rem[r0:r1], insert those of add[a0:a1]
+    # (NaN samples are not in buf and are not inserted).
+    m = min(r1 - r0, a1 - a0)
+    for t in range(m):
+        old = row[rem[r0 + t]]
+        v = row[add[a0 + t]]
+        if np.isnan(old):
+            if not np.isnan(v):
+                n = _insert(buf, n, v)
+        elif np.isnan(v):
+            n = _delete(buf, n, old)
+        else:
+            _replace(buf, n, old, v)
+    for j in range(r0 + m, r1):
+        old = row[rem[j]]
+        if not np.isnan(old):
+            n = _delete(buf, n, old)
+    for j in range(a0 + m, a1):
+        v = row[add[j]]
+        if not np.isnan(v):
+            n = _insert(buf, n, v)
+    return n
+
+
 @njit(cache=True, parallel=True)
-def _pooled_stats(values, offsets, index, q, seas, thresh):
+def _pooled_stats(values, offsets, index, fresh, rem_off, rem, add_off, add, q, seas, thresh):
     npix = values.shape[0]
     npool = offsets.size - 1
     maxlen = 0
     for k in range(npool):
         maxlen = max(maxlen, offsets[k + 1] - offsets[k])
     for p in prange(npix):
-        buf = np.empty(maxlen, dtype=np.float64)
+        buf = np.empty(maxlen + 1, dtype=np.float64)
         row = values[p]
+        n = 0
         for k in range(npool):
-            n = 0
             total = 0.0
             for j in range(offsets[k], offsets[k + 1]):
                 v = row[index[j]]
                 if not np.isnan(v):
-                    buf[n] = v
                     total += v
-                    n += 1
+            if fresh[k]:
+                n = _gather_sorted(row, index, offsets[k], offsets[k + 1], buf)
+            else:
+                n = _slide(
+                    row, rem, rem_off[k], rem_off[k + 1], add, add_off[k], add_off[k + 1], buf, n
+                )
             if n == 0:
                 seas[p, k] = np.nan
                 thresh[p, k] = np.nan
                 continue
             seas[p, k] = total / n
-            _sort_in_place(buf, n)
             thresh[p, k] = _quantile_sorted(buf, n, q)
+
+
+def _slides(pools) -> tuple[np.ndarray, ...]:
+    """Per pool, whether to gather it afresh, else the samples leaving and entering
+    since the previous pool (CSR tables like the pools'; in index order)."""
+    npool = len(pools)
+    fresh = np.ones(npool, dtype=np.bool_)
+    rem: list[int] = []
+    add: list[int] = []
+    rem_off = np.zeros(npool + 1, dtype=np.int64)
+    add_off = np.zeros(npool + 1, dtype=np.int64)
+    offsets = pools.offsets.tolist()
+    index = pools.index.tolist()
+    prev: set[int] | None = None
+    for k in range(npool):
+        cur_list = index[offsets[k] : offsets[k + 1]]
+        cur = set(cur_list)
+        if prev is not None and len(cur) == len(cur_list):
+            gone = sorted(prev - cur)
+            new = sorted(cur - prev)
+            if len(gone) + len(new) < len(cur_list) // 2:
+                fresh[k] = False
+                rem.extend(gone)
+                add.extend(new)
+        rem_off[k + 1] = len(rem)
+        add_off[k + 1] = len(add)
+        prev = cur if len(cur) == len(cur_list) else None
+    return fresh, rem_off, np.array(rem, dtype=np.int64), add_off, np.array(add, dtype=np.int64)
 
 
 def pooled_stats(values: np.ndarray, pools, percentile: float) -> tuple[np.ndarray, np.ndarray]:
@@ -77,9 +198,15 @@ def pooled_stats(values: np.ndarray, pools, percentile: float) -> tuple[np.ndarr
     npix = values.shape[0]
     seas = np.empty((npix, len(pools)), dtype=np.float64)
     thresh = np.empty((npix, len(pools)), dtype=np.float64)
-    if npix:
+    if npix and len(pools):
         _pooled_stats(
-            values, pools.offsets, pools.index, float(np.true_divide(percentile, 100)), seas, thresh
+            values,
+            pools.offsets,
+            pools.index,
+            *_slides(pools),
+            float(np.true_divide(percentile, 100)),
+            seas,
+            thresh,
         )
     return seas, thresh
 

@@ -15,6 +15,9 @@ minjiang-local minjiang runtime, in-process ``local`` executor
 xarray-dask    ``open_zarr`` + dask threaded scheduler + ``to_zarr``
 cubed          Cubed arrays from/to Zarr (threads executor by default)
 io-floor       read + decode every input chunk, encode + write the outputs; no compute
+scipy-label    ``scipy.ndimage.label`` in memory (:mod:`benchmarks._peers`)
+cc3d           connected-components-3d in memory (:mod:`benchmarks._peers`)
+heatwave3      ``heatwave3.detect3`` (C++), NetCDF to NetCDF (:mod:`benchmarks._peers`)
 ============== ===============================================================
 """
 
@@ -64,6 +67,9 @@ ENGINES: dict[str, str] = {
     "xarray-dask": "benchmarks._engines:XarrayDaskEngine",
     "cubed": "benchmarks._engines:CubedEngine",
     "io-floor": "benchmarks._engines:IOFloorEngine",
+    "scipy-label": "benchmarks._peers:ScipyLabelEngine",
+    "cc3d": "benchmarks._peers:CC3DEngine",
+    "heatwave3": "benchmarks._peers:Heatwave3Engine",
 }
 
 

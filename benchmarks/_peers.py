@@ -1,0 +1,180 @@
+"""Single-node domain tools as engines: the peers of minjiang's domain workloads.
+
+============== ================================================================
+scipy-label    ``scipy.ndimage.label`` (6-connectivity) of the whole mask in memory
+cc3d           ``cc3d.connected_components`` (connected-components-3d) in memory
+heatwave3      ``heatwave3.detect3``: climatology + events, NetCDF to NetCDF (C++)
+============== ================================================================
+
+Each reads its input whole (the labelling tools work on an array in memory), runs the
+tool, and writes what it computes; the wall time covers all three, as minjiang's
+covers reading and writing Zarr. ``details`` splits it into ``read_s``, ``compute_s``
+and ``write_s`` (with the compute step's CPU-seconds), so that the tools' in-memory
+figures can be compared with minjiang's kernels as well as file to file.
+
+``heatwave3`` reads NetCDF only: the input cube is written once as a NetCDF file
+before the workload's runs (untimed, like minjiang's ingest). It pools day-of-year
+windows by heatwaveR's convention (29 February and year ends differ from the
+marineHeatWaves convention of the reference) and writes event tables, not yearly
+grids, so its outputs are not compared with the reference: it returns none.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._data import BenchData, read_window, time_coord
+from benchmarks._engines import Engine, RunOutput, _create_outputs, _fetch_zarr_group
+from benchmarks._workloads import Workload, mhw_years
+
+__all__ = ["CC3DEngine", "Heatwave3Engine", "ScipyLabelEngine"]
+
+
+def _timed(f: Any, *args: Any, **kwargs: Any) -> tuple[Any, float, float]:
+    """``f(*args, **kwargs)`` with its wall time and this process's CPU-seconds."""
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    out = f(*args, **kwargs)
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+class _InMemoryLabelEngine(Engine):
+    """Read the mask whole, label it in memory, write the labels with minjiang's layout."""
+
+    threads = 1
+
+    def supports(self, wl: Workload) -> str | None:
+        return None if wl.key == "medicine_label" else f"{self.name} only labels masks"
+
+    def setup(self) -> dict[str, Any]:
+        return {"threads": self.threads}
+
+    def _label(self, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
+        path = out_dir / "out.zarr"
+        mask, read_s, read_cpu = _timed(read_window, data.arrays["mask"], {})
+        labels, compute_s, compute_cpu = _timed(self._label, mask)
+        outs = _create_outputs(wl, data, path, store_every_chunk=True)
+        arr = outs["labels"]
+
+        def write() -> None:
+            arr[...] = labels.astype(arr.dtype, copy=False)
+
+        _, write_s, write_cpu = _timed(write)
+        return RunOutput(
+            str(path),
+            {
+                "read_s": read_s,
+                "compute_s": compute_s,
+                "write_s": write_s,
+                "read_cpu_s": read_cpu,
+                "compute_cpu_s": compute_cpu,
+                "write_cpu_s": write_cpu,
+                "components": int(labels.max(initial=0)),
+                "threads": self.threads,
+            },
+        )
+
+    def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
+        return _fetch_zarr_group(wl, handle, window)
+
+
+class ScipyLabelEngine(_InMemoryLabelEngine):
+    """``scipy.ndimage.label`` with the 6-connected structure (one thread)."""
+
+    name = "scipy-label"
+    description = "scipy.ndimage.label in memory (1 thread)"
+
+    def _label(self, mask: np.ndarray) -> np.ndarray:
+        from scipy import ndimage
+
+        labels, _ = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 1))
+        return labels
+
+
+class CC3DEngine(_InMemoryLabelEngine):
+    """connected-components-3d, 6-connectivity, 32-bit labels (one thread)."""
+
+    name = "cc3d"
+    description = "connected-components-3d in memory (1 thread)"
+
+    def _label(self, mask: np.ndarray) -> np.ndarray:
+        import cc3d
+
+        out: np.ndarray = cc3d.connected_components(mask, connectivity=6, out_dtype=np.uint32)
+        return out.view(np.int32)  # fewer labels than cells, and cells < 2**31 here
+
+
+class Heatwave3Engine(Engine):
+    """``heatwave3.detect3`` on ``cores`` threads, from a NetCDF copy of the cube."""
+
+    name = "heatwave3"
+    description = "heatwave3.detect3 (C++), NetCDF to NetCDF"
+
+    def setup(self) -> dict[str, Any]:
+        import heatwave3
+
+        self._inputs: dict[str, str] = {}
+        return {"threads": self.options.cores, "version": getattr(heatwave3, "__version__", None)}
+
+    def supports(self, wl: Workload) -> str | None:
+        return None if wl.key == "ocean_mhw" else "heatwave3 only detects marine heatwaves"
+
+    def prepare(self, data: BenchData, names: tuple[str, ...]) -> dict[str, Any]:
+        """Write the cube ``a`` once as NetCDF (time, lat, lon), uncompressed."""
+        import xarray as xr
+
+        if data.tag in self._inputs:
+            return {"netcdf": self._inputs[data.tag]}
+        folder = Path(self.options.work_dir) / "heatwave3" / data.tag
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "sst.nc"
+        if not path.exists():
+            a = read_window(data.arrays["a"], {})
+            _, ny, nx = a.shape
+            ds = xr.Dataset(
+                {"sst": (("time", "lat", "lon"), a, {"units": "degree_C"})},
+                coords={
+                    "time": ("time", time_coord(a.shape[0])),
+                    "lat": ("lat", np.linspace(-60.0, 60.0, ny), {"units": "degrees_north"}),
+                    "lon": ("lon", np.linspace(0.0, 300.0, nx), {"units": "degrees_east"}),
+                },
+            )
+            ds.time.encoding.update(units="days since 1970-01-01", calendar="standard")
+            tmp = path.with_suffix(".tmp.nc")
+            ds.to_netcdf(tmp)
+            tmp.rename(path)
+        self._inputs[data.tag] = str(path)
+        return {"netcdf": str(path), "bytes": path.stat().st_size}
+
+    def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
+        import heatwave3
+
+        y0, y1 = mhw_years(data.shape[0])
+        written, wall, cpu = _timed(
+            heatwave3.detect3,
+            self._inputs[data.tag],
+            str(out_dir / "hw3"),
+            (f"{y0}-01-01", f"{y1}-12-31"),
+            n_threads=self.options.cores,
+            quiet=True,
+        )
+        return RunOutput(
+            str(out_dir),
+            {
+                "compute_s": wall,
+                "compute_cpu_s": cpu,
+                "threads": self.options.cores,
+                "written": {k: str(v) for k, v in dict(written).items()},
+                "note": "heatwaveR pooling convention; events as tables, no yearly grids",
+            },
+        )
+
+    def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
+        return {}  # other conventions and outputs than the reference's: not compared

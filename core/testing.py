@@ -538,6 +538,11 @@ class OperatorConformance:
                 )
             inputs = {name: ds[name] for name in arrays}
             expected = dict(self.reference(inputs, model))
+            if not expected:
+                raise AssertionError(
+                    f"{type(self).__name__}.reference returned no outputs; return the "
+                    f"expected value of each output of {self.operator} by name"
+                )
             primary = ds[op.primary.name]
             sizes = {str(d): int(n) for d, n in zip(primary.dims, primary.shape, strict=True)}
             chunks = conformance_chunks(sizes, chunking)

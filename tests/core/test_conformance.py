@@ -165,6 +165,15 @@ def test_a_kernel_off_by_a_little_fails(runtime) -> None:
         OffByALittle().assert_conforms(runtime, chunking="uneven", backend="cpu")
 
 
+def test_a_reference_with_no_outputs_is_refused(runtime) -> None:
+    class Empty(_ScaleChecks):
+        def reference(self, inputs, params):
+            return {}
+
+    with pytest.raises(AssertionError, match="reference returned no outputs"):
+        Empty().assert_conforms(runtime)
+
+
 def test_the_cases_cover_every_declared_backend_and_chunking(request) -> None:
     # SCALE declares cpu and gpu: each chunking on cpu, gpu and the simulator
     names = {

@@ -413,3 +413,24 @@ def test_the_grid_contract_names_array_regrid(rt, tmp_path) -> None:
     )
     with pytest.raises(ContractError, match=r"array\.regrid"):
         rt.run("array.label_stats", inputs={"values": values, "labels": labels})
+
+
+@pytest.mark.ray
+def test_regrid_on_ray_matches_the_kernels(ray_runtime, tmp_path) -> None:
+    j, i = np.meshgrid(np.arange(30) * 0.5, np.arange(40) * 0.5, indexing="ij")
+    lat2, lon2 = 20 + j + 0.2 * i, 100 + i - 0.3 * j
+    v = np.random.default_rng(0).normal(size=(12, 30, 40))
+    v[3, 5:9, 5:9] = np.nan
+    coords = {"lat": (("nj", "ni"), lat2), "lon": (("nj", "ni"), lon2)}
+    x = ingest_array(
+        ray_runtime, tmp_path, "t/ray", v, ("time", "nj", "ni"), (2, 10, 10), coords=coords
+    )
+    grid = {"lat": [20.0, 40.0, 1.0], "lon": [95.0, 125.0, 1.0]}
+    got = ray_runtime.run(
+        "array.regrid", inputs={"x": x}, params={"method": "conservative", **grid}
+    )
+    src = curvilinear_grid(lat2, lon2)
+    dst = latlon_grid(np.arange(20.0, 40.1, 1.0), np.arange(95.0, 125.1, 1.0))
+    d, s, w = regrid_weights(src, dst, "conservative")
+    want = apply_weights(v.reshape(12, -1), d, s, w, dst.size).reshape(12, *dst.shape)
+    np.testing.assert_allclose(got.to_xarray()["data"].values, want, rtol=1e-12)

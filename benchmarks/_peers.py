@@ -157,6 +157,7 @@ class Heatwave3Engine(Engine):
         import heatwave3
 
         y0, y1 = mhw_years(data.shape[0])
+        out_dir.mkdir(parents=True, exist_ok=True)
         written, wall, cpu = _timed(
             heatwave3.detect3,
             self._inputs[data.tag],

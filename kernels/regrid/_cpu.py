@@ -6,8 +6,9 @@ the block: NaN sources are left out and the row renormalised by the valid weight
 
 ``_overlaps`` clips, pair by pair, the source cell by the target cell with
 Sutherland–Hodgman in the target cell's gnomonic plane, where great-circle edges are
-straight lines, and sums the clipped polygon, put back on the sphere, as a fan of
-spherical triangles (Van Oosterom–Strackee's solid angle). The clipping cell must be
+straight lines, and sums the clipped polygon as a fan of spherical triangles
+(Van Oosterom–Strackee's solid angle of the gnomonic vectors ``(u, v, 1)``, whose
+triple product is the planar cross product: exact for cells of metres as of degrees). The clipping cell must be
 convex (the clipped one need not be): a non-convex target cell is clipped by a convex
 source cell instead. Two non-convex cells are clipped as if the target were convex.
 """
@@ -19,7 +20,6 @@ import math
 import numba
 import numpy as np
 
-_EPS = 1e-12
 #: most vertices a clipped polygon can have (a cell of v corners clipped by one of w)
 _MAX_V = 32
 
@@ -51,43 +51,75 @@ def _apply(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _tri(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
-    # signed solid angle of the spherical triangle (a, b, c)
-    det = (
-        a[0] * (b[1] * c[2] - b[2] * c[1])
-        - a[1] * (b[0] * c[2] - b[2] * c[0])
-        + a[2] * (b[0] * c[1] - b[1] * c[0])
-    )
-    ab = a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-    bc = b[0] * c[0] + b[1] * c[1] + b[2] * c[2]
-    ca = c[0] * a[0] + c[1] * a[1] + c[2] * a[2]
-    return 2.0 * math.atan2(det, 1.0 + ab + bc + ca)
+def _tri(u0: float, v0: float, u1: float, v1: float, u2: float, v2: float) -> float:
+    # signed solid angle of the spherical triangle whose gnomonic coordinates are given:
+    # Van Oosterom-Strackee on the vectors (u, v, 1); the triple product is the planar
+    # cross product, exact for small triangles where one of unit vectors cancels
+    det = (u1 - u0) * (v2 - v0) - (u2 - u0) * (v1 - v0)
+    r0 = math.sqrt(1.0 + u0 * u0 + v0 * v0)
+    r1 = math.sqrt(1.0 + u1 * u1 + v1 * v1)
+    r2 = math.sqrt(1.0 + u2 * u2 + v2 * v2)
+    d01 = u0 * u1 + v0 * v1 + 1.0
+    d02 = u0 * u2 + v0 * v2 + 1.0
+    d12 = u1 * u2 + v1 * v2 + 1.0
+    return 2.0 * math.atan2(det, r0 * r1 * r2 + d01 * r2 + d02 * r1 + d12 * r0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _frame(c: np.ndarray, e: np.ndarray, n: np.ndarray) -> None:
+    # east = z x c (x axis at the poles), north = c x east
+    e[0], e[1], e[2] = -c[1], c[0], 0.0
+    ne = math.sqrt(e[0] ** 2 + e[1] ** 2)
+    if ne < 1e-12:
+        e[0], e[1], e[2] = 1.0, 0.0, 0.0
+    else:
+        e[0] /= ne
+        e[1] /= ne
+    n[0] = c[1] * e[2] - c[2] * e[1]
+    n[1] = c[2] * e[0] - c[0] * e[2]
+    n[2] = c[0] * e[1] - c[1] * e[0]
 
 
 @numba.njit(cache=True, nogil=True)
 def _areas(cells: np.ndarray) -> np.ndarray:
-    n, v, _ = cells.shape
-    out = np.empty(n)
-    for i in range(n):
+    n_cells, v, _ = cells.shape
+    out = np.empty(n_cells)
+    c = np.empty(3)
+    e = np.empty(3)
+    n = np.empty(3)
+    uv = np.empty((v, 2))
+    for i in range(n_cells):
+        for t in range(3):
+            c[t] = 0.0
+            for j in range(v):
+                c[t] += cells[i, j, t]
+        nc = math.sqrt(c[0] ** 2 + c[1] ** 2 + c[2] ** 2)
+        for t in range(3):
+            c[t] /= nc
+        _frame(c, e, n)
+        for j in range(v):
+            p = cells[i, j]
+            d = p[0] * c[0] + p[1] * c[1] + p[2] * c[2]
+            uv[j, 0] = (p[0] * e[0] + p[1] * e[1] + p[2] * e[2]) / d
+            uv[j, 1] = (p[0] * n[0] + p[1] * n[1] + p[2] * n[2]) / d
         s = 0.0
         for j in range(1, v - 1):
-            s += _tri(cells[i, 0], cells[i, j], cells[i, j + 1])
+            s += _tri(uv[0, 0], uv[0, 1], uv[j, 0], uv[j, 1], uv[j + 1, 0], uv[j + 1, 1])
         out[i] = abs(s)
     return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _convex(p: np.ndarray, m: int) -> bool:
-    pos = False
-    neg = False
+    pos = 0.0
+    neg = 0.0
     for j in range(m):
         k, q = (j + 1) % m, (j + 2) % m
         cr = (p[k, 0] - p[j, 0]) * (p[q, 1] - p[k, 1]) - (p[k, 1] - p[j, 1]) * (p[q, 0] - p[k, 0])
-        if cr > _EPS * _EPS:
-            pos = True
-        elif cr < -_EPS * _EPS:
-            neg = True
-    return not (pos and neg)
+        pos = max(pos, cr)
+        neg = max(neg, -cr)
+    # a turn the other way within rounding of the largest is still convex
+    return min(pos, neg) <= 1e-9 * max(pos, neg)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -133,8 +165,8 @@ def _clip_area(
             qx, qy = poly[r, 0], poly[r, 1]
             sp = dx * (py - ay) - dy * (px - ax)
             sq = dx * (qy - ay) - dy * (qx - ax)
-            pin = sp >= -_EPS
-            qin = sq >= -_EPS
+            pin = sp >= 0.0
+            qin = sq >= 0.0
             if pin:
                 nxt[out, 0], nxt[out, 1] = px, py
                 out += 1
@@ -148,16 +180,9 @@ def _clip_area(
             return 0.0
         for q in range(m):
             poly[q, 0], poly[q, 1] = nxt[q, 0], nxt[q, 1]
-    v = np.empty((m, 3))
-    for q in range(m):
-        for t in range(3):
-            v[q, t] = c[t] + poly[q, 0] * e[t] + poly[q, 1] * n[t]
-        norm = math.sqrt(v[q, 0] ** 2 + v[q, 1] ** 2 + v[q, 2] ** 2)
-        for t in range(3):
-            v[q, t] /= norm
     s = 0.0
     for q in range(1, m - 1):
-        s += _tri(v[0], v[q], v[q + 1])
+        s += _tri(poly[0, 0], poly[0, 1], poly[q, 0], poly[q, 1], poly[q + 1, 0], poly[q + 1, 1])
     return abs(s)
 
 
@@ -177,18 +202,8 @@ def _overlaps(
         nc = math.sqrt(c[0] ** 2 + c[1] ** 2 + c[2] ** 2)
         for t in range(3):
             c[t] /= nc
-        # east = z x c (x axis at the poles), north = c x east
         e = np.empty(3)
-        e[0], e[1], e[2] = -c[1], c[0], 0.0
-        ne = math.sqrt(e[0] ** 2 + e[1] ** 2)
-        if ne < 1e-12:
-            e[0], e[1], e[2] = 1.0, 0.0, 0.0
-        else:
-            e[0] /= ne
-            e[1] /= ne
         n = np.empty(3)
-        n[0] = c[1] * e[2] - c[2] * e[1]
-        n[1] = c[2] * e[0] - c[0] * e[2]
-        n[2] = c[0] * e[1] - c[1] * e[0]
+        _frame(c, e, n)
         out[i] = _clip_area(a3, b3, c, e, n)
     return out

@@ -6,16 +6,14 @@
   pairs at once and built differently from the numba kernel's Sutherland–Hodgman
   clipping: its vertices are the corners of each cell inside the other and the
   crossings of every edge pair, found in the gnomonic plane of the pair, ordered by
-  angle about their mean and summed as a fan of spherical triangles. It holds for
+  angle about their mean and summed as a fan of spherical triangles (solid angles of
+  the gnomonic vectors ``(u, v, 1)``). It holds for
   convex cells only (the numba kernel also takes one non-convex cell of a pair).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-#: tolerance (gnomonic plane units, about radians) for "on the edge" tests
-_EPS = 1e-12
 
 
 def apply_weights(
@@ -65,7 +63,7 @@ def _signed2(poly: np.ndarray) -> np.ndarray:
     return np.sum(x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y, axis=-1)
 
 
-def _inside(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
+def _inside(points: np.ndarray, poly: np.ndarray, tol: np.ndarray) -> np.ndarray:
     """Points (P, m, 2) inside or on the convex counter-clockwise polygons (P, v, 2)."""
     a = poly[:, None, :, :]
     b = np.roll(poly, -1, axis=1)[:, None, :, :]
@@ -73,7 +71,7 @@ def _inside(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     cross = (b[..., 0] - a[..., 0]) * (p[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (
         p[..., 0] - a[..., 0]
     )
-    return np.all(cross >= -_EPS, axis=-1)
+    return np.all(cross >= -tol[:, None, None], axis=-1)
 
 
 def _crossings(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,31 +83,39 @@ def _crossings(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r, s = a1 - a0, b1 - b0
     den = r[..., 0] * s[..., 1] - r[..., 1] * s[..., 0]
     q = b0 - a0
-    safe = np.where(np.abs(den) > 1e-300, den, 1.0)
+    safe = np.where(den != 0, den, 1.0)
     t = (q[..., 0] * s[..., 1] - q[..., 1] * s[..., 0]) / safe
     u = (q[..., 0] * r[..., 1] - q[..., 1] * r[..., 0]) / safe
-    ok = (np.abs(den) > 1e-300) & (t >= -_EPS) & (t <= 1 + _EPS) & (u >= -_EPS) & (u <= 1 + _EPS)
+    tol = 1e-9
+    ok = (den != 0) & (t >= -tol) & (t <= 1 + tol) & (u >= -tol) & (u <= 1 + tol)
     pts = a0 + t[..., None] * r
     p = pa.shape[0]
     return pts.reshape(p, -1, 2), ok.reshape(p, -1)
 
 
-def _fan_area(v: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Area of spherical polygons (P, m, 3) whose first ``count`` vertices are in order."""
-    m = v.shape[1]
+def _plane_fan(uv: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Areas on the sphere of polygons given by gnomonic coordinates (P, m, 2), the
+    first ``count`` in order: a fan of Van Oosterom–Strackee solid angles of the
+    vectors (u, v, 1), whose triple product is the planar cross product."""
+    m = uv.shape[1]
     idx = np.arange(m)[None, :]
     nxt = np.where(idx + 1 < count[:, None], idx + 1, 0)
-    a = v[:, :1, :]
-    b = v
-    c = np.take_along_axis(v, nxt[..., None], axis=1)
-    num = np.einsum("pmk,pmk->pm", np.broadcast_to(a, b.shape), np.cross(b, c))
-    den = 1 + np.einsum("pmk,pmk->pm", np.broadcast_to(a, b.shape), b)
-    den = (
-        den
-        + np.einsum("pmk,pmk->pm", b, c)
-        + np.einsum("pmk,pmk->pm", c, np.broadcast_to(a, b.shape))
+    a = np.broadcast_to(uv[:, :1, :], uv.shape)
+    b = uv
+    c = np.take_along_axis(uv, nxt[..., None], axis=1)
+    det = (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (c[..., 0] - a[..., 0]) * (
+        b[..., 1] - a[..., 1]
     )
-    tri = 2 * np.arctan2(num, den)
+
+    def norm(p: np.ndarray) -> np.ndarray:
+        return np.sqrt(1 + p[..., 0] ** 2 + p[..., 1] ** 2)
+
+    def dot(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return p[..., 0] * q[..., 0] + p[..., 1] * q[..., 1] + 1
+
+    ra, rb, rc = norm(a), norm(b), norm(c)
+    den = ra * rb * rc + dot(a, b) * rc + dot(a, c) * rb + dot(b, c) * ra
+    tri = 2 * np.arctan2(det, den)
     use = (idx >= 1) & (idx < count[:, None] - 1)
     return np.abs(np.sum(np.where(use, tri, 0.0), axis=1))
 
@@ -118,7 +124,10 @@ def polygon_areas(cells: np.ndarray) -> np.ndarray:
     """Areas on the unit sphere of cells (N, v, 3) with great-circle edges."""
     cells = np.asarray(cells, dtype=np.float64)
     n, v, _ = cells.shape
-    return _fan_area(cells, np.full(n, v))
+    c = cells.sum(axis=1)
+    c /= np.linalg.norm(c, axis=-1, keepdims=True)
+    e, north = _basis(c)
+    return _plane_fan(_to_plane(cells, c, e, north), np.full(n, v))
 
 
 def overlap_areas(
@@ -138,16 +147,16 @@ def overlap_areas(
     # both counter-clockwise for the inside tests
     pa = np.where((_signed2(pa) < 0)[:, None, None], pa[:, ::-1], pa)
     pb = np.where((_signed2(pb) < 0)[:, None, None], pb[:, ::-1], pb)
+    # "on the edge" within rounding of the pair's size
+    size = np.max(np.abs(pa), axis=(1, 2)) + np.max(np.abs(pb), axis=(1, 2))
+    tol = 1e-12 * size * size
     cross, cross_ok = _crossings(pa, pb)
     pts = np.concatenate([pa, pb, cross], axis=1)
-    ok = np.concatenate([_inside(pa, pb), _inside(pb, pa), cross_ok], axis=1)
+    ok = np.concatenate([_inside(pa, pb, tol), _inside(pb, pa, tol), cross_ok], axis=1)
     count = ok.sum(axis=1)
     centre = np.sum(np.where(ok[..., None], pts, 0.0), axis=1) / np.maximum(count, 1)[:, None]
     ang = np.arctan2(pts[..., 1] - centre[:, None, 1], pts[..., 0] - centre[:, None, 0])
     order = np.argsort(np.where(ok, ang, np.inf), axis=1, kind="stable")
     pts = np.take_along_axis(pts, order[..., None], axis=1)
-    # back onto the sphere: gnomonic (u, v) -> c + u e + v n, normalised
-    v3 = c[:, None, :] + pts[..., :1] * e[:, None, :] + pts[..., 1:] * n[:, None, :]
-    v3 /= np.linalg.norm(v3, axis=-1, keepdims=True)
-    area = _fan_area(v3, count)
+    area = _plane_fan(pts, count)
     return np.where((count >= 3) & ~far, area, 0.0)

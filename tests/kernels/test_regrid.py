@@ -360,3 +360,24 @@ def test_weights_split_by_rows_join_to_the_whole() -> None:
             whole, (np.concatenate([p[i] for p in parts]) for i in range(3)), strict=True
         ):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conservative_with_cells_of_metres(backend) -> None:
+    # 10 m raster cells (1e-12 sr): areas from the gnomonic cross product keep their
+    # precision where triple products of unit vectors would cancel
+    ras = projected_grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5500000.0), (30, 40))
+    lo, la = ras.lon, ras.lat
+    box = latlon_grid(
+        np.arange(la.min() - 0.0002, la.max() + 0.0003, 0.0001),
+        np.arange(lo.min() - 0.0002, lo.max() + 0.0003, 0.00015),
+    )
+    d, s, w = conservative_weights(ras, box, backend=backend)
+    a_ras, a_box = cell_areas(ras), cell_areas(box, edges="great_circle")
+    np.testing.assert_allclose(
+        np.bincount(s, weights=w * a_box[d], minlength=ras.size), a_ras, rtol=1e-9
+    )
+    x = np.linspace(1, 2, ras.size)
+    y = np.nan_to_num(apply_weights(x[None], d, s, w, box.size, min_valid_fraction=0.0)[0])
+    frac = np.bincount(d, weights=w, minlength=box.size)
+    assert abs(_integral(y * frac, a_box) - _integral(x, a_ras)) / _integral(x, a_ras) < 1e-10

@@ -6,9 +6,11 @@ committed dataset was computed again on purpose (``reuse=False``): a committed d
 is never rewritten, so the recompute is staged apart and only compared with its record.
 
 The output of a composite operator is recorded under the composite the user called
-(``producer.operator``, ``version``, ``params`` and the record's ``inputs`` are the
-composite's), with its sub-steps in ``producer.steps`` (each with its operator, version,
-parameters and dataset id; see ``core/_patterns/composite.py``).
+(``producer.operator``, ``version`` and ``params`` are the composite's, and
+``producer.inputs`` its inputs as the user gave them), with its sub-steps in
+``producer.steps`` (each with its operator, version, parameters, inputs and dataset id;
+see ``core/_patterns/composite.py``). The record's ``inputs`` stay the datasets the
+output was computed from.
 """
 
 from __future__ import annotations
@@ -197,11 +199,6 @@ def computed_record(
     # a composite's output is recorded under the composite, its sub-steps beneath
     composite = composite_lineage(step)
     called = composite.producer() if composite is not None else {}
-    inputs = (
-        dict(composite.inputs)
-        if composite is not None
-        else {k: b.dataset_id for k, b in step.inputs.items()}
-    )
     return Record(
         id=step.dataset_id,
         kind="computed",
@@ -223,7 +220,7 @@ def computed_record(
             "notes": list(step.notes),
             **called,
         },
-        inputs=inputs,
+        inputs={k: b.dataset_id for k, b in step.inputs.items()},
         software=software(),
         host=host(),
         timings={

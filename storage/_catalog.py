@@ -917,8 +917,10 @@ class Catalog:
         rec = self.get(dataset_id)
         base = self.store.url.rstrip("/")
         producer = rec.operator or rec.kind
-        inputs = ", ".join(f"{k}={v}" for k, v in sorted(rec.inputs.items()))
         steps = _substeps(rec.producer)
+        called = rec.producer.get("inputs") if steps else None  # a composite's own inputs
+        given = called if isinstance(called, dict) else rec.inputs
+        inputs = ", ".join(f"{k}={v}" for k, v in sorted(given.items()))
         shown = "; ".join(
             f"{s.get('id')}: {s.get('operator')} {s.get('version', '')}".rstrip() for s in steps
         )

@@ -8,8 +8,10 @@ like any other; the last sub-step's output is the composite's output.
 Lineage. The output is recorded under the composite the user called, not under its
 last sub-step: the final sub-step's plan carries a :class:`CompositeLineage` (the
 composite's name, version, parameters and inputs, and every sub-step beneath it with
-its operator, version, parameters and dataset), and ``core/_commit.py`` writes the
-record's ``producer`` and ``inputs`` from it. The hidden intermediates keep records of
+its operator, version, parameters, inputs and dataset), and ``core/_commit.py`` writes
+the record's ``producer`` from it. The record's ``inputs`` stay the datasets the output
+was computed from (the last sub-step's inputs, hidden intermediates among them), so the
+lineage graph walks through the sub-steps; the hidden intermediates keep records of
 their own sub-step operators.
 """
 
@@ -52,12 +54,14 @@ class CompositeLineage:
     steps: tuple[dict[str, Any], ...]
 
     def producer(self) -> dict[str, Any]:
-        """The record's ``producer`` fields that name the composite and its sub-steps."""
+        """The record's ``producer`` fields that name the composite, its inputs as the
+        user gave them, and its sub-steps."""
         return {
             "operator": self.operator,
             "version": self.version,
             "params": dict(self.params),
             "pattern": "composite",
+            "inputs": dict(self.inputs),
             "steps": [dict(s) for s in self.steps],
         }
 

@@ -32,6 +32,7 @@ from minjiang.storage._names import canonical_json, validate_key
 
 if TYPE_CHECKING:
     from zarr.abc.store import Store as ZarrStore
+    from zarr.storage import FsspecStore
 
 __all__ = ["LocalStore", "ObjectStore", "Store", "open_store"]
 
@@ -435,6 +436,141 @@ def _s3_error_code(err: BaseException) -> str | None:
     return None
 
 
+#: HTTP attempts per S3 request (botocore's "standard" retry mode: 5xx, throttling,
+#: connection errors and timeouts are retried with jittered exponential back-off).
+S3_MAX_ATTEMPTS = 4
+#: s3fs's retries of a whole call; they catch what botocore's cannot (a response body cut
+#: short after its headers arrived). A request is therefore tried at most
+#: ``S3_MAX_ATTEMPTS * S3_CALL_RETRIES`` times before the fault is reported.
+S3_CALL_RETRIES = 3
+#: Seconds to connect, and to wait for each read of a response, before an attempt fails.
+S3_CONNECT_TIMEOUT = 5.0
+S3_READ_TIMEOUT = 20.0
+
+
+def _s3_failures(*, values: bool = True) -> tuple[type[BaseException], ...]:
+    """What a failing S3 call raises besides OSError: botocore's, aiohttp's, timeouts
+    (and ValueError, which s3fs raises for some refusals, unless ``values`` is off)."""
+    import asyncio
+
+    found: list[type[BaseException]] = [OSError, asyncio.TimeoutError]
+    if values:
+        found.append(ValueError)
+    try:
+        from botocore.exceptions import (  # type: ignore[import-untyped]
+            BotoCoreError,
+            ClientError,
+        )
+
+        found += [BotoCoreError, ClientError]
+    except ImportError:
+        pass
+    try:
+        from aiohttp import ClientError as AioClientError
+
+        found.append(AioClientError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+def _redacted(url: str) -> str:
+    """``url`` without any user or password part."""
+    parsed = urlparse(url)
+    if parsed.username is None and parsed.password is None:
+        return url
+    host = parsed.hostname or ""
+    if parsed.port is not None:
+        host = f"{host}:{parsed.port}"
+    return parsed._replace(netloc=host).geturl()
+
+
+def _s3_cause(err: BaseException) -> str:
+    code = _s3_error_code(err)
+    text = str(err) or type(err).__name__
+    return f"{type(err).__name__}{f' {code}' if code else ''}: {text}"
+
+
+def s3_error(what: str, key: str, url: str, endpoint: str | None, err: BaseException) -> StoreError:
+    """The StoreError for an S3 call that failed after its retries, naming the object and the fix."""
+    where = f" at {_redacted(endpoint)}" if endpoint else ""
+    return StoreError(
+        f"cannot {what} {key!r} in store {url!r}{where}: {_s3_cause(err)}; the request was "
+        f"tried up to {S3_MAX_ATTEMPTS * S3_CALL_RETRIES} times. Check that the server is "
+        "reachable and healthy and that the credentials may access the bucket; for a slow "
+        "or flaky server raise the limits with storage_options={'config_kwargs': "
+        "{'retries': {'mode': 'standard', 'total_max_attempts': N}, 'read_timeout': S}}"
+    )
+
+
+def _s3_options(storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """s3fs options with minjiang's explicit, bounded retries and timeouts filled in."""
+    opts = dict(storage_options or {})
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if (
+        endpoint
+        and "endpoint_url" not in opts
+        and "endpoint_url" not in opts.get("client_kwargs", {})
+    ):
+        opts["endpoint_url"] = endpoint
+    # Listings must not come from a cache: other processes write the same bucket.
+    opts.setdefault("use_listings_cache", False)
+    config = dict(opts.get("config_kwargs") or {})
+    config.setdefault("retries", {"mode": "standard", "total_max_attempts": S3_MAX_ATTEMPTS})
+    config.setdefault("connect_timeout", S3_CONNECT_TIMEOUT)
+    config.setdefault("read_timeout", S3_READ_TIMEOUT)
+    opts["config_kwargs"] = config
+    return opts
+
+
+def _object_zarr_store_class() -> type[FsspecStore]:
+    from zarr.storage import FsspecStore
+
+    # zarr raises ValueError itself (a write to a read-only store): those stay as they are
+    failures = _s3_failures(values=False)
+
+    class ObjectZarrStore(FsspecStore):
+        """zarr's FsspecStore whose S3 failures (after s3fs's and botocore's retries) are
+        StoreErrors naming the object, as the minjiang store's own calls are."""
+
+        def _failed(self, what: str, key: str, err: BaseException) -> StoreError:
+            return s3_error(what, key, f"s3://{self.path}", None, err)
+
+        async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+            try:
+                return await super().get(key, prototype, byte_range)
+            except failures as err:
+                raise self._failed("read", key, err) from err
+
+        async def get_partial_values(self, prototype: Any, key_ranges: Any) -> Any:
+            key_ranges = list(key_ranges)
+            try:
+                return await super().get_partial_values(prototype, key_ranges)
+            except failures as err:
+                keys = ", ".join(k for k, _ in key_ranges[:3])
+                raise self._failed("read", keys, err) from err
+
+        async def set(self, key: str, value: Any, byte_range: Any = None) -> None:
+            try:
+                await super().set(key, value, byte_range)
+            except failures as err:
+                raise self._failed("write", key, err) from err
+
+        async def exists(self, key: str) -> bool:
+            try:
+                return await super().exists(key)
+            except failures as err:
+                raise self._failed("test", key, err) from err
+
+        async def delete(self, key: str) -> None:
+            try:
+                await super().delete(key)
+            except failures as err:
+                raise self._failed("delete", key, err) from err
+
+    return ObjectZarrStore
+
+
 class ObjectStore(Store):
     """A store in an S3 (or S3-compatible) bucket, through s3fs/fsspec.
 
@@ -454,9 +590,26 @@ class ObjectStore(Store):
         ``s3://bucket/prefix``.
     storage_options : Mapping, optional
         Passed to ``s3fs.S3FileSystem``; ``endpoint_url`` defaults to
-        ``$AWS_ENDPOINT_URL`` when that is set.
+        ``$AWS_ENDPOINT_URL`` when that is set. Unless given there, retries and timeouts
+        are set explicitly: botocore's ``standard`` retry mode with
+        ``total_max_attempts`` :data:`S3_MAX_ATTEMPTS` per request (``config_kwargs``),
+        s3fs's ``retries`` of a whole call :data:`S3_CALL_RETRIES` (``retries``), and connect and read timeouts of
+        :data:`S3_CONNECT_TIMEOUT` and :data:`S3_READ_TIMEOUT` seconds. Zarr's chunk I/O
+        uses the same options.
     exclusive_create : bool, optional
         Whether the server honours ``If-None-Match: *`` (the default).
+
+    Notes
+    -----
+    A fault that outlasts the retries is a :class:`~minjiang.errors.StoreError` naming
+    the store, the key and the endpoint, never a hang or a bare client exception; the
+    same holds for chunk reads and writes through :meth:`zarr_store`. Messages never
+    carry credentials: the endpoint is shown without any user part, and credentials
+    given in ``storage_options`` appear in no message, representation or record.
+
+    A conditional PUT whose first attempt reached the server but whose answer was lost
+    is retried and refused (412); :meth:`create_bytes` then reads the object back and
+    reports it created when the bytes are its own, so a retried commit counts once.
     """
 
     supports_rename = False
@@ -486,16 +639,9 @@ class ObjectStore(Store):
         self.prefix = prefix
         self._root = f"{bucket}/{prefix}" if prefix else bucket
         super().__init__(f"s3://{self._root}")
-        opts = dict(storage_options or {})
-        endpoint = os.environ.get("AWS_ENDPOINT_URL")
-        if (
-            endpoint
-            and "endpoint_url" not in opts
-            and "endpoint_url" not in opts.get("client_kwargs", {})
-        ):
-            opts["endpoint_url"] = endpoint
-        # Listings must not come from a cache: other processes write the same bucket.
-        opts.setdefault("use_listings_cache", False)
+        opts = _s3_options(storage_options)
+        # s3fs reads its whole-call retries from an attribute, not a constructor argument
+        self.call_retries = int(opts.pop("retries", S3_CALL_RETRIES))
         self.storage_options: dict[str, Any] = opts
         self._exclusive = exclusive_create
         self.supports_exclusive_create = exclusive_create
@@ -524,28 +670,44 @@ class ObjectStore(Store):
                     raise StoreError(
                         "s3:// stores need s3fs; install it with `pip install minjiang[s3]`"
                     ) from err
-                self._fs = s3fs.S3FileSystem(**self.storage_options)
+                fs = s3fs.S3FileSystem(**self.storage_options)
+                fs.retries = self.call_retries
+                self._fs = fs
             return self._fs
+
+    def __repr__(self) -> str:
+        return f"ObjectStore({self.url!r})"  # never the options: they may hold credentials
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint URL (without any user part), or None for AWS's default."""
+        opts = self.storage_options
+        url = opts.get("endpoint_url") or opts.get("client_kwargs", {}).get("endpoint_url")
+        return _redacted(str(url)) if url else None
 
     def _full(self, key: str) -> str:
         return f"{self._root}/{key}" if key else self._root
+
+    def _failed(self, what: str, key: str, err: BaseException) -> StoreError:
+        return s3_error(what, key, self.url, self.endpoint, err)
 
     def _call(self, what: str, key: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
         except FileNotFoundError as err:
             raise KeyNotFoundError(f"no key {key!r} in store {self.url!r}") from err
-        except (OSError, ValueError) as err:
-            raise StoreError(f"cannot {what} {key!r} in store {self.url!r}: {err}") from err
+        except _s3_failures() as err:
+            raise self._failed(what, key, err) from err
 
     def _zarr_store(self, prefix: str, *, read_only: bool) -> ZarrStore:
-        from zarr.storage import FsspecStore
-
-        return FsspecStore.from_url(
+        store = _object_zarr_store_class().from_url(
             f"s3://{self._full(prefix)}",
             storage_options=dict(self.storage_options),
             read_only=read_only,
         )
+        store.fs.retries = self.call_retries
+        result: ZarrStore = store
+        return result
 
     def _read(self, key: str) -> bytes:
         return bytes(self._call("read", key, lambda: self.fs.cat_file(self._full(key))))
@@ -564,27 +726,47 @@ class ObjectStore(Store):
                 self.fs.pipe_file(self._full(key), data, mode="create")
                 return True
             except FileExistsError:  # s3fs's mapping of 412 PreconditionFailed
-                return False
-            except Exception as err:
+                return self._created_by_us(key, data)
+            except _s3_failures() as err:
                 code = _s3_error_code(err)
                 if code == "PreconditionFailed":
-                    return False
+                    return self._created_by_us(key, data)
                 if code == "ConditionalRequestConflict" and attempt < 7:
                     # AWS: another conditional write to this key is in flight; once it
                     # settles, ours either wins or gets 412.
                     time.sleep(0.05 * 2**attempt)
                     continue
-                raise StoreError(
-                    f"cannot create {key!r} in store {self.url!r}: {err}; if this server does "
-                    "not support conditional writes (If-None-Match), open it with "
-                    "exclusive_create=False"
-                ) from err
+                if code in {"NotImplemented", "InvalidArgument", "InvalidRequest"}:
+                    raise StoreError(
+                        f"cannot create {key!r} in store {self.url!r}: the server refused a "
+                        f"conditional write ({_s3_cause(err)}); if it does not support "
+                        "If-None-Match, open the store with exclusive_create=False"
+                    ) from err
+                raise self._failed("create", key, err) from err
         raise StoreError(
-            f"cannot create {key!r} in store {self.url!r}: conditional writes kept conflicting"
+            f"cannot create {key!r} in store {self.url!r}: conditional writes kept conflicting "
+            "(409) for 8 attempts; another writer keeps writing this key, retry later"
         )
 
+    def _created_by_us(self, key: str, data: bytes) -> bool:
+        # 412: the key exists. When its bytes are ours, our own earlier attempt got in
+        # and only its answer was lost (botocore retried the PUT): the create succeeded.
+        # Two creators of identical bytes cannot be told apart, and need not be.
+        try:
+            return self._read(key) == data
+        except KeyNotFoundError:
+            return False
+
     def _exists(self, key: str) -> bool:
-        return bool(self._call("test", key, lambda: self.fs.isfile(self._full(key))))
+        # Not fs.isfile: it answers False for any failure, so a server that kept failing
+        # would make a published record look absent.
+        try:
+            info = self.fs.info(self._full(key))
+        except FileNotFoundError:
+            return False
+        except _s3_failures() as err:
+            raise self._failed("test", key, err) from err
+        return bool(info.get("type") == "file")
 
     def _list(self, prefix: str) -> builtins.list[str]:
         base = self._full(prefix)
@@ -592,8 +774,8 @@ class ObjectStore(Store):
             found = self.fs.find(base)
         except FileNotFoundError:
             return []
-        except OSError as err:
-            raise StoreError(f"cannot list {prefix!r} in store {self.url!r}: {err}") from err
+        except _s3_failures() as err:
+            raise self._failed("list", prefix, err) from err
         root = self._root + "/"
         out = []
         for path in found:
@@ -607,8 +789,8 @@ class ObjectStore(Store):
             found = self.fs.ls(base, detail=False)
         except FileNotFoundError:
             return []
-        except OSError as err:
-            raise StoreError(f"cannot list {prefix!r} in store {self.url!r}: {err}") from err
+        except _s3_failures() as err:
+            raise self._failed("list", prefix, err) from err
         names = []
         for path in found:
             path = path.rstrip("/")
@@ -621,8 +803,8 @@ class ObjectStore(Store):
             self.fs.rm_file(self._full(key))
         except FileNotFoundError:
             return
-        except OSError as err:
-            raise StoreError(f"cannot delete {key!r} from store {self.url!r}: {err}") from err
+        except _s3_failures() as err:
+            raise self._failed("delete", key, err) from err
 
     def _delete_prefix(self, prefix: str) -> None:
         try:
@@ -631,8 +813,8 @@ class ObjectStore(Store):
                 self.fs.rm(keys)
         except FileNotFoundError:
             return
-        except OSError as err:
-            raise StoreError(f"cannot delete {prefix!r} from store {self.url!r}: {err}") from err
+        except _s3_failures() as err:
+            raise self._failed("delete", prefix, err) from err
 
 
 # --------------------------------------------------------------------------- factory

@@ -560,13 +560,15 @@ def start_cluster(
             warn(_INSECURE_WARNINGS[item.split("=")[0]].format(value=item.partition("=")[2]))
     _private_dir(directory)
     token = "" if insecure_no_token else str(ensure_token(directory))
-    temp_dir = tempfile.mkdtemp(prefix="mjray-", dir="/tmp")  # unix socket paths stay short
+    # Ray makes its temp folder 0777: it lives inside one that is 0700 from the start
+    # (/tmp, so that unix socket paths stay short)
+    temp_dir = tempfile.mkdtemp(prefix="mjray-", dir="/tmp")
     ports = Ports.free(node_ip if loopback else "0.0.0.0")
     cpus = num_cpus or os.cpu_count() or 1
     cmd = head_command(
         ports,
         node_ip=node_ip,
-        temp_dir=temp_dir,
+        temp_dir=os.path.join(temp_dir, "r"),
         num_cpus=cpus,
         num_gpus=num_gpus,
         resources=resources,
@@ -931,8 +933,10 @@ umask 077
 ROLE=$1
 OFF=0; WLOW=$((BASE + 32))
 if [ "$ROLE" = worker ]; then OFF=16; WLOW=$((BASE + 144)); fi
-TMP="$MJ_RAY_TMP-${{SLURM_NODEID:-0}}"
-mkdir -p "$TMP" && chmod 700 "$TMP"
+# Ray makes its own temp folder 0777: it lives inside a 0700 one
+PRIV="$MJ_RAY_TMP-${{SLURM_NODEID:-0}}"
+mkdir -p "$PRIV" && chmod 700 "$PRIV"
+TMP="$PRIV/r"
 export AUTOSCALER_METRIC_PORT=$((BASE + OFF + 9)) DASHBOARD_METRIC_PORT=$((BASE + OFF + 10))
 ARGS=(--node-manager-port=$((BASE + OFF + 3)) --object-manager-port=$((BASE + OFF + 4))
       --dashboard-agent-listen-port=$((BASE + OFF + 5)) --dashboard-agent-grpc-port=$((BASE + OFF + 6))
@@ -982,7 +986,7 @@ export RAY_ADDRESS="$HEAD_IP:$BASE"
 export MINJIANG_JOB_ADDRESS="http://127.0.0.1:$((BASE + 1))"
 NODES_UP='
 import json, os, urllib.request as u
-r = u.Request(os.environ["MINJIANG_JOB_ADDRESS"] + "/api/v0/nodes?limit=100000")
+r = u.Request(os.environ["MINJIANG_JOB_ADDRESS"] + "/api/v0/nodes?limit=10000")
 if os.environ.get("RAY_AUTH_TOKEN_PATH"):
     r.add_header("Authorization", "Bearer " + open(os.environ["RAY_AUTH_TOKEN_PATH"]).read().strip())
 rows = json.load(u.urlopen(r, timeout=10))["data"]["result"]["result"]

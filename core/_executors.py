@@ -376,7 +376,8 @@ class RayExecutor(Executor):
             num_cpus=num_cpus or os.cpu_count() or 1,
             object_store_memory=LOCAL_RAY_OBJECT_STORE_BYTES,
             _node_ip_address="127.0.0.1",
-            _temp_dir=self._temp_dir,
+            # inside a folder that is 0700 from the start (Ray makes its own 0777)
+            _temp_dir=os.path.join(self._temp_dir, "r"),
         )
         # The raylet and the workers it starts inherit this environment; the metrics
         # ports of Ray's monitor and dashboard are fixed unless set, and would clash

@@ -30,6 +30,7 @@ __all__ = [
     "face_equivalences",
     "label_global",
     "label_local",
+    "labels_present",
     "relabel",
     "union_find_relabel",
     "union_find_roots",
@@ -187,6 +188,33 @@ def label_global(
     labels = np.zeros(fg3.shape, dtype=out_dtype)
     n = _cpu.label_runs(fg3, order, labels, org3, full3, True)
     return labels.reshape(fg.shape), int(n)
+
+
+def labels_present(labels: Any) -> np.ndarray:
+    """The distinct non-zero labels of a label block, sorted.
+
+    One value per run of equal labels in C order is sorted, not one per cell, so a
+    block of large components costs little more than one pass.
+
+    Parameters
+    ----------
+    labels
+        Integer labels (0 = background).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, sorted and unique.
+    """
+    from minjiang.kernels.label import _cpu
+
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "iu":
+        raise TypeError(f"labels_present: needs integer labels, got dtype {lab.dtype.name!r}")
+    flat = np.ascontiguousarray(lab).reshape(-1)
+    if flat.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        flat = flat.astype(np.int64)
+    return np.unique(_cpu.labels_present(flat)).astype(np.int64, copy=False)
 
 
 def _halo(halo: int | Any, ndim: int) -> tuple[tuple[int, int], ...]:

@@ -250,3 +250,30 @@ def face_equivalences(padded, lo, hi, offs):  # pragma: no cover - compiled
     out = np.empty((n, 2), dtype=np.int64)
     _scan_pairs(flat, shape, lo, hi, offs, out, True)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _label_runs_of(flat, out, emit):  # pragma: no cover - compiled
+    # The first label of every run of equal non-zero labels in C order.
+    k = 0
+    last = 0
+    for i in range(flat.size):
+        v = flat[i]
+        if v != last:
+            last = v
+            if v != 0:
+                if emit:
+                    out[k] = v
+                k += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def labels_present(flat):  # pragma: no cover - compiled
+    # The distinct non-zero labels (unsorted, with repeats): one per run, a few per
+    # component, instead of one per cell.
+    dummy = np.empty(0, dtype=flat.dtype)
+    n = _label_runs_of(flat, dummy, False)
+    out = np.empty(n, dtype=flat.dtype)
+    _label_runs_of(flat, out, True)
+    return out

@@ -224,13 +224,12 @@ def label_blocks(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, 
 
 def equivalences_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
     """Label pairs touching across this block's faces, plus (l, l) for every label in it."""
-    from minjiang.kernels.label import face_equivalences
+    from minjiang.kernels.label import face_equivalences, labels_present
 
     padded = np.asarray(arrays["labels"])
     halo = tuple(ctx.halo.get(d, (0, 0)) for d in ctx.dims)
     pairs = face_equivalences(padded, params.connectivity, halo)
-    inner = _interior(padded, ctx)
-    own = np.unique(inner[inner > 0]).astype(np.int64)
+    own = labels_present(_interior(padded, ctx))
     return {"a": np.concatenate([own, pairs[:, 0]]), "b": np.concatenate([own, pairs[:, 1]])}
 
 

@@ -11,6 +11,7 @@ from minjiang.kernels.label import (
     face_equivalences,
     label_global,
     label_local,
+    labels_present,
     relabel,
     union_find_relabel,
 )
@@ -236,3 +237,15 @@ def test_relabel_dtypes_and_runs():
         np.testing.assert_array_equal(got, [[0, 2, 2, 1, 0, 2], [1, 1, 0, 3, 3, 2]])
     with pytest.raises(ValueError, match="2 cells carry labels missing"):
         relabel(np.array([5, 5, 7]), old, new)
+
+
+def test_labels_present_equals_unique(rng):
+    for dtype in (np.int32, np.int64, np.uint16):
+        lab = (rng.integers(0, 6, (9, 8, 7)) * (rng.random((9, 8, 7)) < 0.6)).astype(dtype)
+        lab[2:5, :, :] = 4  # long runs of one label
+        got = labels_present(lab)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, np.unique(lab[lab > 0]))
+    assert labels_present(np.zeros((3, 4), np.int32)).size == 0
+    with pytest.raises(TypeError, match="integer labels"):
+        labels_present(np.zeros(3))

@@ -264,6 +264,7 @@ def test_a_custom_resource_steers_tasks_to_its_node(cluster: Host, store: Path) 
     assert len(pooled) == out["pooled"]["tasks"] > 1
     assert set().union(*licensed.values()) == {cluster.node("b")}
     assert set().union(*pooled.values()) == {cluster.node("a")}
+    print(f"placement: {len(licensed)} tasks on node b only, {len(pooled)} on node a only")
 
 
 def test_a_worker_node_removed_mid_job_gives_identical_output(

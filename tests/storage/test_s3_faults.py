@@ -432,7 +432,7 @@ def test_ingest_pipeline_verify_open_under_faults_on_ray(
     print(
         f"end to end on Ray under faults: {requests} requests, {len(hit)} faulted "
         f"({', '.join(f'{k} {sum(r.fault == k for r in hit)}' for k in sorted(kinds))}), "
-        f"{seconds:.1f} s"
+        f"{seconds:.1f} s, {out['tasks']} tasks"
     )
 
     # credentials are never written anywhere: store objects, the record, the driver's

@@ -199,11 +199,16 @@ def pooled_stats(values: np.ndarray, pools, percentile: float) -> tuple[np.ndarr
     seas = np.empty((npix, len(pools)), dtype=np.float64)
     thresh = np.empty((npix, len(pools)), dtype=np.float64)
     if npix and len(pools):
+        fresh, rem_off, rem, add_off, add = _slides(pools)
         _pooled_stats(
             values,
             pools.offsets,
             pools.index,
-            *_slides(pools),
+            fresh,
+            rem_off,
+            rem,
+            add_off,
+            add,
             float(np.true_divide(percentile, 100)),
             seas,
             thresh,

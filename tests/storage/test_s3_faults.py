@@ -330,7 +330,7 @@ DRIVER = textwrap.dedent("""
 
     t0 = time.perf_counter()
     values = np.random.default_rng(7).normal(size={shape!r}).astype(np.float32)
-    # two Ray workers share the budget: 12 KiB per task, 8 tasks of one chunk each
+    # two Ray workers share the budget (12 KiB per task): several tasks per worker
     with mj.Runtime(store={url!r}, executor="ray", memory_budget="24KiB") as rt:
         t1 = time.perf_counter()
         src = ingest_array(rt, Path({tmp!r}), "t/x", values, ("y", "x"), {chunks!r})

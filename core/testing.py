@@ -325,7 +325,7 @@ def make_dataset(
     lengths = _chunk_lengths(ds, chunks)
     folder = Path(tempfile.mkdtemp(prefix="minjiang-make-dataset-"))
     try:
-        source = folder / "arrays.zarr"
+        source = folder / "source.zarr"
         ds.to_zarr(source, mode="w", zarr_format=3, consolidated=False)
         plugin = _ArraysPlugin()
         with tmp_plugin(runtime, plugin, name="minjiang-testing-arrays"):

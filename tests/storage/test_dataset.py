@@ -90,8 +90,15 @@ def test_roundtrip(any_store: Store, rng: np.random.Generator) -> None:
     got = read_region(any_store, v, (slice(1, 3), slice(2, 5), slice(None)), out=buf)
     assert got is buf
     np.testing.assert_array_equal(buf, values[1:3, 2:5])
-    for bad in (np.empty((2, 3, 4), "f4"), np.empty((2, 3, 5), "f8"), np.empty((5, 3, 2), "f4").T):
-        with pytest.raises(ValueError, match=r"needs a C-contiguous \(2, 3, 5\) float32 array"):
+    # or into a strided view (the interior of a halo-padded block)
+    padded = np.full((4, 5, 7), np.nan, dtype=np.float32)
+    read_region(any_store, v, (slice(1, 3), slice(2, 5), slice(None)), out=padded[1:3, 1:4, 1:6])
+    np.testing.assert_array_equal(padded[1:3, 1:4, 1:6], values[1:3, 2:5])
+    assert np.isnan(padded[0]).all() and np.isnan(padded[:, :, 0]).all()
+    frozen = np.empty((2, 3, 5), "f4")
+    frozen.flags.writeable = False
+    for bad in (np.empty((2, 3, 4), "f4"), np.empty((2, 3, 5), "f8"), frozen):
+        with pytest.raises(ValueError, match=r"needs a writable \(2, 3, 5\) float32 array"):
             read_region(any_store, v, (slice(1, 3), slice(2, 5), slice(None)), out=bad)
     assert w.bytes_written == sum(
         len(any_store.read_bytes(f"datasets/ds1/arrays.zarr/v/{k}")) for k in sums

@@ -236,6 +236,10 @@ def _step_figures(op: str, t0: float, t1: float, clock: list[tuple[float, Any]])
         "write_s": sum(t.write_s for t in tasks),
         "bytes_read": sum(t.bytes_read for t in tasks),
         "bytes_written": sum(t.bytes_written for t in tasks),
+        # what the tasks decoded (halo reads decode whole neighbouring chunks) and the
+        # CPU seconds of each phase, all threads of the task's process
+        "bytes_decoded": sum(getattr(t, "bytes_decoded", t.bytes_read) for t in tasks),
+        **{f"{k}_cpu_s": sum(_cpu(t).get(k, 0.0) for t in tasks) for k in _CPU_PHASES},
         "backends": sorted({t.backend for t in tasks}),
         "worker_pids": len({t.pid for t in tasks}),
         "plan_s": times.get("run_started", t0) - t0,
@@ -247,7 +251,30 @@ def _step_figures(op: str, t0: float, t1: float, clock: list[tuple[float, Any]])
         fig["commit_s"] = max(max(committed) - max(task_times), 0.0)
     if task_times and started:
         fig["first_task_s"] = min(task_times) - min(started)
+    fig["decode_amplification"] = (
+        fig["bytes_decoded"] / fig["bytes_read"] if fig["bytes_read"] else None
+    )
+    # per stage of the step (a rechunk and the full-axis tasks after it read differently)
+    fig["by_stage"] = {
+        stage: {
+            "tasks": len(ts),
+            "bytes_read": sum(t.bytes_read for t in ts),
+            "bytes_decoded": sum(getattr(t, "bytes_decoded", t.bytes_read) for t in ts),
+            "bytes_written": sum(t.bytes_written for t in ts),
+            **{f"{k}_cpu_s": sum(_cpu(t).get(k, 0.0) for t in ts) for k in _CPU_PHASES},
+        }
+        for stage in fig["stages"]
+        for ts in [[t for t in tasks if t.stage == stage]]
+    }
     return fig
+
+
+_CPU_PHASES = ("read", "kernel", "write", "summary")
+
+
+def _cpu(task: Any) -> dict[str, float]:
+    """A task's CPU seconds by phase (empty from a runtime that does not measure them)."""
+    return dict(getattr(task, "cpu", None) or {})
 
 
 def summarise_steps(steps: list[dict[str, Any]], workers: int) -> dict[str, Any]:
@@ -262,6 +289,8 @@ def summarise_steps(steps: list[dict[str, Any]], workers: int) -> dict[str, Any]
         "finish_s",
         "bytes_read",
         "bytes_written",
+        "bytes_decoded",
+        *(f"{k}_cpu_s" for k in _CPU_PHASES),
     )
     tot: dict[str, Any] = {k: sum(s.get(k, 0.0) for s in steps) for k in keys}
     tot["tasks"] = sum(s["tasks"] for s in steps)
@@ -270,6 +299,9 @@ def summarise_steps(steps: list[dict[str, Any]], workers: int) -> dict[str, Any]
     tot["workers"] = workers
     tot["other_task_s"] = max(tot["task_s"] - tot["read_s"] - tot["kernel_s"] - tot["write_s"], 0.0)
     tot["driver_s"] = tot["plan_s"] + tot["commit_s"] + tot["finish_s"]
+    tot["decode_amplification"] = (
+        tot["bytes_decoded"] / tot["bytes_read"] if tot["bytes_read"] else None
+    )
     tot["per_step"] = steps
     return tot
 

@@ -171,15 +171,21 @@ def _fetch_zarr_group(wl: Workload, group: str, window: dict[str, slice]) -> dic
     return got
 
 
-def _create_outputs(wl: Workload, data: BenchData, path: Path) -> dict[str, Any]:
-    """Empty output arrays with the workload's layout and minjiang's codec."""
+def _create_outputs(
+    wl: Workload, data: BenchData, path: Path, *, store_every_chunk: bool = False
+) -> dict[str, Any]:
+    """Empty output arrays with the workload's layout and minjiang's codec.
+
+    ``store_every_chunk`` writes every chunk, as minjiang does, without zarr's check
+    of whether a chunk equals the fill value (a pass over every value written).
+    """
     import zarr
 
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     out = {}
     for name, shape, chunks, dims, dtype in output_layout(wl, data):
         kw, _ = array_codecs(dtype)
-        out[name] = group.create_array(
+        arr = group.create_array(
             name,
             shape=shape,
             chunks=chunks,
@@ -188,6 +194,7 @@ def _create_outputs(wl: Workload, data: BenchData, path: Path) -> dict[str, Any]
             fill_value=np.nan if np.dtype(dtype).kind == "f" else 0,
             **kw,
         )
+        out[name] = arr.with_config({"write_empty_chunks": True}) if store_every_chunk else arr
     return out
 
 
@@ -419,14 +426,86 @@ def _cubed_gaussian(a: Any, r: int) -> Any:
 # --------------------------------------------------------------------------- I/O floor
 
 
+#: Input bytes the I/O floor's price calibration reads and writes (at most).
+CALIBRATION_BYTES = 256 << 20
+
+
+def io_price(data: BenchData, names: tuple[str, ...], work_dir: Path) -> dict[str, Any]:
+    """The floor's CPU seconds per GB of reading + decoding and of encoding + writing.
+
+    One thread reads the inputs' chunks (up to :data:`CALIBRATION_BYTES`) one at a
+    time and writes each to an array of the same chunks and codec, storing every
+    chunk; the process's CPU clock (zarr's codec threads included) is read around
+    each read and each write, so the two are told apart as a run on several
+    threads cannot tell them.
+    """
+    import zarr
+
+    from benchmarks._data import chunk_blocks
+
+    ref = data.arrays[names[0]]
+    src = zarr.open_array(ref.group, path=ref.var, mode="r")
+    path = work_dir / "io-floor-price.zarr"
+    shutil.rmtree(path, ignore_errors=True)
+    kw, _ = array_codecs(src.dtype)
+    dst = zarr.open_group(str(path), mode="w", zarr_format=3).create_array(
+        "v",
+        shape=src.shape,
+        chunks=src.chunks,
+        dtype=src.dtype,
+        fill_value=np.nan if np.dtype(src.dtype).kind == "f" else 0,
+        **kw,
+    )
+    dst = dst.with_config({"write_empty_chunks": True})
+    read_s = write_s = 0.0
+    nbytes = 0
+    try:
+        for region in chunk_blocks(tuple(src.shape), tuple(src.chunks), 1):
+            t0 = time.process_time()
+            block = src[region]
+            t1 = time.process_time()
+            dst[region] = block
+            t2 = time.process_time()
+            read_s += t1 - t0
+            write_s += t2 - t1
+            nbytes += block.nbytes
+            if nbytes >= CALIBRATION_BYTES:
+                break
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    gb = max(nbytes, 1) / 1e9
+    return {
+        "bytes": nbytes,
+        "chunks": list(src.chunks),
+        "read_cpu_s_per_gb": read_s / gb,
+        "write_cpu_s_per_gb": write_s / gb,
+    }
+
+
 class IOFloorEngine(Engine):
     """The floor of a Zarr-to-Zarr step: read and decode every input chunk once, then
     encode and write every output chunk once (the decoded input is written back as
-    the payload, so the codec sees real data), on ``cores`` threads. No compute."""
+    the payload, so the codec sees real data), on ``cores`` threads. No compute.
+
+    Every output chunk is stored, as minjiang stores them (no check of whether a
+    chunk equals the fill value). Before a workload's runs (untimed),
+    :func:`io_price` measures the floor's CPU price per GB of each of the two
+    halves; every run reports it with the bytes it decoded and encoded.
+    """
 
     name = "io-floor"
     description = "I/O floor (zarr read+decode, encode+write; no compute)"
     is_floor = True
+
+    def setup(self) -> dict[str, Any]:
+        self._prices: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+        return {}
+
+    def prepare(self, data: BenchData, names: tuple[str, ...]) -> dict[str, Any]:
+        key = (data.tag, tuple(names))
+        if key not in self._prices:
+            self._prices[key] = io_price(data, tuple(names), Path(self.options.work_dir))
+        return {"io_price": self._prices[key]}
 
     def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
         import zarr
@@ -434,7 +513,7 @@ class IOFloorEngine(Engine):
         from benchmarks._data import chunk_blocks
 
         path = out_dir / "out.zarr"
-        outs = _create_outputs(wl, data, path)
+        outs = _create_outputs(wl, data, path, store_every_chunk=True)
         ins = [zarr.open_array(data.arrays[n].group, path=n, mode="r") for n in wl.inputs]
         cube = data.arrays[wl.inputs[0]].dims
         same_grid = [o for o in outs.values() if tuple(o.metadata.dimension_names) == cube]
@@ -464,7 +543,16 @@ class IOFloorEngine(Engine):
             list(pool.map(write_only, jobs))
         if any(o.kind == "table" for o in wl.outputs):
             path.mkdir(parents=True, exist_ok=True)
-        return RunOutput(str(path), {"tasks": len(regions) + len(jobs), "bytes_decoded": int(read)})
+        written = sum(o.nbytes for o in outs.values())
+        return RunOutput(
+            str(path),
+            {
+                "tasks": len(regions) + len(jobs),
+                "bytes_decoded": int(read),
+                "bytes_written": int(written),
+                "io_price": self._prices.get((data.tag, tuple(wl.inputs))),
+            },
+        )
 
     def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
         return {}  # the floor computes nothing to validate

@@ -122,11 +122,13 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             _order(r["engine"]),
         )
     )
+    overhead = _overhead(results, cores)
     return {
         "summary": rows,
         "headline": _headline(by_block),
         "scaling": [r for r in rows if r["suite"] == "scaling"],
-        "overhead": _overhead(results, cores),
+        "overhead": overhead,
+        "io_price": _io_price(results, overhead),
     }
 
 
@@ -155,6 +157,101 @@ def _headline(
             row[f"{engine}_x_floor"] = r["x_floor"] if r else None
         p = block.get(PEER)
         row["xarray_x_floor"] = p["x_floor"] if p else None
+        out.append(row)
+    return out
+
+
+_CPU_KEYS = ("read_cpu_s", "kernel_cpu_s", "write_cpu_s", "summary_cpu_s")
+#: Outputs smaller than this fraction of the input get no encode + write price per GB.
+WRITE_PRICED_FRACTION = 0.05
+
+
+def _per_gb(seconds: Any, nbytes: Any) -> float | None:
+    if seconds is None or not nbytes:
+        return None
+    return float(seconds) / (nbytes / 1e9)
+
+
+def _step_io(st: dict[str, Any]) -> dict[str, Any]:
+    """One step's I/O figures: decode amplification and CPU seconds per GB, per stage."""
+    return {
+        "operator": st.get("operator"),
+        "decode_amplification": st.get("decode_amplification"),
+        "stages": {
+            name: {
+                "tasks": g.get("tasks"),
+                "bytes_read": g.get("bytes_read"),
+                "bytes_written": g.get("bytes_written"),
+                "decode_amplification": g["bytes_decoded"] / g["bytes_read"]
+                if g.get("bytes_read")
+                else None,
+                "read_cpu_s_per_gb": _per_gb(g.get("read_cpu_s"), g.get("bytes_read")),
+                "write_cpu_s_per_gb": _per_gb(g.get("write_cpu_s"), g.get("bytes_written")),
+            }
+            for name, g in (st.get("by_stage") or {}).items()
+        },
+    }
+
+
+def _io_price(results: dict[str, Any], overhead: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """minjiang's read+decode and encode+write CPU seconds per GB against the floor's.
+
+    The floor's price is its calibration (:func:`benchmarks._engines.io_price`, one
+    thread, read and write clocked apart), and, as a check, its measured runs' whole
+    CPU over the bytes they decoded and encoded. minjiang's read price is per GB its
+    tasks needed (a halo's whole decoded neighbours count against it) and per GB
+    decoded; its write price excludes the data-quality summary, listed apart.
+    """
+    floors: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in results.get("runs", []):
+        if r.get("engine") == FLOOR and r.get("rep") != "warmup" and "wall_s" in r:
+            floors[(r["suite"], r["data"], r["workload"])].append(r)
+    out = []
+    for o in overhead:
+        runs = floors.get((o["suite"], o["data"], o["workload"]), [])
+        price = next(
+            (r["details"]["io_price"] for r in runs if (r.get("details") or {}).get("io_price")),
+            None,
+        )
+        whole = [
+            r["cpu_seconds"]
+            / ((r["details"].get("bytes_decoded", 0) + r["details"].get("bytes_written", 0)) / 1e9)
+            for r in runs
+            if (r.get("details") or {}).get("bytes_written") is not None
+        ]
+        read_gb = _per_gb(o.get("read_cpu_s"), o.get("bytes_read"))
+        # a reduction or a table writes a few kB: its write phase is a per-task fixed
+        # cost (opening the array, the table part), which a price per GB misreads
+        small_out = (o.get("bytes_written") or 0) < WRITE_PRICED_FRACTION * (
+            o.get("bytes_read") or 0
+        )
+        write_gb = None if small_out else _per_gb(o.get("write_cpu_s"), o.get("bytes_written"))
+        io_cpu = (o.get("read_cpu_s") or 0.0) + (o.get("write_cpu_s") or 0.0)
+        row = {
+            "suite": o["suite"],
+            "data": o["data"],
+            "workload": o["workload"],
+            "engine": o["engine"],
+            "decode_amplification": o.get("decode_amplification"),
+            "read_cpu_s_per_gb": read_gb,
+            "read_cpu_s_per_gb_decoded": _per_gb(o.get("read_cpu_s"), o.get("bytes_decoded")),
+            "write_cpu_s_per_gb": write_gb,
+            "summary_cpu_s_per_gb": None
+            if small_out
+            else _per_gb(o.get("summary_cpu_s"), o.get("bytes_written")),
+            "write_cpu_s": o.get("write_cpu_s"),
+            "io_cpu_s_per_gb": _per_gb(
+                io_cpu, (o.get("bytes_read") or 0) + (o.get("bytes_written") or 0)
+            )
+            if o.get("read_cpu_s") is not None
+            else None,
+            "floor_read_cpu_s_per_gb": price.get("read_cpu_s_per_gb") if price else None,
+            "floor_write_cpu_s_per_gb": price.get("write_cpu_s_per_gb") if price else None,
+            "floor_run_cpu_s_per_gb": _median(whole),
+        }
+        fr, fw = row["floor_read_cpu_s_per_gb"], row["floor_write_cpu_s_per_gb"]
+        row["read_x_floor"] = read_gb / fr if read_gb is not None and fr else None
+        row["write_x_floor"] = write_gb / fw if write_gb is not None and fw else None
         out.append(row)
     return out
 
@@ -196,6 +293,10 @@ def _overhead(results: dict[str, Any], cores: int) -> list[dict[str, Any]]:
                 "mean_task_s": busy / ev["tasks"] if ev.get("tasks") else None,
                 "bytes_read": ev.get("bytes_read"),
                 "bytes_written": ev.get("bytes_written"),
+                "bytes_decoded": ev.get("bytes_decoded"),
+                "decode_amplification": ev.get("decode_amplification"),
+                **{k: ev.get(k) for k in _CPU_KEYS},
+                "steps_io": [_step_io(st) for st in ev.get("per_step") or []],
                 **parts,
                 "fractions": {k: v / capacity for k, v in parts.items()} if capacity else {},
             }
@@ -419,6 +520,89 @@ def markdown(res: dict[str, Any], plots: list[Path]) -> str:
         out += _table(
             ["workload", "data", "engine", "tasks", "mean task s", *_OVERHEAD_NAMES], rows
         )
+    price = res.get("io_price", [])
+    if price:
+        out += [
+            "",
+            "## The I/O path against the floor's price (CPU seconds per GB)",
+            "",
+            "CPU seconds of the tasks' processes (all threads) in reading + decoding, per GB the "
+            "tasks needed (and per GB decoded), and in encoding + writing per GB written, against "
+            "the I/O floor's calibrated price for the same data (one thread, each half clocked "
+            "apart). 'summary' is the data-quality summary of each block written, a part of the "
+            "write phase kept apart here. Decode amplification: bytes decoded ÷ bytes needed. "
+            "Steps whose output is under 5 % of their input (reductions, tables) get no write "
+            "price per GB: their write phase is a per-task fixed cost.",
+            "",
+        ]
+        rows = [
+            [
+                p["workload"],
+                p["data"],
+                p["engine"],
+                p["decode_amplification"],
+                p["read_cpu_s_per_gb"],
+                p["read_cpu_s_per_gb_decoded"],
+                p["floor_read_cpu_s_per_gb"],
+                p["read_x_floor"],
+                p["write_cpu_s_per_gb"],
+                p["floor_write_cpu_s_per_gb"],
+                p["write_x_floor"],
+                p["summary_cpu_s_per_gb"],
+                p["floor_run_cpu_s_per_gb"],
+            ]
+            for p in price
+        ]
+        out += _table(
+            [
+                "workload",
+                "data",
+                "engine",
+                "decode ampl.",
+                "read s/GB",
+                "read s/GB decoded",
+                "floor read s/GB",
+                "read ÷ floor",
+                "write s/GB",
+                "floor write s/GB",
+                "write ÷ floor",
+                "summary s/GB",
+                "floor run s/GB (r+w)",
+            ],
+            rows,
+        )
+        steps = [
+            [
+                p_o["workload"],
+                p_o["data"],
+                p_o["engine"],
+                st["operator"],
+                stage,
+                g["tasks"],
+                g["decode_amplification"],
+                g["read_cpu_s_per_gb"],
+                g["write_cpu_s_per_gb"],
+            ]
+            for p_o in res.get("overhead", [])
+            for st in p_o.get("steps_io") or []
+            for stage, g in st["stages"].items()
+        ]
+        if steps:
+            out += ["", "Per step and stage:", ""]
+            out += _table(
+                [
+                    "workload",
+                    "data",
+                    "engine",
+                    "operator",
+                    "stage",
+                    "tasks",
+                    "decode ampl.",
+                    "read s/GB",
+                    "write s/GB",
+                ],
+                steps,
+            )
     kern = res.get("kernels", [])
     if kern:
         triad = best_triad(res)

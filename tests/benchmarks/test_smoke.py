@@ -112,6 +112,25 @@ def test_summary_has_the_figures(results: tuple[dict, Path]) -> None:
     assert any(k.get("ok") for k in res["kernels"]), res["kernels"]
 
 
+def test_the_io_path_is_priced_against_the_floor(results: tuple[dict, Path]) -> None:
+    res, out = results
+    rows = {
+        p["workload"]: p
+        for p in res["io_price"]
+        if p["engine"] == "minjiang-local" and p["suite"] == "workloads"
+    }
+    assert set(rows) == set(WORKLOADS)
+    for wl, p in rows.items():
+        assert p["floor_read_cpu_s_per_gb"] > 0 and p["floor_write_cpu_s_per_gb"] > 0, wl
+        assert p["read_cpu_s_per_gb"] > 0 and p["read_x_floor"] > 0, wl
+        assert p["decode_amplification"] >= 1.0, wl
+    for wl in ("w1_band_math", "w4_gaussian"):  # array outputs: an encode + write price
+        assert rows[wl]["write_cpu_s_per_gb"] > 0 and rows[wl]["write_x_floor"] > 0
+    steps = [st for o in res["overhead"] for st in o["steps_io"]]
+    assert steps and all(st["stages"] for st in steps)
+    assert "The I/O path against the floor's price" in (out / "smoke.md").read_text()
+
+
 def test_report_and_plots_written(results: tuple[dict, Path]) -> None:
     _, out = results
     md = (out / "smoke.md").read_text()

@@ -704,9 +704,11 @@ def catalog_lineage(
         console.print_json(json.dumps(rt.catalog.to_stac(did)))
         return
     graph = rt.catalog.lineage(did, direction="down" if down else "up")
+    pointers = rt.catalog.names_by_dataset()
 
     def label(r: Any) -> str:
-        return f"{r.id} ({', '.join(r.names) or r.producer.get('operator') or r.producer.get('reader')})"
+        names = ", ".join(rt.catalog.names_of(r, pointers=pointers))
+        return f"{r.id} ({names or r.producer.get('operator') or r.producer.get('reader')})"
 
     for parent, child, name in graph.edges:
         console.print(f"{label(graph.nodes[parent])} --{name}--> {label(graph.nodes[child])}")
@@ -770,12 +772,12 @@ def catalog_search(
     table = Table(title=f"catalog search: {len(found)} found")
     for col in ("id", "names", "domain", "produced by", "variables", "created"):
         table.add_column(col)
+    pointers = rt.catalog.names_by_dataset()
     for r in found:
         producer_name = r.producer.get("operator") or r.producer.get("reader") or ""
         variables = ", ".join(sorted(r.schema_.get("arrays") or {})[:6])
-        table.add_row(
-            r.id, ", ".join(r.names), r.domain, producer_name, escape(variables), r.created
-        )
+        names = ", ".join(rt.catalog.names_of(r, pointers=pointers))
+        table.add_row(r.id, names, r.domain, producer_name, escape(variables), r.created)
     console.print(table)
 
 

@@ -194,11 +194,12 @@ def create_app(
         form = SearchForm.of(**{k: v for k, v in locals().items() if k != "request"})
         found = form.search(catalog)
         domains = sorted({r.domain for r in catalog.search(include_hidden=True)})
+        pointers = catalog.names_by_dataset()
         return page(
             request,
             "index.html",
             form=form,
-            rows=[dataset_row(r) for r in found[:LISTING_LIMIT]],
+            rows=[dataset_row(r, catalog, pointers) for r in found[:LISTING_LIMIT]],
             count=len(found),
             truncated=len(found) > LISTING_LIMIT,
             domains=domains,
@@ -266,10 +267,11 @@ def create_app(
         """Datasets matching every given filter, newest first (the catalog search index)."""
         given = {k: v for k, v in locals().items() if k != "limit"}
         found = SearchForm.of(**given).search(catalog)
+        pointers = catalog.names_by_dataset()
         return {
             "count": len(found),
             "truncated": len(found) > limit,
-            "datasets": [dataset_row(r) for r in found[:limit]],
+            "datasets": [dataset_row(r, catalog, pointers) for r in found[:limit]],
         }
 
     @app.get("/api/datasets/{ref}", tags=["datasets"])
@@ -280,6 +282,7 @@ def create_app(
         """One dataset's catalog record, its data-quality rows and quicklook URLs."""
         record = resolve(catalog, ref)
         data = record.model_dump(mode="json", by_alias=True)
+        data["names"] = catalog.names_of(record)  # those given when it was reused too
         if not checksums:
             data["checksums"] = {k: len(v) for k, v in data["checksums"].items()}
         data["quicklooks"] = [

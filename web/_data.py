@@ -163,13 +163,17 @@ def resolve(catalog: Catalog, ref: str) -> Record:
 
 
 # ------------------------------------------------------------------ listing rows
-def dataset_row(record: Record) -> dict[str, Any]:
-    """The summary of one dataset in a listing (JSON-safe)."""
+def dataset_row(
+    record: Record, catalog: Catalog, pointers: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
+    """The summary of one dataset in a listing (JSON-safe). ``names`` are every name of
+    the dataset, those given to it when it was reused too (``pointers``: what
+    :meth:`Catalog.names_by_dataset` returned, read once per listing)."""
     arrays = record.schema_.get("arrays") or {}
     plugin = record.producer.get("plugin") or {}
     return {
         "id": record.id,
-        "names": list(record.names),
+        "names": catalog.names_of(record, pointers=pointers),
         "domain": record.domain,
         "kind": record.kind,
         "hidden": record.hidden,
@@ -228,7 +232,7 @@ def dataset_detail(catalog: Catalog, record: Record) -> dict[str, Any]:
         by_parent.setdefault(pid, []).append(input_name)
     return {
         "record": record,
-        "row": dataset_row(record),
+        "row": dataset_row(record, catalog),
         "arrays": schema.get("arrays") or {},
         "coords": schema.get("coords") or {},
         "tables": {
@@ -345,12 +349,13 @@ def lineage_json(catalog: Catalog, record: Record, direction: str, depth: int | 
     if depth is not None and not 0 <= depth <= 1000:
         raise ParameterError(f"depth {depth} must be between 0 and 1000 (or omitted: no limit)")
     graph = catalog.lineage(record.id, direction=direction, depth=depth)  # type: ignore[arg-type]
+    pointers = catalog.names_by_dataset()
     return {
         "root": graph.root,
         "nodes": [
             {
                 "id": r.id,
-                "names": list(r.names),
+                "names": catalog.names_of(r, pointers=pointers),
                 "operator": r.operator or r.kind,
                 "domain": r.domain,
                 "kind": r.kind,

@@ -256,3 +256,21 @@ def test_subset_refusals_name_the_range_and_the_fix(client, web_store) -> None:
         assert r.status_code == 400 and words in r.json()["detail"], (region, r.text)
     r = client.get(f"/api/datasets/{rid}/arrays/nope/subset")
     assert r.status_code == 404 and "sst" in r.json()["detail"]
+
+
+def test_a_dataset_reused_under_a_second_name_shows_both(runtime) -> None:
+    # a store of its own: the package's store keeps one name per dataset
+    from fastapi.testclient import TestClient
+    from minjiang.core.testing import make_dataset
+    from minjiang.web import create_app
+
+    first = make_dataset(runtime, {"v": (("y", "x"), np.arange(12.0).reshape(3, 4))}, name="a/one")
+    again = make_dataset(runtime, {"v": (("y", "x"), np.arange(12.0).reshape(3, 4))}, name="b/two")
+    assert again.id == first.id
+    client = TestClient(create_app(runtime.store.url))
+    (row,) = client.get("/api/datasets").json()["datasets"]
+    assert row["names"] == ["a/one", "b/two"]
+    assert client.get(f"/api/datasets/{first.id}").json()["names"] == ["a/one", "b/two"]
+    nodes = client.get(f"/api/datasets/{first.id}/lineage").json()["nodes"]
+    assert [n["names"] for n in nodes] == [["a/one", "b/two"]]
+    assert "b/two" in client.get(f"/datasets/{first.id}").text

@@ -439,7 +439,7 @@ def _read_chunks(
         async def one(key: str, within: tuple[slice, ...], target: tuple[slice, ...]) -> None:
             async with gate:
                 buf = await zstore.get(f"{root}/{key}" if root else key, prototype)
-                view = dest[target]
+                view = dest[target] if target else dest[...]  # a 0-d result stays a view
                 if buf is None:  # the record lists it as fill by design
                     view[...] = codec.fill_value
                     return

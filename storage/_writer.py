@@ -588,7 +588,8 @@ class DatasetWriter:
 
             async def one(key: str, local: tuple[slice, ...]) -> None:
                 async with gate:
-                    data = await asyncio.to_thread(codec.encode, values[local])
+                    block = values[local] if local else values[...]  # 0-d: an array
+                    data = await asyncio.to_thread(codec.encode, block)
                     await zs.set(key, prototype.buffer.from_bytes(data))
 
             return await asyncio.gather(*(one(k, loc) for k, loc in jobs), return_exceptions=True)

@@ -266,3 +266,19 @@ def test_every_chunk_of_a_region_is_written_once(store: Store) -> None:
     sums = w.write_region("v", (slice(2, 6), slice(3, 8)), values[2:, 3:])
     want = {f"c/{i}/{j}" for i, j in itertools.product((1, 2), (1, 2))}
     assert set(sums) == want == set(_stored(store, "once", "v"))
+
+
+def test_a_scalar_array_round_trips(store: Store, tmp_path: Path) -> None:
+    w = DatasetWriter(store, "scalar")
+    w.create({})
+    sums = w.write_coord("height", np.float32(2.5), dims=())
+    z = zarr.create_array(
+        str(tmp_path / "s.zarr"), shape=(), chunks=(), dtype="f4", **array_codecs("f4")
+    )
+    z[()] = np.float32(2.5)
+    assert sums == {
+        "c": "xxh3-128:" + xxhash.xxh3_128_hexdigest((tmp_path / "s.zarr/c").read_bytes())
+    }
+    info = open_dataset_info(store, "scalar").coords["height"]
+    got = read_region(store, info, ())
+    assert got.shape == () and got == np.float32(2.5)

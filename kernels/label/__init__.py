@@ -211,10 +211,12 @@ def labels_present(labels: Any) -> np.ndarray:
     lab = np.asarray(labels)
     if lab.dtype.kind not in "iu":
         raise TypeError(f"labels_present: needs integer labels, got dtype {lab.dtype.name!r}")
-    flat = np.ascontiguousarray(lab).reshape(-1)
-    if flat.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
-        flat = flat.astype(np.int64)
-    return np.unique(_cpu.labels_present(flat)).astype(np.int64, copy=False)
+    if lab.ndim > 3:
+        lab = lab.reshape(-1, *lab.shape[-2:])
+    if lab.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        lab = lab.astype(np.int64)
+    # any strides (an interior view of a padded block is read in place, not copied)
+    return np.unique(_cpu.labels_present(_as3(lab))).astype(np.int64, copy=False)
 
 
 def _halo(halo: int | Any, ndim: int) -> tuple[tuple[int, int], ...]:

@@ -253,27 +253,30 @@ def face_equivalences(padded, lo, hi, offs):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _label_runs_of(flat, out, emit):  # pragma: no cover - compiled
-    # The first label of every run of equal non-zero labels in C order.
+def _label_runs_of(lab, out, emit):  # pragma: no cover - compiled
+    # The first label of every run of equal non-zero labels in C order (3-D, any strides).
+    nz, ny, nx = lab.shape
     k = 0
     last = 0
-    for i in range(flat.size):
-        v = flat[i]
-        if v != last:
-            last = v
-            if v != 0:
-                if emit:
-                    out[k] = v
-                k += 1
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                v = lab[z, y, x]
+                if v != last:
+                    last = v
+                    if v != 0:
+                        if emit:
+                            out[k] = v
+                        k += 1
     return k
 
 
 @numba.njit(cache=True, nogil=True)
-def labels_present(flat):  # pragma: no cover - compiled
+def labels_present(lab):  # pragma: no cover - compiled
     # The distinct non-zero labels (unsorted, with repeats): one per run, a few per
     # component, instead of one per cell.
-    dummy = np.empty(0, dtype=flat.dtype)
-    n = _label_runs_of(flat, dummy, False)
-    out = np.empty(n, dtype=flat.dtype)
-    _label_runs_of(flat, out, True)
+    dummy = np.empty(0, dtype=lab.dtype)
+    n = _label_runs_of(lab, dummy, False)
+    out = np.empty(n, dtype=lab.dtype)
+    _label_runs_of(lab, out, True)
     return out

@@ -4,15 +4,18 @@ Run as a script (``python _watchdog.py DRIVER_PID TEMP_DIR``) in its own session
 executor that started a local Ray; it imports only psutil, so it starts in tens of
 milliseconds. Ray ties its GCS and raylet to the driver, but its agents and idle
 workers, reparented to init, otherwise live on for a minute or more. Every
-second the watchdog notes the processes naming the driver's Ray temp folder and their
+half second the watchdog notes the processes naming the driver's Ray temp folder and their
 descendants (with their start times, so a reused pid is never touched); within a
-quarter of a second of the driver's end it ends those still running: SIGTERM, then
-SIGKILL after two seconds.
+quarter of a second of the driver's end it ends those still running (SIGTERM, then
+SIGKILL after two seconds) and removes the temp folder. A process started in the
+last half second before the driver died may be missed: Ray's workers and agents
+also end by themselves once their raylet is gone, only more slowly.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 
@@ -73,10 +76,11 @@ def main(argv: list[str]) -> None:
             gone = True
         if gone:
             _end(seen)
+            shutil.rmtree(temp_dir, ignore_errors=True)  # its token and Ray's files
             return
         if time.monotonic() >= next_scan:
             _snapshot(temp_dir, seen)
-            next_scan = time.monotonic() + 1.0
+            next_scan = time.monotonic() + 0.5
         time.sleep(0.25)
 
 

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core.errors import MinjiangError, ParameterError, PlanError
+from minjiang.core.errors import ClusterError, InfeasibleTaskError, ParameterError
 
 if TYPE_CHECKING:
     import psutil
@@ -68,15 +68,6 @@ TOKEN_FILE = "auth_token"
 LOOPBACK = "127.0.0.1"
 #: Ray's switch for a single-node cluster: with it, a loopback node IP stays loopback.
 _SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-class ClusterError(MinjiangError, RuntimeError):
-    """A cluster cannot be started, found, attached to or stopped."""
-
-
-class InfeasibleTaskError(PlanError):
-    """A task asks for resources that no node of the cluster has (Ray would leave it
-    pending forever)."""
 
 
 # ----------------------------------------------------------------------------- state

@@ -264,6 +264,13 @@ class PlanBuilder:
 
         return validate_name(step.name)
 
+    def _planned(self, dataset_id: str) -> StepPlan | None:
+        """The last operator step planned so far for ``dataset_id`` (None: none)."""
+        for planned in reversed(self.steps):
+            if isinstance(planned, StepPlan) and planned.dataset_id == dataset_id:
+                return planned
+        return None
+
     def _plan_operator(
         self,
         step: Step,
@@ -280,7 +287,9 @@ class PlanBuilder:
 
         expand = EXPANDERS.get(type(op.pattern))
         if expand is not None:
-            did = expand(self._plan_operator, step, op, model, bound, self.planner.plan_inputs)
+            did = expand(
+                self._plan_operator, step, op, model, bound, self.planner.plan_inputs, self._planned
+            )
             self.outputs[step.id] = did
             return did
         from minjiang.core._grids import check_same_grid

@@ -35,7 +35,6 @@ __all__ = ["CompositeLineage", "composite_lineage", "expand_composite"]
 PlanStep = Callable[..., str]
 
 #: The attribute of a final sub-step's :class:`StepPlan` that holds its composite.
-LINEAGE_ATTRIBUTE = "composite"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,17 +67,8 @@ class CompositeLineage:
 
 def composite_lineage(step: StepPlan) -> CompositeLineage | None:
     """The composite whose output ``step`` plans (``None`` for an ordinary step)."""
-    value = getattr(step, LINEAGE_ATTRIBUTE, None)
+    value = getattr(step, "composite", None)
     return value if isinstance(value, CompositeLineage) else None
-
-
-def _planned(plan_step: PlanStep, dataset_id: str) -> StepPlan | None:
-    """The step plan the builder made for ``dataset_id`` (the builder's last one for it)."""
-    builder = getattr(plan_step, "__self__", None)
-    for planned in reversed(getattr(builder, "steps", [])):
-        if getattr(planned, "dataset_id", None) == dataset_id and hasattr(planned, "stages"):
-            return planned
-    return None
 
 
 def expand_composite(
@@ -88,8 +78,11 @@ def expand_composite(
     model: Any,
     bound: Mapping[str, BoundInput],
     plan_inputs: Callable[[Mapping[str, BoundInput]], Mapping[str, Any]],
+    planned: Callable[[str], StepPlan | None],
 ) -> str:
-    """Plan each sub-step of ``op`` through ``plan_step``; the last one's dataset id."""
+    """Plan each sub-step of ``op`` through ``plan_step``; the last one's dataset id.
+    ``planned(dataset_id)`` is the step plan the builder made for a dataset (None for
+    one it did not plan, such as a reused ingest)."""
     pattern = op.pattern
     assert isinstance(pattern, Composite)
     subs = pattern.expand(model, plan_inputs(bound))
@@ -132,25 +125,20 @@ def expand_composite(
             "dataset": did,
             "inputs": {k: str(v).split(":", 1)[0] for k, v in sorted(refs.items())},
         }
-        planned = _planned(plan_step, did)
-        nested = composite_lineage(planned) if planned is not None else None
+        sub_plan = planned(did)
+        nested = composite_lineage(sub_plan) if sub_plan is not None else None
         if nested is not None and nested.operator == sub.operator.name:
             entry["steps"] = [dict(s) for s in nested.steps]
         lineage.append(entry)
-    final = _planned(plan_step, did)
+    final = planned(did)
     if final is not None:
         # the record names the operator the user called; the sub-steps go beneath it
-        # StepPlan has no field for it yet (core/_planner.py): an attribute of its own
-        setattr(
-            final,
-            LINEAGE_ATTRIBUTE,
-            CompositeLineage(
-                operator=op.name,
-                version=op.version,
-                params=model.model_dump(mode="json"),
-                inputs={k: b.dataset_id for k, b in sorted(bound.items())},
-                steps=tuple(lineage),
-            ),
+        final.composite = CompositeLineage(
+            operator=op.name,
+            version=op.version,
+            params=model.model_dump(mode="json"),
+            inputs={k: b.dataset_id for k, b in sorted(bound.items())},
+            steps=tuple(lineage),
         )
         final.attrs = {**final.attrs, "minjiang_operator": op.name, "minjiang_version": op.version}
     return did

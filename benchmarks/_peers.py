@@ -179,3 +179,110 @@ class Heatwave3Engine(Engine):
 
     def fetch(self, wl: Workload, handle: Any, window: dict[str, slice]) -> dict[str, Any]:
         return {}  # other conventions and outputs than the reference's: not compared
+
+
+# --------------------------------------------------------------------------- in memory
+
+
+def label_in_memory(shape: tuple[int, int, int], threads: int = 2) -> dict[str, Any]:
+    """Label the benchmark mask of ``shape`` in memory with each tool, back to back.
+
+    minjiang's kernels run on the whole volume on one thread (``label_global``) and
+    blocked in z-slabs of 64 planes on ``threads`` threads (local labels, face
+    equivalences, union-find, relabel: the composite's steps without storage). Every
+    result is checked against ``scipy.ndimage.label``. Returns wall and CPU seconds.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cc3d
+    from minjiang.kernels.label import (
+        face_equivalences,
+        label_global,
+        labels_present,
+        relabel,
+        union_find_relabel,
+    )
+    from scipy import ndimage
+
+    from benchmarks._data import mask_values
+
+    mask = mask_values(shape, tuple(slice(0, n) for n in shape))
+    label_global(mask[:8, :8, :8], 6, (0, 0, 0), (8, 8, 8), dtype=np.int32)  # compile
+    slab = 64
+    starts = list(range(0, shape[0], slab))
+
+    def blocked() -> np.ndarray:
+        out = np.empty(shape, np.int32)
+
+        def local(z0: int) -> None:
+            out[z0 : z0 + slab] = label_global(
+                mask[z0 : z0 + slab], 6, (z0, 0, 0), shape, dtype=np.int32
+            )[0]
+
+        def pairs(z0: int) -> np.ndarray:  # the slab's last plane, the next as halo
+            return face_equivalences(out[z0 - 1 : z0 + 1], 6, ((0, 1), (0, 0), (0, 0)))
+
+        final = np.empty(shape, np.int32)
+        with ThreadPoolExecutor(threads) as ex:
+            list(ex.map(local, starts))
+            found = np.concatenate([np.zeros((0, 2), np.int64), *ex.map(pairs, starts[1:])])
+            present = np.unique(
+                np.concatenate(list(ex.map(lambda z0: labels_present(out[z0 : z0 + slab]), starts)))
+            )
+            old, new = union_find_relabel(found, present)
+
+            def remap(z0: int) -> None:
+                final[z0 : z0 + slab] = relabel(out[z0 : z0 + slab], old, new, dtype=np.int32)
+
+            list(ex.map(remap, starts))
+        return final
+
+    tools = {
+        "scipy.ndimage.label (1 thread)": lambda: ndimage.label(mask)[0],
+        "cc3d (1 thread)": lambda: cc3d.connected_components(
+            mask, connectivity=6, out_dtype=np.uint32
+        ),
+        "minjiang label_global (1 thread)": lambda: label_global(
+            mask, 6, (0, 0, 0), shape, dtype=np.int32
+        )[0],
+        f"minjiang blocked ({threads} threads)": blocked,
+    }
+    out: dict[str, Any] = {
+        "shape": list(shape),
+        "foreground": float(mask.mean()),
+        "load_average": list(os.getloadavg()),
+        "tools": {},
+    }
+    ref = None
+    for name, run in tools.items():
+        labels, wall, cpu = _timed(run)
+        if ref is None:
+            ref = labels
+        if name.startswith(("cc3d", "minjiang label_global")):
+            # own numbering (consecutive from 1; first-cell ids): the same foreground and
+            # the same number of components
+            same = bool(np.array_equal(labels > 0, ref > 0)) and (
+                labels_present(labels).size == int(ref.max())
+            )
+        else:
+            same = bool(np.array_equal(labels, ref))
+        out["tools"][name] = {"wall_s": wall, "cpu_s": cpu, "equals_scipy": same}
+        print(f"{name:36s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  equals scipy: {same}", flush=True)
+        del labels
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(description="in-memory 3-D labelling: minjiang vs SciPy, cc3d")
+    p.add_argument("--shape", default="1095x512x448", help="Z x Y x X (default: medium)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path, help="write the figures here")
+    a = p.parse_args()
+    shape3 = tuple(int(v) for v in a.shape.split("x"))
+    res = label_in_memory((shape3[0], shape3[1], shape3[2]), a.threads)
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=1))

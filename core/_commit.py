@@ -237,12 +237,28 @@ def computed_record(
             "decode_amplification": round(step.block.decode_amplification, 3)
             if step.block
             else None,
+            **_measured_io(fresh),
         },
         checksums=checksums,
         tables=tables,
         metadata={},
         created=now(),
     )
+
+
+def _measured_io(fresh: Sequence[TaskResult]) -> dict[str, Any]:
+    """What the tasks measured of their I/O: bytes decoded, the decode amplification
+    that gives (beside the planner's projection), CPU seconds per phase."""
+    read = sum(r.bytes_read for r in fresh)
+    decoded = sum(r.bytes_decoded or r.bytes_read for r in fresh)
+    return {
+        "bytes_decoded": decoded,
+        "decode_amplification_measured": round(decoded / read, 3) if read else None,
+        "cpu_s": {
+            k: round(sum(r.cpu.get(k, 0.0) for r in fresh), 3)
+            for k in ("read", "kernel", "write", "summary")
+        },
+    }
 
 
 def compare_with_record(

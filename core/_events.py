@@ -33,8 +33,12 @@ class TaskResult:
     (:func:`minjiang.storage.merge_summaries`). ``bytes_decoded`` is the decoded size of
     every chunk and table part the task read: more than ``bytes_read`` where a read ends
     inside a chunk (a halo), so ``bytes_decoded / bytes_read`` is the task's decode
-    amplification. ``cpu`` holds the CPU seconds of the task's process in each phase
-    (``read``, ``kernel``, ``write``, ``summary``).
+    amplification. ``cpu`` holds the CPU seconds of the task's process (every thread:
+    chunks are encoded and decoded on threads) in each phase: ``read`` (fetch, check,
+    decode, pad), ``kernel``, ``write`` (crop, cast, encode, digest, store, table
+    parts) and ``summary`` (the data-quality summary of the blocks written, a part of
+    ``write_s``). A process runs one task at a time (a Ray worker; the local executor
+    runs them in turn), so the process's clock is the task's.
     """
 
     key: str

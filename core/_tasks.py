@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from minjiang.core._planner import TaskSpec
 
 __all__ = [
-    "MeasuredTaskResult",
     "Outputs",
     "PartialKernels",
     "TaskIO",
@@ -64,26 +63,6 @@ class TaskStep(Protocol):
     def compute(self, data: Any, spec: TaskSpec) -> Any: ...
 
     def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class MeasuredTaskResult(TaskResult):
-    """A :class:`TaskResult` with what the task's I/O cost, as :func:`run_task` measures it.
-
-    ``bytes_decoded`` is the decoded size of every chunk (and table part) the task
-    read: at least ``bytes_read``, more where a read ends inside a chunk (a halo
-    reaching into a neighbour decodes that chunk whole). ``bytes_decoded /
-    bytes_read`` is the task's decode amplification. ``cpu`` gives the CPU seconds of
-    the task's process (every thread: zarr decodes and encodes on its own) in each
-    phase: ``read`` (fetch, check, decode, pad), ``kernel``, ``write`` (crop, cast,
-    encode, digest, store, table parts) and ``summary`` (the
-    data-quality summary of the blocks written, a part of ``write_s``). A process
-    runs one task at a time (a Ray worker; the local executor runs them in turn), so
-    the process's clock is the task's.
-    """
-
-    bytes_decoded: int = 0
-    cpu: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,7 +400,7 @@ def run_task(spec: TaskSpec) -> TaskResult:
         "write": max(c3 - c2 - io.summary_cpu_s, 0.0),
         "summary": io.summary_cpu_s,
     }
-    res = MeasuredTaskResult(
+    res = TaskResult(
         key=spec.key,
         stage=spec.stage,
         checksums=io.checksums,

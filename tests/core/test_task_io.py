@@ -53,7 +53,7 @@ def test_decode_amplification_of_a_halo_step(
         original(self, data, out, within)
 
     monkeypatch.setattr(ChunkCodec, "decode_into", counting)
-    runtime.run("array.gaussian", inputs={"x": pencils}, params={"sigma": 2}, reuse=False)
+    res = runtime.run("array.gaussian", inputs={"x": pencils}, params={"sigma": 2}, reuse=False)
     tasks = [e.task for e in runtime.last_run_events if e.kind == "task_finished"]
     assert sorted(t.key for t in tasks) == sorted(reads)
     chunk_bytes = int(np.prod(CHUNKS)) * 4
@@ -68,6 +68,14 @@ def test_decode_amplification_of_a_halo_step(
         )
         assert t.bytes_decoded == pencils_touched * chunk_bytes
         assert t.bytes_decoded > t.bytes_read  # the halo reaches into neighbouring pencils
+    # the record keeps what the tasks measured, beside the planner's projection
+    timings = res.record.timings
+    assert timings["bytes_decoded"] == sum(t.bytes_decoded for t in tasks)
+    assert timings["decode_amplification_measured"] == round(
+        timings["bytes_decoded"] / timings["bytes_read"], 3
+    )
+    assert timings["decode_amplification_measured"] > 1
+    assert set(timings["cpu_s"]) == {"read", "kernel", "write", "summary"}
 
 
 def test_tasks_report_cpu_by_phase_and_read_nothing_back(

@@ -100,6 +100,9 @@ class Engine(abc.ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     is_floor: ClassVar[bool] = False
+    #: False for an engine whose outputs are not the reference's (a peer that writes
+    #: other products): its runs are timed and recorded as not compared
+    validates: ClassVar[bool] = True
 
     def __init__(self, options: EngineOptions) -> None:
         self.options = options
@@ -599,6 +602,7 @@ def serve(conn: Any, name: str, options: EngineOptions, log_path: str | None = N
             "info": info,
             "description": engine.description,
             "is_floor": engine.is_floor,
+            "validates": engine.validates,
         }
     )
     handles: dict[str, Any] = {}

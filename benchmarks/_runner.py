@@ -105,6 +105,7 @@ class EngineProcess:
         self.info = hello.get("info", {})
         self.description = hello.get("description", name)
         self.is_floor = bool(hello.get("is_floor"))
+        self.validates = bool(hello.get("validates", True))
         self.pid = int(hello["pid"])
         self._track()
 
@@ -484,6 +485,11 @@ class Harness:
         )
         if proc.is_floor:
             rec["validation"] = {"ok": None, "reason": "the I/O floor computes nothing"}
+        elif not proc.validates:
+            rec["validation"] = {
+                "ok": None,
+                "reason": f"{proc.name} writes other outputs than the reference (see its details)",
+            }
         else:
             try:
                 got = proc.call(

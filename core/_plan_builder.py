@@ -62,6 +62,7 @@ class PlanBuilder:
         per_task = max(1, self.rt.memory_budget // workers)
         self.planner = StepPlanner(
             store_url=self.rt.store.url,
+            store_options=self.rt.store.shared_options(),
             budget=per_task,
             workers=workers,
             coord_values=self.rt.coord_values,

@@ -142,6 +142,9 @@ class TaskSpec:
     stage: str
     payload: TaskStep
     store_url: str
+    #: the store's non-secret settings (``Store.shared_options``), to open it as the
+    #: driver did
+    store_options: dict[str, Any]
     dataset_id: str
     operator: str
     backend: str
@@ -306,8 +309,10 @@ class StepPlanner:
         cpus_per_task: float = 1.0,
         gpu_read: str = "pinned",
         dataset_info: Callable[[str], Any] | None = None,
+        store_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.store_url = store_url
+        self.store_options = dict(store_options or {})
         self.budget = budget
         self.workers = workers
         self.coord_values = coord_values  # (ArrayInfo) -> decoded values
@@ -687,6 +692,7 @@ class StepPlanner:
             stage=key.split("/", 1)[0],
             payload=payload,
             store_url=self.store_url,
+            store_options=self.store_options,
             dataset_id=r.dataset_id,
             operator=r.op.name,
             backend=backend,

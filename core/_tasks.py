@@ -234,7 +234,7 @@ class TaskIO:
         from minjiang.storage import Staging, open_store
 
         self.spec = spec
-        self.store = open_store(spec.store_url)
+        self.store = open_store(spec.store_url, storage_options=spec.store_options or None)
         self.staging = Staging(self.store, spec.dataset_id, recompute=spec.recompute)
         self.bytes_read = 0
         self.bytes_written = 0

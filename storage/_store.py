@@ -86,6 +86,13 @@ class Store(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._url!r})"
 
+    def shared_options(self) -> dict[str, Any]:
+        """The options another process needs, beside :attr:`url`, to open this store
+        as this one is configured (``open_store(url, storage_options=...)``), without
+        credentials: those come from each machine's own environment. Empty for a
+        folder."""
+        return {}
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Store) and type(other) is type(self) and other.url == self.url
 
@@ -503,6 +510,12 @@ def s3_error(what: str, key: str, url: str, endpoint: str | None, err: BaseExcep
     )
 
 
+#: s3fs options that carry credentials: never passed on to other processes
+_CREDENTIAL_KEYS = frozenset(
+    {"key", "secret", "token", "profile", "username", "password", "anon_credentials"}
+)
+
+
 def _s3_options(storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
     """s3fs options with minjiang's explicit, bounded retries and timeouts filled in."""
     opts = dict(storage_options or {})
@@ -677,6 +690,24 @@ class ObjectStore(Store):
 
     def __repr__(self) -> str:
         return f"ObjectStore({self.url!r})"  # never the options: they may hold credentials
+
+    def shared_options(self) -> dict[str, Any]:
+        """The endpoint, timeouts, retries and other s3fs settings, credentials left
+        out (``key``, ``secret``, ``token``, ``profile`` and the client's ``aws_*``
+        keys): tasks on other machines open the store as the driver configured it and
+        take credentials from their own environment."""
+        opts = {k: v for k, v in self.storage_options.items() if k not in _CREDENTIAL_KEYS}
+        client = {
+            k: v
+            for k, v in (opts.get("client_kwargs") or {}).items()
+            if not k.startswith("aws_")
+        }
+        if client:
+            opts["client_kwargs"] = client
+        else:
+            opts.pop("client_kwargs", None)
+        opts["retries"] = self.call_retries
+        return opts
 
     @property
     def endpoint(self) -> str | None:

@@ -447,3 +447,39 @@ def test_ingest_pipeline_verify_open_under_faults_on_ray(
     assert SECRET not in proc.stdout and SECRET not in proc.stderr
     n_ray_files, leaked_ray = out["ray_files"]
     assert n_ray_files > 10 and leaked_ray == []
+
+
+def test_tasks_open_the_store_as_the_driver_configured_it(
+    faults: FaultProxy, tmp_path: Path
+) -> None:
+    import pickle
+
+    import minjiang as mj
+    from minjiang.core._tasks import TaskIO
+
+    st = _store(faults, QUICK)
+    with mj.Runtime(store=st, executor="local", memory_budget="16KiB") as rt:
+        src = ingest_array(rt, tmp_path, "t/x", _values(), ("y", "x"), CHUNKS)
+        plan = rt.plan(
+            {
+                "steps": [
+                    {
+                        "id": "g",
+                        "operator": "array.gaussian",
+                        "inputs": {"x": src.id},
+                        "params": {"sigma": 1.0},
+                    }
+                ]
+            }
+        )
+    specs = [t for s in plan.steps[0].stages for t in s.tasks]
+    assert specs
+    for spec in specs:
+        # what Ray keeps of a task: its pickled spec, with no credential in it
+        assert SECRET.encode() not in pickle.dumps(spec) and ACCESS_KEY not in repr(spec)
+        assert spec.store_options == st.shared_options()
+    opened = TaskIO(specs[0]).store
+    assert isinstance(opened, ObjectStore)
+    assert opened.endpoint == faults.endpoint  # through the proxy, not $AWS_ENDPOINT_URL
+    assert opened.storage_options["config_kwargs"]["read_timeout"] == READ_TIMEOUT
+    assert opened.call_retries == st.call_retries

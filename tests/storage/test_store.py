@@ -101,3 +101,40 @@ def test_object_store_without_conditional_writes(s3_endpoint: str) -> None:
 def test_object_store_bad_url() -> None:
     with pytest.raises(StoreError, match="s3://bucket/prefix"):
         ObjectStore("s3:///nobucket")
+
+
+def test_object_store_shares_its_settings_but_never_its_credentials() -> None:
+    from minjiang.storage import ObjectStore
+
+    store = ObjectStore(
+        "s3://bucket/prefix",
+        {
+            "key": "AKIDSECRETKEYID",
+            "secret": "s3cr3t-value",
+            "token": "session-token",
+            "endpoint_url": "http://127.0.0.1:9000",
+            "client_kwargs": {"region_name": "eu-west-1", "aws_secret_access_key": "s3cr3t-2"},
+            "config_kwargs": {"read_timeout": 3},
+            "retries": 2,
+        },
+    )
+    shared = store.shared_options()
+    assert "s3cr3t" not in repr(shared) and "AKID" not in repr(shared)
+    assert "session-token" not in repr(shared)
+    assert shared["endpoint_url"] == "http://127.0.0.1:9000"
+    assert shared["client_kwargs"] == {"region_name": "eu-west-1"}
+    assert shared["config_kwargs"]["read_timeout"] == 3
+    assert shared["config_kwargs"]["retries"]["total_max_attempts"] == 4
+    # another process opens the store configured as this one
+    again = ObjectStore(store.url, shared)
+    assert (
+        again.call_retries == 2
+        and again.storage_options["config_kwargs"] == shared["config_kwargs"]
+    )
+    assert again.shared_options() == shared
+
+
+def test_a_folder_store_shares_nothing_but_its_url(tmp_path) -> None:
+    from minjiang.storage import open_store
+
+    assert open_store(tmp_path / "s").shared_options() == {}

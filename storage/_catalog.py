@@ -17,7 +17,7 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from minjiang.errors import (
@@ -513,35 +513,27 @@ class Catalog:
             return []
         return list(pointer.get("history", [])) if isinstance(pointer, dict) else []
 
-    def names(self) -> dict[str, str]:
-        """Every name and the id it points at, sorted by name."""
-        out = {}
+    def _pointers(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every name and its pointer document (``{"id": ..., "history": [...]}``)."""
         for key in self.store.list(NAMES):
             if not key.endswith(".json"):
                 continue
-            name = key[len(NAMES) + 1 : -len(".json")]
             try:
                 pointer = self.store.read_json(key)
             except KeyNotFoundError:
                 continue
             if isinstance(pointer, dict) and isinstance(pointer.get("id"), str):
-                out[name] = pointer["id"]
-        return dict(sorted(out.items()))
+                yield key[len(NAMES) + 1 : -len(".json")], pointer
+
+    def names(self) -> dict[str, str]:
+        """Every name and the id it points at, sorted by name."""
+        return dict(sorted((name, pointer["id"]) for name, pointer in self._pointers()))
 
     def names_by_dataset(self) -> dict[str, builtins.list[str]]:
         """Every named dataset id and the names pointing at it, in the order they were
         pointed at it (oldest first)."""
         stamped: dict[str, builtins.list[tuple[str, str]]] = {}
-        for key in self.store.list(NAMES):
-            if not key.endswith(".json"):
-                continue
-            name = key[len(NAMES) + 1 : -len(".json")]
-            try:
-                pointer = self.store.read_json(key)
-            except KeyNotFoundError:
-                continue
-            if not isinstance(pointer, dict) or not isinstance(pointer.get("id"), str):
-                continue
+        for name, pointer in self._pointers():
             did = pointer["id"]
             history = [h for h in pointer.get("history", []) if isinstance(h, dict)]
             # when the name was last pointed at its current dataset

@@ -30,6 +30,34 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 TESTS = Path(__file__).resolve().parent
 
 
+#: what points this process's Ray client at a cluster and its token: set by attaching
+#: to a cluster (minjiang cluster, job commands), so a test that attaches must not leave
+#: the next test talking to that cluster's token
+_RAY_CLIENT_ENV = (
+    "RAY_ADDRESS",
+    "RAY_AUTH_MODE",
+    "RAY_AUTH_TOKEN",
+    "RAY_AUTH_TOKEN_PATH",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER",
+)
+
+
+@pytest.fixture(autouse=True)
+def _ray_client_env_restored() -> Iterable[None]:
+    before = {k: os.environ.get(k) for k in _RAY_CLIENT_ENV}
+    yield
+    if {k: os.environ.get(k) for k in _RAY_CLIENT_ENV} == before:
+        return
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    from minjiang.core._cluster import refresh_ray_auth
+
+    refresh_ray_auth()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded random generator (the same numbers on every run)."""

@@ -426,6 +426,15 @@ CASES: tuple[Case, ...] = (
         _one("array.resample_time", _X, {"freq": "month", "how": "mean"}),
     ),
     Case(
+        "array.regrid",
+        ("array.regrid",),
+        _one(
+            "array.regrid",
+            _X,
+            {"method": "bilinear", "lat": [-19.5, 19.5, 0.5], "lon": [140.5, 219.5, 0.5]},
+        ),
+    ),
+    Case(
         "array.label_stats",
         ("array.label_stats",),
         _one("array.label_stats", {"values": "{cube}:sst", "labels": "{labels}:labels"}),

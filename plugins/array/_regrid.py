@@ -406,9 +406,12 @@ def _cells(g: GridSpec) -> int:
 
 
 def _weights_memory(size: Any, params: Any) -> int:
-    # the block as read, and both grids' geometry (centres, corners, a KD tree and the
-    # candidate pairs: about 1 KiB a cell, measured on a 1-degree global pair)
-    return 2 * size.input_bytes + 1024 * (_cells(params.src) + _cells(params.dst))
+    # the block as read, and both grids' geometry: for conservative weights centres,
+    # corners, a KD tree and the candidate pairs, about 1 KiB a cell (measured on a
+    # 1-degree global pair); nearest and bilinear keep centres and the four corners'
+    # indices, about 350 bytes a cell (measured on a 160 x 160 lat/lon pair)
+    per_cell = 1024 if params.method == "conservative" else 384
+    return size.input_bytes + per_cell * (_cells(params.src) + _cells(params.dst))
 
 
 def _table_rows(params: Any) -> int:

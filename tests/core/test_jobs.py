@@ -62,20 +62,26 @@ def head():
         f"--temp-dir={temp}",
         "--disable-usage-stats",
     ]
-    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
     address = f"http://127.0.0.1:{dash}"
     from minjiang.core._jobs import job_client
 
-    deadline = time.time() + 120
-    while True:
-        try:
-            job_client(address).list_jobs()
-            break
-        except Exception:
-            if time.time() > deadline:
-                raise
-            time.sleep(1)
-    yield {"jobs": address, "client": f"ray://127.0.0.1:{client}", "env": env}
+    try:
+        subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
+        deadline = time.time() + 120
+        while True:
+            try:
+                job_client(address).list_jobs()
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(1)
+        yield {"jobs": address, "client": f"ray://127.0.0.1:{client}", "env": env}
+    finally:  # also when the head never answered: nothing of it outlives the module
+        _stop_head(before, temp)
+
+
+def _stop_head(before: set[int], temp: str) -> None:
     # stop only the Ray processes this head brought (a session Ray may run beside it,
     # and unrelated processes such as 'xarray' ones must survive)
     marker = re.compile(

@@ -21,6 +21,7 @@ grids, so its outputs are not compared with the reference: it returns none.
 
 from __future__ import annotations
 
+import abc
 import time
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,9 @@ class _InMemoryLabelEngine(Engine):
     def setup(self) -> dict[str, Any]:
         return {"threads": self.threads}
 
+    @abc.abstractmethod
     def _label(self, mask: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The labels of ``mask`` (held whole in memory), by the engine's tool."""
 
     def run(self, wl: Workload, data: BenchData, out_dir: Path) -> RunOutput:
         path = out_dir / "out.zarr"

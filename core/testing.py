@@ -472,22 +472,32 @@ class OperatorConformance:
     #: The seed of the generator :meth:`make_inputs` receives.
     seed: ClassVar[int] = 0
 
-    # -- what a subclass provides
-    def make_inputs(self, rng: np.random.Generator) -> Any:
-        """The operator's array inputs by input name: an :class:`xarray.Dataset` whose
-        variables are named like the inputs, or a mapping of input name to a DataArray,
-        a ``(dims, values)`` pair or a NumPy array (all on one grid)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement make_inputs(rng)")
+    # -- what a subclass provides (checked when its tests are collected):
+    #    make_inputs(rng) -> the operator's array inputs by input name: an
+    #      xarray.Dataset whose variables are named like the inputs, or a mapping of
+    #      input name to a DataArray, a (dims, values) pair or a NumPy array (one grid);
+    #    reference(inputs, params) -> the expected outputs, output name -> array,
+    #      computed on the whole arrays with NumPy/SciPy (params: the validated model).
+    if TYPE_CHECKING:
 
-    def reference(self, inputs: Mapping[str, xr.DataArray], params: Any) -> Mapping[str, Any]:
-        """The expected outputs, output name -> array (computed on the whole arrays,
-        with NumPy/SciPy); ``params`` is the operator's validated parameter model."""
-        raise NotImplementedError(f"{type(self).__name__} must implement reference()")
+        def make_inputs(self, rng: np.random.Generator) -> Any: ...
+
+        def reference(
+            self, inputs: Mapping[str, xr.DataArray], params: Any
+        ) -> Mapping[str, Any]: ...
 
     # -- the tests
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "conformance_case" not in metafunc.fixturenames:
             return
+        missing = [m for m in ("make_inputs", "reference") if not callable(getattr(self, m, None))]
+        if not self.operator or missing:
+            what = [*(["operator = 'domain.name'"] if not self.operator else []), *missing]
+            raise TypeError(
+                f"{type(self).__name__} is an OperatorConformance without {', '.join(what)}: "
+                "a conformance class names its operator and defines make_inputs(rng) and "
+                "reference(inputs, params)"
+            )
         backends = ["cpu"]
         if "gpu" in _declared_backends(type(self)):
             backends += ["gpu", "cudasim"]

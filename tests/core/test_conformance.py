@@ -231,3 +231,23 @@ def test_numba_cuda_kernel_conforms_under_the_simulator(tmp_path) -> None:
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "2 passed" in out and "skipped" not in out, out[-3000:]
+
+
+def test_a_class_missing_its_reference_is_a_collection_error() -> None:
+    from types import SimpleNamespace
+
+    class Forgot(OperatorConformance):
+        operator = "conformance.scale"
+
+        def make_inputs(self, rng):
+            return {"x": (("y",), rng.normal(size=4))}
+
+    metafunc = SimpleNamespace(fixturenames=["conformance_case"], parametrize=None)
+    with pytest.raises(TypeError, match="Forgot is an OperatorConformance without reference"):
+        Forgot().pytest_generate_tests(metafunc)
+
+    class Nameless(_ScaleChecks):
+        operator = ""
+
+    with pytest.raises(TypeError, match=r"without operator = 'domain\.name'"):
+        Nameless().pytest_generate_tests(metafunc)

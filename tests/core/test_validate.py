@@ -43,7 +43,7 @@ class _NpyReader(mj.Reader):
     extensions = (".npy",)
 
     def open(self, files: list[Path], params: Any) -> Any:
-        raise NotImplementedError  # never called: validate reads no data
+        pytest.fail("minjiang validate opened data; it must read none")
 
 
 def _good_operator(name: str = "vgood.scale", **kw: Any) -> mj.Operator:
@@ -236,7 +236,7 @@ def test_readers_and_pipelines() -> None:
         name = "vbad.raw"
 
         def open(self, files: list[Path], params: Any) -> Any:
-            raise NotImplementedError
+            pytest.fail("minjiang validate opened data; it must read none")
 
     pipe = mj.Pipeline(
         name="vbad.flow",

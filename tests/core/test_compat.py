@@ -9,7 +9,6 @@ from importlib import metadata
 
 import minjiang as mj
 import pytest
-from minjiang.core import hookimpl
 from minjiang.core._plugins import (
     Registry,
     api_compatibility,
@@ -18,20 +17,9 @@ from minjiang.core._plugins import (
 )
 from minjiang.core.errors import PluginError
 
+from tests.core._apiplugins import plugin_with_api
+
 BUILTIN = ("array", "medicine", "forestry", "ocean", "materials")
-
-
-def _plugin(name: str, api: object | None) -> types.ModuleType:
-    mod = types.ModuleType(name)
-    if api is not None:
-        mod.MINJIANG_API = api  # type: ignore[attr-defined]
-
-    @hookimpl
-    def minjiang_register_operators() -> list[mj.Operator]:
-        return []
-
-    mod.minjiang_register_operators = minjiang_register_operators  # type: ignore[attr-defined]
-    return mod
 
 
 def test_api_version_is_major_minor() -> None:
@@ -54,7 +42,7 @@ def test_api_version_is_major_minor() -> None:
     ],
 )
 def test_ranges_are_checked_clause_by_clause(spec: str, api: str, ok: bool) -> None:
-    declared, problem = api_compatibility(_plugin("lab", spec), api=api)
+    declared, problem = api_compatibility(plugin_with_api("lab", spec), api=api)
     assert declared == spec
     assert (problem is None) is ok
     if not ok:
@@ -81,7 +69,7 @@ def test_builtin_plugins_declare_a_range_that_holds_this_api_only() -> None:
 
 
 def test_an_incompatible_plugin_is_refused_and_the_others_keep_working() -> None:
-    mod = _plugin("futurelab", ">=9.0")
+    mod = plugin_with_api("futurelab", ">=9.0")
     pm, problems = make_plugin_manager([mod], entry_points=True)
     assert not pm.is_registered(mod)
     [problem] = [p for p in problems if p.plugin == "futurelab"]
@@ -93,7 +81,7 @@ def test_an_incompatible_plugin_is_refused_and_the_others_keep_working() -> None
 
 def test_an_incompatible_entry_point_plugin_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     real = metadata.entry_points
-    old = _plugin("oldlab", "<1.0")
+    old = plugin_with_api("oldlab", "<1.0")
 
     class _EP:
         name = "oldlab"
@@ -115,7 +103,7 @@ def test_an_incompatible_entry_point_plugin_is_skipped(monkeypatch: pytest.Monke
 
 
 def test_a_malformed_declaration_is_refused_with_the_form() -> None:
-    mod = _plugin("typolab", "1.0+")
+    mod = plugin_with_api("typolab", "1.0+")
     pm, problems = make_plugin_manager([mod], entry_points=False)
     assert not pm.is_registered(mod)
     [problem] = problems
@@ -123,7 +111,7 @@ def test_a_malformed_declaration_is_refused_with_the_form() -> None:
 
 
 def test_no_declaration_still_loads() -> None:
-    mod = _plugin("quietlab", None)
+    mod = plugin_with_api("quietlab", None)
     pm, problems = make_plugin_manager([mod], entry_points=False)
     assert pm.is_registered(mod)
     assert problems == []
@@ -131,7 +119,7 @@ def test_no_declaration_still_loads() -> None:
 
 
 def test_explicit_registration_of_an_incompatible_plugin_raises(runtime: mj.Runtime) -> None:
-    mod = _plugin("futurelab2", ">=2.0,<3")
+    mod = plugin_with_api("futurelab2", ">=2.0,<3")
     with pytest.raises(PluginError, match=r"futurelab2.*'>=2\.0,<3'.*provides API ") as info:
         runtime.register(mod, name="futurelab2")
     assert f"provides API {mj.API_VERSION};" in str(info.value)
@@ -151,7 +139,7 @@ def test_minjiang_plugins_keeps_working_and_names_both_versions(
         group = "minjiang"
 
         def load(self) -> types.ModuleType:
-            return _plugin("futurecli_mod", ">=3.0,<4")
+            return plugin_with_api("futurecli_mod", ">=3.0,<4")
 
     def fake(**kw: object) -> list[object]:
         eps = list(real(**kw))  # type: ignore[arg-type]

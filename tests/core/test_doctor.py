@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import socket
-import types
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import minjiang as mj
 import pytest
-from minjiang.core import hookimpl
 from minjiang.core._doctor import Check, _ray, doctor, probe_address
 from minjiang.core.cli import app
 from minjiang.core.errors import ParameterError
 from typer.testing import CliRunner
+
+from tests.core._apiplugins import plugin_with_api
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -163,23 +163,10 @@ def _plugin_entry_point(monkeypatch: pytest.MonkeyPatch, name: str, module: Any)
     monkeypatch.setattr(metadata, "entry_points", fake)
 
 
-def _plugin(name: str, api: str | None) -> types.ModuleType:
-    mod = types.ModuleType(name)
-    if api is not None:
-        mod.MINJIANG_API = api  # type: ignore[attr-defined]
-
-    @hookimpl
-    def minjiang_register_operators() -> list[mj.Operator]:
-        return []
-
-    mod.minjiang_register_operators = minjiang_register_operators  # type: ignore[attr-defined]
-    return mod
-
-
 def test_a_plugin_without_an_api_range_is_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _plugin_entry_point(monkeypatch, "quiet", _plugin("quiet_mod", None))
+    _plugin_entry_point(monkeypatch, "quiet", plugin_with_api("quiet_mod", None))
     [check] = _by(doctor(str(tmp_path / "s")), "api", "quiet")
     assert check.status == "warning"
     assert "MINJIANG_API = '>=" in check.fix and "quiet_mod" in check.fix
@@ -188,7 +175,7 @@ def test_a_plugin_without_an_api_range_is_a_warning(
 def test_an_incompatible_or_broken_plugin_is_a_problem_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _plugin_entry_point(monkeypatch, "future", _plugin("future_mod", ">=99.0"))
+    _plugin_entry_point(monkeypatch, "future", plugin_with_api("future_mod", ">=99.0"))
     [check] = _by(doctor(str(tmp_path / "s")), "api", "future")
     assert check.status == "problem"
     assert "'>=99.0'" in check.detail and f"provides API {mj.API_VERSION}" in check.detail

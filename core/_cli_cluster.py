@@ -64,6 +64,15 @@ def cluster_start(
         "--insecure-dashboard-host",
         help="Bind the dashboard and job API to this address instead of loopback.",
     ),
+    warm_workers: int | None = typer.Option(
+        None,
+        "--warm-workers",
+        help="Worker processes kept warm between runs, so a small run does not wait for "
+        "workers to start (default: one per CPU; 0: none).",
+    ),
+    warm_idle: float = typer.Option(
+        900.0, "--warm-idle", help="Seconds a warm worker waits for work before it exits."
+    ),
 ) -> None:
     """Start a local Ray head node that later commands attach to (secure by default)."""
     from minjiang.core._cluster import cluster_dir, start_cluster
@@ -76,12 +85,15 @@ def cluster_start(
         node_ip=node_ip_address,
         insecure_no_token=insecure_no_token,
         insecure_dashboard_host=insecure_dashboard_host,
+        warm_workers=warm_workers,
+        warm_idle_s=warm_idle,
         warn=_warn,
     )
     console.print(
         escape(
             f"cluster running: address {state.address}, dashboard and job API "
-            f"{state.dashboard}, {state.num_cpus} CPUs, {state.num_gpus} GPUs"
+            f"{state.dashboard}, {state.num_cpus} CPUs, {state.num_gpus} GPUs, "
+            f"{state.warm_workers} warm workers (idle exit after {state.warm_idle_s:g} s)"
         )
     )
     console.print(escape(f"token: {state.token_path or 'NONE (--insecure-no-token)'}"))
@@ -140,6 +152,8 @@ def cluster_status(
             "token": state.token_path,
             "insecure": list(state.insecure),
             "processes": len(procs),
+            "warm_workers": state.warm_workers,
+            "warm_idle_s": state.warm_idle_s,
             "nodes": [{"ip": n.ip, "resources": dict(n.resources)} for n in nodes],
             "listening": [
                 {"pid": p, "process": name, "address": ip, "port": port}
@@ -152,7 +166,7 @@ def cluster_status(
             escape(
                 f"cluster at {state.address} ({'running' if alive else 'NOT answering'}), "
                 f"dashboard {state.dashboard}, {len(procs)} processes, token "
-                f"{state.token_path or 'NONE'}"
+                f"{state.token_path or 'NONE'}, {state.warm_workers} warm workers"
             )
         )
         table = Table(title="nodes")

@@ -66,6 +66,8 @@ CLUSTER_DIR_ENV = "MINJIANG_CLUSTER_DIR"
 STATE_FILE = "cluster.json"
 TOKEN_FILE = "auth_token"
 LOOPBACK = "127.0.0.1"
+#: Idle seconds after which a warm worker exits (``cluster start --warm-idle``).
+WARM_IDLE_S = 900.0
 #: Ray's switch for a single-node cluster: with it, a loopback node IP stays loopback.
 _SINGLE_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
@@ -183,6 +185,10 @@ class ClusterState:
     pids: tuple[tuple[int, float], ...] = ()  #: (pid, create_time) of the Ray processes
     insecure: tuple[str, ...] = ()
     ports: dict[str, int] = field(default_factory=dict)
+    #: warm workers the Ray executor keeps on it (0: none; ``core/_warm.py``)
+    warm_workers: int = 0
+    #: idle seconds after which a warm worker exits
+    warm_idle_s: float = 0.0
 
     def save(self, directory: Path) -> Path:
         _private_dir(directory)
@@ -491,6 +497,8 @@ def start_cluster(
     insecure_dashboard_host: str | None = None,
     directory: Path | None = None,
     object_store_bytes: int | None = None,
+    warm_workers: int | None = None,
+    warm_idle_s: float = WARM_IDLE_S,
     timeout: float = 240.0,
     warn: Any = None,
 ) -> ClusterState:
@@ -511,6 +519,11 @@ def start_cluster(
         State folder (default :func:`cluster_dir`).
     object_store_bytes
         Ray's object store (default 128 MiB: minjiang's tasks pass only metadata).
+    warm_workers
+        Warm workers that runs on this cluster keep for later runs (default: one per
+        CPU; 0: none, every job starts its own workers). See ``core/_warm.py``.
+    warm_idle_s
+        Seconds a warm worker waits for a task before it exits.
     warn
         Called with the text of each warning about an insecure setting.
 
@@ -537,6 +550,10 @@ def start_cluster(
         raise ParameterError(f"--num-cpus {num_cpus} must be between 1 and 4096")
     if num_gpus < 0:
         raise ParameterError(f"--num-gpus {num_gpus} must be 0 or more")
+    if warm_workers is not None and not 0 <= warm_workers <= 4096:
+        raise ParameterError(f"--warm-workers {warm_workers} must be between 0 and 4096")
+    if not warm_idle_s > 0:
+        raise ParameterError(f"--warm-idle {warm_idle_s} must be a number of seconds above 0")
     insecure = []
     loopback = is_loopback(node_ip)
     if not loopback:
@@ -606,6 +623,8 @@ def start_cluster(
         pids=tuple((p.pid, p.create_time()) for p in procs if p.is_running()),
         insecure=tuple(insecure),
         ports=asdict(ports),
+        warm_workers=cpus if warm_workers is None else warm_workers,
+        warm_idle_s=float(warm_idle_s),
     )
     state.save(directory)
     return state

@@ -296,6 +296,9 @@ class RayExecutor(Executor):
         self._window = window
         self._remote: Any = None
         self._probed: tuple[float, list[DeviceReport]] | None = None
+        #: (size, idle seconds) of the warm workers of a recorded minjiang cluster
+        self._warm: tuple[int, float] | None = None
+        self._pool: Any = None
         ray = sys.modules.get("ray")
         if ray is not None and ray.is_initialized():  # a test session's Ray, as it is
             self._ray = ray
@@ -313,6 +316,8 @@ class RayExecutor(Executor):
             if state is not None and self._target == state.address:
                 with contextlib.suppress(MinjiangError):
                     self._nodes = http_node_table(state.dashboard, state.token_path)
+                if state.warm_workers > 0 and not runtime_env:
+                    self._warm = (state.warm_workers, state.warm_idle_s)
 
     def _connect(self) -> Any:
         """The ``ray`` module, connected (or a local Ray started) on first use."""
@@ -483,31 +488,54 @@ class RayExecutor(Executor):
             return
         ray = self._connect()
         self._check_feasible(tasks)
+        pool = self.warm_pool()
         window = self._window or 2 * self.workers()
         pending = list(reversed(tasks))
-        in_flight: dict[Any, TaskSpec] = {}
+        # ref -> (task, the warm worker running it or None for a plain Ray task)
+        in_flight: dict[Any, tuple[TaskSpec, Any]] = {}
         node_mem = self.node_memory()
+
+        def plain(spec: TaskSpec) -> Any:
+            opts: dict[str, Any] = {
+                "num_cpus": spec.cpus,
+                "max_retries": self.max_retries,
+                "retry_exceptions": False,
+            }
+            if spec.gpus:
+                opts["num_gpus"] = spec.gpus
+            if spec.memory and node_mem and spec.memory <= node_mem:
+                opts["memory"] = spec.memory
+            if spec.resources:  # the step's custom resources
+                opts["resources"] = dict(spec.resources)
+            return self._remote.options(**opts).remote(spec)
+
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < window:
-                    spec = pending.pop()
-                    opts: dict[str, Any] = {
-                        "num_cpus": spec.cpus,
-                        "max_retries": self.max_retries,
-                        "retry_exceptions": False,
-                    }
-                    if spec.gpus:
-                        opts["num_gpus"] = spec.gpus
-                    if spec.memory and node_mem and spec.memory <= node_mem:
-                        opts["memory"] = spec.memory
-                    if spec.resources:  # the step's custom resources
-                        opts["resources"] = dict(spec.resources)
-                    in_flight[self._remote.options(**opts).remote(spec)] = spec
+                    spec = pending[-1]
+                    if pool is not None and pool.takes(spec) and pool.actors:
+                        sent = pool.submit(spec)
+                        if sent is None:  # every warm worker has its queue full
+                            break
+                        in_flight[sent[0]] = (spec, sent[1])
+                    else:
+                        in_flight[plain(spec)] = (spec, None)
+                    pending.pop()
                 done, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in done:
-                    spec = in_flight.pop(ref)
+                    spec, actor = in_flight.pop(ref)
+                    if actor is not None:
+                        pool.done(actor)
                     try:
                         result = ray.get(ref)
+                    except ray.exceptions.RayActorError:
+                        # the warm worker died under it: run it again as a plain task
+                        pool.drop(actor)
+                        log.warning(
+                            "a warm worker died running task %s; running it again", spec.key
+                        )
+                        in_flight[plain(spec)] = (spec, None)
+                        continue
                     except Exception as err:
                         raise _unwrap(err, spec) from getattr(err, "cause", None)
                     on_result(result)
@@ -515,6 +543,22 @@ class RayExecutor(Executor):
             for ref in in_flight:
                 ray.cancel(ref, force=False)
             raise
+
+    def warm_pool(self) -> Any:
+        """The warm workers this executor hands its tasks to (``core/_warm.py``), found
+        or started on first use; None where there are none (not a cluster ``minjiang
+        cluster start`` started with warm workers, or a driver with a runtime
+        environment, which warm workers do not share)."""
+        if self._pool is None and self._warm is not None:
+            ray = self._connect()
+            if dict(ray.get_runtime_context().runtime_env or {}):
+                self._warm = None
+                return None
+            from minjiang.core._warm import WarmPool
+
+            size, idle_s = self._warm
+            self._pool = WarmPool(ray, size, idle_s)
+        return self._pool
 
     def _check_feasible(self, tasks: Sequence[TaskSpec]) -> None:
         """Refuse a task that asks for what no live node has (CPUs, GPUs, memory, a

@@ -27,6 +27,8 @@ __all__ = [
 
 #: cells summarised at a time (bounds the temporaries of a block's summary)
 _SLAB = 1 << 20
+#: floating slabs up to this many cells are summarised with NumPy, not the kernel
+_SMALL = 1 << 16
 
 
 def block_summary(data: Any) -> dict[str, Any]:
@@ -59,7 +61,15 @@ def block_summary(data: Any) -> dict[str, Any]:
     nan, lo, hi, total = 0, math.inf, -math.inf, 0.0
     for i in range(0, a.shape[0], step):
         slab = a[i : i + step]
-        if slab.dtype.kind == "f":
+        if slab.dtype.kind == "f" and slab.size <= _SMALL:
+            # a coordinate, say: NumPy's passes cost less than loading the kernel
+            # (importing numba and its cached code: over a second in a fresh driver)
+            ok = slab[~np.isnan(slab)]
+            nan += slab.size - ok.size
+            if ok.size:
+                lo, hi = min(lo, float(ok.min())), max(hi, float(ok.max()))
+                total += float(np.add.reduce(ok.astype(np.float64).reshape(-1)))
+        elif slab.dtype.kind == "f":
             from minjiang.storage._summary_kernel import summarise
 
             if slab.dtype.itemsize < 4:  # float16: numba has no half type

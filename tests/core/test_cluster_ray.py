@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
@@ -246,3 +247,108 @@ def _alive(pid: int, created: float) -> bool:
         return abs(proc.create_time() - created) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+# ------------------------------------------------------------------ warm workers
+_WARM_PLUGIN = """
+import os
+from pathlib import Path
+
+from minjiang.core import ArrayOutput, Input, Map, Operator, hookimpl
+from pydantic import BaseModel, ConfigDict
+
+FACTOR = {factor}
+
+
+class P(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    markers: str
+
+
+def scale(arrays, params, ctx):
+    marks = Path(params.markers)
+    Path(marks, f"{{ctx.task}}.{{os.getpid()}}").write_text("")
+    if (marks / "die").exists():  # the worker dies under its task, once
+        (marks / "die").unlink()
+        os._exit(1)
+    return {{"y": arrays["x"] * FACTOR}}
+
+
+OP = Operator(
+    name="warmprobe.scale", version="1", inputs=(Input("x"),), outputs=(ArrayOutput("y"),),
+    pattern=Map(scale), params=P,
+)
+
+
+@hookimpl
+def minjiang_register_operators():
+    return [OP]
+"""
+
+_WARM_DRIVER = """
+import json, sys
+import numpy as np
+import minjiang as mj
+import warmprobe
+from minjiang.core.testing import make_dataset
+
+store, markers = sys.argv[1], sys.argv[2]
+rt = mj.Runtime(store=store, executor="ray", plugins=[warmprobe])
+x = make_dataset(rt, {"x": (("t", "y"), np.arange(12.0).reshape(3, 4))}, chunks=-1)
+res = rt.run("warmprobe.scale", inputs={"x": x}, params={"markers": markers})
+pool = rt.executor.warm_pool()
+print(json.dumps({
+    "y": res.to_xarray()["y"].values.tolist(),
+    "created": pool.created, "replaced": pool.replaced, "size": len(pool.actors),
+}), flush=True)
+rt.close()
+"""
+
+
+def test_warm_workers_serve_later_runs_and_are_replaced_when_code_changes(
+    cluster, tmp_path
+) -> None:
+    """The first run starts the warm worker, a second run's task runs in that same
+    process, an edited plugin gets a fresh one, and a task whose warm worker dies
+    under it runs again as a plain Ray task (the results right every time)."""
+    assert cluster["state"]["warm_workers"] == 1  # one per CPU by default
+    # beside the driver script: Ray puts the script's folder on its workers' path
+    module = tmp_path / "warmprobe.py"
+    module.write_text(_WARM_PLUGIN.format(factor=2.0))
+    driver = tmp_path / "driver.py"
+    driver.write_text(_WARM_DRIVER)
+    env = cluster["env"]
+    x = np.arange(12.0).reshape(3, 4)
+
+    def run(n: int) -> tuple[dict, set[str]]:
+        marks = tmp_path / f"marks{n}"
+        marks.mkdir(exist_ok=True)
+        if n == 4:
+            (marks / "die").write_text("")
+        out = subprocess.run(
+            [sys.executable, str(driver), str(tmp_path / f"store{n}"), str(marks)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
+        assert out.returncode == 0 and lines, out.stdout + out.stderr
+        pids = {p.name.rsplit(".", 1)[1] for p in marks.iterdir() if p.name != "die"}
+        return json.loads(lines[-1]), pids
+
+    first, pids1 = run(1)
+    assert first["y"] == (x * 2).tolist() and (first["created"], first["size"]) == (1, 1)
+    second, pids2 = run(2)
+    assert second["y"] == (x * 2).tolist()
+    assert (second["created"], second["replaced"]) == (0, 0) and pids2 == pids1
+    module.write_text(_WARM_PLUGIN.format(factor=3.0))
+    later = time.time() + 5  # a new mtime even on a coarse clock
+    os.utime(module, (later, later))
+    third, pids3 = run(3)
+    assert third["y"] == (x * 3).tolist()  # the edited code ran, not the warm copy
+    assert (third["created"], third["replaced"]) == (1, 1) and pids3.isdisjoint(pids1)
+    fourth, pids4 = run(4)
+    assert fourth["y"] == (x * 3).tolist()
+    assert len(pids4) == 2 and pids3 < pids4  # the warm worker, then a plain task

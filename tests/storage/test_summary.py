@@ -38,12 +38,15 @@ def test_all_missing_integer_infinite_and_time_values():
     assert (ts["min"], ts["max"], ts["nan"]) == ("2019-12-31T06:00", "2020-01-02", 1)
 
 
+@pytest.mark.parametrize("path", ["kernel", "numpy"])
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("order", ["C", "F", "strided"])
-def test_one_pass_float_summary_matches_numpy(dtype, order, monkeypatch):
+def test_one_pass_float_summary_matches_numpy(dtype, order, path, monkeypatch):
+    """Both ways a float slab is summarised (the numba pass; NumPy for small slabs)."""
     import minjiang.storage._summary as summary
 
     monkeypatch.setattr(summary, "_SLAB", 64)  # several slabs, one of them all NaN
+    monkeypatch.setattr(summary, "_SMALL", 0 if path == "kernel" else 64)
     rng = np.random.default_rng(5)
     x = (rng.normal(size=(12, 9, 7)) * 50).astype(dtype)
     x[rng.random(x.shape) < 0.2] = np.nan

@@ -11,6 +11,7 @@ chunk is one contiguous block of it; other arrays (and reads onto a GPU) through
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
@@ -592,6 +593,13 @@ def read_coord_values(store: Store, info: ArrayInfo) -> np.ndarray:
     CF times become ``datetime64`` (or cftime objects for non-standard calendars),
     ``_FillValue`` entries become NaN/NaT, scale and offset are applied.
 
+    The common cases are decoded here without importing xarray (which imports
+    pandas, and dask when it wraps an array: seconds of a command's start-up): a
+    coordinate with no CF encoding is returned as read, and whole-number times
+    ``"<unit> since <date>"`` in the standard calendar become ``datetime64[ns]``
+    exactly as xarray decodes them. Everything else is decoded by
+    ``xarray.conventions.decode_cf_variable``.
+
     Parameters
     ----------
     store : Store
@@ -603,12 +611,15 @@ def read_coord_values(store: Store, info: ArrayInfo) -> np.ndarray:
     -------
     numpy.ndarray
     """
-    import xarray as xr
-    from xarray.conventions import decode_cf_variable
-
     raw = read_array(store, info)
     attrs = dict(info.attrs)
     attrs.pop(_COORDS_ATTR, None)
+    fast = _decode_without_xarray(raw, attrs)
+    if fast is not None:
+        return fast
+    import xarray as xr
+    from xarray.conventions import decode_cf_variable
+
     if "_FillValue" in attrs:
         attrs["_FillValue"] = _decode_fill_attr(attrs["_FillValue"], raw.dtype)
     var = xr.Variable(info.dims, raw, attrs=attrs)
@@ -616,6 +627,124 @@ def read_coord_values(store: Store, info: ArrayInfo) -> np.ndarray:
         warnings.simplefilter("ignore", category=FutureWarning)
         decoded = decode_cf_variable(info.name, var, decode_timedelta=True)
     return np.asarray(decoded.values)
+
+
+#: attributes that make xarray's decoding change a variable (masking, scaling,
+#: signedness, calendars, strings, booleans, timedeltas by dtype)
+_CF_ENCODING_ATTRS = frozenset(
+    {
+        "_FillValue",
+        "missing_value",
+        "scale_factor",
+        "add_offset",
+        "_Unsigned",
+        "calendar",
+        "_Encoding",
+        "dtype",
+    }
+)
+#: ``units`` xarray decodes to ``timedelta64`` (``decode_timedelta=True``)
+_TIMEDELTA_UNITS = frozenset(
+    {"days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds"}
+)
+#: nanoseconds per CF time unit (after xarray's normalisation: lower case, plural)
+_NS_PER_UNIT = {
+    "days": 86_400 * 10**9,
+    "hours": 3_600 * 10**9,
+    "minutes": 60 * 10**9,
+    "seconds": 10**9,
+    "milliseconds": 10**6,
+    "microseconds": 10**3,
+    "nanoseconds": 1,
+}
+_STANDARD_CALENDARS = frozenset({"standard", "gregorian", "proleptic_gregorian"})
+#: a reference date numpy reads as xarray (pandas) does: four-digit year, two-digit
+#: fields, optional time of day and fraction, optional UTC marker
+_REFERENCE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
+    r"(?:\s*(?:Z|UTC))?"
+)
+#: datetime64[ns] range; the lowest int64 is NaT
+_NS_MIN, _NS_MAX = -(2**63) + 1, 2**63 - 1
+
+
+def _decode_without_xarray(raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray | None:
+    """``raw`` decoded as ``decode_cf_variable`` would, or None where that needs xarray."""
+    if raw.dtype.kind not in "iuf" or not raw.dtype.isnative or raw.size == 0:
+        return None
+    if set(attrs) & _CF_ENCODING_ATTRS - {"calendar"}:
+        return None
+    units = attrs.get("units")
+    if units is None:
+        return None if "calendar" in attrs else raw
+    if not isinstance(units, str):
+        return None
+    if "since" not in units:
+        if "calendar" in attrs or units in _TIMEDELTA_UNITS:
+            return None
+        return raw
+    return _decode_times(raw, units, attrs.get("calendar"))
+
+
+def _decode_times(raw: np.ndarray, units: str, calendar: Any) -> np.ndarray | None:
+    """Whole-number CF times in the standard calendar as ``datetime64[ns]``, computed
+    as xarray's pandas path does; None for anything it would treat otherwise."""
+    import datetime
+
+    if calendar is not None and (
+        not isinstance(calendar, str) or calendar.lower() not in _STANDARD_CALENDARS
+    ):
+        return None
+    if raw.dtype.kind not in "if":
+        return None
+    found = re.match(r"(.+) since (.+)", units)
+    if found is None:
+        return None
+    unit, ref = (g.strip() for g in found.groups())
+    unit = unit.lower() if unit.lower().endswith("s") else f"{unit.lower()}s"
+    per = _NS_PER_UNIT.get(unit)
+    date = _REFERENCE.fullmatch(ref)
+    if per is None or date is None:
+        return None
+    year, month, day, hour, minute, second, frac = date.groups()
+    try:
+        when = datetime.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+        )
+    except ValueError:
+        return None
+    since_epoch = when - datetime.datetime(1970, 1, 1)
+    ref_ns = (since_epoch.days * 86_400 + since_epoch.seconds) * 10**9 + int(
+        (frac or "0").ljust(9, "0")
+    )
+    if raw.dtype.kind == "f":
+        values = raw.astype(np.float64)
+        if not (np.isfinite(values).all() and (np.floor(values) == values).all()):
+            return None
+        lo, hi = int(values.min()), int(values.max())
+        # xarray multiplies in float64 and truncates; keep that product well inside
+        # int64, where its rounding (a few hundred ns at most) cannot leave the range
+        margin = 1 << 10
+        if max(abs(lo), abs(hi)) * per >= 1 << 62:
+            return None
+    else:
+        values = raw.astype(np.int64)
+        lo, hi = int(values.min()), int(values.max())
+        if lo == np.iinfo(np.int64).min:  # xarray's NaT
+            return None
+        margin = 0
+    if not (
+        max(abs(lo), abs(hi)) * per <= _NS_MAX
+        and _NS_MIN + margin <= ref_ns <= _NS_MAX - margin
+        and _NS_MIN + margin <= ref_ns + lo * per
+        and ref_ns + hi * per <= _NS_MAX - margin
+    ):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        deltas = (values * np.int64(per)).astype(np.int64)
+    return (deltas + np.int64(ref_ns)).view("datetime64[ns]")
 
 
 def read_table(

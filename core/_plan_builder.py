@@ -329,6 +329,7 @@ class PlanBuilder:
             dataset_id=content_id(identity),
             backend="cpu",
             source_coords=src.coords,
+            block_coords=False,  # its tasks are dropped
         ).layout()
         did = content_id({**identity, "layout": layout})
         exists = self.rt.catalog.exists(did)
@@ -347,6 +348,7 @@ class PlanBuilder:
             source_coords=src.coords,
             # a committed dataset is never rewritten: reuse=False recomputes apart
             recompute=exists and not self.reuse,
+            block_coords=not reused,  # a reused step's tasks never run
         )
         if plan.layout() != layout:
             raise PlanError(

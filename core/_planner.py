@@ -703,7 +703,9 @@ class StepPlanner:
             region=region,
             halo=tuple((halo.get(d, 0), halo.get(d, 0)) for d in dims),
             sizes=r.shape if sizes is None else sizes,
-            coords=self._block_ctx(dims, region, r.source_coords) if coords else {},
+            coords=self._block_ctx(dims, region, r.source_coords)
+            if coords and r.block_coords
+            else {},
             attrs=r.attrs if coords else {},
             n_tasks=n_tasks,
             cpus=self.cpus_per_task,
@@ -725,8 +727,15 @@ class StepPlanner:
         backend: str,
         source_coords: Mapping[str, ArrayInfo],
         recompute: bool = False,
+        block_coords: bool = True,
     ) -> StepPlan:
-        """Plan one step; ``recompute`` stages it apart from a committed copy of its id."""
+        """Plan one step; ``recompute`` stages it apart from a committed copy of its id.
+
+        ``block_coords=False`` leaves every task's ``coords`` empty: for a plan whose
+        tasks never run (a provisional plan that only fixes the layout, a reused
+        step), so that planning decodes no coordinates for them. Everything else in
+        the plan (stages, tasks, layout, memory) is the same.
+        """
         self.bind(op, inputs)
         self.check_chunks(op, inputs)
         r = Request(
@@ -739,6 +748,7 @@ class StepPlanner:
             source_coords,
             self.primary(op, inputs),
             recompute,
+            block_coords,
         )
         from minjiang.core._patterns import PLANNERS
 
@@ -904,6 +914,8 @@ class Request:
     source_coords: Mapping[str, ArrayInfo]
     primary: ArrayInfo
     recompute: bool = False
+    #: give each task its block's coordinate values (False: a plan whose tasks never run)
+    block_coords: bool = True
 
     @property
     def dims(self) -> tuple[str, ...]:

@@ -599,13 +599,46 @@ def _top_level_distributions() -> dict[str, list[str]]:
 
 
 def _distribution(module: str) -> dict[str, str]:
-    """The installed distribution providing ``module`` and its version, if any."""
+    """The installed distribution providing ``module`` and its version, if any.
+
+    A distribution named like the top-level module (``minjiang``, most plugins) is
+    asked first, and taken when it declares that module (its ``top_level.txt``, or
+    the files it installed); only otherwise is every installed distribution scanned
+    (seconds on a large environment). Where several distributions install one
+    top-level module, the one named like it answers.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     top = module.split(".", 1)[0]
+    named = _named_distribution(top)
+    if named is not None:
+        return named
     for dist in sorted(_top_level_distributions().get(top, [])):
         try:
             return {"package": dist, "version": version(dist)}
         except PackageNotFoundError:
             continue
     return {}
+
+
+def _named_distribution(top: str) -> dict[str, str] | None:
+    """The distribution named ``top``, if it provides the top-level module ``top``."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution(top)
+    except (PackageNotFoundError, ValueError):
+        return None
+    declared = (dist.read_text("top_level.txt") or "").split()
+    if declared:
+        provides = top in declared
+    else:
+        provides = any(
+            (len(f.parts) > 1 and f.parts[0] == top and f.suffix == ".py")
+            or (len(f.parts) == 1 and f.name == f"{top}.py")
+            for f in dist.files or ()
+        )
+    name, release = dist.metadata["Name"], dist.version
+    if not provides or not name or not release:
+        return None
+    return {"package": name, "version": release}

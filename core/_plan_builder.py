@@ -90,7 +90,8 @@ class PlanBuilder:
         if info is None:
             from minjiang.storage import open_dataset_info
 
-            info = open_dataset_info(self.rt.store, dataset_id)
+            # planning needs a table's name and parts, not its columns: no Parquet footers
+            info = open_dataset_info(self.rt.store, dataset_id, table_schemas=False)
             self.infos[dataset_id] = info
         return info
 
@@ -293,17 +294,8 @@ class PlanBuilder:
             )
             self.outputs[step.id] = did
             return did
-        from minjiang.core._grids import check_same_grid
         from minjiang.storage import content_id
 
-        check_same_grid(
-            step.id,
-            op,
-            bound,
-            self._dataset,
-            self.rt.coord_values,
-            aligners=(n for n in self.rt.registry.operators if n.rsplit(".", 1)[-1] in _ALIGNERS),
-        )
         primary = self.planner.primary(op, bound)
         src = self._dataset(primary.dataset_id)
         identity: dict[str, Any] = {
@@ -334,6 +326,22 @@ class PlanBuilder:
         did = content_id({**identity, "layout": layout})
         exists = self.rt.catalog.exists(did)
         reused = self.reuse and exists
+        # A reused step whose id covers every input passed this check when it was
+        # computed (the id fixes the operator, its version, params, inputs and code):
+        # checking again would read and decode its inputs' coordinates for nothing.
+        if not (reused and all(i.identity for i in op.inputs if i.name in bound)):
+            from minjiang.core._grids import check_same_grid
+
+            check_same_grid(
+                step.id,
+                op,
+                bound,
+                self._dataset,
+                self.rt.coord_values,
+                aligners=(
+                    n for n in self.rt.registry.operators if n.rsplit(".", 1)[-1] in _ALIGNERS
+                ),
+            )
         if reused:  # nothing runs: keep the backend it was computed on
             backend, fallback = self.rt.catalog.get(did).producer.get("backend", "cpu"), ""
         else:

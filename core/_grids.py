@@ -1,9 +1,10 @@
 """The grid contract: the aligned inputs of a step share one grid.
 
 Equal sizes are not enough: a value grid at latitudes 0–9 and a label grid at
-latitudes 50–59 have the same shape. Before a per-step operator is planned, every
-array input aligned with the primary one (its dims not declared ``whole``) is compared
-with the primary on what both carry:
+latitudes 50–59 have the same shape. Before a per-step operator's tasks are planned
+(a reused step whose content id covers every input was checked when it was computed),
+every array input aligned with the primary one (its dims not declared ``whole``) is
+compared with the primary on what both carry:
 
 * **coordinates** over the aligned dims (1-D ``lat``, ``time``…, 2-D curvilinear
   ``lat``/``lon``): numbers equal within a ten-thousandth of their spacing (and the

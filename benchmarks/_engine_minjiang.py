@@ -56,7 +56,9 @@ class _MinjiangEngine(Engine):
         self.rt = mj.Runtime(**kw)
         self.clock: list[tuple[float, Any]] = []
         self.rt.subscribe(lambda ev: self.clock.append((time.perf_counter(), ev)))
-        # start the executor (a local Ray) now, outside every measured run
+        # start the executor (a local Ray: the Ray executor connects only when asked
+        # about the cluster or given tasks) now, outside every measured run
+        described = self.rt.executor.describe()
         self.workers = int(self.rt.executor.workers())
         self._produced: list[str] = []
         return {
@@ -67,6 +69,7 @@ class _MinjiangEngine(Engine):
             "address": self.options.address,
             "backend": self.options.backend,
             "store": self.options.store,
+            "cluster": described,
         }
 
     def supports(self, wl: Workload) -> str | None:

@@ -137,3 +137,26 @@ def test_report_and_plots_written(results: tuple[dict, Path]) -> None:
     assert "| W1 |" in md and "I/O floor" in md
     assert (out / "smoke-time-memory.png").stat().st_size > 0
     assert (out / "smoke-scaling.png").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_the_ray_engine_runs_on_a_local_ray_of_its_own(tmp_path: Path) -> None:
+    """The minjiang-ray engine starts its own local Ray before the first measured run
+    (the executor otherwise connects only on the first task), and its runs validate."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["MINJIANG_CLUSTER_DIR"] = str(tmp_path / "no-cluster")  # never a recorded one
+    cmd = [sys.executable, "-m", "benchmarks", "--size", "tiny", "--suite", "workloads"]
+    cmd += ["--name", "ray", "--results", str(tmp_path / "results")]
+    cmd += ["--data-dir", str(tmp_path / "data"), "--engines", "minjiang-ray", "--no-plots"]
+    cmd += ["--workloads", "w2_mean", "--chunkings", "pencil", "--reps", "1", "--cores", "1"]
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads((tmp_path / "results" / "ray.json").read_text())
+    runs = [r for r in res["runs"] if r["engine"] == "minjiang-ray"]
+    assert runs and all(r["ok"] and r["validation"]["ok"] is True for r in runs), runs
+    assert res["engines"]["minjiang-ray"]["info"]["cluster"]["nodes"] == 1

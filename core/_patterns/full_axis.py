@@ -5,7 +5,9 @@ chunks already span the full dims, or when tasks over whole storage chunks fit t
 budget and cost less than a rechunk (which reads, writes and reads again every byte).
 Otherwise a ``rechunk`` stage (``core/_patterns/rechunk.py``) first writes each
 input that does not span the axis into a scratch Zarr of *pencils*, and the
-``full_axis`` tasks read the pencils. The pencil is then also the output's chunking.
+``full_axis`` tasks read the pencils. The output then takes the intermediate's
+chunking: the pencil across the other dims and, along the full dims, the input's
+chunks grouped to at least 1 MiB per chunk.
 
 Task: the same :class:`~minjiang.core._patterns.map.BlockTask` as a map. An output
 may have another size along the full dims (``ArrayOutput.sizes``: a resampled
@@ -82,7 +84,15 @@ def plan_full_axis(planner: StepPlanner, r: Request, pattern: FullAxis) -> StepP
         override[b.name] = inter
         rechunk_tasks.extend(tasks)
     rechunk_tasks = [dataclasses.replace(t, n_tasks=len(rechunk_tasks)) for t in rechunk_tasks]
+    # The output takes the pencil across the other dims and, along the full dims, the
+    # intermediate's grouping of the input's chunks (>= 1 MiB chunks): the input's own
+    # chunk there (a 15-day slab) times a pencil's cross-section can be a chunk of a
+    # hundred kB, whose per-file cost then outweighs its bytes (measured in
+    # docs/benchmarks.md, "Full-axis outputs after a rechunk").
     out_chunks = {d: target[i] for i, d in enumerate(r.dims) if i not in full}
+    inter = next((override[b.name] for b in to_rechunk if b.array == r.primary), None)
+    if inter is not None:
+        out_chunks.update((d, c) for d, c in zip(inter.dims, inter.chunks, strict=True) if d in fdims)
     arrays, tables = planner.output_arrays(
         r.op, r.params, r.inputs, chunks=out_chunks, resizable=fdims
     )

@@ -87,12 +87,13 @@ def plan_full_axis(planner: StepPlanner, r: Request, pattern: FullAxis) -> StepP
     # The output takes the pencil across the other dims and, along the full dims, the
     # intermediate's grouping of the input's chunks (>= 1 MiB chunks): the input's own
     # chunk there (a 15-day slab) times a pencil's cross-section can be a chunk of a
-    # hundred kB, whose per-file cost then outweighs its bytes (measured in
-    # docs/benchmarks.md, "Full-axis outputs after a rechunk").
+    # hundred kB, whose per-file cost then outweighs its bytes (docs/architecture.md).
     out_chunks = {d: target[i] for i, d in enumerate(r.dims) if i not in full}
-    inter = next((override[b.name] for b in to_rechunk if b.array == r.primary), None)
-    if inter is not None:
-        out_chunks.update((d, c) for d, c in zip(inter.dims, inter.chunks, strict=True) if d in fdims)
+    grouped = next((override[b.name] for b in to_rechunk if b.array == r.primary), None)
+    if grouped is not None:
+        out_chunks.update(
+            (d, c) for d, c in zip(grouped.dims, grouped.chunks, strict=True) if d in fdims
+        )
     arrays, tables = planner.output_arrays(
         r.op, r.params, r.inputs, chunks=out_chunks, resizable=fdims
     )

@@ -10,7 +10,8 @@ planner picks, among blocks of ``k_d`` chunks per dim, the one that
   neighbouring chunks: *decode amplification*), plus partial states written and read
   back when a reduction does not span its reduced dims, plus its kernel time where
   the operator projects one (converted at ``DECODE_BYTES_PER_SECOND``), plus a fixed
-  overhead; tasks decoding more than 256 MiB pay a growing penalty.
+  overhead; tasks decoding more than 256 MiB, or projected to hold more than 256 MiB,
+  pay a growing penalty.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ DECODE_BYTES_PER_SECOND = 400e6
 TASK_OVERHEAD_BYTES = 16 << 20
 #: Tasks decoding more than this are penalised (load balance, memory held, resume grain).
 TASK_TARGET_BYTES = 256 << 20
+#: Tasks projected to hold more than this are penalised the same way: every worker
+#: holds its task's memory at once, and on the medium benchmark smaller tasks
+#: cost no time and cut the peak (docs/benchmarks.md, "Task memory").
+TASK_MEMORY_TARGET_BYTES = 256 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +128,8 @@ def choose_block(
         if task_bytes > TASK_TARGET_BYTES:
             # very large tasks balance poorly, hold memory long and resume coarsely
             per_task *= 1 + 0.25 * (task_bytes / TASK_TARGET_BYTES - 1)
+        if mem > TASK_MEMORY_TARGET_BYTES:
+            per_task *= 1 + 0.25 * (mem / TASK_MEMORY_TARGET_BYTES - 1)
         cost = math.ceil(n_tasks / max(workers, 1)) * per_task
         choice = BlockChoice(block, n_tasks, mem, amp, cost)
         if best is None or (choice.cost, choice.n_tasks) < (best.cost, best.n_tasks):

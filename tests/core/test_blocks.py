@@ -6,7 +6,7 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from minjiang.core._blocks import choose_block, iter_blocks
+from minjiang.core._blocks import TASK_MEMORY_TARGET_BYTES, choose_block, iter_blocks
 
 
 @st.composite
@@ -77,6 +77,30 @@ def test_a_costly_kernel_is_split_over_the_workers_despite_its_halo() -> None:
     assert io_only.n_tasks == 1
     assert costly.n_tasks >= 2
     assert costly.cost > io_only.cost  # the kernel time is part of the projection
+
+
+def test_tasks_that_would_hold_much_memory_are_split(monkeypatch) -> None:
+    """A map over a 1 GB cube of pencils on two workers: by decode cost alone a few
+    large tasks are cheapest; past TASK_MEMORY_TARGET_BYTES of projected memory a
+    task pays for what it holds, so the planner picks more, smaller tasks."""
+    from minjiang.core import _blocks
+
+    shape, chunks = (1095, 512, 448), (1095, 64, 64)
+    common = {
+        "itemsize": 4,
+        "halo": (0, 0, 0),
+        "memory": lambda b: 3 * math.prod(b) * 4,  # two inputs and the output
+        "budget": 16 << 30,
+        "workers": 2,
+    }
+    held = choose_block(shape, chunks, **common)
+    monkeypatch.setattr(_blocks, "TASK_MEMORY_TARGET_BYTES", 1 << 40)
+    unheld = choose_block(shape, chunks, **common)
+    assert held is not None and unheld is not None
+    assert unheld.task_memory > 2 * _blocks.TASK_TARGET_BYTES
+    assert held.n_tasks > unheld.n_tasks
+    assert held.task_memory < unheld.task_memory
+    assert held.task_memory <= 2 * TASK_MEMORY_TARGET_BYTES
 
 
 @settings(max_examples=200, deadline=None)

@@ -59,12 +59,15 @@ def test_a_frame_without_a_cell_fails_at_plan_time(runtime, tmp_path) -> None:
         runtime.plan(_step(traj.id, {"r_max": 1.0}))
 
 
-def test_g_of_r_frames_are_spread_over_the_workers() -> None:
+def test_g_of_r_frames_are_spread_over_the_workers(monkeypatch) -> None:
     # 200 frames of 1e5 atoms in chunks of 6 frames: cheap to decode (240 MB) but minutes
     # of pair counting; the declared kernel time makes the planner give four workers
-    # enough tasks to keep each busy (decoding alone would leave one idle)
-    from minjiang.core import TaskSize
+    # enough tasks to keep each busy (decoding alone would leave one idle). The penalty
+    # on tasks' memory, which splits large tasks on its own, is lifted to isolate it.
+    from minjiang.core import TaskSize, _blocks
     from minjiang.core._blocks import choose_block
+
+    monkeypatch.setattr(_blocks, "TASK_MEMORY_TARGET_BYTES", 1 << 40)
     from minjiang.plugins.materials._operators import RDF, RdfParams
 
     shape, chunks = (200, 100_000, 3), (6, 100_000, 3)

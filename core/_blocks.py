@@ -66,6 +66,12 @@ def _decoded_extent(k: int, chunk: int, size: int, halo: int) -> int:
     return min((k + 2 * extra) * chunk, size)
 
 
+def _over(value: float, target: float) -> float:
+    """The cost factor of a task whose ``value`` exceeds ``target``: 1 up to it, then
+    growing by a quarter per ``target`` over."""
+    return 1.0 + 0.25 * (value / target - 1) if value > target else 1.0
+
+
 def choose_block(
     shape: Sequence[int],
     chunks: Sequence[int],
@@ -125,11 +131,8 @@ def choose_block(
             and not all(b >= s for b, s, sp in zip(block, shape, span, strict=True) if sp)
         ):
             per_task += 2 * partial_bytes(block)
-        if task_bytes > TASK_TARGET_BYTES:
-            # very large tasks balance poorly, hold memory long and resume coarsely
-            per_task *= 1 + 0.25 * (task_bytes / TASK_TARGET_BYTES - 1)
-        if mem > TASK_MEMORY_TARGET_BYTES:
-            per_task *= 1 + 0.25 * (mem / TASK_MEMORY_TARGET_BYTES - 1)
+        # very large tasks balance poorly, hold memory long and resume coarsely
+        per_task *= _over(task_bytes, TASK_TARGET_BYTES) * _over(mem, TASK_MEMORY_TARGET_BYTES)
         cost = math.ceil(n_tasks / max(workers, 1)) * per_task
         choice = BlockChoice(block, n_tasks, mem, amp, cost)
         if best is None or (choice.cost, choice.n_tasks) < (best.cost, best.n_tasks):

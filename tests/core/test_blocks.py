@@ -6,7 +6,7 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from minjiang.core._blocks import TASK_MEMORY_TARGET_BYTES, choose_block, iter_blocks
+from minjiang.core._blocks import choose_block, iter_blocks
 
 
 @st.composite
@@ -85,6 +85,7 @@ def test_tasks_that_would_hold_much_memory_are_split(monkeypatch) -> None:
     task pays for what it holds, so the planner picks more, smaller tasks."""
     from minjiang.core import _blocks
 
+    target = _blocks.TASK_MEMORY_TARGET_BYTES
     shape, chunks = (1095, 512, 448), (1095, 64, 64)
     common = {
         "itemsize": 4,
@@ -100,7 +101,7 @@ def test_tasks_that_would_hold_much_memory_are_split(monkeypatch) -> None:
     assert unheld.task_memory > 2 * _blocks.TASK_TARGET_BYTES
     assert held.n_tasks > unheld.n_tasks
     assert held.task_memory < unheld.task_memory
-    assert held.task_memory <= 2 * TASK_MEMORY_TARGET_BYTES
+    assert held.task_memory <= 2 * target
 
 
 @settings(max_examples=200, deadline=None)

@@ -66,9 +66,9 @@ def test_g_of_r_frames_are_spread_over_the_workers(monkeypatch) -> None:
     # on tasks' memory, which splits large tasks on its own, is lifted to isolate it.
     from minjiang.core import TaskSize, _blocks
     from minjiang.core._blocks import choose_block
+    from minjiang.plugins.materials._operators import RDF, RdfParams
 
     monkeypatch.setattr(_blocks, "TASK_MEMORY_TARGET_BYTES", 1 << 40)
-    from minjiang.plugins.materials._operators import RDF, RdfParams
 
     shape, chunks = (200, 100_000, 3), (6, 100_000, 3)
 

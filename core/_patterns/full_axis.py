@@ -7,7 +7,7 @@ Otherwise a ``rechunk`` stage (``core/_patterns/rechunk.py``) first writes each
 input that does not span the axis into a scratch Zarr of *pencils*, and the
 ``full_axis`` tasks read the pencils. The output then takes the intermediate's
 chunking: the pencil across the other dims and, along the full dims, the input's
-chunks grouped to at least 1 MiB per chunk.
+chunks grouped toward 1 MiB per chunk (at most 64 of them, within the budget).
 
 Task: the same :class:`~minjiang.core._patterns.map.BlockTask` as a map. An output
 may have another size along the full dims (``ArrayOutput.sizes``: a resampled
@@ -85,7 +85,7 @@ def plan_full_axis(planner: StepPlanner, r: Request, pattern: FullAxis) -> StepP
         rechunk_tasks.extend(tasks)
     rechunk_tasks = [dataclasses.replace(t, n_tasks=len(rechunk_tasks)) for t in rechunk_tasks]
     # The output takes the pencil across the other dims and, along the full dims, the
-    # intermediate's grouping of the input's chunks (>= 1 MiB chunks): the input's own
+    # intermediate's grouping of the input's chunks (toward 1 MiB chunks): the input's own
     # chunk there (a 15-day slab) times a pencil's cross-section can be a chunk of a
     # hundred kB, whose per-file cost then outweighs its bytes (docs/architecture.md).
     out_chunks = {d: target[i] for i, d in enumerate(r.dims) if i not in full}

@@ -12,6 +12,10 @@ planner picks, among blocks of ``k_d`` chunks per dim, the one that
   the operator projects one (converted at ``DECODE_BYTES_PER_SECOND``), plus a fixed
   overhead; tasks decoding more than 256 MiB, or projected to hold more than 256 MiB,
   pay a growing penalty.
+
+A map task without halo reads, computes and writes its block in steps of whole chunks
+(:func:`stream_step`), so what it holds is a step, not its block: its memory is
+projected from one step.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["BlockChoice", "choose_block", "iter_blocks"]
+__all__ = ["BlockChoice", "choose_block", "iter_blocks", "stream_step"]
 
 #: The unit of the cost model: bytes one core decodes per second (Blosc-LZ4 + CRC-32C
 #: Zarr chunks, measured 0.15-0.5 GB/s on the benchmark machine).
@@ -34,6 +38,10 @@ TASK_TARGET_BYTES = 256 << 20
 #: holds its task's memory at once, and on the medium benchmark smaller tasks
 #: cost no time and cut the peak (docs/benchmarks.md, "Task memory").
 TASK_MEMORY_TARGET_BYTES = 256 << 20
+
+#: A streamed map task reads about this many bytes of its primary input at a time (at
+#: least one chunk).
+STREAM_STEP_BYTES = 32 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,3 +155,21 @@ def iter_blocks(shape: Sequence[int], block: Sequence[int]) -> list[tuple[slice,
         tuple(slice(o, min(o + b, s)) for o, b, s in zip(origin, block, shape, strict=True))
         for origin in itertools.product(*ranges)
     ]
+
+
+def stream_step(
+    block: Sequence[int], chunks: Sequence[int], itemsize: int, target: int | None = None
+) -> tuple[int, ...]:
+    """The part of ``block`` a streamed task reads at once (cells per dim): whole chunks,
+    about ``target`` bytes (default ``STREAM_STEP_BYTES``, at least one chunk), grown
+    in C order from the last dim: an earlier dim takes more than one chunk only once
+    the later ones span the block. Blocks start on chunk boundaries, so steps do too.
+    """
+    target = STREAM_STEP_BYTES if target is None else target
+    step = [min(c, b) for b, c in zip(block, chunks, strict=True)]
+    for i in reversed(range(len(step))):
+        row = math.prod(step) // step[i] * itemsize  # bytes per cell along dim i
+        step[i] = min(block[i], max(step[i], target // max(row, 1) // chunks[i] * chunks[i]))
+        if step[i] < block[i]:
+            break
+    return tuple(step)

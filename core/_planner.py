@@ -501,6 +501,33 @@ class StepPlanner:
         size = TaskSize(in_bytes, out_bytes, block, r.itemsize, r.dims)
         return int(r.op.memory(size, r.params)) + codec
 
+    def block_memory(
+        self,
+        r: Request,
+        block: tuple[int, ...],
+        halo: Mapping[str, int],
+        arrays: Mapping[str, OutputArraySpec],
+        *,
+        outputs: Any = None,
+        override: Mapping[str, ArrayInfo] | None = None,
+        held: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None,
+    ) -> int:
+        """The projected peak of a task over ``block`` cells (its halo padded).
+
+        ``outputs(block)``, when given, is ``(out_bytes, arrays written)`` of such a
+        task (a reduction's partial writes its state, not the outputs). ``held(block)``,
+        when given, is the part of the block the task reads, computes and writes at
+        once (a streamed map's step): the figure is that part's.
+        """
+        part = held(block) if held is not None else block
+        _, in_bytes = self.reads(r, tuple(slice(0, b) for b in part), halo, "reflect", override)
+        if outputs is not None:
+            out_bytes, written = outputs(part)
+        else:
+            out_bytes, written = self.out_bytes(arrays, r.dims, part), arrays
+        codec = self.codec(r, part, halo, written, override)
+        return self.task_memory(r, in_bytes, out_bytes, part, codec)
+
     def codec(
         self,
         r: Request,
@@ -807,24 +834,18 @@ class StepPlanner:
         override: Mapping[str, ArrayInfo] | None = None,
         required: bool = True,
         outputs: Any = None,
+        held: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None,
     ) -> BlockChoice:
         """The cheapest block; over budget raises, or returns None if not ``required``.
 
-        ``outputs(block)``, when given, is ``(out_bytes, arrays written)`` of a task of
-        ``block`` (a reduction's partial writes its state, not the outputs).
+        ``outputs`` and ``held`` are as for :meth:`block_memory`.
         """
         chunks = r.chunks if chunks is None else chunks
 
         def memory(block: tuple[int, ...]) -> int:
-            # the first task is a whole block (its halo padded), the largest figure
-            region = tuple(slice(0, b) for b in block)
-            _, in_bytes = self.reads(r, region, halo, "reflect", override)
-            if outputs is not None:
-                out_bytes, written = outputs(block)
-            else:
-                out_bytes, written = self.out_bytes(arrays, r.dims, block), arrays
-            codec = self.codec(r, block, halo, written, override)
-            return self.task_memory(r, in_bytes, out_bytes, block, codec)
+            return self.block_memory(
+                r, block, halo, arrays, outputs=outputs, override=override, held=held
+            )
 
         def compute(block: tuple[int, ...]) -> float:
             assert r.op.compute is not None
@@ -873,8 +894,10 @@ class StepPlanner:
         boundary: str = "reflect",
         override: Mapping[str, ArrayInfo] | None = None,
         scratch: bool = False,
+        held: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None,
     ) -> Stage:
-        """One task per block of the primary's grid: read (+halo), kernel, write."""
+        """One task per block of the primary's grid: read (+halo), kernel, write
+        (``held``: as for :meth:`block_memory`)."""
         halo = halo or {}
         regions = iter_blocks(r.shape, block)
         tasks = []
@@ -884,7 +907,11 @@ class StepPlanner:
             reads, in_bytes = self.reads(r, region, halo, boundary, override)
             writes = self.writes(arrays, r.dims, region, written)
             blk = tuple(s.stop - s.start for s in region)
-            mem = self.task_memory(r, in_bytes, self.out_bytes(arrays, r.dims, blk), blk, codec)
+            if held is None:
+                out_bytes = self.out_bytes(arrays, r.dims, blk)
+                mem = self.task_memory(r, in_bytes, out_bytes, blk, codec)
+            else:
+                mem = self.block_memory(r, blk, halo, arrays, override=override, held=held)
             tasks.append(
                 self.task(
                     r,

@@ -17,12 +17,13 @@ verifies the digests a manifest lists and skips the task when they all match.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from minjiang.core._events import TaskResult
@@ -39,6 +40,7 @@ __all__ = [
     "TaskIO",
     "TaskStep",
     "run_task",
+    "sub_spec",
     "task_fingerprint",
 ]
 
@@ -243,13 +245,20 @@ class TaskIO:
         self.bytes_decoded = 0
         self._read_counted = 0
         self.summary_cpu_s = 0.0
+        # [seconds, CPU seconds] a streamed task spent reading and writing while it
+        # computed (run_task books them as reading and writing, not kernel time)
+        self.streamed: dict[str, list[float]] = {"read": [0.0, 0.0], "write": [0.0, 0.0]}
         self.checksums: dict[str, dict[str, str]] = {}
         self.tables: dict[str, dict[str, str]] = {}
         self.summaries: dict[str, dict[str, Any]] = {}
 
-    def read_inputs(self, spec: TaskSpec) -> dict[str, Any]:
+    def read_inputs(
+        self, spec: TaskSpec, buffers: dict[str, np.ndarray] | None = None
+    ) -> dict[str, Any]:
         """The task's inputs, padded with their boundary halos; on the device for GPU
-        tasks (tables stay on the host)."""
+        tasks (tables stay on the host). ``buffers``, when given, holds host blocks to
+        decode into again (one per input, reused while its shape holds; unpadded
+        reads only): a streamed task's steps then fault no fresh pages."""
         from minjiang.core._planner import ArrayRead
         from minjiang.storage import read_region, read_table
         from minjiang.storage._reader import decoded_nbytes
@@ -275,6 +284,11 @@ class TaskIO:
                 # decoded straight into the interior of the padded block, then padded in
                 # place: no second copy of the block
                 padded, interior = _padded_empty(r.info, r.read, r.pad)
+                if buffers is not None and not any(lo or hi for lo, hi in r.pad):
+                    old = buffers.get(r.input)
+                    if old is not None and (old.shape, old.dtype) == (padded.shape, padded.dtype):
+                        padded = old
+                    buffers[r.input] = padded
                 read_region(self.store, r.info, r.read, out=padded[interior])
                 self._count_read(padded[interior].nbytes, decoded)
                 out[r.input] = pad_in_place(padded, r.pad, r.boundary)
@@ -283,6 +297,34 @@ class TaskIO:
             self._count_read(block.nbytes, decoded)
             out[r.input] = pad(block, r.pad, r.boundary)
         return out
+
+    def stream_inputs(
+        self, spec: TaskSpec, step: tuple[int, ...]
+    ) -> Iterator[tuple[TaskSpec, dict[str, Any]]]:
+        """The task's block in steps of ``step`` cells (C order): each step's spec
+        (:func:`sub_spec`) and its inputs, decoded into the same buffers step after
+        step. A step's arrays are overwritten by the next: keep nothing of them."""
+        from minjiang.core._blocks import iter_blocks
+
+        buffers: dict[str, np.ndarray] | None = None if spec.backend == "gpu" else {}
+        origin = tuple(s.start for s in spec.region)
+        extent = tuple(s.stop - s.start for s in spec.region)
+        for rel in iter_blocks(extent, step):
+            region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, rel, strict=True))
+            sub = sub_spec(spec, region)
+            with self.phase("read"):
+                data = self.read_inputs(sub, buffers)
+            yield sub, data
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time a streamed task's reading or writing (``name``), done while it computes."""
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.streamed[name][0] += time.perf_counter() - t
+            self.streamed[name][1] += time.process_time() - c
 
     def _count_read(self, nbytes: int, decoded: int) -> None:
         self.bytes_read += nbytes
@@ -337,6 +379,47 @@ class TaskIO:
         table = self.staging.read_partial_part(part)
         self.bytes_read += table.nbytes
         return table
+
+
+def sub_spec(spec: TaskSpec, region: tuple[slice, ...]) -> TaskSpec:
+    """The spec of a task over ``region``, a part of ``spec``'s region: its array
+    reads and its writes narrowed to the part and its coordinates sliced, as the
+    planner would give a task of that region (so a kernel sees the same either way).
+    For tasks without halo that read arrays only and write over their own region."""
+    from minjiang.core._planner import ArrayRead
+
+    if any(lo or hi for lo, hi in spec.halo):
+        raise ExecutionError(f"{spec.operator}: a task with a halo is not read in parts")
+    pos = {d: i for i, d in enumerate(spec.dims)}
+    reads = []
+    for r in spec.reads:
+        if not isinstance(r, ArrayRead):
+            raise ExecutionError(f"{spec.operator}: a task that reads tables is not read in parts")
+        reads.append(
+            dataclasses.replace(
+                r,
+                read=tuple(
+                    region[pos[d]] if d in pos and r.read[i] == spec.region[pos[d]] else r.read[i]
+                    for i, d in enumerate(r.info.dims)
+                ),
+            )
+        )
+    writes = []
+    for w in spec.writes:
+        if w.region != spec.region:
+            raise ExecutionError(
+                f"{spec.operator}: output {w.array!r} is not written over the task's region, "
+                "so the task is not worked in parts"
+            )
+        writes.append(dataclasses.replace(w, region=region))
+    coords = {}
+    for d, values in spec.coords.items():
+        i = pos[d]
+        lo = region[i].start - spec.region[i].start
+        coords[d] = values[lo : lo + region[i].stop - region[i].start]
+    return dataclasses.replace(
+        spec, reads=tuple(reads), writes=tuple(writes), region=region, coords=coords
+    )
 
 
 def context(spec: TaskSpec, outputs: Outputs) -> BlockContext:
@@ -394,10 +477,14 @@ def run_task(spec: TaskSpec) -> TaskResult:
     kernel_s, c2 = time.perf_counter() - t, time.process_time()
     step.write(io, spec, result)
     total, c3 = time.perf_counter() - t0, time.process_time()
+    # a streamed task reads and writes while it computes: that counts as I/O
+    (sr, sr_cpu), (sw, sw_cpu) = io.streamed["read"], io.streamed["write"]
+    read_s += sr
+    kernel_s -= sr + sw
     cpu = {
-        "read": c1 - c0,
-        "kernel": c2 - c1,
-        "write": max(c3 - c2 - io.summary_cpu_s, 0.0),
+        "read": c1 - c0 + sr_cpu,
+        "kernel": c2 - c1 - sr_cpu - sw_cpu,
+        "write": max(c3 - c2 + sw_cpu - io.summary_cpu_s, 0.0),
         "summary": io.summary_cpu_s,
     }
     res = TaskResult(

@@ -9,6 +9,14 @@ true array edge. A ``wrap`` boundary makes every task span each axis that has a 
 Task: :class:`BlockTask` reads the padded block, runs the kernel, crops each output
 to its write region and writes whole chunks (and table parts). ``full_axis`` tasks
 are the same step.
+
+Streaming: a map without halo whose outputs are arrays over the input's grid, and
+whose inputs share the primary's chunks, works its block in steps
+(``core/_blocks.stream_step``: whole chunks, about 32 MiB of the primary): it reads a
+step (into the same buffers step after step), runs the kernel on it and writes the
+step's output chunks before reading the next. A task then holds one step, not its
+block, and its memory is projected from one step. A step is what the planner could
+have made a task of (``core/_tasks.sub_spec``), so the kernel sees the same either way.
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from minjiang.core._blocks import stream_step
 from minjiang.core._operator import Map, dotted_path, import_dotted
 from minjiang.core._tasks import Outputs, context, write_outputs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from minjiang.core._planner import Request, StepPlan, StepPlanner, TaskSpec
     from minjiang.core._tasks import TaskIO
 
@@ -28,24 +39,38 @@ __all__ = ["BlockTask", "halo_of", "plan_map"]
 
 @dataclasses.dataclass(frozen=True)
 class BlockTask:
-    """Read a block (+halo) → ``kernel(arrays, params, ctx)`` → write its outputs."""
+    """Read a block (+halo) → ``kernel(arrays, params, ctx)`` → write its outputs;
+    with ``step`` (cells per dim), that in steps of the block (see the module
+    docstring)."""
 
     kernel: str
     outputs: Outputs
     threaded: bool = True
+    step: tuple[int, ...] = ()
 
     @property
     def kernels(self) -> tuple[str, ...]:
         return (self.kernel,)
 
     def read(self, io: TaskIO, spec: TaskSpec) -> Any:
+        if self.step:
+            return io  # each step is read, computed and written in compute
         return io.read_inputs(spec)
 
     def compute(self, data: Any, spec: TaskSpec) -> Any:
-        return import_dotted(self.kernel)(data, spec.params, context(spec, self.outputs))
+        kernel = import_dotted(self.kernel)
+        if not self.step:
+            return kernel(data, spec.params, context(spec, self.outputs))
+        io: TaskIO = data
+        for sub, arrays in io.stream_inputs(spec, self.step):
+            result = kernel(arrays, sub.params, context(sub, self.outputs))
+            with io.phase("write"):
+                write_outputs(io, sub, self.outputs, result)
+        return None
 
     def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None:
-        write_outputs(io, spec, self.outputs, result)
+        if not self.step:
+            write_outputs(io, spec, self.outputs, result)
 
 
 def halo_of(spec: Any, params: Any, inputs: Any) -> dict[str, int]:
@@ -70,7 +95,47 @@ def plan_map(planner: StepPlanner, r: Request, pattern: Map) -> StepPlan:
     fixed = {
         i: r.shape[i] for i, d in enumerate(r.dims) if boundary == "wrap" and halo.get(d, 0) > 0
     }
-    choice = planner.choose(r, halo, arrays, fixed=fixed)
-    step = BlockTask(dotted_path(pattern.kernel), planner.outputs(arrays, tables))
-    stage = planner.block_stage(r, "map", choice.block, step, arrays, halo=halo, boundary=boundary)
+    held = _streamed(r, halo, arrays, tables)
+    choice = planner.choose(r, halo, arrays, fixed=fixed, held=held)
+    step = held(choice.block) if held is not None else choice.block
+    payload = BlockTask(
+        dotted_path(pattern.kernel),
+        planner.outputs(arrays, tables),
+        step=() if step == choice.block else step,
+    )
+    stage = planner.block_stage(
+        r, "map", choice.block, payload, arrays, halo=halo, boundary=boundary, held=held
+    )
     return planner.new_plan(r, arrays, tables, [stage], choice)
+
+
+def _streamed(
+    r: Request, halo: dict[str, int], arrays: Mapping[str, Any], tables: Mapping[str, Any]
+) -> Callable[[tuple[int, ...]], tuple[int, ...]] | None:
+    """A map's step for a block (``stream_step``), or None when its tasks cannot be
+    worked in steps: a halo, table outputs, an output not on the primary's grid and
+    chunks, an input that is a table, read whole along a dim or chunked unlike the
+    primary, or GPU tasks (which move whole blocks to the device)."""
+    if any(halo.values()) or tables or r.backend == "gpu":
+        return None
+    # every step writes whole output chunks: outputs chunked as the primary is
+    if any(
+        (a.dims, a.shape, a.chunks) != (r.dims, r.shape, r.chunks) or a.resized or a.scratch
+        for a in arrays.values()
+    ):
+        return None
+    pos = {d: i for i, d in enumerate(r.dims)}
+    for spec in r.op.inputs:
+        b = r.inputs.get(spec.name)
+        if b is None:
+            continue
+        if b.array is None or b.table is not None:
+            return None
+        for d, c in zip(b.array.dims, b.array.chunks, strict=True):
+            if d not in pos or d in spec.whole or c != r.chunks[pos[d]]:
+                return None
+
+    def step(block: tuple[int, ...]) -> tuple[int, ...]:
+        return stream_step(block, r.chunks, r.itemsize)
+
+    return step

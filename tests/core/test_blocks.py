@@ -169,3 +169,18 @@ def test_the_plan_carries_the_figure_the_block_was_checked_against(tmp_path) -> 
     size = TaskSize(in_bytes, math.prod(block) * 4, block, 4, ("t", "y", "x"))
     formula = int(op.memory(size, plan.params))
     assert first.memory == formula + 3 * 4 * chunk_bytes
+
+
+def test_a_streamed_step_is_whole_chunks_grown_from_the_last_dim() -> None:
+    from minjiang.core._blocks import stream_step
+
+    # 64 × 64 pencils of 1,095 days (18 MB): one pencil a step
+    assert stream_step((1095, 256, 448), (1095, 64, 64), 4) == (1095, 64, 64)
+    # 15-day slabs of a 512 × 448 plane (13.8 MB): two slabs a step, at most 32 MiB
+    assert stream_step((120, 512, 448), (15, 512, 448), 4) == (30, 512, 448)
+    # the last dim grows first; an earlier one takes more than a chunk once it is whole
+    block, chunks = (100, 40, 50), (10, 8, 10)
+    assert stream_step(block, chunks, 8, target=10 * 8 * 30 * 8) == (10, 8, 30)
+    assert stream_step(block, chunks, 8, target=10 * 16 * 50 * 8) == (10, 16, 50)
+    assert stream_step(block, chunks, 8, target=0) == (10, 8, 10)
+    assert stream_step(block, chunks, 8, target=1 << 30) == block

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 from minjiang.core.errors import ContractError, ExecutionError
 
 from tests._data import ingest_array
-from tests.core import _stateops
+from tests.core import _mapops, _stateops
 
 
 def test_every_per_step_pattern_has_one_planner_and_typed_payloads(runtime, tmp_path, rng):
@@ -66,6 +67,85 @@ def test_a_state_with_a_trailing_dim_is_partitioned_and_combined(runtime, tmp_pa
         np.testing.assert_allclose(
             res.to_xarray()["mean"].values, np.nanmean(x, axis=0), rtol=1e-12
         )
+
+
+def _streamed_cube(rt, tmp_path, rng):
+    x = rng.normal(size=(12, 40, 30))
+    t = np.arange(12) * 0.5 + 3.0
+    src = ingest_array(rt, tmp_path, "t/m", x, ("t", "y", "x"), (3, 8, 10), coords={"t": t})
+    return x, t, src
+
+
+def _one_step(op, inputs, params=None):
+    step = {"id": "m", "operator": op, "inputs": {k: v.id for k, v in inputs.items()}}
+    return {"steps": [{**step, "params": params or {}}]}
+
+
+def test_a_map_without_halo_works_its_block_a_step_at_a_time(runtime, tmp_path, rng, monkeypatch):
+    """With steps of one chunk, a task reads, computes and writes one chunk at a time:
+    its memory is projected from a step, each step's kernel sees that step's region and
+    coordinates, and the step's reads and writes count as reading and writing."""
+    from minjiang.core import _blocks
+    from minjiang.core._runtime import Runtime
+
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    rt = Runtime(store=runtime.store.url, executor="local")
+    rt.register(_mapops, name="mapops")
+    x, t, src = _streamed_cube(rt, tmp_path, rng)
+    stage = rt.plan(_one_step("testlab.located", {"x": src})).steps[-1].stages[0]
+    assert stage.tasks[0].payload.step == (3, 8, 10)
+    assert any(
+        math.prod(s.stop - s.start for s in task.region) > 3 * 8 * 10 for task in stage.tasks
+    )
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 32 << 20)  # the same blocks, whole
+    whole = rt.plan(_one_step("testlab.located", {"x": src})).steps[-1].stages[0]
+    assert [t.region for t in whole.tasks] == [t.region for t in stage.tasks]
+    assert whole.tasks[0].payload.step == ()
+    assert max(t.memory for t in stage.tasks) < max(t.memory for t in whole.tasks)
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    events = []
+    rt.subscribe(events.append)
+    res = rt.run("testlab.located", inputs={"x": src}, reuse=False)
+    want = x + 1e3 * t[:, None, None] + 1e6 * np.arange(40)[None, :, None]
+    np.testing.assert_array_equal(res.to_xarray()["y"].values, want)
+    done = [e.task for e in events if e.kind == "task_finished"]
+    assert done and all(r.read_s > 0 and r.cpu["read"] > 0 and r.write_s > 0 for r in done)
+    assert all(r.kernel_s >= 0 and r.cpu["kernel"] >= 0 for r in done)
+    assert sum(r.bytes_decoded for r in done) == x.nbytes
+    assert sum(r.bytes_written for r in done) == want.nbytes
+
+
+def test_a_map_that_returns_its_block_is_written_before_the_next_step(
+    runtime, tmp_path, rng, monkeypatch
+) -> None:
+    """Steps decode into the same buffer; a kernel that returns the buffer itself has
+    its step written before the next step overwrites it."""
+    from minjiang.core import _blocks
+    from minjiang.core._runtime import Runtime
+
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    rt = Runtime(store=runtime.store.url, executor="local")
+    rt.register(_mapops, name="mapops")
+    x, _, src = _streamed_cube(rt, tmp_path, rng)
+    assert rt.plan(_one_step("testlab.same", {"x": src})).steps[-1].stages[0].tasks[0].payload.step
+    res = rt.run("testlab.same", inputs={"x": src}, reuse=False)
+    np.testing.assert_array_equal(res.to_xarray()["y"].values, x)
+
+
+def test_maps_that_cannot_be_stepped_keep_whole_blocks(runtime, tmp_path, rng, monkeypatch):
+    """A halo, or a second input chunked unlike the first, keeps the whole block."""
+    from minjiang.core import _blocks
+
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    x, _, src = _streamed_cube(runtime, tmp_path, rng)
+    other = ingest_array(runtime, tmp_path, "t/o", x, ("t", "y", "x"), (6, 8, 10))
+    gauss = _one_step("array.gaussian", {"x": src}, {"sigma": 1})
+    mixed = _one_step("array.band_math", {"a": src, "b": other}, {"expression": "a - b"})
+    for steps in (gauss, mixed):
+        for task in runtime.plan(steps).steps[-1].stages[0].tasks:
+            assert task.payload.step == ()
+    same = _one_step("array.band_math", {"a": src, "b": src}, {"expression": "a - b"})
+    assert runtime.plan(same).steps[-1].stages[0].tasks[0].payload.step
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,36 @@ def test_reduce_equals_numpy(tmp_path_factory, cube, stat) -> None:
 
 
 @SETTINGS
+@given(cubes())
+def test_a_map_worked_a_chunk_at_a_time_equals_numpy(tmp_path_factory, cube) -> None:
+    """Tasks that read, compute and write their block one chunk at a time give
+    NumPy's answer over any shape and chunking."""
+    from unittest import mock
+
+    from minjiang.core import _blocks
+    from minjiang.core._runtime import Runtime
+
+    shape, chunks, seed = cube
+    tmp = tmp_path_factory.mktemp("m")
+    rt = Runtime(store=tmp / "store", executor="local", memory_budget=_budget(chunks, factor=48))
+    a, b = _values(shape, seed), _values(shape, seed + 1)
+    dims = _dims(len(shape))
+    src_a = ingest_array(rt, tmp, "t/a", a, dims, chunks)
+    src_b = ingest_array(rt, tmp, "t/b", b, dims, chunks)
+    with mock.patch.object(_blocks, "STREAM_STEP_BYTES", 0):
+        res = rt.run(
+            "array.band_math",
+            inputs={"a": src_a, "b": src_b},
+            params={"expression": "(a - b) / (a + b)"},
+        )
+    with np.errstate(all="ignore"):
+        want = (a - b) / (a + b)
+    np.testing.assert_allclose(
+        res.to_xarray()["result"].values, want, rtol=1e-12, atol=0, equal_nan=True
+    )
+
+
+@SETTINGS
 @given(cubes(), st.floats(0.0, 1.0))
 def test_quantile_full_axis_equals_numpy(tmp_path_factory, cube, q) -> None:
     from minjiang.core._runtime import Runtime

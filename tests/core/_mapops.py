@@ -1,0 +1,41 @@
+"""A test plugin: a map whose output depends on where its block lies (its region and
+its coordinate values), and one whose kernel returns its own input block."""
+
+from __future__ import annotations
+
+import numpy as np
+from minjiang.core import ArrayOutput, Input, Map, Operator, hookimpl
+
+
+def located(arrays, params, ctx):
+    """x + 1000 × the block's t coordinate + 10⁶ × the global y index."""
+    x = np.asarray(arrays["x"], dtype=np.float64)
+    t = np.asarray(ctx.coords["t"], dtype=np.float64)
+    y0 = ctx.region["y"].start
+    y = np.arange(y0, y0 + x.shape[1], dtype=np.float64)
+    return {"y": x + 1e3 * t[:, None, None] + 1e6 * y[None, :, None]}
+
+
+def same(arrays, params, ctx):
+    return {"y": arrays["x"]}  # the decoded block itself, no copy
+
+
+LOCATED = Operator(
+    name="testlab.located",
+    version="1",
+    inputs=(Input("x"),),
+    outputs=(ArrayOutput("y", dtype="float64"),),
+    pattern=Map(located),
+)
+SAME = Operator(
+    name="testlab.same",
+    version="1",
+    inputs=(Input("x"),),
+    outputs=(ArrayOutput("y"),),
+    pattern=Map(same),
+)
+
+
+@hookimpl
+def minjiang_register_operators():
+    return [LOCATED, SAME]

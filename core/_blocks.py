@@ -158,16 +158,23 @@ def iter_blocks(shape: Sequence[int], block: Sequence[int]) -> list[tuple[slice,
 
 
 def stream_step(
-    block: Sequence[int], chunks: Sequence[int], itemsize: int, target: int | None = None
+    block: Sequence[int],
+    chunks: Sequence[int],
+    itemsize: int,
+    target: int | None = None,
+    whole: Sequence[int] = (),
 ) -> tuple[int, ...]:
-    """The part of ``block`` a streamed task reads at once (cells per dim): whole chunks,
-    about ``target`` bytes (default ``STREAM_STEP_BYTES``, at least one chunk), grown
-    in C order from the last dim: an earlier dim takes more than one chunk only once
-    the later ones span the block. Blocks start on chunk boundaries, so steps do too.
+    """The part of ``block`` a streamed task reads at once (cells per dim): the whole
+    block along the dims in ``whole``; along the others whole chunks, about ``target``
+    bytes in all (default ``STREAM_STEP_BYTES``, at least one chunk per dim), grown in
+    C order from the last dim: an earlier dim takes more than one chunk only once the
+    later ones span the block. Blocks start on chunk boundaries, so steps do too.
     """
     target = STREAM_STEP_BYTES if target is None else target
-    step = [min(c, b) for b, c in zip(block, chunks, strict=True)]
-    for i in reversed(range(len(step))):
+    step = [
+        b if i in whole else min(c, b) for i, (b, c) in enumerate(zip(block, chunks, strict=True))
+    ]
+    for i in reversed([i for i in range(len(step)) if i not in whole]):
         row = math.prod(step) // step[i] * itemsize  # bytes per cell along dim i
         step[i] = min(block[i], max(step[i], target // max(row, 1) // chunks[i] * chunks[i]))
         if step[i] < block[i]:

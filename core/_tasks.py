@@ -299,11 +299,12 @@ class TaskIO:
         return out
 
     def stream_inputs(
-        self, spec: TaskSpec, step: tuple[int, ...]
+        self, spec: TaskSpec, step: tuple[int, ...], outputs: Outputs
     ) -> Iterator[tuple[TaskSpec, dict[str, Any]]]:
         """The task's block in steps of ``step`` cells (C order): each step's spec
-        (:func:`sub_spec`) and its inputs, decoded into the same buffers step after
-        step. A step's arrays are overwritten by the next: keep nothing of them."""
+        (:func:`sub_spec`, writing ``outputs``) and its inputs, decoded into the same
+        buffers step after step. A step's arrays are overwritten by the next: keep
+        nothing of them."""
         from minjiang.core._blocks import iter_blocks
 
         buffers: dict[str, np.ndarray] | None = None if spec.backend == "gpu" else {}
@@ -311,7 +312,7 @@ class TaskIO:
         extent = tuple(s.stop - s.start for s in spec.region)
         for rel in iter_blocks(extent, step):
             region = tuple(slice(o + s.start, o + s.stop) for o, s in zip(origin, rel, strict=True))
-            sub = sub_spec(spec, region)
+            sub = sub_spec(spec, region, outputs)
             with self.phase("read"):
                 data = self.read_inputs(sub, buffers)
             yield sub, data
@@ -381,37 +382,40 @@ class TaskIO:
         return table
 
 
-def sub_spec(spec: TaskSpec, region: tuple[slice, ...]) -> TaskSpec:
+def sub_spec(spec: TaskSpec, region: tuple[slice, ...], outputs: Outputs) -> TaskSpec:
     """The spec of a task over ``region``, a part of ``spec``'s region: its array
-    reads and its writes narrowed to the part and its coordinates sliced, as the
-    planner would give a task of that region (so a kernel sees the same either way).
-    For tasks without halo that read arrays only and write over their own region."""
+    reads and its writes (of ``outputs``) narrowed to the part and its coordinates
+    sliced, as the planner would give a task of that region (so a kernel sees the same
+    either way). For tasks without halo that read arrays only and write each output
+    over the task's region along the output's dims."""
     from minjiang.core._planner import ArrayRead
 
     if any(lo or hi for lo, hi in spec.halo):
         raise ExecutionError(f"{spec.operator}: a task with a halo is not read in parts")
     pos = {d: i for i, d in enumerate(spec.dims)}
+
+    def narrow(dims: tuple[str, ...], sl: tuple[slice, ...]) -> tuple[slice, ...]:
+        return tuple(
+            region[pos[d]] if d in pos and s == spec.region[pos[d]] else s
+            for d, s in zip(dims, sl, strict=True)
+        )
+
     reads = []
     for r in spec.reads:
         if not isinstance(r, ArrayRead):
             raise ExecutionError(f"{spec.operator}: a task that reads tables is not read in parts")
-        reads.append(
-            dataclasses.replace(
-                r,
-                read=tuple(
-                    region[pos[d]] if d in pos and r.read[i] == spec.region[pos[d]] else r.read[i]
-                    for i, d in enumerate(r.info.dims)
-                ),
-            )
-        )
+        reads.append(dataclasses.replace(r, read=narrow(r.info.dims, r.read)))
     writes = []
     for w in spec.writes:
-        if w.region != spec.region:
+        dims = outputs.dims.get(w.array, ())
+        if len(dims) != len(w.region) or any(
+            d not in pos or s != spec.region[pos[d]] for d, s in zip(dims, w.region, strict=True)
+        ):
             raise ExecutionError(
                 f"{spec.operator}: output {w.array!r} is not written over the task's region, "
                 "so the task is not worked in parts"
             )
-        writes.append(dataclasses.replace(w, region=region))
+        writes.append(dataclasses.replace(w, region=narrow(dims, w.region)))
     coords = {}
     for d, values in spec.coords.items():
         i = pos[d]

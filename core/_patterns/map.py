@@ -62,7 +62,7 @@ class BlockTask:
         if not self.step:
             return kernel(data, spec.params, context(spec, self.outputs))
         io: TaskIO = data
-        for sub, arrays in io.stream_inputs(spec, self.step):
+        for sub, arrays in io.stream_inputs(spec, self.step, self.outputs):
             result = kernel(arrays, sub.params, context(sub, self.outputs))
             with io.phase("write"):
                 write_outputs(io, sub, self.outputs, result)

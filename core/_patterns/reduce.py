@@ -6,6 +6,13 @@ writes each block's state into the scratch Zarr group (one slot per partition al
 the reduced dims), and a ``combine`` stage folds the states of each output block and
 finalizes it, one task per output block.
 
+Streaming: a ``reduce`` task whose outputs lie on the kept dims, chunked as the
+primary is there, works its block in steps along the kept dims
+(``core/_blocks.stream_step``, the whole block along the reduced dims): it reads a
+step into the same buffers as the last, runs ``partial`` and ``finalize`` on it and
+writes the step's output chunks before reading the next, as a map does
+(``core/_patterns/map.py``). Its memory is projected from one step.
+
 Tasks: :class:`ReduceBlockTask`, :class:`ReducePartialTask`, :class:`ReduceCombineTask`.
 """
 
@@ -15,7 +22,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core._blocks import iter_blocks
+from minjiang.core._blocks import iter_blocks, stream_step
 from minjiang.core._operator import (
     BlockContext,
     Reduce,
@@ -27,7 +34,7 @@ from minjiang.core._tasks import Outputs, PartialKernels, context, to_host, writ
 from minjiang.core.errors import ExecutionError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from minjiang.core._planner import Request, StepPlan, StepPlanner, TaskSpec
     from minjiang.core._tasks import TaskIO
@@ -39,23 +46,39 @@ _STATE_PREFIX = "state_"
 
 @dataclasses.dataclass(frozen=True)
 class ReduceBlockTask(PartialKernels):
-    """A block that spans the reduced dims: ``finalize(partial(block))`` → write."""
+    """A block that spans the reduced dims: ``finalize(partial(block))`` → write;
+    with ``step`` (cells per dim), that in steps along the kept dims (see the module
+    docstring)."""
 
     state: State
     reduce_dims: tuple[str, ...] = ()
     outputs: Outputs = dataclasses.field(default_factory=Outputs)
+    step: tuple[int, ...] = ()
 
     def read(self, io: TaskIO, spec: TaskSpec) -> Any:
+        if self.step:
+            return io  # each step is read, reduced and written in compute
         return io.read_inputs(spec)
 
     def compute(self, data: Any, spec: TaskSpec) -> Any:
+        if not self.step:
+            return self._reduce(data, spec)
+        io: TaskIO = data
+        for sub, arrays in io.stream_inputs(spec, self.step, self.outputs):
+            result = self._reduce(arrays, sub)
+            with io.phase("write"):
+                write_outputs(io, sub, self.outputs, result)
+        return None
+
+    def _reduce(self, arrays: Any, spec: TaskSpec) -> Any:
         ctx = context(spec, self.outputs)
-        state = import_dotted(self.partial)(data, spec.params, ctx)
+        state = import_dotted(self.partial)(arrays, spec.params, ctx)
         _check_names(state, self.state, spec.operator)
         return import_dotted(self.finalize)(state, spec.params, _kept(ctx, self.reduce_dims))
 
     def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None:
-        write_outputs(io, spec, self.outputs, result)
+        if not self.step:
+            write_outputs(io, spec, self.outputs, result)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +191,39 @@ def _kept(ctx: BlockContext, reduce_dims: tuple[str, ...]) -> BlockContext:
     )
 
 
+def _streamed(
+    r: Request, span: tuple[bool, ...], arrays: Mapping[str, Any], tables: Mapping[str, Any]
+) -> Callable[[tuple[int, ...]], tuple[int, ...]] | None:
+    """A reduce task's step for a block (``stream_step`` along the kept dims), or None
+    when its tasks cannot be worked in steps: table outputs, an output not on the
+    primary's kept dims and chunks, an input that is a table, read whole along a kept
+    dim or chunked unlike the primary along one, or GPU tasks."""
+    if tables or r.backend == "gpu":
+        return None
+    kept = [i for i, sp in enumerate(span) if not sp]
+    grid = tuple(tuple(v[i] for i in kept) for v in (r.dims, r.shape, r.chunks))
+    if not kept or any(
+        (a.dims, a.shape, a.chunks) != grid or a.resized or a.scratch for a in arrays.values()
+    ):
+        return None
+    pos = {d: i for i, d in enumerate(r.dims)}
+    for spec in r.op.inputs:
+        b = r.inputs.get(spec.name)
+        if b is None:
+            continue
+        if b.array is None or b.table is not None:
+            return None
+        for d, c in zip(b.array.dims, b.array.chunks, strict=True):
+            if d not in pos or (not span[pos[d]] and (d in spec.whole or c != r.chunks[pos[d]])):
+                return None
+    whole = [i for i, sp in enumerate(span) if sp]
+
+    def step(block: tuple[int, ...]) -> tuple[int, ...]:
+        return stream_step(block, r.chunks, r.itemsize, whole=whole)
+
+    return step
+
+
 def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
     import numpy as np
     from minjiang.core._planner import (
@@ -209,8 +265,17 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
             return planner.out_bytes(arrays, r.dims, block), arrays
         return state_bytes(block), state_specs(block)
 
+    def spans(block: tuple[int, ...]) -> bool:
+        return all(b >= s for b, s, sp in zip(block, r.shape, span, strict=True) if sp)
+
+    streamed = _streamed(r, span, arrays, tables)
+
+    def held(block: tuple[int, ...]) -> tuple[int, ...]:
+        # only a task that spans the reduced dims works in steps (partials do not)
+        return streamed(block) if streamed is not None and spans(block) else block
+
     choice = planner.choose(
-        r, {}, arrays, span=span, partial_bytes=state_bytes, outputs=task_outputs
+        r, {}, arrays, span=span, partial_bytes=state_bytes, outputs=task_outputs, held=held
     )
     kernels = {
         "partial": dotted_path(pattern.partial),
@@ -218,9 +283,16 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
         "finalize": dotted_path(pattern.finalize),
     }
     outputs = planner.outputs(arrays, tables)
-    if all(b >= s for b, s, sp in zip(choice.block, r.shape, span, strict=True) if sp):
-        step = ReduceBlockTask(**kernels, state=state, reduce_dims=rdims, outputs=outputs)
-        stage = planner.block_stage(r, "reduce", choice.block, step, arrays)
+    if spans(choice.block):
+        step = held(choice.block)
+        payload = ReduceBlockTask(
+            **kernels,
+            state=state,
+            reduce_dims=rdims,
+            outputs=outputs,
+            step=() if step == choice.block else step,
+        )
+        stage = planner.block_stage(r, "reduce", choice.block, payload, arrays, held=held)
         return planner.new_plan(r, arrays, tables, [stage], choice)
     # Partial states go to scratch Zarr arrays (one slot per partition along the
     # reduced dims), then one combine task per output block folds them.

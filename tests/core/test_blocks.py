@@ -184,3 +184,6 @@ def test_a_streamed_step_is_whole_chunks_grown_from_the_last_dim() -> None:
     assert stream_step(block, chunks, 8, target=10 * 16 * 50 * 8) == (10, 16, 50)
     assert stream_step(block, chunks, 8, target=0) == (10, 8, 10)
     assert stream_step(block, chunks, 8, target=1 << 30) == block
+    # dims in ``whole`` stay whole (a reduction's reduced dims); the rest step by chunks
+    assert stream_step(block, chunks, 8, target=0, whole=(0,)) == (100, 8, 10)
+    assert stream_step((1095, 256, 448), (365, 64, 64), 4, whole=(0,)) == (1095, 64, 64)

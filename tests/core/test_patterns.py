@@ -132,6 +132,35 @@ def test_a_map_that_returns_its_block_is_written_before_the_next_step(
     np.testing.assert_array_equal(res.to_xarray()["y"].values, x)
 
 
+def test_a_reduction_spanning_its_dims_works_in_steps_along_the_kept_ones(
+    runtime, tmp_path, rng, monkeypatch
+) -> None:
+    """A reduce task over the whole time axis reads, reduces and writes one chunk of
+    the kept dims at a time: the same answer, memory projected from a step."""
+    from minjiang.core import _blocks
+    from minjiang.core._runtime import Runtime
+
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    rt = Runtime(store=runtime.store.url, executor="local")
+    x = rng.normal(size=(12, 40, 30))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    src = ingest_array(rt, tmp_path, "t/r", x, ("t", "y", "x"), (6, 8, 10))
+    steps = _one_step("array.reduce", {"x": src}, {"dims": ["t"], "stat": "std"})
+    stage = rt.plan(steps).steps[-1].stages[0]
+    assert stage.name == "reduce" and stage.tasks[0].payload.step == (12, 8, 10)
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 32 << 20)
+    whole = rt.plan(steps).steps[-1].stages[0]
+    assert [t.region for t in whole.tasks] == [t.region for t in stage.tasks]
+    assert max(t.memory for t in stage.tasks) < max(t.memory for t in whole.tasks)
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    events = []
+    rt.subscribe(events.append)
+    res = rt.run("array.reduce", inputs={"x": src}, params={"dims": ["t"], "stat": "std"})
+    np.testing.assert_allclose(res.to_xarray()["std"].values, np.nanstd(x, axis=0), rtol=1e-12)
+    done = [e.task for e in events if e.kind == "task_finished"]
+    assert done and all(r.cpu["read"] > 0 and r.write_s > 0 for r in done)
+
+
 def test_maps_that_cannot_be_stepped_keep_whole_blocks(runtime, tmp_path, rng, monkeypatch):
     """A halo, or a second input chunked unlike the first, keeps the whole block."""
     from minjiang.core import _blocks

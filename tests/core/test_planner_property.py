@@ -128,6 +128,38 @@ def test_a_map_worked_a_chunk_at_a_time_equals_numpy(tmp_path_factory, cube) -> 
 
 
 @SETTINGS
+@given(cubes(), st.sampled_from(["mean", "std", "min", "max"]), st.data())
+def test_a_reduce_worked_a_chunk_at_a_time_equals_numpy(tmp_path_factory, cube, stat, data):
+    """Reduce tasks that span their reduced dims and work the kept dims one chunk at a
+    time give NumPy's answer over any shape, chunking and reduced dims."""
+    from unittest import mock
+
+    from minjiang.core import _blocks
+    from minjiang.core._runtime import Runtime
+
+    shape, chunks, seed = cube
+    dims = _dims(len(shape))
+    reduced = data.draw(st.sets(st.sampled_from(dims), min_size=1, max_size=len(dims) - 1))
+    tmp = tmp_path_factory.mktemp("s")
+    rt = Runtime(store=tmp / "store", executor="local", memory_budget=_budget(chunks, factor=48))
+    x = _values(shape, seed)
+    src = ingest_array(rt, tmp, "t/x", x, dims, chunks)
+    with mock.patch.object(_blocks, "STREAM_STEP_BYTES", 0):
+        res = rt.run(
+            "array.reduce",
+            inputs={"x": src},
+            params={"dims": [d for d in dims if d in reduced], "stat": stat},
+        )
+    axes = tuple(i for i, d in enumerate(dims) if d in reduced)
+    ref = {"mean": np.nanmean, "std": np.nanstd, "min": np.nanmin, "max": np.nanmax}[stat]
+    with np.errstate(all="ignore"), _quiet():
+        want = ref(x, axis=axes)
+    np.testing.assert_allclose(
+        res.to_xarray()[stat].values, want, rtol=1e-10, atol=1e-12, equal_nan=True
+    )
+
+
+@SETTINGS
 @given(cubes(), st.floats(0.0, 1.0))
 def test_quantile_full_axis_equals_numpy(tmp_path_factory, cube, q) -> None:
     from minjiang.core._runtime import Runtime

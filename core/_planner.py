@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core._blocks import BlockChoice, choose_block, iter_blocks
+from minjiang.core._blocks import BlockChoice, choose_block, iter_blocks, stream_step
 from minjiang.core._executors import TASK_ZARR_CONCURRENCY
 from minjiang.core._operator import (
     ArrayOutput,
@@ -527,6 +527,44 @@ class StepPlanner:
             out_bytes, written = self.out_bytes(arrays, r.dims, part), arrays
         codec = self.codec(r, part, halo, written, override)
         return self.task_memory(r, in_bytes, out_bytes, part, codec)
+
+    @staticmethod
+    def stepper(
+        r: Request,
+        arrays: Mapping[str, OutputArraySpec],
+        tables: Mapping[str, Any],
+        whole: tuple[str, ...] = (),
+    ) -> Callable[[tuple[int, ...]], tuple[int, ...]] | None:
+        """The step (``stream_step``) a task of a block works in, whole along the dims
+        in ``whole``, or None when its tasks cannot be worked in steps: table outputs,
+        an output not on the primary's grid and chunks over the other dims, an input
+        that is a table, or along a stepped dim is read whole or chunked unlike the
+        primary, or GPU tasks (which move whole blocks to the device). Every step then
+        reads and writes whole chunks."""
+        stepped = [i for i, d in enumerate(r.dims) if d not in whole]
+        grid = tuple(tuple(v[i] for i in stepped) for v in (r.dims, r.shape, r.chunks))
+        if tables or r.backend == "gpu" or not stepped:
+            return None
+        if any((a.dims, a.shape, a.chunks) != grid or a.resized for a in arrays.values()):
+            return None
+        pos = {d: i for i, d in enumerate(r.dims)}
+        for spec in r.op.inputs:
+            b = r.inputs.get(spec.name)
+            if b is None:
+                continue
+            if b.array is None or b.table is not None:
+                return None
+            for d, c in zip(b.array.dims, b.array.chunks, strict=True):
+                if d not in pos:
+                    return None
+                if d not in whole and (d in spec.whole or c != r.chunks[pos[d]]):
+                    return None
+        fixed = [pos[d] for d in whole]
+
+        def step(block: tuple[int, ...]) -> tuple[int, ...]:
+            return stream_step(block, r.chunks, r.itemsize, whole=fixed)
+
+        return step
 
     def codec(
         self,

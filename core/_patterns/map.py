@@ -24,13 +24,10 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core._blocks import stream_step
 from minjiang.core._operator import Map, dotted_path, import_dotted
 from minjiang.core._tasks import Outputs, context, write_outputs
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-
     from minjiang.core._planner import Request, StepPlan, StepPlanner, TaskSpec
     from minjiang.core._tasks import TaskIO
 
@@ -95,7 +92,8 @@ def plan_map(planner: StepPlanner, r: Request, pattern: Map) -> StepPlan:
     fixed = {
         i: r.shape[i] for i, d in enumerate(r.dims) if boundary == "wrap" and halo.get(d, 0) > 0
     }
-    held = _streamed(r, halo, arrays, tables)
+    # a halo would be decoded again by every step
+    held = None if any(halo.values()) else planner.stepper(r, arrays, tables)
     choice = planner.choose(r, halo, arrays, fixed=fixed, held=held)
     step = held(choice.block) if held is not None else choice.block
     payload = BlockTask(
@@ -107,35 +105,3 @@ def plan_map(planner: StepPlanner, r: Request, pattern: Map) -> StepPlan:
         r, "map", choice.block, payload, arrays, halo=halo, boundary=boundary, held=held
     )
     return planner.new_plan(r, arrays, tables, [stage], choice)
-
-
-def _streamed(
-    r: Request, halo: dict[str, int], arrays: Mapping[str, Any], tables: Mapping[str, Any]
-) -> Callable[[tuple[int, ...]], tuple[int, ...]] | None:
-    """A map's step for a block (``stream_step``), or None when its tasks cannot be
-    worked in steps: a halo, table outputs, an output not on the primary's grid and
-    chunks, an input that is a table, read whole along a dim or chunked unlike the
-    primary, or GPU tasks (which move whole blocks to the device)."""
-    if any(halo.values()) or tables or r.backend == "gpu":
-        return None
-    # every step writes whole output chunks: outputs chunked as the primary is
-    if any(
-        (a.dims, a.shape, a.chunks) != (r.dims, r.shape, r.chunks) or a.resized or a.scratch
-        for a in arrays.values()
-    ):
-        return None
-    pos = {d: i for i, d in enumerate(r.dims)}
-    for spec in r.op.inputs:
-        b = r.inputs.get(spec.name)
-        if b is None:
-            continue
-        if b.array is None or b.table is not None:
-            return None
-        for d, c in zip(b.array.dims, b.array.chunks, strict=True):
-            if d not in pos or d in spec.whole or c != r.chunks[pos[d]]:
-                return None
-
-    def step(block: tuple[int, ...]) -> tuple[int, ...]:
-        return stream_step(block, r.chunks, r.itemsize)
-
-    return step

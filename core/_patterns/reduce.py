@@ -22,7 +22,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core._blocks import iter_blocks, stream_step
+from minjiang.core._blocks import iter_blocks
 from minjiang.core._operator import (
     BlockContext,
     Reduce,
@@ -34,7 +34,7 @@ from minjiang.core._tasks import Outputs, PartialKernels, context, to_host, writ
 from minjiang.core.errors import ExecutionError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from minjiang.core._planner import Request, StepPlan, StepPlanner, TaskSpec
     from minjiang.core._tasks import TaskIO
@@ -191,39 +191,6 @@ def _kept(ctx: BlockContext, reduce_dims: tuple[str, ...]) -> BlockContext:
     )
 
 
-def _streamed(
-    r: Request, span: tuple[bool, ...], arrays: Mapping[str, Any], tables: Mapping[str, Any]
-) -> Callable[[tuple[int, ...]], tuple[int, ...]] | None:
-    """A reduce task's step for a block (``stream_step`` along the kept dims), or None
-    when its tasks cannot be worked in steps: table outputs, an output not on the
-    primary's kept dims and chunks, an input that is a table, read whole along a kept
-    dim or chunked unlike the primary along one, or GPU tasks."""
-    if tables or r.backend == "gpu":
-        return None
-    kept = [i for i, sp in enumerate(span) if not sp]
-    grid = tuple(tuple(v[i] for i in kept) for v in (r.dims, r.shape, r.chunks))
-    if not kept or any(
-        (a.dims, a.shape, a.chunks) != grid or a.resized or a.scratch for a in arrays.values()
-    ):
-        return None
-    pos = {d: i for i, d in enumerate(r.dims)}
-    for spec in r.op.inputs:
-        b = r.inputs.get(spec.name)
-        if b is None:
-            continue
-        if b.array is None or b.table is not None:
-            return None
-        for d, c in zip(b.array.dims, b.array.chunks, strict=True):
-            if d not in pos or (not span[pos[d]] and (d in spec.whole or c != r.chunks[pos[d]])):
-                return None
-    whole = [i for i, sp in enumerate(span) if sp]
-
-    def step(block: tuple[int, ...]) -> tuple[int, ...]:
-        return stream_step(block, r.chunks, r.itemsize, whole=whole)
-
-    return step
-
-
 def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
     import numpy as np
     from minjiang.core._planner import (
@@ -268,7 +235,7 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
     def spans(block: tuple[int, ...]) -> bool:
         return all(b >= s for b, s, sp in zip(block, r.shape, span, strict=True) if sp)
 
-    streamed = _streamed(r, span, arrays, tables)
+    streamed = planner.stepper(r, arrays, tables, whole=rdims)
 
     def held(block: tuple[int, ...]) -> tuple[int, ...]:
         # only a task that spans the reduced dims works in steps (partials do not)

@@ -259,7 +259,9 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
             outputs=outputs,
             step=() if step == choice.block else step,
         )
-        stage = planner.block_stage(r, "reduce", choice.block, payload, arrays, held=held)
+        stage = planner.block_stage(
+            r, "reduce", choice.block, payload, arrays, held=held if streamed else None
+        )
         return planner.new_plan(r, arrays, tables, [stage], choice)
     # Partial states go to scratch Zarr arrays (one slot per partition along the
     # reduced dims), then one combine task per output block folds them.

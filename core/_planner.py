@@ -517,7 +517,7 @@ class StepPlanner:
         ``outputs(block)``, when given, is ``(out_bytes, arrays written)`` of such a
         task (a reduction's partial writes its state, not the outputs). ``held(block)``,
         when given, is the part of the block the task reads, computes and writes at
-        once (a streamed map's step): the figure is that part's.
+        once (a streamed task's step): the figure is that part's.
         """
         part = held(block) if held is not None else block
         _, in_bytes = self.reads(r, tuple(slice(0, b) for b in part), halo, "reflect", override)

@@ -13,9 +13,9 @@ planner picks, among blocks of ``k_d`` chunks per dim, the one that
   overhead; tasks decoding more than 256 MiB, or projected to hold more than 256 MiB,
   pay a growing penalty.
 
-A map task without halo reads, computes and writes its block in steps of whole chunks
-(:func:`stream_step`), so what it holds is a step, not its block: its memory is
-projected from one step.
+A map task without halo, and a reduce task that spans its reduced dims, read,
+compute and write their block in steps of whole chunks (:func:`stream_step`), so what
+such a task holds is a step, not its block: its memory is projected from one step.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ TASK_TARGET_BYTES = 256 << 20
 #: cost no time and cut the peak (docs/benchmarks.md, "Task memory").
 TASK_MEMORY_TARGET_BYTES = 256 << 20
 
-#: A streamed map task reads about this many bytes of its primary input at a time (at
-#: least one chunk).
+#: A stepped task reads about this many bytes of its primary input at a time (at least
+#: one chunk per stepped dim).
 STREAM_STEP_BYTES = 32 << 20
 
 

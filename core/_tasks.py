@@ -307,7 +307,7 @@ class TaskIO:
         nothing of them."""
         from minjiang.core._blocks import iter_blocks
 
-        buffers: dict[str, np.ndarray] | None = None if spec.backend == "gpu" else {}
+        buffers: dict[str, np.ndarray] = {}
         origin = tuple(s.start for s in spec.region)
         extent = tuple(s.stop - s.start for s in spec.region)
         for rel in iter_blocks(extent, step):

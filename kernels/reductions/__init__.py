@@ -5,6 +5,12 @@ Moments follow the ``reduce`` chunk pattern: :func:`moments_partial` of each blo
 update, exact in real arithmetic), and :func:`moments_finalize` for the statistic
 wanted. NaN values are skipped; where every value is NaN the result is NaN and the
 count 0 (``sum`` included, unlike ``numpy.nansum``'s 0).
+
+A state holds only what its statistics need (:data:`STAT_KEYS`): a mean is a count and
+a mean (16 bytes per cell, one pass over the block), a variance adds the sum of squared
+deviations (a second pass), a minimum is the minimum alone. Smaller states are cheaper
+to compute, to write as partials and to combine; every state's arrays are equal to the
+same arrays of the full state, bit for bit.
 """
 
 from __future__ import annotations
@@ -19,16 +25,44 @@ from minjiang.kernels._dispatch import is_gpu_array, resolve_backend
 __all__ = [
     "MOMENT_KEYS",
     "MOMENT_STATS",
+    "STAT_KEYS",
+    "moment_keys",
     "moments_combine",
     "moments_finalize",
     "moments_partial",
     "nanquantile",
 ]
 
-#: the arrays of a moments state
+#: the arrays of the full moments state, in order
 MOMENT_KEYS: tuple[str, ...] = ("count", "mean", "m2", "min", "max")
 #: the statistics :func:`moments_finalize` computes
 MOMENT_STATS: tuple[str, ...] = ("mean", "std", "var", "min", "max", "count", "sum")
+#: the state arrays each statistic is finalized from
+STAT_KEYS: dict[str, tuple[str, ...]] = {
+    "count": ("count",),
+    "sum": ("count", "mean"),
+    "mean": ("count", "mean"),
+    "var": ("count", "mean", "m2"),
+    "std": ("count", "mean", "m2"),
+    "min": ("min",),
+    "max": ("max",),
+}
+
+
+def moment_keys(stats: str | Sequence[str] | None = None) -> tuple[str, ...]:
+    """The arrays of the smallest state that finalizes every statistic in ``stats``
+    (all of :data:`MOMENT_STATS` when None), in :data:`MOMENT_KEYS` order."""
+    if stats is None:
+        return MOMENT_KEYS
+    wanted = (stats,) if isinstance(stats, str) else tuple(stats)
+    unknown = [s for s in wanted if s not in STAT_KEYS]
+    if unknown or not wanted:
+        raise ValueError(
+            f"moments: stats={stats!r} must name at least one of {list(MOMENT_STATS)!r}"
+            + (f"; unknown: {unknown!r}" if unknown else "")
+        )
+    need = {k for s in wanted for k in STAT_KEYS[s]}
+    return tuple(k for k in MOMENT_KEYS if k in need)
 
 
 def _real_array(x: Any, kernel: str, name: str = "x") -> np.ndarray:
@@ -66,7 +100,11 @@ def _normalise_axes(axes: Any, ndim: int, kernel: str) -> tuple[int, ...]:
 
 
 def moments_partial(
-    x: Any, axes: int | tuple[int, ...], *, backend: str | None = None
+    x: Any,
+    axes: int | tuple[int, ...],
+    *,
+    stats: str | Sequence[str] | None = None,
+    backend: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Mergeable moments of one block over ``axes``, NaNs skipped.
 
@@ -76,30 +114,35 @@ def moments_partial(
         The block (any real dtype; values are read as float64).
     axes : int or tuple of int
         The axes reduced; the state is shaped like ``x`` without them.
+    stats : str or sequence of str, optional
+        The statistics the state will be finalized to; the state holds only the arrays
+        they need (:func:`moment_keys`). Default: all of :data:`MOMENT_STATS`.
     backend : {"reference", "cpu", "gpu"}, optional
         Defaults to the input's array type (NumPy -> ``"cpu"``).
 
     Returns
     -------
     dict of str to ndarray
-        ``count`` (int64, non-NaN values), ``mean`` and ``m2`` (float64: the mean and
-        the sum of squared deviations from it), ``min`` and ``max`` (float64). Where
-        ``count`` is 0 the others are NaN.
+        Of the full state's ``count`` (int64, non-NaN values), ``mean`` and ``m2``
+        (float64: the mean and the sum of squared deviations from it), ``min`` and
+        ``max`` (float64), those ``stats`` need. Where no value was counted the float
+        arrays are NaN.
     """
+    keys = moment_keys(stats)
     chosen = resolve_backend(backend, x, kernel="moments_partial", has_gpu=True)
     x = _real_array(x, "moments_partial")
     axes = _normalise_axes(axes, x.ndim, "moments_partial")
     if chosen == "reference":
         from minjiang.kernels.reductions import _reference
 
-        return _reference.moments_partial(x, axes)
+        return _reference.moments_partial(x, axes, keys)
     if chosen == "gpu":
         from minjiang.kernels.reductions import _gpu
 
-        return _gpu.moments_partial(x, axes)
+        return _gpu.moments_partial(x, axes, keys)
     from minjiang.kernels.reductions import _cpu
 
-    return _cpu.moments_partial(x, axes)
+    return _cpu.moments_partial(x, axes, keys)
 
 
 def _check_state(state: Any, kernel: str, name: str) -> dict[str, np.ndarray]:
@@ -108,15 +151,18 @@ def _check_state(state: Any, kernel: str, name: str) -> dict[str, np.ndarray]:
             f"{kernel}: {name} must be a moments state (a dict from moments_partial), "
             f"got {type(state).__name__}"
         )
-    missing = [k for k in MOMENT_KEYS if k not in state]
-    if missing:
+    keys = [k for k in MOMENT_KEYS if k in state]
+    lacking = [
+        need for k, need in (("mean", "count"), ("m2", "mean")) if k in keys and need not in keys
+    ]
+    if not keys or lacking:
         raise ValueError(
-            f"{kernel}: {name} lacks {missing!r}; a moments state has the keys "
-            f"{list(MOMENT_KEYS)!r} (build it with moments_partial)"
+            f"{kernel}: {name} holds {sorted(map(str, state))!r}, not a moments state"
+            + (f" ({lacking!r} missing)" if lacking else "")
+            + f"; its arrays are those of {list(MOMENT_KEYS)!r} some statistics need "
+            "(build it with moments_partial)"
         )
-    out = {
-        k: np.asarray(state[k], dtype=np.int64 if k == "count" else np.float64) for k in MOMENT_KEYS
-    }
+    out = {k: np.asarray(state[k], dtype=np.int64 if k == "count" else np.float64) for k in keys}
     shapes = {k: v.shape for k, v in out.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{kernel}: the arrays of {name} differ in shape: {shapes!r}")
@@ -129,38 +175,49 @@ def moments_combine(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, np.
     Parameters
     ----------
     a, b : dict of str to ndarray
-        States of the same shape, from :func:`moments_partial` or this function.
+        States of the same arrays and shape, from :func:`moments_partial` or this
+        function.
 
     Returns
     -------
     dict of str to ndarray
-        The state of the union of both blocks. An empty side (count 0) returns the
-        other side unchanged, so merging with empty blocks is exact.
+        The state of the union of both blocks, with the same arrays. An empty side
+        (count 0) returns the other side unchanged, so merging with empty blocks is exact.
     """
     a = _check_state(a, "moments_combine", "a")
     b = _check_state(b, "moments_combine", "b")
-    if a["count"].shape != b["count"].shape:
+    if list(a) != list(b):
         raise ValueError(
-            f"moments_combine: states have shapes {a['count'].shape} and "
-            f"{b['count'].shape}; combine partials of the same output block"
+            f"moments_combine: the states hold different arrays ({list(a)!r} and "
+            f"{list(b)!r}); build both with the same stats"
         )
-    na, nb = a["count"], b["count"]
-    n = na + nb
-    fa = na.astype(np.float64)
-    fb = nb.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        delta = b["mean"] - a["mean"]
-        mean = a["mean"] + delta * (fb / (fa + fb))
-        m2 = a["m2"] + b["m2"] + delta * delta * (fa * fb / (fa + fb))
-    a_empty = na == 0
-    b_empty = nb == 0
-    return {
-        "count": n,
-        "mean": np.where(a_empty, b["mean"], np.where(b_empty, a["mean"], mean)),
-        "m2": np.where(a_empty, b["m2"], np.where(b_empty, a["m2"], m2)),
-        "min": np.fmin(a["min"], b["min"]),
-        "max": np.fmax(a["max"], b["max"]),
-    }
+    first = next(iter(a))
+    if a[first].shape != b[first].shape:
+        raise ValueError(
+            f"moments_combine: states have shapes {a[first].shape} and "
+            f"{b[first].shape}; combine partials of the same output block"
+        )
+    out: dict[str, np.ndarray] = {}
+    if "count" in a:
+        na, nb = a["count"], b["count"]
+        out["count"] = na + nb
+    if "mean" in a:
+        fa = na.astype(np.float64)
+        fb = nb.astype(np.float64)
+        a_empty = na == 0
+        b_empty = nb == 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = b["mean"] - a["mean"]
+            mean = a["mean"] + delta * (fb / (fa + fb))
+            if "m2" in a:
+                m2 = a["m2"] + b["m2"] + delta * delta * (fa * fb / (fa + fb))
+                out["m2"] = np.where(a_empty, b["m2"], np.where(b_empty, a["m2"], m2))
+        out["mean"] = np.where(a_empty, b["mean"], np.where(b_empty, a["mean"], mean))
+    if "min" in a:
+        out["min"] = np.fmin(a["min"], b["min"])
+    if "max" in a:
+        out["max"] = np.fmax(a["max"], b["max"])
+    return {k: out[k] for k in a}
 
 
 def moments_finalize(state: Mapping[str, Any], stat: str, ddof: int = 0) -> np.ndarray:
@@ -188,10 +245,18 @@ def moments_finalize(state: Mapping[str, Any], stat: str, ddof: int = 0) -> np.n
     if isinstance(ddof, bool) or not isinstance(ddof, numbers.Integral) or ddof < 0:
         raise ValueError(f"moments_finalize: ddof={ddof!r} must be a non-negative integer")
     state = _check_state(state, "moments_finalize", "state")
+    missing = [k for k in STAT_KEYS[stat] if k not in state]
+    if missing:
+        raise ValueError(
+            f"moments_finalize: the state lacks {missing!r}, which {stat!r} needs; build it "
+            f"with moments_partial(..., stats=[{stat!r}, ...])"
+        )
+    if stat in ("min", "max"):
+        return state[stat].copy()  # NaN where no value was counted
     count = state["count"]
     if stat == "count":
         return count.copy()
-    if stat in ("mean", "min", "max"):
+    if stat == "mean":
         return np.where(count > 0, state[stat], np.nan)
     if stat == "sum":
         return np.where(count > 0, state["mean"] * count, np.nan)

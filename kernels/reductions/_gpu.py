@@ -2,7 +2,8 @@
 
 Moments: five fused map-and-reduce kernels, each one pass over the block with no
 temporaries: the non-NaN count, the sum, the minimum and the maximum, then the sum of
-squared deviations from the mean (the two-pass scheme of ``_cpu``, in float64). CuPy's
+squared deviations from the mean (the two-pass scheme of ``_cpu``, in float64); a
+state launches only those its arrays need (a mean's: the count and the sum). CuPy's
 reduction kernels serve any set of reduced axes (leading, trailing, interleaved) from
 one definition. They reduce each output in one thread block with a fixed tree and no
 atomics, so results do not vary from run to run; the summation order differs from the
@@ -14,7 +15,7 @@ combined per line (``_split_trailing``).
 Why CuPy and not ``numba.cuda``: a reduction over a trailing axis needs a parallel tree
 per output element, which CuPy's kernels already do well for every layout; a numba
 kernel would need one variant per layout. The moments state is returned as NumPy arrays
-(five arrays of the output block's shape): states are host data, combined and
+(up to five arrays of the output block's shape): states are host data, combined and
 finalized on the host by :func:`~minjiang.kernels.reductions.moments_combine` and
 written to Zarr by the runtime.
 
@@ -80,47 +81,54 @@ def _build_moments() -> tuple[Any, ...]:
     return count, total, low, high, m2
 
 
-def moments_partial(x: Any, axes: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """NaN-skipping moments of CuPy ``x`` over the sorted, unique ``axes`` (host state)."""
+def moments_partial(x: Any, axes: tuple[int, ...], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The ``keys`` of the NaN-skipping moments of CuPy ``x`` over the sorted, unique
+    ``axes`` (host state); only the kernels those keys need are launched."""
     import cupy
 
     kept = tuple(d for d in range(x.ndim) if d not in axes)
     out_shape = tuple(x.shape[d] for d in kept)
     if x.size == 0 or not axes:
-        return _moments_without_reduction(x, axes, out_shape)
+        return _moments_without_reduction(x, axes, out_shape, keys)
     count_k, total_k, low_k, high_k, m2_k = _cuda.cached(("reductions.moments",), _build_moments)
+    want_range = "min" in keys or "max" in keys
+    low = high = m2 = None
     split = _split_trailing(x, axes)
     if split is None:
         count = count_k(x, axis=axes)
         mean = total_k(x, axis=axes) / count  # 0 / 0 -> NaN where nothing was counted
-        m2 = m2_k(x, cupy.expand_dims(mean, axes), axis=axes)
-        low = low_k(x, axis=axes)
-        high = high_k(x, axis=axes)
+        if "m2" in keys:
+            m2 = m2_k(x, cupy.expand_dims(mean, axes), axis=axes)
+        if want_range:
+            low = low_k(x, axis=axes)
+            high = high_k(x, axis=axes)
     else:
         # Few long lines: reduce (K, S, L) pieces, then their S partials per line.
         head, tail = split
         count = count_k(head, axis=2).sum(axis=1)
         total = total_k(head, axis=2).sum(axis=1)
-        low = low_k(head, axis=2).min(axis=1)
-        high = high_k(head, axis=2).max(axis=1)
+        if want_range:
+            low = low_k(head, axis=2).min(axis=1)
+            high = high_k(head, axis=2).max(axis=1)
         if tail.shape[1]:
             count += count_k(tail, axis=1)
             total += total_k(tail, axis=1)
-            low = cupy.minimum(low, low_k(tail, axis=1))
-            high = cupy.maximum(high, high_k(tail, axis=1))
+            if want_range:
+                low = cupy.minimum(low, low_k(tail, axis=1))
+                high = cupy.maximum(high, high_k(tail, axis=1))
         mean = total / count
-        m2 = m2_k(head, mean[:, None, None], axis=2).sum(axis=1)
-        if tail.shape[1]:
-            m2 += m2_k(tail, mean[:, None], axis=1)
+        if "m2" in keys:
+            m2 = m2_k(head, mean[:, None, None], axis=2).sum(axis=1)
+            if tail.shape[1]:
+                m2 += m2_k(tail, mean[:, None], axis=1)
     empty = count == 0
-    state = {
-        "count": count,
-        "mean": cupy.where(empty, np.nan, mean),
-        "m2": cupy.where(empty, np.nan, m2),
-        "min": cupy.where(empty, np.nan, low),
-        "max": cupy.where(empty, np.nan, high),
+    state = {"count": count, "mean": mean, "m2": m2, "min": low, "max": high}
+    return {
+        k: _cuda.to_host(state[k] if k == "count" else cupy.where(empty, np.nan, state[k])).reshape(
+            out_shape
+        )
+        for k in keys
     }
-    return {k: _cuda.to_host(v).reshape(out_shape) for k, v in state.items()}
 
 
 def _split_trailing(x: Any, axes: tuple[int, ...]) -> tuple[Any, Any] | None:
@@ -146,19 +154,20 @@ def _split_trailing(x: Any, axes: tuple[int, ...]) -> tuple[Any, Any] | None:
     return head, lines[:, pieces * length :]
 
 
-def _moments_without_reduction(x: Any, axes: tuple[int, ...], out_shape: tuple[int, ...]) -> dict:
+def _moments_without_reduction(
+    x: Any, axes: tuple[int, ...], out_shape: tuple[int, ...], keys: tuple[str, ...]
+) -> dict:
     # No values (count 0 everywhere), or no axes (every cell is its own state).
     import cupy
 
     if x.size == 0:
-        count = np.zeros(out_shape, dtype=np.int64)
-        nan = np.full(out_shape, np.nan)
-        return {"count": count, "mean": nan, "m2": nan.copy(), "min": nan.copy(), "max": nan.copy()}
+        state = {"count": np.zeros(out_shape, dtype=np.int64)}
+        return {k: state["count"] if k == "count" else np.full(out_shape, np.nan) for k in keys}
     v = x.astype(np.float64)
     valid = v == v
-    m2 = cupy.where(valid, 0.0, np.nan)
-    state = {"count": valid.astype(np.int64), "mean": v, "m2": m2, "min": v, "max": v}
-    return {k: _cuda.to_host(a).reshape(out_shape) for k, a in state.items()}
+    state = {"count": valid.astype(np.int64), "mean": v, "min": v, "max": v}
+    state["m2"] = cupy.where(valid, 0.0, np.nan)
+    return {k: _cuda.to_host(state[k]).reshape(out_shape) for k in keys}
 
 
 def nanquantile(x: Any, q: np.ndarray, axis: int) -> Any:

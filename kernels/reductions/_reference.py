@@ -7,8 +7,11 @@ import warnings
 import numpy as np
 
 
-def moments_partial(x: np.ndarray, axes: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """count, mean, m2 (sum of squared deviations), min, max over ``axes``, NaNs skipped."""
+def moments_partial(
+    x: np.ndarray, axes: tuple[int, ...], keys: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """The ``keys`` of count, mean, m2 (sum of squared deviations), min, max over
+    ``axes``, NaNs skipped."""
     x = x.astype(np.float64)
     valid = ~np.isnan(x)
     count = valid.sum(axis=axes, dtype=np.int64)
@@ -17,13 +20,14 @@ def moments_partial(x: np.ndarray, axes: tuple[int, ...]) -> dict[str, np.ndarra
         mean = np.where(valid, x, 0.0).sum(axis=axes) / count
         deviation = np.where(valid, x - np.expand_dims(mean, axes), 0.0)
         m2 = (deviation * deviation).sum(axis=axes)
-    return {
+    state = {
         "count": count,
         "mean": np.where(empty, np.nan, mean),
         "m2": np.where(empty, np.nan, m2),
         "min": np.where(empty, np.nan, np.where(valid, x, np.inf).min(axis=axes, initial=np.inf)),
         "max": np.where(empty, np.nan, np.where(valid, x, -np.inf).max(axis=axes, initial=-np.inf)),
     }
+    return {k: state[k] for k in keys}
 
 
 def nanquantile(x: np.ndarray, q: np.ndarray, axis: int) -> np.ndarray:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -211,7 +212,7 @@ def reduce_partial(
     from minjiang.kernels.reductions import moments_partial
 
     axes = tuple(ctx.dims.index(d) for d in params.dims)
-    return moments_partial(arrays["x"], axes)
+    return moments_partial(arrays["x"], axes, stats=params.stat)
 
 
 def reduce_combine(states: list[dict[str, Any]], params: ReduceParams) -> dict[str, Any]:
@@ -224,16 +225,16 @@ def reduce_combine(states: list[dict[str, Any]], params: ReduceParams) -> dict[s
     return acc
 
 
-#: What ``reduce_partial`` returns per output cell (``kernels.reductions.moments_partial``).
-MOMENTS_STATE = State(
-    (
-        StateArray("count", "int64"),
-        StateArray("mean", "float64"),
-        StateArray("m2", "float64"),
-        StateArray("min", "float64"),
-        StateArray("max", "float64"),
+def reduce_state(params: ReduceParams, inputs: Mapping[str, Any]) -> State:
+    """What ``reduce_partial`` returns per output cell: the arrays of the moments state
+    ``params.stat`` needs (``kernels.reductions.moment_keys``; a mean's: count, mean)."""
+    from minjiang.kernels.reductions import moment_keys
+
+    return State(
+        tuple(
+            StateArray(k, "int64" if k == "count" else "float64") for k in moment_keys(params.stat)
+        )
     )
-)
 
 
 def reduce_finalize(
@@ -471,7 +472,7 @@ OPERATORS: tuple[Operator, ...] = (
             dims=lambda p, i: tuple(p.dims),
             partial=reduce_partial,
             combine=reduce_combine,
-            state=MOMENTS_STATE,
+            state=reduce_state,
             finalize=reduce_finalize,
         ),
         params=ReduceParams,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -67,6 +68,34 @@ def test_a_state_with_a_trailing_dim_is_partitioned_and_combined(runtime, tmp_pa
         np.testing.assert_allclose(
             res.to_xarray()["mean"].values, np.nanmean(x, axis=0), rtol=1e-12
         )
+
+
+@pytest.mark.parametrize(
+    ("stat", "arrays"),
+    [("mean", ["count", "mean"]), ("min", ["min"]), ("var", ["count", "mean", "m2"])],
+)
+def test_array_reduce_partials_hold_only_what_the_statistic_needs(
+    runtime, tmp_path, rng, stat, arrays
+):
+    """A mean's partials are a count and a mean (16 bytes a cell), not the five arrays
+    of the full moments state; the combined result is the same as NumPy's."""
+    from minjiang.core._runtime import Runtime
+
+    rt = Runtime(store=runtime.store.url, executor="local", memory_budget="500KiB")
+    x, src = _cube(rt, tmp_path, rng)
+    step = rt.plan(_one_step("array.reduce", {"x": src}, {"dims": ["t"], "stat": stat})).steps[-1]
+    assert [s.name for s in step.stages] == ["partial", "combine"]
+    assert sorted(n for n in step.arrays if n.startswith("state_")) == sorted(
+        f"state_{a}" for a in arrays
+    )
+    for a in arrays:
+        spec = step.arrays[f"state_{a}"]
+        assert spec.scratch and spec.shape[1:] == (40, 30) and np.dtype(spec.dtype).itemsize == 8
+    res = rt.run("array.reduce", inputs={"x": src}, params={"dims": ["t"], "stat": stat})
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = {"mean": np.nanmean, "min": np.nanmin, "var": np.nanvar}[stat](x, axis=0)
+    np.testing.assert_allclose(res.to_xarray()[stat].values, want, rtol=1e-12)
 
 
 def _streamed_cube(rt, tmp_path, rng):

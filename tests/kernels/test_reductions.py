@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from minjiang.kernels.reductions import (
     MOMENT_KEYS,
+    MOMENT_STATS,
+    moment_keys,
     moments_combine,
     moments_finalize,
     moments_partial,
@@ -34,14 +36,17 @@ def _numpy_stats(x: np.ndarray, axes: tuple[int, ...]) -> dict[str, np.ndarray]:
         }
 
 
-def _check_finalized(state, x, axes, close) -> None:
+def _check_finalized(state, x, axes, close, stats=MOMENT_STATS) -> None:
     expected = _numpy_stats(x, axes)
-    np.testing.assert_array_equal(moments_finalize(state, "count"), expected["count"])
+    if "count" in stats:
+        np.testing.assert_array_equal(moments_finalize(state, "count"), expected["count"])
     for stat in ("mean", "var", "std", "min", "max", "sum"):
-        got = moments_finalize(state, stat)
-        assert got.dtype == np.float64
-        close(got, expected[stat], np.float64)
-    close(moments_finalize(state, "std", ddof=1), expected["std1"], np.float64)
+        if stat in stats:
+            got = moments_finalize(state, stat)
+            assert got.dtype == np.float64
+            close(got, expected[stat], np.float64)
+    if "std" in stats:
+        close(moments_finalize(state, "std", ddof=1), expected["std1"], np.float64)
 
 
 def _with_nans(rng, shape, dtype, fraction=0.25) -> np.ndarray:
@@ -131,6 +136,7 @@ def _split_cases(draw):
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     nan_fraction = draw(st.sampled_from([0.0, 0.3, 0.8, 1.0]))
     seed = draw(st.integers(0, 2**32 - 1))
+    stats = draw(st.sampled_from([MOMENT_STATS, ("mean",), ("min",), ("max", "count"), ("std",)]))
     # the merge tree: repeatedly combine the states at two drawn positions
     picks = draw(
         st.lists(
@@ -139,17 +145,18 @@ def _split_cases(draw):
             max_size=len(cuts),
         )
     )
-    return shape, axes, split_axis, cuts, dtype, nan_fraction, seed, picks
+    return shape, axes, split_axis, cuts, dtype, nan_fraction, seed, picks, stats
 
 
 @settings(max_examples=50, deadline=None)
 @given(case=_split_cases())
 def test_partials_over_any_split_combine_to_the_whole(call, close, case):
-    shape, axes, split_axis, cuts, dtype, nan_fraction, seed, picks = case
+    shape, axes, split_axis, cuts, dtype, nan_fraction, seed, picks, stats = case
     rng = np.random.default_rng(seed)
     x = _with_nans(rng, shape, dtype, nan_fraction)
     pieces = [np.take(x, range(lo, hi), axis=split_axis) for lo, hi in itertools.pairwise(cuts)]
-    states = [call(moments_partial, p, axes) for p in pieces]  # includes empty pieces
+    # includes empty pieces
+    states = [call(moments_partial, p, axes, stats=stats) for p in pieces]
     for i, j in picks:
         if len(states) == 1:
             break
@@ -158,7 +165,38 @@ def test_partials_over_any_split_combine_to_the_whole(call, close, case):
         states.append(moments_combine(a, b))
     while len(states) > 1:
         states.append(moments_combine(states.pop(0), states.pop(0)))
-    _check_finalized(states[0], x, axes, close)
+    assert tuple(states[0]) == moment_keys(stats)
+    _check_finalized(states[0], x, axes, close, stats)
+
+
+@pytest.mark.parametrize("axes", [(0,), (2,), (0, 1), (1, 2)])
+@pytest.mark.parametrize("stat", MOMENT_STATS)
+def test_a_statistics_state_is_the_full_states_arrays_bit_for_bit(call, rng, axes, stat):
+    x = _with_nans(rng, (7, 5, 9), np.float32)
+    x[:, 2] = np.nan
+    full = call(moments_partial, x, axes)
+    small = call(moments_partial, x, axes, stats=[stat])
+    assert tuple(small) == moment_keys(stat)
+    assert set(small) < set(MOMENT_KEYS)
+    for key, value in small.items():
+        assert value.dtype == full[key].dtype
+        np.testing.assert_array_equal(value, full[key])
+    np.testing.assert_array_equal(moments_finalize(small, stat), moments_finalize(full, stat))
+    merged = moments_combine(small, call(moments_partial, x[::-1], axes, stats=stat))
+    both = moments_combine(full, call(moments_partial, x[::-1], axes))
+    for key, value in merged.items():
+        np.testing.assert_array_equal(value, both[key])
+
+
+def test_moment_keys_are_the_union_of_what_each_statistic_needs():
+    assert moment_keys(None) == MOMENT_KEYS
+    assert moment_keys("mean") == ("count", "mean")
+    assert moment_keys(["min", "count"]) == ("count", "min")
+    assert moment_keys(("max", "std")) == ("count", "mean", "m2", "max")
+    assert moment_keys(MOMENT_STATS) == MOMENT_KEYS
+    for bad in ([], ["median"], "p90"):
+        with pytest.raises(ValueError, match="must name at least one of"):
+            moment_keys(bad)
 
 
 def test_finalize_and_combine_reject_bad_input():
@@ -167,8 +205,18 @@ def test_finalize_and_combine_reject_bad_input():
         moments_finalize(state, "median")
     with pytest.raises(ValueError, match="ddof=-1"):
         moments_finalize(state, "var", ddof=-1)
-    with pytest.raises(ValueError, match="lacks \\['m2'\\]"):
-        moments_finalize({k: v for k, v in state.items() if k != "m2"}, "mean")
+    without_m2 = {k: v for k, v in state.items() if k != "m2"}
+    moments_finalize(without_m2, "mean")  # a mean needs no m2 ...
+    with pytest.raises(ValueError, match="lacks \\['m2'\\], which 'var' needs"):
+        moments_finalize(without_m2, "var")  # ... a variance does
+    with pytest.raises(ValueError, match="'count'\\] missing"):
+        moments_finalize({k: v for k, v in state.items() if k != "count"}, "max")
+    with pytest.raises(ValueError, match="not a moments state"):
+        moments_combine({"total": state["mean"]}, {"total": state["mean"]})
+    with pytest.raises(ValueError, match="hold different arrays"):
+        moments_combine(state, without_m2)
+    with pytest.raises(ValueError, match="unknown: \\['median'\\]"):
+        moments_partial(np.ones((2, 3)), (0,), stats=["mean", "median"])
     with pytest.raises(ValueError, match="states have shapes \\(3,\\) and \\(2,\\)"):
         moments_combine(state, moments_partial(np.ones((2, 2)), (0,)))
     with pytest.raises(ValueError, match="axis 2 is out of range"):

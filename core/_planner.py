@@ -514,15 +514,16 @@ class StepPlanner:
     ) -> int:
         """The projected peak of a task over ``block`` cells (its halo padded).
 
-        ``outputs(block)``, when given, is ``(out_bytes, arrays written)`` of such a
-        task (a reduction's partial writes its state, not the outputs). ``held(block)``,
-        when given, is the part of the block the task reads, computes and writes at
-        once (a streamed task's step): the figure is that part's.
+        ``outputs(block, part)``, when given, is ``(out_bytes, arrays written)`` of such
+        a task holding ``part`` of its block at once (a reduction's partial writes its
+        state, not the outputs, and holds more states while it folds steps).
+        ``held(block)``, when given, is the part of the block the task reads, computes
+        and writes at once (a streamed task's step): the figure is that part's.
         """
         part = held(block) if held is not None else block
         _, in_bytes = self.reads(r, tuple(slice(0, b) for b in part), halo, "reflect", override)
         if outputs is not None:
-            out_bytes, written = outputs(part)
+            out_bytes, written = outputs(block, part)
         else:
             out_bytes, written = self.out_bytes(arrays, r.dims, part), arrays
         codec = self.codec(r, part, halo, written, override)

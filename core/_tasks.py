@@ -299,12 +299,12 @@ class TaskIO:
         return out
 
     def stream_inputs(
-        self, spec: TaskSpec, step: tuple[int, ...], outputs: Outputs
+        self, spec: TaskSpec, step: tuple[int, ...], outputs: Outputs | None
     ) -> Iterator[tuple[TaskSpec, dict[str, Any]]]:
         """The task's block in steps of ``step`` cells (C order): each step's spec
-        (:func:`sub_spec`, writing ``outputs``) and its inputs, decoded into the same
-        buffers step after step. A step's arrays are overwritten by the next: keep
-        nothing of them."""
+        (:func:`sub_spec`, writing ``outputs``; None: the steps write nothing, the task
+        writes once at its end) and its inputs, decoded into the same buffers step
+        after step. A step's arrays are overwritten by the next: keep nothing of them."""
         from minjiang.core._blocks import iter_blocks
 
         buffers: dict[str, np.ndarray] = {}
@@ -382,12 +382,12 @@ class TaskIO:
         return table
 
 
-def sub_spec(spec: TaskSpec, region: tuple[slice, ...], outputs: Outputs) -> TaskSpec:
+def sub_spec(spec: TaskSpec, region: tuple[slice, ...], outputs: Outputs | None) -> TaskSpec:
     """The spec of a task over ``region``, a part of ``spec``'s region: its array
-    reads and its writes (of ``outputs``) narrowed to the part and its coordinates
-    sliced, as the planner would give a task of that region (so a kernel sees the same
-    either way). For tasks without halo that read arrays only and write each output
-    over the task's region along the output's dims."""
+    reads and its writes (of ``outputs``; None: no writes) narrowed to the part and its
+    coordinates sliced, as the planner would give a task of that region (so a kernel
+    sees the same either way). For tasks without halo that read arrays only and write
+    each output over the task's region along the output's dims."""
     from minjiang.core._planner import ArrayRead
 
     if any(lo or hi for lo, hi in spec.halo):
@@ -406,16 +406,17 @@ def sub_spec(spec: TaskSpec, region: tuple[slice, ...], outputs: Outputs) -> Tas
             raise ExecutionError(f"{spec.operator}: a task that reads tables is not read in parts")
         reads.append(dataclasses.replace(r, read=narrow(r.info.dims, r.read)))
     writes = []
-    for w in spec.writes:
-        dims = outputs.dims.get(w.array, ())
-        if len(dims) != len(w.region) or any(
-            d not in pos or s != spec.region[pos[d]] for d, s in zip(dims, w.region, strict=True)
-        ):
-            raise ExecutionError(
-                f"{spec.operator}: output {w.array!r} is not written over the task's region, "
-                "so the task is not worked in parts"
-            )
-        writes.append(dataclasses.replace(w, region=narrow(dims, w.region)))
+    if outputs is not None:
+        for w in spec.writes:
+            dims = outputs.dims.get(w.array, ())
+            if len(dims) != len(w.region) or any(
+                d not in pos or s != spec.region[pos[d]] for d, s in zip(dims, w.region, strict=True)
+            ):
+                raise ExecutionError(
+                    f"{spec.operator}: output {w.array!r} is not written over the task's region, "
+                    "so the task is not worked in parts"
+                )
+            writes.append(dataclasses.replace(w, region=narrow(dims, w.region)))
     coords = {}
     for d, values in spec.coords.items():
         i = pos[d]

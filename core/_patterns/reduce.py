@@ -11,7 +11,11 @@ primary is there, works its block in steps along the kept dims
 (``core/_blocks.stream_step``, the whole block along the reduced dims): it reads a
 step into the same buffers as the last, runs ``partial`` and ``finalize`` on it and
 writes the step's output chunks before reading the next, as a map does
-(``core/_patterns/map.py``). Its memory is projected from one step.
+(``core/_patterns/map.py``). A ``partial`` task works its block in steps along the
+reduced dims (the whole block along the kept ones): each step's state is folded into
+the task's with ``combine`` (steps in order) and the task writes its state once. The
+memory of either is projected from one step (a partial's with three states: the
+task's, the step's and their combination).
 
 Tasks: :class:`ReduceBlockTask`, :class:`ReducePartialTask`, :class:`ReduceCombineTask`.
 """
@@ -88,12 +92,37 @@ class ReducePartialTask(PartialKernels):
 
     state: State
     block: tuple[int, ...] = ()
+    step: tuple[int, ...] = ()
 
     def read(self, io: TaskIO, spec: TaskSpec) -> Any:
+        if self.step:
+            return io  # each step is read and folded into the state in compute
         return io.read_inputs(spec)
 
     def compute(self, data: Any, spec: TaskSpec) -> Any:
-        state = import_dotted(self.partial)(data, spec.params, context(spec, Outputs()))
+        if not self.step:
+            return self._partial(data, spec)
+        import numpy as np
+
+        io: TaskIO = data
+        combine = import_dotted(self.combine)
+        acc: dict[str, Any] | None = None
+        for sub, arrays in io.stream_inputs(spec, self.step, None):
+            state = self._partial(arrays, sub)
+            # a state that views the step's buffers is copied: the next step reuses them
+            for k, v in state.items():
+                if any(np.may_share_memory(v, x) for x in arrays.values()):
+                    state[k] = v.copy()
+            if acc is not None:
+                state = check_state(
+                    combine([acc, state], spec.params), self.state, self.block, spec.operator
+                )
+            acc = state
+        assert acc is not None  # a task's block is never empty
+        return acc
+
+    def _partial(self, arrays: Any, spec: TaskSpec) -> dict[str, Any]:
+        state = import_dotted(self.partial)(arrays, spec.params, context(spec, Outputs()))
         return check_state(state, self.state, self.block, spec.operator)
 
     def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None:
@@ -226,20 +255,26 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
             for a in state.arrays
         }
 
-    def task_outputs(block: tuple[int, ...]) -> tuple[int, Mapping[str, OutputArraySpec]]:
-        # a task spanning the reduced dims writes the outputs; any other its state
-        if all(b >= s for b, s, sp in zip(block, r.shape, span, strict=True) if sp):
-            return planner.out_bytes(arrays, r.dims, block), arrays
-        return state_bytes(block), state_specs(block)
-
     def spans(block: tuple[int, ...]) -> bool:
         return all(b >= s for b, s, sp in zip(block, r.shape, span, strict=True) if sp)
 
+    def task_outputs(
+        block: tuple[int, ...], part: tuple[int, ...]
+    ) -> tuple[int, Mapping[str, OutputArraySpec]]:
+        # a task spanning the reduced dims writes the outputs of a part; any other its
+        # state (while folding steps: its own, the step's and their combination)
+        if spans(block):
+            return planner.out_bytes(arrays, r.dims, part), arrays
+        return (1 if part == block else 3) * state_bytes(part), state_specs(part)
+
+    kept = tuple(d for d in r.dims if d not in rdims)
     streamed = planner.stepper(r, arrays, tables, whole=rdims)
+    # a partial steps along the reduced dims, writing its state (no outputs) at its end
+    folded = planner.stepper(r, {}, tables, whole=kept)
 
     def held(block: tuple[int, ...]) -> tuple[int, ...]:
-        # only a task that spans the reduced dims works in steps (partials do not)
-        return streamed(block) if streamed is not None and spans(block) else block
+        stepper = streamed if spans(block) else folded
+        return stepper(block) if stepper is not None else block
 
     choice = planner.choose(
         r, {}, arrays, span=span, partial_bytes=state_bytes, outputs=task_outputs, held=held
@@ -265,7 +300,7 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
         return planner.new_plan(r, arrays, tables, [stage], choice)
     # Partial states go to scratch Zarr arrays (one slot per partition along the
     # reduced dims), then one combine task per output block folds them.
-    kept = tuple(d for d in r.dims if d not in rdims)
+    step = held(choice.block)
     part_shape = tuple(
         math.ceil(s / b) for s, b, sp in zip(r.shape, choice.block, span, strict=True) if sp
     )
@@ -289,10 +324,9 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
         for a in state.arrays
     }
     regions = iter_blocks(r.shape, choice.block)
-    codec = planner.codec(r, choice.block, {}, state_specs(choice.block))
     partial_tasks = []
     for i, region in enumerate(regions):
-        reads, in_bytes = planner.reads(r, region, {}, "reflect")
+        reads, _ = planner.reads(r, region, {}, "reflect")
         part_idx = tuple(
             g.start // b for g, b, sp in zip(region, choice.block, span, strict=True) if sp
         )
@@ -309,16 +343,17 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
             for a in state.arrays
         ]
         blk = tuple(s.stop - s.start for s in region)
+        partial = ReducePartialTask(
+            **kernels, state=state, block=kept_block, step=() if step == choice.block else step
+        )
         partial_tasks.append(
             planner.task(
                 r,
                 key=f"partial/{i:06d}",
-                payload=ReducePartialTask(**kernels, state=state, block=kept_block),
+                payload=partial,
                 region=region,
                 n_tasks=len(regions),
-                memory=planner.task_memory(
-                    r, in_bytes, state.nbytes(math.prod(kept_block)), blk, codec
-                ),
+                memory=planner.block_memory(r, blk, {}, {}, outputs=task_outputs, held=held),
                 reads=reads,
                 writes=writes,
             )

@@ -169,14 +169,19 @@ def _check_state(state: Any, kernel: str, name: str) -> dict[str, np.ndarray]:
     return out
 
 
-def moments_combine(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, np.ndarray]:
+def moments_combine(
+    a: Mapping[str, Any], b: Mapping[str, Any], *, backend: str = "cpu"
+) -> dict[str, np.ndarray]:
     """Merge two moments states (Chan, Golub & LeVeque's pairwise formula).
 
     Parameters
     ----------
     a, b : dict of str to ndarray
         States of the same arrays and shape, from :func:`moments_partial` or this
-        function.
+        function (host arrays, whichever backend made them).
+    backend : {"cpu", "reference"}
+        ``cpu``: one fused numba pass over the cells; ``reference``: NumPy, array by
+        array. Both give the same values bit for bit.
 
     Returns
     -------
@@ -184,6 +189,11 @@ def moments_combine(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, np.
         The state of the union of both blocks, with the same arrays. An empty side
         (count 0) returns the other side unchanged, so merging with empty blocks is exact.
     """
+    if backend not in ("cpu", "reference"):
+        raise ValueError(
+            f"moments_combine: backend={backend!r}; states are host arrays, merged on "
+            "'cpu' or 'reference'"
+        )
     a = _check_state(a, "moments_combine", "a")
     b = _check_state(b, "moments_combine", "b")
     if list(a) != list(b):
@@ -197,27 +207,13 @@ def moments_combine(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, np.
             f"moments_combine: states have shapes {a[first].shape} and "
             f"{b[first].shape}; combine partials of the same output block"
         )
-    out: dict[str, np.ndarray] = {}
-    if "count" in a:
-        na, nb = a["count"], b["count"]
-        out["count"] = na + nb
-    if "mean" in a:
-        fa = na.astype(np.float64)
-        fb = nb.astype(np.float64)
-        a_empty = na == 0
-        b_empty = nb == 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            delta = b["mean"] - a["mean"]
-            mean = a["mean"] + delta * (fb / (fa + fb))
-            if "m2" in a:
-                m2 = a["m2"] + b["m2"] + delta * delta * (fa * fb / (fa + fb))
-                out["m2"] = np.where(a_empty, b["m2"], np.where(b_empty, a["m2"], m2))
-        out["mean"] = np.where(a_empty, b["mean"], np.where(b_empty, a["mean"], mean))
-    if "min" in a:
-        out["min"] = np.fmin(a["min"], b["min"])
-    if "max" in a:
-        out["max"] = np.fmax(a["max"], b["max"])
-    return {k: out[k] for k in a}
+    if backend == "reference":
+        from minjiang.kernels.reductions import _reference
+
+        return _reference.moments_combine(a, b)
+    from minjiang.kernels.reductions import _cpu
+
+    return _cpu.moments_combine(a, b)
 
 
 def moments_finalize(state: Mapping[str, Any], stat: str, ddof: int = 0) -> np.ndarray:

@@ -34,23 +34,18 @@ def _moments_rows(x, count, mean, m2, mn, mx, want_m2, want_range):
                     lo = min(lo, v)
                     hi = max(hi, v)
         count[k] = c
-        if c == 0:
-            mean[k] = np.nan
-            m2[k] = np.nan
-            mn[k] = np.nan
-            mx[k] = np.nan
-            continue
-        mu = s / c
-        d2 = 0.0
+        mu = s / c if c > 0 else np.nan
+        mean[k] = mu
         if want_m2:
+            d2 = 0.0
             for m in range(n_m):
                 v = np.float64(row[m])
                 if v == v:
                     d2 += (v - mu) * (v - mu)
-        mean[k] = mu
-        m2[k] = d2
-        mn[k] = lo
-        mx[k] = hi
+            m2[k] = d2 if c > 0 else np.nan
+        if want_range:
+            mn[k] = lo if c > 0 else np.nan
+            mx[k] = hi if c > 0 else np.nan
 
 
 # Branch-free accumulation (a NaN adds 0 and leaves min/max as they were) lets LLVM
@@ -101,16 +96,12 @@ def _moments_cols(x, count, mean, m2, mn, mx, want_m2, want_range):
                     d2[j] += d * d if v == v else 0.0
         for j in range(k1 - k0):
             count[k0 + j] = c[j]
-            if c[j] == 0:
-                mean[k0 + j] = np.nan
-                m2[k0 + j] = np.nan
-                mn[k0 + j] = np.nan
-                mx[k0 + j] = np.nan
-            else:
-                mean[k0 + j] = mu[j]
-                m2[k0 + j] = d2[j]
-                mn[k0 + j] = lo[j]
-                mx[k0 + j] = hi[j]
+            mean[k0 + j] = mu[j]  # NaN where nothing was counted
+            if want_m2:
+                m2[k0 + j] = d2[j] if c[j] > 0 else np.nan
+            if want_range:
+                mn[k0 + j] = lo[j] if c[j] > 0 else np.nan
+                mx[k0 + j] = hi[j] if c[j] > 0 else np.nan
 
 
 def moments_partial(
@@ -122,10 +113,13 @@ def moments_partial(
     out_shape = tuple(x.shape[d] for d in kept)
     n_k = int(np.prod(out_shape, dtype=np.int64))
     n_m = int(np.prod([x.shape[d] for d in axes], dtype=np.int64))
-    count = np.empty(n_k, dtype=np.int64)
-    mean, m2, mn, mx = (np.empty(n_k) for _ in range(4))
     want_m2 = "m2" in keys
     want_range = "min" in keys or "max" in keys
+    # the kernels write only the arrays the state keeps; the others are placeholders
+    count = np.empty(n_k, dtype=np.int64)
+    mean = np.empty(n_k)
+    m2 = np.empty(n_k if want_m2 else min(n_k, 1))
+    mn, mx = (np.empty(n_k if want_range else min(n_k, 1)) for _ in range(2))
     if n_k:
         if axes == tuple(range(len(axes))) and len(axes) < ndim:
             block = np.ascontiguousarray(x).reshape(n_m, n_k)
@@ -135,6 +129,69 @@ def moments_partial(
             _moments_rows(y, count, mean, m2, mn, mx, want_m2, want_range)
     state = {"count": count, "mean": mean, "m2": m2, "min": mn, "max": mx}
     return {k: state[k].reshape(out_shape) for k in keys}
+
+
+@njit(cache=True)
+def _merge_counts_means(na, ma, m2a, nb, mb, m2b, n, mean, m2, want_m2):
+    # Chan et al.'s update, term for term as ``_reference.moments_combine`` (no
+    # fastmath), in one pass over the cells instead of a dozen NumPy temporaries.
+    for i in range(na.size):
+        ca = na[i]
+        cb = nb[i]
+        n[i] = ca + cb
+        if ca == 0:
+            mean[i] = mb[i]
+            if want_m2:
+                m2[i] = m2b[i]
+        elif cb == 0:
+            mean[i] = ma[i]
+            if want_m2:
+                m2[i] = m2a[i]
+        else:
+            fa = np.float64(ca)
+            fb = np.float64(cb)
+            delta = mb[i] - ma[i]
+            mean[i] = ma[i] + delta * (fb / (fa + fb))
+            if want_m2:
+                m2[i] = m2a[i] + m2b[i] + delta * delta * (fa * fb / (fa + fb))
+
+
+def moments_combine(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Two checked states of the same arrays merged: count, mean and m2 in one fused
+    pass, min and max by NumPy's ``fmin``/``fmax``."""
+    out: dict[str, np.ndarray] = {}
+    if "mean" in a:
+        shape = a["count"].shape
+        keys = [k for k in ("count", "mean", "m2") if k in a]
+        flat = {k: np.ascontiguousarray(a[k]).reshape(-1) for k in keys}
+        other = {k: np.ascontiguousarray(b[k]).reshape(-1) for k in keys}
+        want_m2 = "m2" in a
+        empty = np.empty(0)
+        n = np.empty(flat["count"].size, dtype=np.int64)
+        mean = np.empty(n.size)
+        m2 = np.empty(n.size) if want_m2 else empty
+        _merge_counts_means(
+            flat["count"],
+            flat["mean"],
+            flat.get("m2", empty),
+            other["count"],
+            other["mean"],
+            other.get("m2", empty),
+            n,
+            mean,
+            m2,
+            want_m2,
+        )
+        out.update(count=n.reshape(shape), mean=mean.reshape(shape))
+        if want_m2:
+            out["m2"] = m2.reshape(shape)
+    elif "count" in a:
+        out["count"] = a["count"] + b["count"]
+    if "min" in a:
+        out["min"] = np.fmin(a["min"], b["min"])
+    if "max" in a:
+        out["max"] = np.fmax(a["max"], b["max"])
+    return {k: out[k] for k in a}
 
 
 @njit(cache=True)

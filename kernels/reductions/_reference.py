@@ -30,6 +30,31 @@ def moments_partial(
     return {k: state[k] for k in keys}
 
 
+def moments_combine(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Two checked states of the same arrays merged array by array (Chan et al.)."""
+    out: dict[str, np.ndarray] = {}
+    if "count" in a:
+        na, nb = a["count"], b["count"]
+        out["count"] = na + nb
+    if "mean" in a:
+        fa = na.astype(np.float64)
+        fb = nb.astype(np.float64)
+        a_empty = na == 0
+        b_empty = nb == 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = b["mean"] - a["mean"]
+            mean = a["mean"] + delta * (fb / (fa + fb))
+            if "m2" in a:
+                m2 = a["m2"] + b["m2"] + delta * delta * (fa * fb / (fa + fb))
+                out["m2"] = np.where(a_empty, b["m2"], np.where(b_empty, a["m2"], m2))
+        out["mean"] = np.where(a_empty, b["mean"], np.where(b_empty, a["mean"], mean))
+    if "min" in a:
+        out["min"] = np.fmin(a["min"], b["min"])
+    if "max" in a:
+        out["max"] = np.fmax(a["max"], b["max"])
+    return {k: out[k] for k in a}
+
+
 def nanquantile(x: np.ndarray, q: np.ndarray, axis: int) -> np.ndarray:
     """``numpy.nanquantile(..., method="linear")`` in float64, quantiles on a leading axis."""
     if x.size == 0:  # numpy returns nanmean's shape here, without the quantile axis

@@ -1,5 +1,5 @@
-"""A test plugin: reductions whose partial state has a trailing dim, and one whose
-partial breaks its own state declaration."""
+"""A test plugin: reductions whose partial state has a trailing dim, one whose partial
+breaks its own state declaration, and one whose state is a view of its block."""
 
 from __future__ import annotations
 
@@ -55,6 +55,34 @@ MEAN = Operator(
 )
 
 
+def first_partial(arrays, params, ctx):
+    # the block's first time step, as a view of the block (t is the leading dim)
+    return {"first": arrays["x"][0]}
+
+
+def first_combine(states, params):
+    return states[0]
+
+
+def first_finalize(state, params, ctx):
+    return {"first": state["first"]}
+
+
+FIRST = Operator(
+    name="testlab.state_first",
+    version="1",
+    inputs=(Input("x"),),
+    outputs=(ArrayOutput("first", dtype="float64"),),
+    pattern=Reduce(
+        dims=("t",),
+        partial=first_partial,
+        combine=first_combine,
+        finalize=first_finalize,
+        state=State((StateArray("first", "float64"),)),
+    ),
+)
+
+
 @hookimpl
 def minjiang_register_operators():
-    return [MEAN]
+    return [MEAN, FIRST]

@@ -98,6 +98,43 @@ def test_array_reduce_partials_hold_only_what_the_statistic_needs(
     np.testing.assert_allclose(res.to_xarray()[stat].values, want, rtol=1e-12)
 
 
+def test_a_partial_works_its_block_in_steps_along_the_reduced_dims(
+    runtime, tmp_path, rng, monkeypatch
+):
+    """A partial task reads one chunk along the reduced dim at a time and folds each
+    step's state into its own with ``combine``: the same answer, memory projected from
+    a step, and a state that views the step's buffer is not overwritten by the next."""
+    from minjiang.core import _blocks
+    from minjiang.core._runtime import Runtime
+
+    rt = Runtime(store=runtime.store.url, executor="local", memory_budget="700KiB")
+    rt.register(_stateops, name="stateops")
+    x, src = _cube(rt, tmp_path, rng)
+    steps = _one_step("array.reduce", {"x": src}, {"dims": ["t"], "stat": "var"})
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 1 << 40)
+    whole = rt.plan(steps).steps[-1].stages[0]
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    stage = rt.plan(steps).steps[-1].stages[0]
+    assert stage.name == "partial"
+    assert {t.payload.step for t in stage.tasks} == {(4, 40, 30)}
+    assert max(t.region[0].stop - t.region[0].start for t in stage.tasks) > 4
+    assert max(t.memory for t in stage.tasks) < max(t.memory for t in whole.tasks)
+    events = []
+    rt.subscribe(events.append)
+    res = rt.run("array.reduce", inputs={"x": src}, params={"dims": ["t"], "stat": "var"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        np.testing.assert_allclose(res.to_xarray()["var"].values, np.nanvar(x, axis=0), rtol=1e-12)
+    partials = [e.task for e in events if e.kind == "task_finished" and "partial/" in e.task.key]
+    assert partials and all(r.cpu["read"] > 0 for r in partials)
+    plan = rt.plan(
+        {"steps": [{"id": "f", "operator": "testlab.state_first", "inputs": {"x": src.id}}]}
+    )
+    assert plan.steps[-1].stages[0].tasks[0].payload.step == (4, 40, 30)
+    first = rt.run("testlab.state_first", inputs={"x": src})
+    np.testing.assert_array_equal(first.to_xarray()["first"].values, x[0])
+
+
 def _streamed_cube(rt, tmp_path, rng):
     x = rng.normal(size=(12, 40, 30))
     t = np.arange(12) * 0.5 + 3.0

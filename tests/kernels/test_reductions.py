@@ -188,6 +188,27 @@ def test_a_statistics_state_is_the_full_states_arrays_bit_for_bit(call, rng, axe
         np.testing.assert_array_equal(value, both[key])
 
 
+@pytest.mark.parametrize("stats", [None, "mean", "var", "count", ("min", "max")])
+@pytest.mark.parametrize("shape", [(6, 5, 4), (6, 0), (3,)])
+def test_the_fused_combine_is_the_reference_bit_for_bit(rng, stats, shape):
+    """The numba merge and NumPy's array-by-array one agree exactly, empty sides too."""
+    x = _with_nans(rng, shape, np.float64, 0.4)
+    y = _with_nans(rng, shape, np.float64, 0.4) * 1e3
+    x[0] = np.nan  # some cells empty on one side only, some on both
+    y[(0, ..., slice(0, 1)) if y.ndim > 1 else 1] = np.nan
+    a = moments_partial(x, (0,), stats=stats)
+    b = moments_partial(y, (0,), stats=stats)
+    for left, right in ((a, b), (b, a), (a, a)):
+        fused = moments_combine(left, right)
+        reference = moments_combine(left, right, backend="reference")
+        assert tuple(fused) == tuple(reference) == moment_keys(stats)
+        for key, value in fused.items():
+            assert value.dtype == reference[key].dtype and value.shape == reference[key].shape
+            np.testing.assert_array_equal(value, reference[key])
+    with pytest.raises(ValueError, match="backend='gpu'"):
+        moments_combine(a, b, backend="gpu")
+
+
 def test_moment_keys_are_the_union_of_what_each_statistic_needs():
     assert moment_keys(None) == MOMENT_KEYS
     assert moment_keys("mean") == ("count", "mean")

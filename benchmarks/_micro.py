@@ -121,6 +121,15 @@ def _cases() -> list[KernelCase]:
             "moments_partial",
             lambda f, x: f(x["a"], (0,)),
             ("a",),
+            "the full state: count, mean, m2, min, max",
+        ),
+        KernelCase(
+            "reductions.moments_partial[mean]",
+            "minjiang.kernels.reductions",
+            "moments_partial",
+            lambda f, x: f(x["a"], (0,), stats="mean"),
+            ("a",),
+            "a mean's state (count, mean), as W2a runs it",
         ),
         KernelCase(
             "reductions.nanquantile",

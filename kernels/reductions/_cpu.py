@@ -50,10 +50,66 @@ def _moments_rows(x, count, mean, m2, mn, mx, want_m2, want_range):
 
 # Branch-free accumulation (a NaN adds 0 and leaves min/max as they were) lets LLVM
 # vectorise across the strip's columns; ``nsz`` lets min/max ignore the sign of zero,
-# which they need for it. Each column still sums its values in order: the same
-# results bit for bit, 1.8x faster (1.4 -> 2.6 GB/s on a 1095 x 57,344 float32 block, one
-# thread). The count-and-sum loop without min/max, and no second pass without ``m2``,
-# serve the states of a mean or a sum.
+# which they need for it. Rows are taken four at a time, each column's accumulators
+# loaded and stored once per four values instead of once per value, and still added in
+# row order: the same results bit for bit. A block whose row count is not a multiple
+# of four is padded with rows of NaN, which add 0 (as a NaN value always did) and leave
+# min/max unchanged. Measured on a 365 x 65,536 float32 block (count and sum), one
+# thread: 6.4 GB/s one row at a time, 14-17 GB/s four at a time.
+@njit(cache=True, fastmath={"nsz"})
+def _add_rows(r0, r1, r2, r3, s, c, lo, hi, want_range):
+    for j in range(s.size):
+        v0 = np.float64(r0[j])
+        v1 = np.float64(r1[j])
+        v2 = np.float64(r2[j])
+        v3 = np.float64(r3[j])
+        a = s[j]
+        a += v0 if v0 == v0 else 0.0
+        a += v1 if v1 == v1 else 0.0
+        a += v2 if v2 == v2 else 0.0
+        a += v3 if v3 == v3 else 0.0
+        s[j] = a
+        c[j] += (v0 == v0) + (v1 == v1) + (v2 == v2) + (v3 == v3)
+        if want_range:
+            low = lo[j]
+            low = min(low, v0) if v0 == v0 else low
+            low = min(low, v1) if v1 == v1 else low
+            low = min(low, v2) if v2 == v2 else low
+            lo[j] = min(low, v3) if v3 == v3 else low
+            high = hi[j]
+            high = max(high, v0) if v0 == v0 else high
+            high = max(high, v1) if v1 == v1 else high
+            high = max(high, v2) if v2 == v2 else high
+            hi[j] = max(high, v3) if v3 == v3 else high
+
+
+@njit(cache=True, fastmath={"nsz"})
+def _add_squares(r0, r1, r2, r3, mu, d2):
+    for j in range(mu.size):
+        v0 = np.float64(r0[j])
+        v1 = np.float64(r1[j])
+        v2 = np.float64(r2[j])
+        v3 = np.float64(r3[j])
+        m = mu[j]
+        a = d2[j]
+        a += (v0 - m) * (v0 - m) if v0 == v0 else 0.0
+        a += (v1 - m) * (v1 - m) if v1 == v1 else 0.0
+        a += (v2 - m) * (v2 - m) if v2 == v2 else 0.0
+        a += (v3 - m) * (v3 - m) if v3 == v3 else 0.0
+        d2[j] = a
+
+
+@njit(cache=True)
+def _rows(x, m, k0, k1, pad):
+    # rows m .. m + 3 of the strip, rows past the block's end replaced by ``pad`` (NaN)
+    n_m = x.shape[0]
+    r0 = x[m, k0:k1]
+    r1 = x[m + 1, k0:k1] if m + 1 < n_m else pad
+    r2 = x[m + 2, k0:k1] if m + 2 < n_m else pad
+    r3 = x[m + 3, k0:k1] if m + 3 < n_m else pad
+    return r0, r1, r2, r3
+
+
 @njit(cache=True, parallel=True, fastmath={"nsz"})
 def _moments_cols(x, count, mean, m2, mn, mx, want_m2, want_range):
     n_m, n_k = x.shape
@@ -65,35 +121,18 @@ def _moments_cols(x, count, mean, m2, mn, mx, want_m2, want_range):
         c = np.zeros(k1 - k0, dtype=np.int64)
         lo = np.full(k1 - k0, np.inf)
         hi = np.full(k1 - k0, -np.inf)
-        if want_range:
-            for m in range(n_m):
-                row = x[m, k0:k1]
-                for j in range(k1 - k0):
-                    v = np.float64(row[j])
-                    ok = v == v
-                    c[j] += ok
-                    s[j] += v if ok else 0.0
-                    lo[j] = min(lo[j], v) if ok else lo[j]
-                    hi[j] = max(hi[j], v) if ok else hi[j]
-        else:
-            for m in range(n_m):
-                row = x[m, k0:k1]
-                for j in range(k1 - k0):
-                    v = np.float64(row[j])
-                    ok = v == v
-                    c[j] += ok
-                    s[j] += v if ok else 0.0
+        pad = np.full(k1 - k0, np.nan, dtype=x.dtype)
+        for m in range(0, n_m, 4):
+            r0, r1, r2, r3 = _rows(x, m, k0, k1, pad)
+            _add_rows(r0, r1, r2, r3, s, c, lo, hi, want_range)
         mu = np.empty(k1 - k0)
         for j in range(k1 - k0):
             mu[j] = s[j] / c[j] if c[j] > 0 else np.nan
         d2 = np.zeros(k1 - k0)
         if want_m2:
-            for m in range(n_m):
-                row = x[m, k0:k1]
-                for j in range(k1 - k0):
-                    v = np.float64(row[j])
-                    d = v - mu[j]
-                    d2[j] += d * d if v == v else 0.0
+            for m in range(0, n_m, 4):
+                r0, r1, r2, r3 = _rows(x, m, k0, k1, pad)
+                _add_squares(r0, r1, r2, r3, mu, d2)
         for j in range(k1 - k0):
             count[k0 + j] = c[j]
             mean[k0 + j] = mu[j]  # NaN where nothing was counted

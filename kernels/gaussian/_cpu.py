@@ -3,7 +3,10 @@
 The symmetric weights are applied as ``w[r] * x[c] + sum_j w[r + j] * (x[c + j] + x[c - j])``
 (SciPy's order of operations), always accumulating in float64. The innermost loop runs
 over whole contiguous slices, which LLVM vectorises; indexing element by element inside
-the tap loop measured 3-5x slower.
+the tap loop measured 3-5x slower. Taps go four at a time: each output cell's running
+sum is loaded and stored once per four taps instead of once per tap, and the taps are
+still added in order (the same bits; 0.92 -> 1.32 GB/s on a 365 x 256 x 256 float32
+block, sigma 2, two threads).
 
 Blocks of up to three axes take one fused pass (:func:`_gaussian_3d`): each thread
 filters a few output planes at a time through plane-sized float64 scratch buffers that
@@ -25,20 +28,51 @@ _IDENTITY = np.ones(1)
 @njit(cache=True, nogil=True)
 def _taps(src, w, stride, centre, length, out):
     # out[v] = w[r] src[centre + v] + sum_j w[r + j] (src[centre + v + j stride] +
-    # src[centre + v - j stride]) for v < length. Slices, not offsets: an index the
-    # compiler cannot prove non-negative gets a wraparound check that stops
-    # vectorisation.
+    # src[centre + v - j stride]) for v < length, the taps four at a time. Slices, not
+    # offsets: an index the compiler cannot prove non-negative gets a wraparound check
+    # that stops vectorisation.
     r = (w.size - 1) // 2
     mid = src[centre : centre + length]
     wr = w[r]
     for v in range(length):
         out[v] = wr * mid[v]
-    for j in range(1, r + 1):
+    j = 1
+    while j + 3 <= r:
+        w1 = w[r + j]
+        w2 = w[r + j + 1]
+        w3 = w[r + j + 2]
+        w4 = w[r + j + 3]
+        o1 = centre + j * stride
+        o2 = o1 + stride
+        o3 = o2 + stride
+        o4 = o3 + stride
+        u1 = src[o1 : o1 + length]
+        u2 = src[o2 : o2 + length]
+        u3 = src[o3 : o3 + length]
+        u4 = src[o4 : o4 + length]
+        e1 = centre - j * stride
+        e2 = e1 - stride
+        e3 = e2 - stride
+        e4 = e3 - stride
+        d1 = src[e1 : e1 + length]
+        d2 = src[e2 : e2 + length]
+        d3 = src[e3 : e3 + length]
+        d4 = src[e4 : e4 + length]
+        for v in range(length):
+            t = out[v]
+            t += w1 * (u1[v] + d1[v])
+            t += w2 * (u2[v] + d2[v])
+            t += w3 * (u3[v] + d3[v])
+            t += w4 * (u4[v] + d4[v])
+            out[v] = t
+        j += 4
+    while j <= r:
         wj = w[r + j]
         up = src[centre + j * stride : centre + j * stride + length]
         down = src[centre - j * stride : centre - j * stride + length]
         for v in range(length):
             out[v] += wj * (up[v] + down[v])
+        j += 1
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -64,12 +98,35 @@ def _gaussian_3d(x, w0, w1, w2, out, n_blocks):
             wr = w0[r0]
             for v in range(plane):
                 a[v] = wr * np.float64(centre[v])
-            for j in range(1, r0 + 1):
+            j = 1
+            while j + 3 <= r0:
+                q1 = w0[r0 + j]
+                q2 = w0[r0 + j + 1]
+                q3 = w0[r0 + j + 2]
+                q4 = w0[r0 + j + 3]
+                h1 = x[i + r0 + j].reshape(plane)
+                h2 = x[i + r0 + j + 1].reshape(plane)
+                h3 = x[i + r0 + j + 2].reshape(plane)
+                h4 = x[i + r0 + j + 3].reshape(plane)
+                l1 = x[i + r0 - j].reshape(plane)
+                l2 = x[i + r0 - j - 1].reshape(plane)
+                l3 = x[i + r0 - j - 2].reshape(plane)
+                l4 = x[i + r0 - j - 3].reshape(plane)
+                for v in range(plane):
+                    t = a[v]
+                    t += q1 * (np.float64(h1[v]) + np.float64(l1[v]))
+                    t += q2 * (np.float64(h2[v]) + np.float64(l2[v]))
+                    t += q3 * (np.float64(h3[v]) + np.float64(l3[v]))
+                    t += q4 * (np.float64(h4[v]) + np.float64(l4[v]))
+                    a[v] = t
+                j += 4
+            while j <= r0:
                 wj = w0[r0 + j]
                 lo = x[i + r0 - j].reshape(plane)
                 hi = x[i + r0 + j].reshape(plane)
                 for v in range(plane):
                     a[v] += wj * (np.float64(hi[v]) + np.float64(lo[v]))
+                j += 1
             _taps(a, w1, p2, r1 * p2, rows, b)
             _taps(b, w2, 1, r2, rows - 2 * r2, c)
             for u in range(n1):

@@ -28,14 +28,15 @@ _IDENTITY = np.ones(1)
 @njit(cache=True, nogil=True)
 def _taps(src, w, stride, centre, length, out):
     # out[v] = w[r] src[centre + v] + sum_j w[r + j] (src[centre + v + j stride] +
-    # src[centre + v - j stride]) for v < length, the taps four at a time. Slices, not
-    # offsets: an index the compiler cannot prove non-negative gets a wraparound check
-    # that stops vectorisation.
+    # src[centre + v - j stride]) for v < length, the taps four at a time, every value
+    # read as float64 (src may be the float32 input). Slices, not offsets: an index the
+    # compiler cannot prove non-negative gets a wraparound check that stops
+    # vectorisation.
     r = (w.size - 1) // 2
     mid = src[centre : centre + length]
     wr = w[r]
     for v in range(length):
-        out[v] = wr * mid[v]
+        out[v] = wr * np.float64(mid[v])
     j = 1
     while j + 3 <= r:
         w1 = w[r + j]
@@ -60,10 +61,10 @@ def _taps(src, w, stride, centre, length, out):
         d4 = src[e4 : e4 + length]
         for v in range(length):
             t = out[v]
-            t += w1 * (u1[v] + d1[v])
-            t += w2 * (u2[v] + d2[v])
-            t += w3 * (u3[v] + d3[v])
-            t += w4 * (u4[v] + d4[v])
+            t += w1 * (np.float64(u1[v]) + np.float64(d1[v]))
+            t += w2 * (np.float64(u2[v]) + np.float64(d2[v]))
+            t += w3 * (np.float64(u3[v]) + np.float64(d3[v]))
+            t += w4 * (np.float64(u4[v]) + np.float64(d4[v]))
             out[v] = t
         j += 4
     while j <= r:
@@ -71,7 +72,7 @@ def _taps(src, w, stride, centre, length, out):
         up = src[centre + j * stride : centre + j * stride + length]
         down = src[centre - j * stride : centre - j * stride + length]
         for v in range(length):
-            out[v] += wj * (up[v] + down[v])
+            out[v] += wj * (np.float64(up[v]) + np.float64(down[v]))
         j += 1
 
 
@@ -94,39 +95,8 @@ def _gaussian_3d(x, w0, w1, w2, out, n_blocks):
         b = np.empty(rows)  # ... after the axis-1 pass
         c = np.empty(rows)  # ... after the axis-2 pass (valid where column < n2)
         for i in range(blk * n0 // n_blocks, (blk + 1) * n0 // n_blocks):
-            centre = x[i + r0].reshape(plane)
-            wr = w0[r0]
-            for v in range(plane):
-                a[v] = wr * np.float64(centre[v])
-            j = 1
-            while j + 3 <= r0:
-                q1 = w0[r0 + j]
-                q2 = w0[r0 + j + 1]
-                q3 = w0[r0 + j + 2]
-                q4 = w0[r0 + j + 3]
-                h1 = x[i + r0 + j].reshape(plane)
-                h2 = x[i + r0 + j + 1].reshape(plane)
-                h3 = x[i + r0 + j + 2].reshape(plane)
-                h4 = x[i + r0 + j + 3].reshape(plane)
-                l1 = x[i + r0 - j].reshape(plane)
-                l2 = x[i + r0 - j - 1].reshape(plane)
-                l3 = x[i + r0 - j - 2].reshape(plane)
-                l4 = x[i + r0 - j - 3].reshape(plane)
-                for v in range(plane):
-                    t = a[v]
-                    t += q1 * (np.float64(h1[v]) + np.float64(l1[v]))
-                    t += q2 * (np.float64(h2[v]) + np.float64(l2[v]))
-                    t += q3 * (np.float64(h3[v]) + np.float64(l3[v]))
-                    t += q4 * (np.float64(h4[v]) + np.float64(l4[v]))
-                    a[v] = t
-                j += 4
-            while j <= r0:
-                wj = w0[r0 + j]
-                lo = x[i + r0 - j].reshape(plane)
-                hi = x[i + r0 + j].reshape(plane)
-                for v in range(plane):
-                    a[v] += wj * (np.float64(hi[v]) + np.float64(lo[v]))
-                j += 1
+            # the 2 r0 + 1 input planes around plane i, as one flat run
+            _taps(x[i : i + 2 * r0 + 1].reshape(-1), w0, plane, r0 * plane, plane, a)
             _taps(a, w1, p2, r1 * p2, rows, b)
             _taps(b, w2, 1, r2, rows - 2 * r2, c)
             for u in range(n1):

@@ -416,6 +416,12 @@ CASES: tuple[Case, ...] = (
         ("array.reduce",),
         _one("array.reduce", _X, {"dims": ["time"], "stat": "std"}),
     ),
+    Case(
+        # across the chunks: partial states when the whole cube is over a task's budget
+        "array.reduce spatial",
+        ("array.reduce",),
+        _one("array.reduce", _X, {"dims": ["lat", "lon"], "stat": "var"}),
+    ),
     Case("array.quantile", ("array.quantile",), _one("array.quantile", _X, {"q": 0.9})),
     Case("array.doy_climatology", ("array.doy_climatology",), _one("array.doy_climatology", _X)),
     Case("array.doy_anomaly", ("array.doy_anomaly",), _doy_anomaly),

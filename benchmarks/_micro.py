@@ -8,8 +8,9 @@ NumPy has no fused triad: its figure is two passes (``multiply`` then ``add``) a
 labelled so.
 
 Kernel micro-benchmarks call minjiang's numba kernels on an in-memory float32 block
-(no Zarr, no scheduling): throughput is bytes of input per second, best of several
-calls after a warm-up call that compiles them.
+(no Zarr, no scheduling), best of several calls after a warm-up call that compiles
+them. Throughput is given twice: bytes of input per second, and bytes moved per second
+(input plus the arrays the kernel returns), which is how STREAM counts the triad's.
 """
 
 from __future__ import annotations
@@ -197,6 +198,25 @@ def kernel_benchmarks(
             results.append(row)
             continue
         nbytes = sum(block[n].nbytes for n in case.inputs)
-        row.update(ok=True, best_s=best, input_bytes=nbytes, gbs=nbytes / best / 1e9)
+        out_bytes = _nbytes(case.call(fn, block))
+        row.update(
+            ok=True,
+            best_s=best,
+            input_bytes=nbytes,
+            output_bytes=out_bytes,
+            gbs=nbytes / best / 1e9,
+            moved_gbs=(nbytes + out_bytes) / best / 1e9,
+        )
         results.append(row)
     return results
+
+
+def _nbytes(result: Any) -> int:
+    """Bytes of the arrays a kernel returned (an array, or a dict or tuple of them)."""
+    if isinstance(result, np.ndarray):
+        return int(result.nbytes)
+    if isinstance(result, dict):
+        return sum(_nbytes(v) for v in result.values())
+    if isinstance(result, tuple | list):
+        return sum(_nbytes(v) for v in result)
+    return 0

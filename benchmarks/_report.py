@@ -612,12 +612,15 @@ def markdown(res: dict[str, Any], plots: list[Path]) -> str:
                 k["kernel"],
                 "×".join(map(str, k["shape"])),
                 k.get("gbs"),
-                (k["gbs"] / triad) if k.get("ok") and triad else None,
+                k.get("moved_gbs"),
+                (k["moved_gbs"] / triad) if k.get("moved_gbs") and triad else None,
                 "" if k.get("ok") else k.get("error", "")[:120],
             ]
             for k in kern
         ]
-        out += _table(["kernel", "block", "input GB/s", "÷ triad", "note"], rows)
+        out += _table(
+            ["kernel", "block", "input GB/s", "moved GB/s", "moved ÷ triad", "note"], rows
+        )
     skipped = res.get("skipped", [])
     if skipped:
         out += ["", "## Not run", ""]

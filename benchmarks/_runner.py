@@ -599,7 +599,11 @@ def run(cfg: Config, log: Log = print) -> Path:
         for row in h.results["kernels"]:
             log(
                 f"  {row['kernel']:32s} "
-                + (f"{row['gbs']:.2f} GB/s" if row.get("ok") else row.get("error", ""))
+                + (
+                    f"{row['gbs']:.2f} GB/s in, {row['moved_gbs']:.2f} moved"
+                    if row.get("ok")
+                    else row.get("error", "")
+                )
             )
         log("memory bandwidth (STREAM-like), after the engines")
         h.results["stream"]["end"] = _micro.stream(size.stream_elements, cfg.cores)

@@ -567,7 +567,8 @@ class BlockContext:
     dims; ``halo`` the cells of padding on each side of the arrays given; ``coords`` the
     coordinate values of the block (interior, no halo) for dims that have them;
     ``sizes`` the global size of each dim; ``attrs`` each input array's attributes;
-    ``outputs`` the names of the arrays and tables the kernel is expected to return.
+    ``outputs`` the names of the arrays and tables the kernel is expected to return,
+    ``dtypes`` the stored dtype of each output array.
     """
 
     operator: str
@@ -581,8 +582,35 @@ class BlockContext:
     attrs: Mapping[str, Mapping[str, Any]]
     n_tasks: int = 1
     outputs: tuple[str, ...] = ()
+    dtypes: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: output buffers a task worked in steps hands out again step after step (the
+    #: runtime's, through ``core/_tasks.context``)
+    _buffers: dict[str, np.ndarray] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def origin(self) -> tuple[int, ...]:
         """Global index of the block's first interior cell, per dim."""
         return tuple(self.region[d].start for d in self.dims)
+
+    def empty(self, name: str, shape: tuple[int, ...], dtype: Any = None) -> np.ndarray:
+        """An uninitialised host array for output array ``name`` (dtype: its stored
+        dtype unless given), for the kernel to fill and return as that output.
+
+        In a task worked in steps it is the same memory step after step (the runtime
+        has written the last step's output before the kernel is called again), so a
+        kernel that fills it instead of allocating faults in no fresh pages per step;
+        elsewhere it is a new ``numpy.empty``. Return it; keep nothing of it.
+        """
+        import numpy as np
+
+        want = np.dtype(dtype if dtype is not None else self.dtypes[name])
+        shape = tuple(int(n) for n in shape)
+        if self._buffers is None:
+            return np.empty(shape, want)
+        old = self._buffers.get(name)
+        if old is not None and old.shape == shape and old.dtype == want:
+            return old
+        self._buffers[name] = new = np.empty(shape, want)
+        return new

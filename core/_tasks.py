@@ -410,7 +410,8 @@ def sub_spec(spec: TaskSpec, region: tuple[slice, ...], outputs: Outputs | None)
         for w in spec.writes:
             dims = outputs.dims.get(w.array, ())
             if len(dims) != len(w.region) or any(
-                d not in pos or s != spec.region[pos[d]] for d, s in zip(dims, w.region, strict=True)
+                d not in pos or s != spec.region[pos[d]]
+                for d, s in zip(dims, w.region, strict=True)
             ):
                 raise ExecutionError(
                     f"{spec.operator}: output {w.array!r} is not written over the task's region, "
@@ -427,8 +428,11 @@ def sub_spec(spec: TaskSpec, region: tuple[slice, ...], outputs: Outputs | None)
     )
 
 
-def context(spec: TaskSpec, outputs: Outputs) -> BlockContext:
-    """What the kernel of ``spec`` knows about its block."""
+def context(
+    spec: TaskSpec, outputs: Outputs, buffers: dict[str, np.ndarray] | None = None
+) -> BlockContext:
+    """What the kernel of ``spec`` knows about its block (``buffers``: the output
+    buffers of a task worked in steps, which ``BlockContext.empty`` hands out again)."""
     return BlockContext(
         operator=spec.operator,
         backend=spec.backend,
@@ -441,6 +445,8 @@ def context(spec: TaskSpec, outputs: Outputs) -> BlockContext:
         attrs=dict(spec.attrs),
         n_tasks=spec.n_tasks,
         outputs=outputs.names,
+        dtypes=dict(outputs.dtypes),
+        _buffers=buffers,
     )
 
 

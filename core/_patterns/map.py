@@ -14,7 +14,8 @@ Streaming: a map without halo whose outputs are arrays over the input's grid, an
 whose inputs share the primary's chunks, works its block in steps
 (``core/_blocks.stream_step``: whole chunks, about 32 MiB of the primary): it reads a
 step (into the same buffers step after step), runs the kernel on it and writes the
-step's output chunks before reading the next. A task then holds one step, not its
+step's output chunks before reading the next; a kernel that fills ``ctx.empty`` gets the
+same output memory step after step too. A task then holds one step, not its
 block, and its memory is projected from one step. A step is what the planner could
 have made a task of (``core/_tasks.sub_spec``), so the kernel sees the same either way.
 """
@@ -59,8 +60,9 @@ class BlockTask:
         if not self.step:
             return kernel(data, spec.params, context(spec, self.outputs))
         io: TaskIO = data
+        buffers: dict[str, Any] = {}  # outputs a kernel fills through ctx.empty
         for sub, arrays in io.stream_inputs(spec, self.step, self.outputs):
-            result = kernel(arrays, sub.params, context(sub, self.outputs))
+            result = kernel(arrays, sub.params, context(sub, self.outputs, buffers))
             with io.phase("write"):
                 write_outputs(io, sub, self.outputs, result)
         return None

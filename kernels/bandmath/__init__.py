@@ -92,6 +92,7 @@ def band_math(
     *,
     dtype: Any = None,
     backend: str | None = None,
+    out: np.ndarray | None = None,
 ) -> Any:
     """Evaluate a band-math expression elementwise over equally shaped arrays.
 
@@ -109,12 +110,16 @@ def band_math(
         every array read is float32, float64 otherwise.
     backend : {"reference", "cpu", "gpu"}, optional
         Defaults to the inputs' array type (NumPy -> ``"cpu"``).
+    out : ndarray, optional
+        A C-contiguous host array of the inputs' shape and the result's dtype to write
+        the result into (``reference`` and ``cpu``): a kernel worked in steps passes
+        the same one each step instead of faulting in a new array.
 
     Returns
     -------
     ndarray
-        A new array of the inputs' shape. Division by zero, ``log(0)`` and the like give
-        inf or NaN as in NumPy, without warnings; NaN inputs propagate.
+        ``out``, or a new array of the inputs' shape. Division by zero, ``log(0)`` and
+        the like give inf or NaN as in NumPy, without warnings; NaN inputs propagate.
     """
     if not isinstance(arrays, Mapping):
         raise TypeError(
@@ -154,10 +159,16 @@ def band_math(
             "band math does not broadcast, so expand or slice the inputs first"
         )
     out_dtype = _result_dtype(dtype, inputs)
+    if out is not None:
+        _check_out(out, chosen, inputs[0].shape, out_dtype)
     if chosen == "reference":
         from minjiang.kernels.bandmath import _reference
 
-        return _reference.band_math(expression.tree, inputs, out_dtype)
+        result = _reference.band_math(expression.tree, inputs, out_dtype)
+        if out is None:
+            return result
+        out[...] = result
+        return out
     if chosen == "gpu":
         from minjiang.kernels.bandmath import _gpu
 
@@ -165,4 +176,19 @@ def band_math(
     from minjiang.kernels.bandmath import _cpu
 
     contiguous = [np.ascontiguousarray(a) for a in inputs]
-    return _cpu.band_math(expression.tree, contiguous, out_dtype, inputs[0].shape)
+    return _cpu.band_math(expression.tree, contiguous, out_dtype, inputs[0].shape, out)
+
+
+def _check_out(out: Any, backend: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if backend == "gpu" or not isinstance(out, np.ndarray):
+        raise TypeError(
+            f"band_math: out must be a NumPy array on the 'cpu' or 'reference' backend, got "
+            f"{type(out).__name__} on {backend!r}; leave out=None on the GPU"
+        )
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"band_math: out is a {'C-contiguous' if out.flags.c_contiguous else 'strided'} "
+            f"{out.shape} {out.dtype} array; the result needs a C-contiguous {shape} {dtype} one"
+        )
+    if not out.flags.writeable:
+        raise ValueError("band_math: out is read-only; pass a writable array")

@@ -98,10 +98,16 @@ def _compile(tree: Node, n_arrays: int, dtype: np.dtype, parallel: bool) -> Any:
 
 
 def band_math(
-    tree: Node, arrays: Sequence[np.ndarray], dtype: np.dtype, shape: tuple[int, ...]
+    tree: Node,
+    arrays: Sequence[np.ndarray],
+    dtype: np.dtype,
+    shape: tuple[int, ...],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Evaluate ``tree`` on C-contiguous ``arrays`` of ``shape``, in ``dtype``."""
-    out = np.empty(shape, dtype=dtype)
+    """Evaluate ``tree`` on C-contiguous ``arrays`` of ``shape``, in ``dtype``, into
+    ``out`` (checked by the caller) or a new array."""
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
     if out.size == 0:
         return out
     import numba

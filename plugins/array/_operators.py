@@ -83,8 +83,12 @@ def band_math_kernel(
 ) -> dict[str, Any]:
     from minjiang.kernels.bandmath import band_math
 
-    out = band_math(params.expression, arrays, dtype=params.dtype)
-    return {params.output: out}
+    out = None
+    if ctx.backend == "cpu" and params.output in ctx.dtypes:
+        # into the output memory a task worked in steps hands out step after step (the
+        # stored dtype is the kernel's result dtype: _band_outputs types it the same way)
+        out = ctx.empty(params.output, next(iter(arrays.values())).shape)
+    return {params.output: band_math(params.expression, arrays, dtype=params.dtype, out=out)}
 
 
 # ---------------------------------------------------------------- gaussian

@@ -1,5 +1,7 @@
 """A test plugin: a map whose output depends on where its block lies (its region and
-its coordinate values), and one whose kernel returns its own input block."""
+its coordinate values), the same map filling the output memory ``ctx.empty`` hands
+out (keeping each array it was given, per task), and one whose kernel returns its own
+input block."""
 
 from __future__ import annotations
 
@@ -16,6 +18,19 @@ def located(arrays, params, ctx):
     return {"y": x + 1e3 * t[:, None, None] + 1e6 * y[None, :, None]}
 
 
+#: (task, the output array it filled) of every call of ``located_into``: kept alive,
+#: so two arrays handed out in turn cannot share an address by chance
+FILLED: list[tuple[int, np.ndarray]] = []
+
+
+def located_into(arrays, params, ctx):
+    """``located`` written into ``ctx.empty``."""
+    out = ctx.empty("y", arrays["x"].shape)
+    out[...] = located(arrays, params, ctx)["y"]
+    FILLED.append((ctx.task, out))
+    return {"y": out}
+
+
 def same(arrays, params, ctx):
     return {"y": arrays["x"]}  # the decoded block itself, no copy
 
@@ -26,6 +41,13 @@ LOCATED = Operator(
     inputs=(Input("x"),),
     outputs=(ArrayOutput("y", dtype="float64"),),
     pattern=Map(located),
+)
+LOCATED_INTO = Operator(
+    name="testlab.located_into",
+    version="1",
+    inputs=(Input("x"),),
+    outputs=(ArrayOutput("y", dtype="float64"),),
+    pattern=Map(located_into),
 )
 SAME = Operator(
     name="testlab.same",
@@ -38,4 +60,4 @@ SAME = Operator(
 
 @hookimpl
 def minjiang_register_operators():
-    return [LOCATED, SAME]
+    return [LOCATED, LOCATED_INTO, SAME]

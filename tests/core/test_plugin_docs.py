@@ -42,7 +42,7 @@ def members(name: str) -> list[str]:
         return []
     found: list[str] = []
     if dataclasses.is_dataclass(obj):
-        found += [f.name for f in dataclasses.fields(obj)]
+        found += [f.name for f in dataclasses.fields(obj) if not f.name.startswith("_")]
     elif issubclass(obj, BaseModel):
         found += list(obj.model_fields)
     if name in WITH_METHODS or not found:

@@ -113,6 +113,31 @@ def test_result_is_a_new_array(call):
     assert not np.shares_memory(got, a)
 
 
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_out_is_filled_and_returned(rng, backend):
+    bands = _bands(rng, (6, 7), np.float32)
+    expr = "(nir - red) / (nir + red)"
+    want = band_math(expr, bands, backend=backend)
+    out = np.full((6, 7), -1.0, np.float32)
+    got = band_math(expr, bands, backend=backend, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+    wide = np.empty((6, 7), np.float64)
+    assert band_math(expr, bands, dtype="float64", backend=backend, out=wide) is wide
+    for bad, match in [
+        (np.empty((6, 8), np.float32), r"needs a C-contiguous \(6, 7\) float32"),
+        (np.empty((6, 7), np.float64), r"\(6, 7\) float64 array; the result needs"),
+        (np.empty((7, 6), np.float32).T, "strided"),
+        ([[0.0] * 7] * 6, "must be a NumPy array"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=match):
+            band_math(expr, bands, backend=backend, out=bad)
+    frozen = np.empty((6, 7), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        band_math(expr, bands, backend=backend, out=frozen)
+
+
 def test_expression_object():
     expr = compile_expression("sqrt(b) + a * b", ["a", "b", "c"])
     assert isinstance(expr, Expression)

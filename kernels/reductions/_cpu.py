@@ -154,11 +154,13 @@ def moments_partial(
     n_m = int(np.prod([x.shape[d] for d in axes], dtype=np.int64))
     want_m2 = "m2" in keys
     want_range = "min" in keys or "max" in keys
-    # the kernels write only the arrays the state keeps; the others are placeholders
+    # the kernels write m2, min and max only when the state keeps them (want_m2,
+    # want_range); otherwise they get one empty array, which they never index
+    unkept = np.empty(0)
     count = np.empty(n_k, dtype=np.int64)
     mean = np.empty(n_k)
-    m2 = np.empty(n_k if want_m2 else min(n_k, 1))
-    mn, mx = (np.empty(n_k if want_range else min(n_k, 1)) for _ in range(2))
+    m2 = np.empty(n_k) if want_m2 else unkept
+    mn, mx = (np.empty(n_k), np.empty(n_k)) if want_range else (unkept, unkept)
     if n_k:
         if axes == tuple(range(len(axes))) and len(axes) < ndim:
             block = np.ascontiguousarray(x).reshape(n_m, n_k)

@@ -111,7 +111,10 @@ def write_xarray(
             f"{sorted(str(d) for d in all_dims)}"
         )
 
-    for name, coord in ds.coords.items():
+    # by name: xarray's order of coordinates can differ from one process to the next
+    # (its CF decoding goes through sets), and the group's ``coordinates`` attribute,
+    # hence its metadata and the record, must not
+    for name, coord in sorted(ds.coords.items(), key=lambda item: str(item[0])):
         var = coord.variable
         nbytes = var.size * var.dtype.itemsize
         dims = tuple(str(d) for d in var.dims)

@@ -572,8 +572,15 @@ class ZarrReader(Reader):
         return p.is_dir() and ((p / "zarr.json").exists() or (p / ".zgroup").exists())
 
     def source_files(self, paths: Any) -> list[Path]:
-        if len(paths) != 1 or not Path(paths[0]).is_dir():
-            raise ReaderError("array.zarr: give exactly one Zarr group folder")
+        if len(paths) != 1:
+            raise ReaderError(
+                f"array.zarr: give exactly one Zarr group folder, not {len(paths)} paths"
+            )
+        if not Path(paths[0]).is_dir():
+            what = "is not a folder" if Path(paths[0]).exists() else "does not exist"
+            raise ReaderError(
+                f"array.zarr: {str(paths[0])[:200]!r} {what}; give the Zarr group's folder"
+            )
         return super().source_files(paths)
 
     def open(self, files: list[Path], params: Any) -> Any:

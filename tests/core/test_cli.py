@@ -165,7 +165,7 @@ def _refused(capsys, args: list[str]) -> str:
         (["catalog", "show", "--", "[red]x[/] ../../etc"], r"\[red\]x\[/\]"),
         (["catalog", "show", "--", "a" * 3000], "invalid dataset name"),
         (["ingest", "nothing-here.txt"], "no reader recognises"),
-        (["ingest", "--reader", "array.zarr", "nothing-here"], "give exactly one Zarr group"),
+        (["ingest", "--reader", "array.zarr", "nothing-here"], "'nothing-here' does not exist"),
         (["ingest", "array.zarr", "a.zarr", "--name", "../x"], "invalid dataset name"),
         (["ingest", "x.zarr", "-p", "a=1", "-p", "a=2"], "given twice"),
         (["demo", "--years", "0", "--executor", "local"], "years"),

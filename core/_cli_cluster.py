@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from minjiang.core._cluster import ClusterState
 
 cluster_app = typer.Typer(
     no_args_is_help=True,
@@ -73,6 +77,12 @@ def cluster_start(
     warm_idle: float = typer.Option(
         900.0, "--warm-idle", help="Seconds a warm worker waits for work before it exits."
     ),
+    run_service: bool = typer.Option(
+        True,
+        "--run-service/--no-run-service",
+        help="Keep a driver connected that runs `minjiang run` for the command line, so "
+        "a run does not pay for Ray's client (default: on).",
+    ),
 ) -> None:
     """Start a local Ray head node that later commands attach to (secure by default)."""
     from minjiang.core._cluster import cluster_dir, start_cluster
@@ -87,6 +97,7 @@ def cluster_start(
         insecure_dashboard_host=insecure_dashboard_host,
         warm_workers=warm_workers,
         warm_idle_s=warm_idle,
+        run_service=run_service,
         warn=_warn,
     )
     console.print(
@@ -97,6 +108,8 @@ def cluster_start(
         )
     )
     console.print(escape(f"token: {state.token_path or 'NONE (--insecure-no-token)'}"))
+    if state.run_socket:
+        console.print(escape(f"run service: {state.run_socket}"))
     console.print(escape(f"state: {cluster_dir()}; Ray's files: {state.temp_dir}"))
     console.print(
         "minjiang run / plan / submit / job now use it; stop it with: minjiang cluster stop"
@@ -135,7 +148,7 @@ def cluster_status(
             "`minjiang cluster start`"
         )
     alive = state.alive()
-    procs = cluster_processes(state.temp_dir, state.pids)
+    procs = cluster_processes(state.temp_dir, state.pids, state.address)
     socks = listening_sockets(procs)
     exposed = [s for s in socks if not is_loopback(s[2])]
     nodes = []
@@ -154,6 +167,7 @@ def cluster_status(
             "processes": len(procs),
             "warm_workers": state.warm_workers,
             "warm_idle_s": state.warm_idle_s,
+            "run_service": _service_status(state),
             "nodes": [{"ip": n.ip, "resources": dict(n.resources)} for n in nodes],
             "listening": [
                 {"pid": p, "process": name, "address": ip, "port": port}
@@ -166,7 +180,8 @@ def cluster_status(
             escape(
                 f"cluster at {state.address} ({'running' if alive else 'NOT answering'}), "
                 f"dashboard {state.dashboard}, {len(procs)} processes, token "
-                f"{state.token_path or 'NONE'}, {state.warm_workers} warm workers"
+                f"{state.token_path or 'NONE'}, {state.warm_workers} warm workers, run "
+                f"service {_service_status(state)}"
             )
         )
         table = Table(title="nodes")
@@ -200,6 +215,22 @@ def cluster_status(
             "was started on loopback"
         )
         raise typer.Exit(1)
+
+
+def _service_status(state: ClusterState) -> str:
+    """``listening``, ``not listening`` or ``off`` (started with --no-run-service)."""
+    import os
+    import socket
+
+    if not state.run_socket:
+        return "off"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2.0)
+        try:
+            sock.connect(state.run_socket)
+        except OSError:
+            return "not listening"
+    return "listening" if os.path.exists(state.run_socket) else "not listening"
 
 
 @cluster_app.command(

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,6 +189,8 @@ class ClusterState:
     warm_workers: int = 0
     #: idle seconds after which a warm worker exits
     warm_idle_s: float = 0.0
+    #: unix socket of the run service (``core/_service.py``); "" when none was started
+    run_socket: str = ""
 
     def save(self, directory: Path) -> Path:
         _private_dir(directory)
@@ -301,12 +303,14 @@ def loopback_ray() -> Iterator[None]:
 
 
 def cluster_processes(
-    temp_dir: str, pids: Iterable[tuple[int, float]] = ()
+    temp_dir: str, pids: Iterable[tuple[int, float]] = (), address: str = ""
 ) -> list[psutil.Process]:
     """This user's processes of the Ray cluster whose temp folder is ``temp_dir``:
-    those naming it on their command line, the recorded ``pids`` (checked against
-    their start time, so a reused pid is never touched) and their descendants
-    (agents rename themselves ``ray::...`` and no longer show the folder)."""
+    those naming it on their command line, those started with ``--address=`` its GCS
+    ``address`` (the Ray client server, which ``ray start`` leaves to init), the
+    recorded ``pids`` (checked against their start time, so a reused pid is never
+    touched) and their descendants (agents rename themselves ``ray::...`` and no
+    longer show the folder)."""
     import psutil
 
     if len(temp_dir) < 8 or not os.path.isabs(temp_dir):
@@ -318,7 +322,10 @@ def cluster_processes(
         try:
             if proc.pid == me or proc.info["uids"] is None or proc.info["uids"].real != uid:
                 continue
-            if any(temp_dir in part for part in proc.info["cmdline"] or ()):
+            cmdline = proc.info["cmdline"] or ()
+            if any(temp_dir in part for part in cmdline) or (
+                address and f"--address={address}" in cmdline
+            ):
                 found[proc.pid] = proc
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -499,6 +506,7 @@ def start_cluster(
     object_store_bytes: int | None = None,
     warm_workers: int | None = None,
     warm_idle_s: float = WARM_IDLE_S,
+    run_service: bool = True,
     timeout: float = 240.0,
     warn: Any = None,
 ) -> ClusterState:
@@ -524,6 +532,9 @@ def start_cluster(
         CPU; 0: none, every job starts its own workers). See ``core/_warm.py``.
     warm_idle_s
         Seconds a warm worker waits for a task before it exits.
+    run_service
+        Start the run service, a driver that stays connected and runs ``minjiang run``
+        for the command line (``core/_service.py``).
     warn
         Called with the text of each warning about an insecure setting.
 
@@ -609,7 +620,7 @@ def start_cluster(
         if warn is not None:
             warn(f"Ray's node did not register in time (a busy host); try {attempt + 1}")
     _tighten(Path(temp_dir))
-    procs = cluster_processes(temp_dir)
+    procs = cluster_processes(temp_dir, address=f"{node_ip}:{ports.gcs}")
     state = ClusterState(
         address=f"{node_ip}:{ports.gcs}",
         dashboard=f"http://{insecure_dashboard_host or (LOOPBACK if loopback else node_ip)}:"
@@ -627,6 +638,46 @@ def start_cluster(
         warm_idle_s=float(warm_idle_s),
     )
     state.save(directory)
+    if run_service:
+        state = _start_run_service(state, directory, timeout, warn)
+    return state
+
+
+def _start_run_service(
+    state: ClusterState, directory: Path, timeout: float, warn: Any
+) -> ClusterState:
+    """Start the run service of ``state``'s cluster and wait until it listens; the state
+    that names it. A service that fails to start is a warning: runs then drive Ray
+    themselves, as without one."""
+    import psutil
+
+    sock = os.path.join(state.temp_dir, "run.sock")
+    log = directory / "run-service.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "minjiang.core._service", sock],
+            env=env,
+            cwd=directory,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C at the terminal is not for it
+        )
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if os.path.exists(sock):
+            _tighten(Path(state.temp_dir))  # its connection made Ray's folders 0777 again
+            pids = (*state.pids, (proc.pid, psutil.Process(proc.pid).create_time()))
+            state = replace(state, run_socket=sock, pids=pids)
+            state.save(directory)
+            return state
+        time.sleep(0.1)
+    if proc.poll() is None:
+        terminate([psutil.Process(proc.pid)])
+    if warn is not None:
+        text = log.read_text(errors="replace")[-1000:]
+        warn(f"the run service did not start, so runs drive Ray themselves; {log} ends:\n{text}")
     return state
 
 
@@ -656,7 +707,7 @@ def stop_cluster(directory: Path | None = None, grace: float = 5.0) -> list[int]
             f"no minjiang cluster is recorded in {directory}; start one with "
             "`minjiang cluster start` (or set MINJIANG_CLUSTER_DIR to its folder)"
         )
-    ended = terminate(cluster_processes(state.temp_dir, state.pids), grace)
+    ended = terminate(cluster_processes(state.temp_dir, state.pids, state.address), grace)
     shutil.rmtree(state.temp_dir, ignore_errors=True)
     (directory / STATE_FILE).unlink(missing_ok=True)
     return ended

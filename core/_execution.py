@@ -82,7 +82,8 @@ class Run:
                     "hidden": bool(getattr(step, "hidden", False)),
                 },
             )
-        progress = Progress(self.plan) if self.rt.progress else None
+        shown = self.rt.progress
+        progress = Progress(self.plan, None if shown is True else shown) if shown else None
         try:
             for step in self.plan.steps:
                 if step.reused:
@@ -387,9 +388,9 @@ class Run:
 
 
 class Progress:
-    """A rich progress bar: tasks done/total, MB/s, ETA."""
+    """A rich progress bar: tasks done/total, MB/s, ETA (on ``console``, default rich's)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, console: Any = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -408,6 +409,7 @@ class Progress:
             TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
             transient=False,
+            console=console,
         )
         self.task = self.bar.add_task("run", total=max(total, 1), rate="")
         self.bar.start()

@@ -303,6 +303,8 @@ class RayExecutor(Executor):
         if ray is not None and ray.is_initialized():  # a test session's Ray, as it is
             self._ray = ray
             self._remote = ray.remote(_ray_task)
+            # a long-lived driver of the recorded cluster (its run service) uses its pool
+            self._warm = _warm_of(ray.get_runtime_context().gcs_address, runtime_env)
             return
         # Where to run is settled now (a conflict is an error before any work), but Ray
         # is imported and connected only when a task must run: a plan whose every step
@@ -316,11 +318,11 @@ class RayExecutor(Executor):
             if state is not None and self._target == state.address:
                 with contextlib.suppress(MinjiangError):
                     self._nodes = http_node_table(state.dashboard, state.token_path)
-                if state.warm_workers > 0 and not runtime_env:
-                    self._warm = (state.warm_workers, state.warm_idle_s)
+                self._warm = _warm_of(self._target, runtime_env, state)
 
-    def _connect(self) -> Any:
-        """The ``ray`` module, connected (or a local Ray started) on first use."""
+    def connect(self) -> Any:
+        """The ``ray`` module, connected (or a local Ray started) on first use; the
+        connection lasts until :meth:`close`."""
         if self._ray is not None:
             return self._ray
         import ray
@@ -415,7 +417,7 @@ class RayExecutor(Executor):
                 for key, value in node.resources.items():
                     total[key] = total.get(key, 0.0) + value
             return total
-        return dict(self._connect().cluster_resources())
+        return dict(self.connect().cluster_resources())
 
     def workers(self) -> int:
         if self._ray is None and self._target is None:  # the local Ray it would start
@@ -436,7 +438,7 @@ class RayExecutor(Executor):
         """
         if self._probed and time.monotonic() - self._probed[0] < self.probe_ttl:
             return self._probed[1]
-        ray = self._connect()
+        ray = self.connect()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         nodes = [
@@ -478,7 +480,7 @@ class RayExecutor(Executor):
             return int(max((n.memory for n in self._nodes), default=0))
         sizes = [
             n.get("Resources", {}).get("memory", 0)
-            for n in self._connect().nodes()
+            for n in self.connect().nodes()
             if n.get("Alive")
         ]
         return int(max(sizes, default=0))
@@ -486,7 +488,7 @@ class RayExecutor(Executor):
     def run(self, tasks: Sequence[TaskSpec], on_result: Callable[[TaskResult], None]) -> None:
         if not tasks:
             return
-        ray = self._connect()
+        ray = self.connect()
         self._check_feasible(tasks)
         pool = self.warm_pool()
         window = self._window or 2 * self.workers()
@@ -550,14 +552,14 @@ class RayExecutor(Executor):
         cluster start`` started with warm workers, or a driver with a runtime
         environment, which warm workers do not share)."""
         if self._pool is None and self._warm is not None:
-            ray = self._connect()
+            ray = self.connect()
             if dict(ray.get_runtime_context().runtime_env or {}):
                 self._warm = None
                 return None
             from minjiang.core._warm import WarmPool
 
             size, idle_s = self._warm
-            self._pool = WarmPool(ray, size, idle_s)
+            self._pool = WarmPool.shared(ray, size, idle_s)
         return self._pool
 
     def _check_feasible(self, tasks: Sequence[TaskSpec]) -> None:
@@ -579,7 +581,7 @@ class RayExecutor(Executor):
             "executor": "ray",
             "workers": int(res.get("CPU", 0)),
             "gpus": res.get("GPU", 0.0),
-            "nodes": len([n for n in self._connect().nodes() if n.get("Alive")]),
+            "nodes": len([n for n in self.connect().nodes() if n.get("Alive")]),
         }
 
     def close(self) -> None:
@@ -605,6 +607,20 @@ class RayExecutor(Executor):
                 else:
                     os.environ[key] = value
             refresh_ray_auth()
+
+
+def _warm_of(
+    address: str, runtime_env: dict[str, Any] | None, state: Any = None
+) -> tuple[int, float] | None:
+    """(size, idle seconds) of the warm workers a driver of ``address`` uses: those of
+    the cluster ``minjiang cluster start`` recorded, when that is the one (and the
+    driver has no runtime environment, which warm workers do not share)."""
+    from minjiang.core._cluster import ClusterState
+
+    state = state or ClusterState.load()
+    if state is None or state.address != address or state.warm_workers <= 0 or runtime_env:
+        return None
+    return state.warm_workers, state.warm_idle_s
 
 
 def _loopback_if(flag: bool) -> contextlib.AbstractContextManager[None]:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from minjiang.core._executors import Executor
     from minjiang.core._reader import Reader
     from minjiang.storage import ArrayInfo, Record
+    from rich.console import Console
 
 log = logging.getLogger("minjiang")
 
@@ -139,7 +140,8 @@ class Runtime:
         host buffers, copy slab by slab asynchronously) or ``"zarr"`` (zarr's GPU
         buffers); see ``docs/gpu.md``.
     progress
-        Show a progress bar (tasks done/total, MB/s, ETA) on the terminal.
+        Show a progress bar (tasks done/total, MB/s, ETA) on the terminal, or on this
+        :class:`rich.console.Console`.
     """
 
     def __init__(
@@ -155,7 +157,7 @@ class Runtime:
         config: Mapping[str, Any] | None = None,
         plugins: Iterable[Any] = (),
         entry_points: bool = True,
-        progress: bool = False,
+        progress: bool | Console = False,
         max_retries: int = 3,
     ) -> None:
         from minjiang.storage import Catalog, open_store

@@ -77,6 +77,31 @@ def _stamp(path: str) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+class ModuleStamps:
+    """The file (mtime, size) of every module this process has imported: a long-lived
+    process asks :meth:`changed` whether what it runs is still what is on disk."""
+
+    def __init__(self) -> None:
+        self._stamps: dict[str, tuple[int, int] | None] = {}
+        self._noted = 0
+        self.note()
+
+    def note(self) -> None:
+        """Record the file of each module imported since the last call."""
+        if len(sys.modules) == self._noted:
+            return
+        for module in list(sys.modules.values()):
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str) and path not in self._stamps:
+                self._stamps[path] = _stamp(path)
+        self._noted = len(sys.modules)
+
+    def changed(self) -> list[str]:
+        """The module files that changed since they were imported (none: current)."""
+        self.note()
+        return [path for path, stamp in self._stamps.items() if _stamp(path) != stamp]
+
+
 class WarmWorker:
     """One warm worker (wrapped by ``ray.remote`` in :class:`WarmPool`).
 
@@ -109,29 +134,19 @@ class WarmWorker:
         self._lock = threading.Lock()
         self._busy = 0
         self._last = time.monotonic()
-        self._stamps: dict[str, tuple[int, int] | None] = {}
-        self._noted = 0
+        self._modules = ModuleStamps()
         self.tasks_run = 0
-        self._note_modules()
         if idle_s > 0:
             threading.Thread(target=self._reap, name="minjiang-warm-idle", daemon=True).start()
 
-    def _note_modules(self) -> None:
-        """Record the file of each module imported since the last call."""
-        if len(sys.modules) == self._noted:
-            return
-        for module in list(sys.modules.values()):
-            path = getattr(module, "__file__", None)
-            if isinstance(path, str) and path not in self._stamps:
-                self._stamps[path] = _stamp(path)
-        self._noted = len(sys.modules)
-
     def changed(self) -> tuple[list[str], int]:
         """The module files it imported that changed since (none: it is current), and
-        how many tasks it has run (the kernels those loaded are warm)."""
-        self._note_modules()
-        paths = [path for path, stamp in self._stamps.items() if _stamp(path) != stamp]
-        return paths, self.tasks_run
+        how many tasks it has run (the kernels those loaded are warm). A run asks this
+        as it begins, so the worker also forgets the catalog records it cached."""
+        from minjiang.storage import forget_cached
+
+        forget_cached()
+        return self._modules.changed(), self.tasks_run
 
     def run(self, spec: TaskSpec) -> TaskResult:
         """Run one task, exactly as a plain Ray task would."""
@@ -142,7 +157,7 @@ class WarmWorker:
         try:
             return _ray_task(spec)
         finally:
-            self._note_modules()
+            self._modules.note()
             with self._lock:
                 self._busy -= 1
                 self.tasks_run += 1
@@ -159,6 +174,10 @@ class WarmWorker:
             if self.idle_for() > self._idle_s:
                 self._exit(0)
                 return
+
+
+#: the pools :meth:`WarmPool.shared` gathered, by (GCS address, size, idle seconds)
+_SHARED: dict[tuple[str, int, float], WarmPool] = {}
 
 
 class WarmPool:
@@ -178,12 +197,32 @@ class WarmPool:
     def __init__(self, ray: Any, size: int, idle_s: float) -> None:
         self.ray = ray
         self.key = pool_key()
+        self.size = size
         self.idle_s = idle_s
         self._cls = ray.remote(WarmWorker)
         self.actors: list[Any] = []
         self.replaced = 0  #: stale or dead workers replaced when the pool was gathered
         self.created = 0
-        self._gather(size)
+        self.refresh()
+
+    @classmethod
+    def shared(cls, ray: Any, size: int, idle_s: float) -> WarmPool:
+        """This process's pool on the connected cluster: gathered on first use and
+        checked again (:meth:`refresh`) on each later one, so a long-lived driver (the
+        run service, ``core/_service.py``) pays for finding its workers once."""
+        where = (ray.get_runtime_context().gcs_address, size, idle_s)
+        pool = _SHARED.get(where)
+        if pool is None:
+            pool = _SHARED[where] = cls(ray, size, idle_s)
+        else:
+            pool.refresh()
+        return pool
+
+    def refresh(self) -> None:
+        """Gather the workers again: a stale, dead or missing one is replaced, and every
+        queue starts empty (a run stopped mid-way leaves none behind)."""
+        self.actors = []
+        self._gather(self.size)
         self._load = {id(a): 0 for a in self.actors}
 
     def _gather(self, size: int) -> None:

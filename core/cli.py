@@ -338,30 +338,74 @@ def run(
     gpu_read: str = GpuReadOpt,
     reuse: bool = typer.Option(True, help="Reuse results already in the catalog."),
 ) -> None:
-    """Plan and run a pipeline; interrupted runs resume where they stopped."""
+    """Plan and run a pipeline; interrupted runs resume where they stopped.
+
+    On a cluster ``minjiang cluster start`` started, the cluster's run service drives
+    the run (``core/_service.py``), unless an option asks for another Ray."""
+    args: dict[str, Any] = dict(
+        pipeline=pipeline,
+        inputs=input or [],
+        store=store,
+        executor=executor,
+        memory_budget=memory_budget,
+        backend=backend,
+        gpu_read=gpu_read,
+        reuse=reuse,
+    )
+    if executor == "ray" and address is None and not new_cluster and num_cpus is None:
+        from minjiang.core._service import run_on_service
+
+        code = run_on_service(args, verbose=_VERBOSE)
+        if code is not None:
+            raise typer.Exit(code)
+    address = "local" if new_cluster else address
+    code = run_here(**args, address=address, num_cpus=num_cpus, progress=sys.stderr.isatty())
+    if code:
+        raise typer.Exit(code)
+
+
+def run_here(
+    pipeline: str,
+    inputs: list[str],
+    *,
+    store: str | None,
+    executor: str = "ray",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    memory_budget: str | None = None,
+    backend: str = "auto",
+    gpu_read: str = "pinned",
+    reuse: bool = True,
+    progress: bool | Console = False,
+    out: Console = console,
+    err: Console = err_console,
+) -> int:
+    """``minjiang run`` in this process, printing on ``out`` and ``err``: its exit status
+    (typed errors are raised, as :func:`main` reports them)."""
     rt = _runtime(
         store,
         executor,
-        address="local" if new_cluster else address,
+        address=address,
         num_cpus=num_cpus,
         memory_budget=memory_budget,
         backend=backend,
         gpu_read=gpu_read,
-        progress=sys.stderr.isatty(),
+        progress=progress,
     )
     try:
-        out = rt.run_pipeline(pipeline, inputs=_inputs(input), reuse=reuse)
-        _summary(rt, out)
+        result = rt.run_pipeline(pipeline, inputs=_inputs(inputs), reuse=reuse)
+        _summary(rt, result, out)
     except KeyboardInterrupt:
-        err_console.print(
+        err.print(
             "[yellow]interrupted: chunks already written are kept; run the same command to resume[/]"
         )
-        raise typer.Exit(130) from None
+        return 130
     finally:
         rt.close()
+    return 0
 
 
-def _summary(rt: Runtime, out: Any) -> None:
+def _summary(rt: Runtime, out: Any, console: Console = console) -> None:
     table = Table(title="results")
     for col in ("step", "status", "tasks", "seconds", "dataset", "name"):
         table.add_column(col)
@@ -828,18 +872,24 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="minjiang")
     except MinjiangError as err:
-        if _VERBOSE:
-            import traceback
-
-            err_console.print(
-                escape("".join(traceback.format_exception(err))), soft_wrap=True, highlight=False
-            )
-            details = getattr(err, "details", "")
-            if details:
-                err_console.print("[bold]the task's traceback:[/]")
-                err_console.print(escape(details), soft_wrap=True, highlight=False)
-        err_console.print(error_line(err), soft_wrap=True, highlight=False)
+        report_error(err, err_console, verbose=_VERBOSE)
         sys.exit(2)
+
+
+def report_error(err: BaseException, console: Console, *, verbose: bool) -> None:
+    """Print a typed error as :func:`main` does: one red line, after its traceback (and a
+    failed task's, from the worker) when ``verbose``."""
+    if verbose:
+        import traceback
+
+        console.print(
+            escape("".join(traceback.format_exception(err))), soft_wrap=True, highlight=False
+        )
+        details = getattr(err, "details", "")
+        if details:
+            console.print("[bold]the task's traceback:[/]")
+            console.print(escape(details), soft_wrap=True, highlight=False)
+    console.print(error_line(err), soft_wrap=True, highlight=False)
 
 
 # the plugin author's commands: new-plugin, doctor, validate (core/_cli_kit.py)

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from minjiang.storage._reader import (
         dataset_schema,
         decoded_nbytes,
+        forget_cached,
         open_dataset_info,
         open_xarray,
         read_array,
@@ -85,6 +86,7 @@ __all__ = [
     "default_chunks",
     "ensure_verified",
     "finish_summary",
+    "forget_cached",
     "hash_files",
     "merge_summaries",
     "open_dataset_info",
@@ -127,6 +129,7 @@ _LAZY = {
     "read_array": "minjiang.storage._reader",
     "read_coord_values": "minjiang.storage._reader",
     "decoded_nbytes": "minjiang.storage._reader",
+    "forget_cached": "minjiang.storage._reader",
     "read_region": "minjiang.storage._reader",
     "read_table": "minjiang.storage._reader",
     "ensure_verified": "minjiang.storage._verify",

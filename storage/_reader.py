@@ -313,6 +313,18 @@ def _array_expectations(record: Record, name: str) -> dict[str, str]:
     return expected
 
 
+def forget_cached() -> None:
+    """Forget the catalog records and opened arrays this process cached: later reads
+    check the store again. A warm worker does this when a run gathers it: between two
+    runs a store may have been rebuilt, or a removed record published again, under the
+    same keys, and a worker's tasks read records from its cache (a driver re-reads the
+    records it checks when it plans)."""
+    from minjiang.storage._catalog import forget_records
+
+    forget_records()
+    _cached_array.cache_clear()
+
+
 @lru_cache(maxsize=256)
 def _cached_array(
     store: Store,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -31,14 +32,67 @@ def _cli(env, *args, timeout=300):
     )
 
 
+_SERVICE_PLUGIN = """
+import os
+import time
+from pathlib import Path
+
+from minjiang.core import ArrayOutput, Input, Map, Operator, hookimpl
+from pydantic import BaseModel, ConfigDict
+
+FACTOR = {factor}
+
+
+class P(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    hold: str = "-"
+
+
+def scale(arrays, params, ctx):
+    if params.hold != "-":
+        Path(params.hold + f".{{ctx.task}}.started").write_text(str(os.getpid()))
+        while Path(params.hold).exists():  # a task that waits to be let go
+            time.sleep(0.05)
+    return {{"y": arrays["x"] * FACTOR}}
+
+
+OP = Operator(
+    name="svcprobe.scale", version="1", inputs=(Input("x"),), outputs=(ArrayOutput("y"),),
+    pattern=Map(scale), params=P,
+)
+
+
+@hookimpl
+def minjiang_register_operators():
+    return [OP]
+"""
+
+
+def _install_plugin(site: Path, factor: float) -> Path:
+    """``svcprobe``, a plugin distribution in ``site`` (on PYTHONPATH): one operator."""
+    module = site / "svcprobe.py"
+    module.write_text(_SERVICE_PLUGIN.format(factor=factor))
+    dist = site / "svcprobe-1.0.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: svcprobe\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[minjiang]\nsvcprobe = svcprobe\n")
+    (dist / "top_level.txt").write_text("svcprobe\n")
+    return module
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("cluster")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    site = base / "site"
+    site.mkdir()
+    _install_plugin(site, 2.0)
     env.update(
         MINJIANG_CLUSTER_DIR=str(base / "state"),
         RAY_TMPDIR=str(base / "raytmp"),  # Ray's default temp folder, isolated
         COLUMNS="200",
+        # the cluster (its run service, its workers) and the commands import the same
+        PYTHONPATH=os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])]),
     )
     env.pop("MINJIANG_JOB_ADDRESS", None)
     out = _cli(env, "cluster", "start", "--num-cpus", "1", timeout=400)
@@ -46,14 +100,20 @@ def cluster(tmp_path_factory):
     state = json.loads(state_file.read_text()) if state_file.exists() else None
     try:
         assert out.returncode == 0, out.stdout + out.stderr
-        yield {"env": env, "state": state, "base": base}
+        yield {"env": env, "state": state, "base": base, "site": site}
     finally:
         stopped = _cli(env, "cluster", "stop")
+        left = []
         if state is not None:  # whatever the stop missed, by this cluster's folder only
             from minjiang.core._cluster import cluster_processes, terminate
 
-            terminate(cluster_processes(state["temp_dir"], [tuple(p) for p in state["pids"]]))
+            pids = [tuple(p) for p in state["pids"]]
+            left = cluster_processes(state["temp_dir"], pids, state["address"])
+            terminate(left)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        # every process it started went with it (the Ray client server and the run
+        # service included)
+        assert not left, [" ".join(p.cmdline()[:3]) for p in left if p.is_running()]
 
 
 def _mode(path) -> int:
@@ -81,6 +141,9 @@ def test_cluster_is_locked_down(cluster) -> None:
             if not p.is_symlink():
                 assert _mode(p) == 0o700, p
     assert _mode(state["temp_dir"]) == 0o700
+    # the run service: a socket only its user can open, a process the cluster owns
+    assert _mode(state["run_socket"]) == 0o600
+    assert Path(state["run_socket"]).parent == Path(state["temp_dir"])
     out = _cli(cluster["env"], "cluster", "status", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     status = json.loads(out.stdout)
@@ -90,6 +153,7 @@ def test_cluster_is_locked_down(cluster) -> None:
     exposed = [s for s in listening if s["address"] not in ("127.0.0.1", "::ffff:127.0.0.1")]
     assert exposed == [], exposed
     assert status["nodes"] and status["nodes"][0]["resources"]["CPU"] == 1.0
+    assert status["run_service"] == "listening"
     # the job API wants the token
     assert _get(state["dashboard"] + "/api/jobs/")[0] == 401
     assert _get(state["dashboard"] + "/api/jobs/", token.read_text().strip())[0] == 200
@@ -118,10 +182,14 @@ def test_commands_attach_to_the_cluster(cluster, tmp_path) -> None:
     before = len(_drivers(state))
     out = _cli(env, "run", *args)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert len(_drivers(state)) == before + 1  # it ran on the cluster, as a driver
+    # the cluster's run service drove it: no driver of its own, no note saying otherwise
+    assert len(_drivers(state)) == before and "note:" not in out.stderr, out.stderr
     again = _cli(env, "run", *args)
     assert "all 6 steps reused" in again.stdout, again.stdout + again.stderr
-    assert len(_drivers(state)) == before + 1  # nothing to run: not even connected
+    # a run told the cluster's address drives it from its own process, as a driver
+    own = _cli({**env, "RAY_ADDRESS": state["address"]}, "run", *args, "--no-reuse")
+    assert own.returncode == 0 and "computed" in own.stdout, own.stdout + own.stderr
+    assert len(_drivers(state)) == before + 1
     # options that only apply to a Ray of its own are a typed error naming the choice
     clash = _cli(env, "run", *args, "--num-cpus", "2")
     assert clash.returncode == 2 and "--new-cluster" in clash.stderr, clash.stderr
@@ -193,7 +261,7 @@ _DRIVER = textwrap.dedent(
     from minjiang.core._cluster import cluster_processes, listening_sockets
 
     ex = RayExecutor(address="local", num_cpus=1)
-    ray = ex._connect()
+    ray = ex.connect()
     assert ray.get(ray.remote(lambda: 7).remote()) == 7
     procs = cluster_processes(ex._temp_dir)
     print(json.dumps({
@@ -352,3 +420,104 @@ def test_warm_workers_serve_later_runs_and_are_replaced_when_code_changes(
     fourth, pids4 = run(4)
     assert fourth["y"] == (x * 3).tolist()
     assert len(pids4) == 2 and pids3 < pids4  # the warm worker, then a plain task
+
+
+# ------------------------------------------------------------------ the run service
+_SERVICE_PIPELINE = """\
+name: svc.probe
+version: "1"
+inputs: [cube]
+steps:
+  - id: sst
+    reader: array.zarr
+    paths: $cube
+  - id: scaled
+    operator: svcprobe.scale
+    inputs: {{x: sst}}
+    params: {{hold: {hold}}}
+    name: probe/scaled
+"""
+
+
+def _listening(path: str) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(path)
+            return True
+        except OSError:
+            return False
+
+
+def test_run_service_serves_runs_stops_them_and_restarts_for_new_code(cluster, tmp_path) -> None:
+    """``minjiang run`` goes through the cluster's run service: the same output, exit
+    status and typed errors; Ctrl-C stops the run (the same command resumes it); a
+    second run while one runs drives Ray itself; an edited plugin is never run stale."""
+    import xarray as xr
+    from minjiang.core._demo import make_demo_inputs
+
+    env, state = cluster["env"], cluster["state"]
+    cube, _ = make_demo_inputs(tmp_path / "data", years=1, ny=8, nx=8)
+    sst = xr.open_zarr(cube, consolidated=False)["sst"].values
+    drivers = len(_drivers(state))
+
+    def args(store: str, hold: str = "-") -> list[str]:
+        pipe = tmp_path / f"probe-{store}.yaml"
+        pipe.write_text(_SERVICE_PIPELINE.format(hold=json.dumps(hold)))
+        return [str(pipe), "--store", str(tmp_path / store), "-i", f"cube={cube}"]
+
+    def scaled(store: str) -> np.ndarray:
+        import minjiang as mj
+
+        return mj.open("probe/scaled", store=str(tmp_path / store))["y"].values
+
+    served = _cli(env, "run", *args("s1"))
+    assert served.returncode == 0 and "note:" not in served.stderr, served.stdout + served.stderr
+    assert "scaled" in served.stdout and "computed" in served.stdout
+    np.testing.assert_array_equal(scaled("s1"), sst * 2.0)
+    # a typed error comes back as the one red line and exit status 2
+    bad = _cli(env, "run", *args("s1")[:3], "-i", "cube=/no/such")
+    assert bad.returncode == 2 and "error:" in bad.stderr and "/no/such" in bad.stderr
+    assert "note:" not in bad.stderr and "Traceback" not in bad.stderr
+    assert len(_drivers(state)) == drivers  # both were driven by the service
+
+    # Ctrl-C: the run stops, as in-process; while it was held, another run drove itself
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    held = subprocess.Popen(
+        [sys.executable, "-m", "minjiang.core.cli", "run", *args("s2", str(hold))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("hold.*.started")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(tmp_path.glob("hold.*.started")), "the held task never started"
+    busy = _cli(env, "run", *args("s3"))
+    assert busy.returncode == 0 and "busy with another run" in busy.stderr, busy.stderr
+    np.testing.assert_array_equal(scaled("s3"), sst * 2.0)
+    held.send_signal(signal.SIGINT)
+    hold.unlink()  # let the task go, so that the run stops at once
+    stdout, stderr = held.communicate(timeout=120)
+    assert held.returncode == 130 and "interrupted" in stderr, stdout + stderr
+    resumed = _cli(env, "run", *args("s2", str(hold)))
+    assert resumed.returncode == 0 and "note:" not in resumed.stderr, resumed.stderr
+    np.testing.assert_array_equal(scaled("s2"), sst * 2.0)
+
+    # an edited plugin: the service refuses that run (driven in its own process, with
+    # the new code) and restarts, so the next run it serves runs the new code too
+    module = _install_plugin(cluster["site"], 3.0)
+    later = time.time() + 5  # a new mtime even on a coarse clock
+    os.utime(module, (later, later))
+    edited = _cli(env, "run", *args("s4"))
+    assert edited.returncode == 0 and "svcprobe.py changed" in edited.stderr, edited.stderr
+    np.testing.assert_array_equal(scaled("s4"), sst * 3.0)
+    deadline = time.monotonic() + 120
+    while not _listening(state["run_socket"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    fresh = _cli(env, "run", *args("s5"))
+    assert fresh.returncode == 0 and "note:" not in fresh.stderr, fresh.stderr
+    np.testing.assert_array_equal(scaled("s5"), sst * 3.0)

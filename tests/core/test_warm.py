@@ -31,6 +31,23 @@ def test_a_changed_module_file_makes_the_worker_stale(tmp_path, monkeypatch) -> 
         sys.modules.pop("warm_probe_mod", None)
 
 
+def test_a_run_gathering_the_worker_makes_it_forget_cached_records(runtime, tmp_path) -> None:
+    """Between two runs the store may be rebuilt: a worker reads records from its
+    cache, so a run's check (``changed``) empties it."""
+    import numpy as np
+    from minjiang.storage._catalog import load_record
+
+    from tests._data import ingest_array
+
+    src = ingest_array(runtime, tmp_path, "w/x", np.zeros((2, 3)), ("y", "x"), (2, 3))
+    worker = WarmWorker("k", [], idle_s=0)
+    assert load_record(runtime.store, src.id) is not None  # now in this process's cache
+    runtime.store.delete(f"catalog/records/{src.id}.json")
+    assert load_record(runtime.store, src.id) is not None  # the cached copy
+    worker.changed()
+    assert load_record(runtime.store, src.id) is None  # read from the store again
+
+
 def test_the_worker_takes_the_drivers_import_path(tmp_path) -> None:
     before = list(sys.path)
     try:

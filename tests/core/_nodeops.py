@@ -1,5 +1,6 @@
 """A test plugin for the multi-node tests: a map that records the Ray node each of its
-tasks ran on (one marker file per attempt) and can be slowed down per task."""
+tasks ran on (one marker file per attempt) and can be slowed down per task, or held on
+one node."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ class WhereParams(BaseModel):
     #: a folder; each attempt of a task writes ``<task>.<pid>`` holding its Ray node id
     markers: str
     delay: float = 0.0
+    #: a Ray node id: a task that runs there holds for ``hold_s`` seconds (so that it is
+    #: still running when the test removes that node)
+    hold_on: str = ""
+    hold_s: float = 300.0
 
 
 def _node_id() -> str:
@@ -25,8 +30,9 @@ def _node_id() -> str:
 
 
 def where_affine(arrays, params: WhereParams, ctx):
-    Path(params.markers, f"{ctx.task}.{os.getpid()}").write_text(_node_id())
-    time.sleep(params.delay)
+    node = _node_id()
+    Path(params.markers, f"{ctx.task}.{os.getpid()}").write_text(node)
+    time.sleep(params.hold_s if params.hold_on and node == params.hold_on else params.delay)
     return {"y": arrays["x"] * 2.0 + 1.0}
 
 

@@ -271,8 +271,11 @@ def test_a_worker_node_removed_mid_job_gives_identical_output(
     cluster: Host, store: Path, oracle: dict[str, Any]
 ) -> None:
     markers = store.parent / "m-lost"
-    driver = _driver(cluster, store, [_step("lost", markers, params={"delay": 1.0})])
     b = cluster.node("b")
+    # a task on b holds until b is removed under it (one that finished there first
+    # would not run again, and the test would say nothing about lost tasks)
+    params = {"delay": 0.2, "hold_on": b}
+    driver = _driver(cluster, store, [_step("lost", markers, params=params)])
     deadline = time.monotonic() + 180
     while not any(b in nodes for nodes in _placed(markers).values()):
         assert driver.poll() is None, "the job ended before a task ran on node b"

@@ -500,8 +500,10 @@ def test_run_service_serves_runs_stops_them_and_restarts_for_new_code(cluster, t
     assert busy.returncode == 0 and "busy with another run" in busy.stderr, busy.stderr
     np.testing.assert_array_equal(scaled("s3"), sst * 2.0)
     held.send_signal(signal.SIGINT)
-    hold.unlink()  # let the task go, so that the run stops at once
-    stdout, stderr = held.communicate(timeout=120)
+    try:  # the run stops while its task still holds, as it would in-process
+        stdout, stderr = held.communicate(timeout=120)
+    finally:
+        hold.unlink()  # let the task go (its worker then serves the next run)
     assert held.returncode == 130 and "interrupted" in stderr, stdout + stderr
     resumed = _cli(env, "run", *args("s2", str(hold)))
     assert resumed.returncode == 0 and "note:" not in resumed.stderr, resumed.stderr

@@ -491,6 +491,9 @@ def test_run_service_serves_runs_stops_them_and_restarts_for_new_code(cluster, t
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as at a terminal: a test run in the background inherits SIGINT ignored, and
+        # Python then keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("hold.*.started")) and time.monotonic() < deadline:

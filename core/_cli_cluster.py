@@ -219,7 +219,6 @@ def cluster_status(
 
 def _service_status(state: ClusterState) -> str:
     """``listening``, ``not listening`` or ``off`` (started with --no-run-service)."""
-    import os
     import socket
 
     if not state.run_socket:
@@ -230,7 +229,7 @@ def _service_status(state: ClusterState) -> str:
             sock.connect(state.run_socket)
         except OSError:
             return "not listening"
-    return "listening" if os.path.exists(state.run_socket) else "not listening"
+    return "listening"
 
 
 @cluster_app.command(

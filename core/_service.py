@@ -282,31 +282,40 @@ class RunService:
             os.unlink(self.path)
 
     def _admit(self, conn: socket.socket) -> None:
-        """Read a request and queue it, or answer why not and close."""
+        """Read a request and queue it (holding the service busy until the run is
+        over), or answer why not and close."""
         lock = threading.Lock()
+        queued = False
         try:
             conn.settimeout(ANSWER_S)
             request = _request(conn)
             why = self._refusal(conn, request)
             if why is None and not self._busy.acquire(blocking=False):
                 why = "busy with another run"
-            if why is None:
+            if why is not None:
+                _send(conn, lock, accepted=False, why=why)
+                return
+            try:
                 stale = self.modules.changed()
                 if stale:
                     _send(conn, lock, accepted=False, why=f"{stale[0]} changed; it restarts")
-                    conn.close()
+                else:
+                    conn.settimeout(None)
+                    _send(conn, lock, accepted=True)
+                    self._work.put((conn, request))
+                    queued = True
+            finally:
+                if not queued:  # a client gone before it was answered leaves it free
                     self._busy.release()
-                    self._restart(self)
-                    return
-                conn.settimeout(None)
-                _send(conn, lock, accepted=True)
-                self._work.put((conn, request))
-                return
-            _send(conn, lock, accepted=False, why=why)
+            if stale:
+                conn.close()
+                self._restart(self)
         except (OSError, ValueError) as err:
             with contextlib.suppress(OSError):
                 _send(conn, lock, accepted=False, why=f"bad request ({type(err).__name__})")
-        conn.close()
+        finally:
+            if not queued:
+                conn.close()
 
     def _refusal(self, conn: socket.socket, request: dict[str, Any]) -> str | None:
         """Why ``request`` is not served here, or None."""

@@ -84,6 +84,25 @@ def test_a_client_that_comes_while_a_run_runs_is_refused(service, capsys) -> Non
     assert "busy with another run" in capsys.readouterr().err
 
 
+def test_a_client_gone_before_its_answer_leaves_the_service_free(service, monkeypatch) -> None:
+    import minjiang.core._service as svc_module
+
+    send = svc_module._send
+
+    def gone(conn, lock, **message):
+        if message.get("accepted"):
+            raise BrokenPipeError("the client closed its end")
+        send(conn, lock, **message)
+
+    monkeypatch.setattr(svc_module, "_send", gone)
+    service.key = client_key()
+    assert run_on_service(ARGS) is None
+    deadline = time.monotonic() + 30
+    while service._busy.locked() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not service._busy.locked() and service._work.empty()
+
+
 def test_edited_code_is_refused_and_the_service_restarts(
     service, tmp_path, monkeypatch, capsys
 ) -> None:

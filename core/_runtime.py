@@ -336,6 +336,9 @@ class Runtime:
     ) -> Plan:
         """Validate ``pipeline`` and build its whole plan without running anything."""
         from minjiang.core._plan_builder import PlanBuilder
+        from minjiang.storage import forget_cached
+
+        forget_cached()  # a run reads the catalog as it is now, not as an earlier run did
 
         pipe = self._load(pipeline)
         self.registry.pipeline_report(pipe)  # an unknown report fails before any work

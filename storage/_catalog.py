@@ -198,8 +198,8 @@ class Record(BaseModel):
 # Records are immutable once published: one cache per process, shared by every
 # Catalog and by the read path, holding only records that passed their checks. A
 # record's key can be published again only after the record (or the whole store) was
-# removed, so a process that outlives runs (a warm worker) empties it when the next
-# run begins (``forget_cached``).
+# removed, so a process that outlives runs (a notebook, the run service, a warm
+# worker) empties it when the next run begins (``forget_cached``).
 _CACHE: dict[tuple[str, str], Record] = {}
 _CACHE_LOCK = threading.Lock()
 

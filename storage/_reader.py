@@ -315,10 +315,10 @@ def _array_expectations(record: Record, name: str) -> dict[str, str]:
 
 def forget_cached() -> None:
     """Forget the catalog records and opened arrays this process cached: later reads
-    check the store again. A warm worker does this when a run gathers it: between two
-    runs a store may have been rebuilt, or a removed record published again, under the
-    same keys, and a worker's tasks read records from its cache (a driver re-reads the
-    records it checks when it plans)."""
+    check the store again. A run begins with it (``Runtime.plan``, and each warm worker
+    when a run gathers it): between two runs of a long-lived process (a notebook, the
+    run service, a warm worker) a store may have been rebuilt, or a removed record
+    published again, under the same keys."""
     from minjiang.storage._catalog import forget_records
 
     forget_records()

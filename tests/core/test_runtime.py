@@ -320,3 +320,43 @@ def test_day_of_year_operators_need_time_first(runtime, tmp_path, rng, op) -> No
     src = ingest_array(runtime, tmp_path, "test/notime", x, ("y", "x", "time"), (3, 4, 5))
     with pytest.raises(ContractError, match=rf"{op}: input dims \('y', 'x', 'time'\) must start"):
         runtime.run(op, inputs={"x": src})
+
+
+def test_a_run_reads_the_records_stored_when_it_begins(tmp_path, rng) -> None:
+    """A process that outlives a run (a notebook, the run service) reads the catalog
+    as it is when its next run begins: here another process removed the store and
+    published the same dataset again (a record with other timings) in between."""
+    import json
+    import shutil
+
+    import minjiang as mj
+    from minjiang.storage._catalog import load_record
+
+    x = rng.normal(size=(6, 4, 4)).astype(np.float32)
+    params = {"dims": ["time"], "stat": "max"}
+    store = tmp_path / "store"
+    rt = mj.Runtime(store=store, executor="local", memory_budget="1GiB")
+    src = ingest_array(rt, tmp_path, "test/cube", x, ("time", "y", "x"), (3, 4, 4))
+    rt.run("array.reduce", inputs={"x": src}, params=params)
+    cached = load_record(rt.store, src.id).digest
+    shutil.rmtree(store)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "again").mkdir()
+    script = f"""
+import numpy as np, minjiang as mj
+from pathlib import Path
+from tests._data import ingest_array
+rt = mj.Runtime(store={str(store)!r}, executor="local", memory_budget="1GiB")
+x = np.load({str(tmp_path / "x.npy")!r})
+ingest_array(rt, Path({str(tmp_path / "again")!r}), "test/cube", x, ("time", "y", "x"), (3, 4, 4))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    # the file itself, read without going through (and refreshing) the cache
+    stored = json.loads((store / "catalog" / "records" / f"{src.id}.json").read_text())
+    assert stored["digest"] != cached  # the same dataset, published again
+    assert load_record(rt.store, src.id).digest == cached  # what this process holds
+    again = rt.run("array.reduce", inputs={"x": "test/cube"}, params=params)
+    assert not again.reused  # the new store did not have it
+    assert load_record(rt.store, src.id).digest == stored["digest"]
+    np.testing.assert_array_equal(again.to_xarray()["max"].values, x.max(axis=0))
+    rt.close()

@@ -12,6 +12,14 @@
 
 PSS rather than RSS: Ray workers map the same shared-memory object store, and RSS
 would count those pages once per worker.
+
+The sampling must not take the CPU it measures: reading ``smaps_rollup`` walks a
+process's page tables (about 2 ms for a worker holding 1 GB), and reading it for
+each of a local Ray's eleven processes twenty times a second took 0.37-0.43 of one
+of this machine's two cores, against 0.20-0.24 for xarray's one process and 0.12 for
+the floor's (``docs/benchmarks.md``, *The sampler's own CPU*). :class:`PssReader`
+reads ``smaps_rollup`` again only for a process whose RSS moved, and
+:class:`TreeMonitor` keeps its own CPU within :data:`MONITOR_DUTY` of a core.
 """
 
 from __future__ import annotations
@@ -187,6 +195,53 @@ def _pss_bytes(pid: int) -> int:
         return 0
 
 
+def _rss_bytes(pid: int) -> int | None:
+    """RSS of one process from ``statm`` (constant time), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+#: The share of one core the monitor's sampling may use (it waits longer between
+#: samples when a pass costs more).
+MONITOR_DUTY = 0.05
+
+
+class PssReader:
+    """PSS of processes, cheap enough to sample a Ray tree often.
+
+    Every call reads the process's RSS (``statm``, constant time); ``smaps_rollup``
+    (the PSS, a walk of the page tables) is read at most once per ``max_age``
+    seconds per process. In between, the PSS is the last one read plus the RSS
+    change since: pages a process maps or frees on its own count in full in both, so
+    the estimate differs from a fresh read only by shared pages (Ray's object store,
+    libraries) that came or went since that read.
+    """
+
+    def __init__(self, max_age: float = 1.0) -> None:
+        self.max_age = max_age
+        self._last: dict[int, tuple[float, int, int]] = {}
+        self.reads = 0
+
+    def __call__(self, pid: int) -> int:
+        rss = _rss_bytes(pid)
+        if rss is None:
+            self._last.pop(pid, None)
+            return 0
+        now = time.monotonic()
+        last = self._last.get(pid)
+        if last is not None and now - last[0] < self.max_age:
+            return max(last[1] + rss - last[2], 0)
+        pss = _pss_bytes(pid)
+        self.reads += 1
+        self._last[pid] = (now, pss, rss)
+        return pss
+
+
 def _hwm_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", "rb") as fh:
@@ -244,6 +299,7 @@ class RunStats:
     harness_cpu_seconds: float
     elapsed_seconds: float
     samples: int
+    pss_reads: int
     max_processes: int
     load_average: list[float]
 
@@ -256,13 +312,24 @@ class TreeMonitor:
 
     Use as ``start()`` / ``stop()`` around one run. The process list is refreshed every
     ``refresh`` seconds (walking ``/proc`` costs more than reading a few
-    ``smaps_rollup`` files), PSS is summed every ``interval`` seconds.
+    ``smaps_rollup`` files), PSS is summed (:class:`PssReader`) every ``interval``
+    seconds, or less often when a pass would otherwise take more than ``duty`` of a
+    core (its own CPU time, measured pass by pass).
     """
 
-    def __init__(self, pid: int, *, interval: float = 0.05, refresh: float = 0.25) -> None:
+    def __init__(
+        self,
+        pid: int,
+        *,
+        interval: float = 0.05,
+        refresh: float = 0.25,
+        duty: float = MONITOR_DUTY,
+    ) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
         self.refresh = refresh
+        self.duty = duty
+        self._pss = PssReader()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._peak = 0
@@ -277,11 +344,12 @@ class TreeMonitor:
         self._max_procs = max(self._max_procs, len(procs))
 
     def _sample(self) -> int:
-        return sum(_pss_bytes(p.pid) for p in self._procs)
+        return sum(self._pss(p.pid) for p in self._procs)
 
     def _loop(self) -> None:
         last_refresh = 0.0
         while not self._stop.is_set():
+            cpu = time.thread_time()
             now = time.monotonic()
             if now - last_refresh >= self.refresh:
                 self._procs = _tree(self.root)
@@ -290,7 +358,8 @@ class TreeMonitor:
             pss = self._sample()
             self._peak = max(self._peak, pss)
             self._samples += 1
-            self._stop.wait(self.interval)
+            spent = time.thread_time() - cpu
+            self._stop.wait(max(self.interval, spent / self.duty - spent))
 
     def start(self) -> None:
         """Take the baseline (memory, CPU) and start sampling."""
@@ -331,6 +400,7 @@ class TreeMonitor:
             harness_cpu_seconds=max(harness, 0.0),
             elapsed_seconds=elapsed,
             samples=self._samples,
+            pss_reads=self._pss.reads,
             max_processes=self._max_procs,
             load_average=list(os.getloadavg()),
         )

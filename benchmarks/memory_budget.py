@@ -365,10 +365,16 @@ ALLOCATOR_SETTINGS: dict[str, dict[str, str]] = {
         "MALLOC_TRIM_THRESHOLD_": str(1 << 20),
         "MALLOC_ARENA_MAX": "2",
     },
-    "mmap threshold 32 MiB, 4 in flight (WORKER_ENV)": {
+    "mmap threshold 32 MiB, trim 1 MiB, 4 in flight": {
         "ZARR_ASYNC__CONCURRENCY": "4",
         "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
         "MALLOC_TRIM_THRESHOLD_": str(1 << 20),
+        "MALLOC_ARENA_MAX": "2",
+    },
+    "mmap and trim thresholds 32 MiB, 4 in flight (WORKER_ENV)": {
+        "ZARR_ASYNC__CONCURRENCY": "4",
+        "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+        "MALLOC_TRIM_THRESHOLD_": str(32 << 20),
         "MALLOC_ARENA_MAX": "2",
     },
     "glibc adaptive, 4 in flight": {"ZARR_ASYNC__CONCURRENCY": "4"},

@@ -49,15 +49,18 @@ EXECUTORS: dict[str, str] = {
 TASK_ZARR_CONCURRENCY = 4
 #: Environment of the workers of a local Ray: zarr's concurrency above, and glibc's
 #: allocator with a fixed mmap threshold of 32 MiB (its adaptive one otherwise grows
-#: without bound), a 1 MiB trim threshold and at most two arenas for the codec
-#: threads; every task ends with ``malloc_trim(0)``, so what it freed goes back to the
-#: system (without it two workers held ~270 MiB each more after a run than before).
-#: A 1 MiB mmap threshold returned memory as well but made every decoded chunk an
-#: mmap, page faults and a munmap: reads 1.6x and writes 1.4x slower (docs/benchmarks.md).
+#: without bound), a trim threshold of the same 32 MiB and at most two arenas for the
+#: codec threads; every task ends with ``malloc_trim(0)``, so what it freed goes back
+#: to the system (without it two workers held ~270 MiB each more after a run than
+#: before). A 1 MiB mmap threshold returned memory as well but made every decoded chunk
+#: an mmap, page faults and a munmap: reads 1.6x and writes 1.4x slower. A 1 MiB trim
+#: threshold gave each freed chunk buffer back at once, so the next chunk's buffers
+#: (its copy, blosc's output) were faulted in afresh: encoding cost 0.9-1.1 CPU-s per
+#: GB inside a task against 0.5-0.7 with 32 MiB (docs/benchmarks.md).
 WORKER_ENV: dict[str, str] = {
     "ZARR_ASYNC__CONCURRENCY": str(TASK_ZARR_CONCURRENCY),
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
-    "MALLOC_TRIM_THRESHOLD_": str(1 << 20),
+    "MALLOC_TRIM_THRESHOLD_": str(32 << 20),
     "MALLOC_ARENA_MAX": "2",
 }
 #: Object store of a local Ray. Tasks pass only small metadata (a TaskSpec in, a

@@ -136,4 +136,27 @@ def pencil_chunks(budget: int, r: Request, full: Mapping[int, int]) -> tuple[int
         else:
             divisors = [d for d in range(1, c + 1) if c % d == 0 and d <= side]
             target.append(max(divisors) if divisors else 1)
-    return tuple(target)
+    # Each extent rounded down to a divisor or multiple of its chunk can leave the
+    # pencil far below the target (a 61-cell side gives 32 x 56 of 512 x 448 slabs, half
+    # of it): grow the smallest extent to its next allowed size while the pencil fits.
+    while True:
+        for i in sorted(others, key=lambda i: target[i]):
+            grown = _next_extent(target[i], r.chunks[i], r.shape[i])
+            if grown is not None and (
+                math.prod(grown if j == i else target[j] for j in others) <= max_cells
+            ):
+                target[i] = grown
+                break
+        else:
+            return tuple(target)
+
+
+def _next_extent(extent: int, chunk: int, size: int) -> int | None:
+    """The next pencil extent after ``extent`` along a dim of ``size`` cells stored in
+    chunks of ``chunk``: the next divisor of the chunk, then whole multiples of it up to
+    the dim (None at the dim's end)."""
+    if extent >= size:
+        return None
+    if extent < chunk:
+        return min(size, min(d for d in range(extent + 1, chunk + 1) if chunk % d == 0))
+    return min(extent + chunk, size)

@@ -305,6 +305,45 @@ def test_state_declarations_are_checked() -> None:
     assert State((StateArray("n", "int64"), StateArray("s", extra=(3,)))).nbytes(10) == 320
 
 
+def _pencil_request(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int = 4):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        inputs={"x": SimpleNamespace(array=object())},
+        itemsize=itemsize,
+        chunks=chunks,
+        shape=shape,
+        dims=tuple(f"d{i}" for i in range(len(shape))),
+    )
+
+
+def test_a_rechunk_pencil_fills_its_target_with_extents_the_chunks_allow():
+    """Extents rounded down one dim at a time left 32 x 56 of a 512 x 448 slab (half the
+    cells the target allows); each extent still divides its chunk or is a multiple of
+    it, and no extent can take its next allowed size without passing the target."""
+    from minjiang.core._patterns.full_axis import PENCIL_TARGET_BYTES, _next_extent, pencil_chunks
+
+    slab = _pencil_request((15, 512, 448), (1095, 512, 448))
+    assert pencil_chunks(12 << 30, slab, {0: 1095}) == (1095, 64, 56)
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        chunks = tuple(int(c) for c in rng.integers(1, 400, size=2))
+        shape = tuple(int(c * rng.integers(1, 6) - rng.integers(0, c)) for c in chunks)
+        r = _pencil_request((10, *chunks), (365, *shape))
+        budget = int(rng.choice([1 << 20, 8 << 20, PENCIL_TARGET_BYTES]))
+        got = pencil_chunks(budget, r, {0: 365})
+        max_cells = max(1, (min(budget, PENCIL_TARGET_BYTES) // 4) // (4 * 4 * 365))
+        assert got[0] == 365
+        assert math.prod(got[1:]) <= max(max_cells, 1) or got[1:] == (1, 1), (r, got)
+        for i, (t, c, n) in enumerate(zip(got[1:], chunks, shape, strict=True)):
+            assert t == n or (c % t == 0 if t < c else t % c == 0), (chunks, shape, got)
+            nxt = _next_extent(t, c, n)
+            if nxt is not None:
+                grown = list(got[1:])
+                grown[i] = nxt
+                assert math.prod(grown) > max_cells, (chunks, shape, budget, got)
+
+
 def test_a_rechunked_full_axis_output_groups_thin_slabs_along_the_axis(runtime, tmp_path, rng):
     """After a rechunk into pencils, the output is chunked like the intermediate: the
     pencil across the other dims and the input's thin slabs grouped along the full

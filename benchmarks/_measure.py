@@ -18,8 +18,9 @@ process's page tables (about 2 ms for a worker holding 1 GB), and reading it for
 each of a local Ray's eleven processes twenty times a second took 0.37-0.43 of one
 of this machine's two cores, against 0.20-0.24 for xarray's one process and 0.12 for
 the floor's (``docs/benchmarks.md``, *The sampler's own CPU*). :class:`PssReader`
-reads ``smaps_rollup`` again only for a process whose RSS moved, and
-:class:`TreeMonitor` keeps its own CPU within :data:`MONITOR_DUTY` of a core.
+reads ``smaps_rollup`` at most once a second per process and follows its RSS in
+between, and :class:`TreeMonitor` keeps its own CPU within :data:`MONITOR_DUTY` of a
+core.
 """
 
 from __future__ import annotations
@@ -195,6 +196,9 @@ def _pss_bytes(pid: int) -> int:
         return 0
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def _rss_bytes(pid: int) -> int | None:
     """RSS of one process from ``statm`` (constant time), None when it is gone."""
     try:
@@ -203,8 +207,6 @@ def _rss_bytes(pid: int) -> int | None:
     except (OSError, IndexError, ValueError):
         return None
 
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 #: The share of one core the monitor's sampling may use (it waits longer between
 #: samples when a pass costs more).

@@ -2,8 +2,9 @@
 
 ``python -m benchmarks.memory_budget`` starts a driver process (``--driver``, below)
 and samples the proportional set size (PSS) of the driver and all its descendants
-from outside, every 50 ms (:class:`benchmarks._measure.TreeMonitor`'s sampling; PSS
-because Ray's processes share the object store's pages). Phases:
+from outside, every 50 ms, reading every process's ``smaps_rollup`` each time (a
+fuller reading than :class:`benchmarks._measure.TreeMonitor`'s, which spares the CPU
+of timed runs; PSS because Ray's processes share the object store's pages). Phases:
 
 1. **idle, cold**: the executor is up (a local Ray: GCS, raylet, its agents and the
    prestarted workers; or the in-process ``local`` executor), nothing has run.

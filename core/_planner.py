@@ -538,15 +538,27 @@ class StepPlanner:
     ) -> Callable[[tuple[int, ...]], tuple[int, ...]] | None:
         """The step (``stream_step``) a task of a block works in, whole along the dims
         in ``whole``, or None when its tasks cannot be worked in steps: table outputs,
-        an output not on the primary's grid and chunks over the other dims, an input
-        that is a table, or along a stepped dim is read whole or chunked unlike the
-        primary, or GPU tasks (which move whole blocks to the device). Every step then
-        reads and writes whole chunks."""
+        an output not on the primary's grid and chunks (over the other dims, or over
+        all dims with whole chunks along ``whole``), an input that is a table, or along
+        a stepped dim is read whole or chunked unlike the primary, or GPU tasks (which
+        move whole blocks to the device). Every step then reads and writes whole
+        chunks."""
         stepped = [i for i, d in enumerate(r.dims) if d not in whole]
         grid = tuple(tuple(v[i] for i in stepped) for v in (r.dims, r.shape, r.chunks))
         if tables or r.backend == "gpu" or not stepped:
             return None
-        if any((a.dims, a.shape, a.chunks) != grid or a.resized for a in arrays.values()):
+
+        def on_grid(a: OutputArraySpec) -> bool:
+            if (a.dims, a.shape, a.chunks) == grid:
+                return True
+            # an output that keeps the whole dims (a full-axis step's): chunked whole
+            # along them and like the primary along the others
+            return (a.dims, a.shape) == (tuple(r.dims), tuple(r.shape)) and all(
+                c == (n if d in whole else rc)
+                for d, c, n, rc in zip(r.dims, a.chunks, r.shape, r.chunks, strict=True)
+            )
+
+        if any(not on_grid(a) or a.resized for a in arrays.values()):
             return None
         pos = {d: i for i, d in enumerate(r.dims)}
         for spec in r.op.inputs:

@@ -7,11 +7,14 @@ Otherwise a ``rechunk`` stage (``core/_patterns/rechunk.py``) first writes each
 input that does not span the axis into a scratch Zarr of *pencils*, and the
 ``full_axis`` tasks read the pencils. The output then takes the intermediate's
 chunking: the pencil across the other dims and, along the full dims, the input's
-chunks grouped toward 1 MiB per chunk (at most 64 of them, within the budget).
+chunks grouped toward 2 MiB per chunk (at most 64 of them, within the budget).
 
-Task: the same :class:`~minjiang.core._patterns.map.BlockTask` as a map. An output
-may have another size along the full dims (``ArrayOutput.sizes``: a resampled
-raster); each task then writes it whole along those dims.
+Task: the same :class:`~minjiang.core._patterns.map.BlockTask` as a map. Reading
+straight from storage, it works its block in steps as a streamed map does (whole
+along the full dims, whole chunks across the others: ``planner.stepper``), so each
+step decodes into and encodes from contiguous memory. An output may have another
+size along the full dims (``ArrayOutput.sizes``: a resampled raster); each task then
+writes it whole along those dims, in one piece.
 """
 
 from __future__ import annotations
@@ -57,12 +60,21 @@ def plan_full_axis(planner: StepPlanner, r: Request, pattern: FullAxis) -> StepP
     # Read straight from storage when it spans the axis, or when tasks over whole
     # storage chunks fit the budget and cost less than a rechunk through Zarr
     # (which reads, writes and reads again every byte).
-    direct = planner.choose(r, {}, arrays, fixed=full, required=not to_rechunk)
+    # A task reading straight from storage works its block in steps of whole chunks
+    # across the other dims, as a map does: each step decodes into and encodes from
+    # contiguous memory instead of a block of several pencils.
+    held = planner.stepper(r, arrays, tables, whole=fdims)
+    direct = planner.choose(r, {}, arrays, fixed=full, required=not to_rechunk, held=held)
     if direct is not None and (
         not to_rechunk or direct.cost <= rechunk_cost(planner.workers, to_rechunk)
     ):
-        step = BlockTask(kernel, planner.outputs(arrays, tables))
-        stage = planner.block_stage(r, "full_axis", direct.block, step, arrays)
+        stepped = held(direct.block) if held is not None else direct.block
+        step = BlockTask(
+            kernel,
+            planner.outputs(arrays, tables),
+            step=() if stepped == direct.block else stepped,
+        )
+        stage = planner.block_stage(r, "full_axis", direct.block, step, arrays, held=held)
         plan = planner.new_plan(r, arrays, tables, [stage], direct)
         if to_rechunk:
             plan.notes.append(

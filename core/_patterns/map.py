@@ -8,7 +8,8 @@ true array edge. A ``wrap`` boundary makes every task span each axis that has a 
 
 Task: :class:`BlockTask` reads the padded block, runs the kernel, crops each output
 to its write region and writes whole chunks (and table parts). ``full_axis`` tasks
-are the same step.
+are the same step (streamed too when they read straight from storage, whole along
+the full dims).
 
 Streaming: a map without halo whose outputs are arrays over the input's grid, and
 whose inputs share the primary's chunks, works its block in steps

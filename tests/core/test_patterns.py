@@ -305,6 +305,40 @@ def test_state_declarations_are_checked() -> None:
     assert State((StateArray("n", "int64"), StateArray("s", extra=(3,)))).nbytes(10) == 320
 
 
+def test_a_full_axis_step_read_from_storage_works_its_block_in_steps(
+    runtime, tmp_path, rng, monkeypatch
+):
+    """Input chunks that span the full axis are read, computed and written one chunk
+    across the other dims at a time (whole along the axis), as a map's are: each step
+    decodes into and encodes from contiguous memory, its memory is projected from a
+    step, and the result is the whole block's."""
+    import pandas as pd
+    import xarray as xr
+    from minjiang.core import _blocks
+    from minjiang.core._runtime import Runtime
+
+    time = pd.date_range("2001-01-01", periods=40, freq="D")
+    x = rng.normal(size=(40, 12, 16))
+    rt = Runtime(store=runtime.store.url, executor="local")
+    src = ingest_array(
+        rt, tmp_path, "t/pencils", x, ("time", "y", "x"), (40, 4, 8), coords={"time": time}
+    )
+    pipe = {"steps": [{"id": "a", "operator": "array.deseason", "inputs": {"x": src.id}}]}
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 32 << 20)
+    (whole,) = rt.plan(pipe).steps[-1].stages
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    (stage,) = rt.plan(pipe).steps[-1].stages
+    assert stage.name == whole.name == "full_axis"
+    assert [t.region for t in stage.tasks] == [t.region for t in whole.tasks]
+    assert {t.payload.step for t in stage.tasks} == {(40, 4, 8)}
+    assert whole.tasks[0].payload.step == ()
+    assert max(t.memory for t in stage.tasks) < max(t.memory for t in whole.tasks)
+    res = rt.run("array.deseason", inputs={"x": src.id}, reuse=False)
+    da = xr.DataArray(x, dims=("time", "y", "x"), coords={"time": time})
+    ref = da.groupby("time.dayofyear") - da.groupby("time.dayofyear").mean("time")
+    np.testing.assert_allclose(res.to_xarray()["anomaly"].values, ref.values, atol=1e-12)
+
+
 def _pencil_request(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int = 4):
     from types import SimpleNamespace
 

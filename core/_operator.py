@@ -67,6 +67,7 @@ __all__ = [
     "ArrayOutput",
     "BlockContext",
     "Composite",
+    "ExpandContext",
     "FullAxis",
     "Input",
     "Map",
@@ -433,13 +434,58 @@ class SubStep:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExpandContext:
+    """What a composite's ``expand`` may ask of the plan it is expanded in, given as
+    its third argument when it takes one: ``expand(params, inputs, plan)``.
+
+    ``budget`` is the run's memory budget in bytes (``--memory-budget``) and
+    ``workers`` the number of tasks that run at once; :meth:`fits` asks the planner
+    whether one operator applied to the composite's inputs plans within that
+    budget, so a composite can take a shorter path when the data allow it (one task
+    over the whole array instead of blocks and a merge).
+    """
+
+    budget: int
+    workers: int
+    _fits: Callable[[Operator, Mapping[str, str], Mapping[str, Any]], bool] = dataclasses.field(
+        repr=False, compare=False
+    )
+
+    def fits(
+        self,
+        operator: Operator,
+        inputs: Mapping[str, str],
+        params: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Whether ``operator`` with ``params``, its inputs mapped to the composite's
+        inputs by name (as in :class:`SubStep`), plans within the memory budget."""
+        return self._fits(operator, inputs, dict(params or {}))
+
+
+@dataclasses.dataclass(frozen=True)
 class Composite:
-    """A small DAG of the other patterns. ``expand(params, inputs) -> [SubStep, ...]``;
-    the last sub-step's output is the composite's output. Intermediate datasets are
+    """A small DAG of the other patterns. ``expand(params, inputs) -> [SubStep, ...]``,
+    or ``expand(params, inputs, plan)`` with an :class:`ExpandContext`; the last
+    sub-step's output is the composite's output. Intermediate datasets are
     content-addressed and cataloged as hidden, so they are reused like any other."""
 
     expand: Callable[..., list[SubStep]]
     pattern: str = dataclasses.field(default="composite", init=False)
+
+    def sub_steps(
+        self, params: Any, inputs: Mapping[str, PlanInput], plan: ExpandContext
+    ) -> list[SubStep]:
+        """The sub-steps for these parameters and inputs (``plan`` passed on to an
+        ``expand`` that takes three arguments)."""
+        import inspect
+
+        positional = [
+            p
+            for p in inspect.signature(self.expand).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        takes_plan = len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+        return self.expand(params, inputs, plan) if takes_plan else self.expand(params, inputs)
 
 
 Pattern = Map | Reduce | FullAxis | Aggregate | Composite
@@ -552,9 +598,7 @@ class Operator:
     def json_schema(self) -> dict[str, Any]:
         return self.params_model().model_json_schema()
 
-    def resolve_outputs(
-        self, params: Any, inputs: Mapping[str, PlanInput]
-    ) -> tuple[Output, ...]:
+    def resolve_outputs(self, params: Any, inputs: Mapping[str, PlanInput]) -> tuple[Output, ...]:
         outs = self.outputs(params, inputs) if callable(self.outputs) else self.outputs
         return tuple(outs)
 

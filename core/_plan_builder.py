@@ -64,6 +64,7 @@ class PlanBuilder:
             store_url=self.rt.store.url,
             store_options=self.rt.store.shared_options(),
             budget=per_task,
+            run_budget=self.rt.memory_budget,
             workers=workers,
             coord_values=self.rt.coord_values,
             gpu_read=self.rt.gpu_read,
@@ -290,7 +291,16 @@ class PlanBuilder:
         expand = EXPANDERS.get(type(op.pattern))
         if expand is not None:
             did = expand(
-                self._plan_operator, step, op, model, bound, self.planner.plan_inputs, self._planned
+                self._plan_operator,
+                step,
+                op,
+                model,
+                bound,
+                self.planner.plan_inputs,
+                self._planned,
+                budget=self.rt.memory_budget,
+                workers=self.planner.workers,
+                fits=self._fits,
             )
             self.outputs[step.id] = did
             return did
@@ -384,6 +394,27 @@ class PlanBuilder:
         self.outputs[step.id] = did
         self.steps.append(plan)
         return did
+
+    def _fits(self, step: Step, op: Operator, raw_inputs: Mapping[str, Any], params: Any) -> bool:
+        """Whether ``op`` on these inputs plans within the memory budget (a composite's
+        :meth:`ExpandContext.fits`): planned as the step itself would be, tasks
+        dropped; only a :class:`MemoryBudgetError` answers no."""
+        bound = self._bind(op, step, raw_inputs)
+        src = self._dataset(self.planner.primary(op, bound).dataset_id)
+        try:
+            self.planner.plan(
+                step=step.id,
+                op=op,
+                params=params,
+                inputs=bound,
+                dataset_id="0" * 32,
+                backend="cpu",
+                source_coords=src.coords,
+                block_coords=False,
+            )
+        except MemoryBudgetError:
+            return False
+        return True
 
 
 #: operator names (after the namespace) that bring data onto another grid or calendar

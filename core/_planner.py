@@ -305,6 +305,7 @@ class StepPlanner:
         store_url: str,
         budget: int,
         workers: int,
+        run_budget: int | None = None,
         coord_values: Any,
         cpus_per_task: float = 1.0,
         gpu_read: str = "pinned",
@@ -313,8 +314,10 @@ class StepPlanner:
     ) -> None:
         self.store_url = store_url
         self.store_options = dict(store_options or {})
-        self.budget = budget
+        self.budget = budget  # per task, when tasks run side by side
         self.workers = workers
+        # a task with nothing beside it (one task over the whole array) has all of it
+        self.run_budget = max(budget, run_budget if run_budget is not None else budget * workers)
         self.coord_values = coord_values  # (ArrayInfo) -> decoded values
         self.dataset_info = dataset_info  # (dataset id) -> DatasetInfo (its coords)
         self.cpus_per_task = cpus_per_task
@@ -616,7 +619,17 @@ class StepPlanner:
         ]
         return codec_bytes(decoded, encoded)
 
-    def budget_error(self, r: Request, need: int, what: str) -> MemoryBudgetError:
+    def budget_error(
+        self, r: Request, need: int, what: str, *, alone: bool = False
+    ) -> MemoryBudgetError:
+        """``alone``: the task is the step's only one, and had the run's whole budget."""
+        if alone:
+            suggested = format_bytes(need * 1.25).replace(" ", "")
+            return MemoryBudgetError(
+                f"step {r.step!r} ({r.op.name}): its one task ({what}) needs "
+                f"{format_bytes(need)} but the memory budget is {format_bytes(self.run_budget)}; "
+                f"raise --memory-budget (e.g. --memory-budget {suggested})"
+            )
         suggested = format_bytes(need * self.workers * 1.25).replace(" ", "")
         return MemoryBudgetError(
             f"step {r.step!r} ({r.op.name}): the smallest task ({what}) needs {format_bytes(need)} "
@@ -889,9 +902,14 @@ class StepPlanner:
     ) -> BlockChoice:
         """The cheapest block; over budget raises, or returns None if not ``required``.
 
-        ``outputs`` and ``held`` are as for :meth:`block_memory`.
+        ``outputs`` and ``held`` are as for :meth:`block_memory`. A block ``fixed`` to
+        the whole array is the step's only task: nothing runs beside it, so it has the
+        run's whole budget (:attr:`run_budget`) instead of a worker's share.
         """
         chunks = r.chunks if chunks is None else chunks
+        whole = dict(fixed or {})
+        alone = bool(whole) and all(whole.get(i) == n for i, n in enumerate(r.shape))
+        budget = self.run_budget if alone else self.budget
 
         def memory(block: tuple[int, ...]) -> int:
             return self.block_memory(
@@ -917,7 +935,7 @@ class StepPlanner:
             itemsize=r.itemsize,
             halo=[halo.get(d, 0) for d in r.dims],
             memory=memory,
-            budget=self.budget,
+            budget=budget,
             workers=self.workers,
             span=span,
             partial_bytes=partial_bytes,
@@ -930,7 +948,9 @@ class StepPlanner:
             smallest = tuple(min(c, s) for c, s in zip(chunks, r.shape, strict=True))
             if fixed:
                 smallest = tuple(fixed.get(i, b) for i, b in enumerate(smallest))
-            raise self.budget_error(r, memory(smallest), f"block {smallest!r} of {r.dims!r}")
+            raise self.budget_error(
+                r, memory(smallest), f"block {smallest!r} of {r.dims!r}", alone=alone
+            )
         return choice
 
     def block_stage(

@@ -13,7 +13,7 @@ This module is the public API, in four groups:
   :class:`Plan`, :class:`RunEvent`;
 * writing plugins: :data:`hookimpl`, :class:`Operator` with its inputs, outputs and chunk
   patterns (:class:`Map`, :class:`Reduce`, :class:`FullAxis`, :class:`Aggregate`,
-  :class:`Composite`, :class:`SubStep`), what kernels receive (:class:`BlockContext`,
+  :class:`Composite`, :class:`SubStep`, :class:`ExpandContext`), what kernels receive (:class:`BlockContext`,
   :class:`TaskSize`), :class:`Reader`, :class:`Pipeline`, :class:`Step`, :class:`Report`;
 * kernel dispatch (from :mod:`minjiang.kernels`): :func:`is_gpu_array`,
   :func:`array_namespace`, :func:`to_host`, :func:`resolve_backend`;
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         ArrayOutput,
         BlockContext,
         Composite,
+        ExpandContext,
         FullAxis,
         Input,
         Map,
@@ -90,6 +91,7 @@ __all__ = [
     "ContractError",
     "DatasetNotFoundError",
     "ExecutionError",
+    "ExpandContext",
     "FullAxis",
     "Input",
     "Map",
@@ -130,6 +132,7 @@ _LAZY = {
     "ArrayOutput": "minjiang.core",
     "BlockContext": "minjiang.core",
     "Composite": "minjiang.core",
+    "ExpandContext": "minjiang.core",
     "FullAxis": "minjiang.core",
     "Input": "minjiang.core",
     "Map": "minjiang.core",

@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from minjiang.core._operator import Composite
+from minjiang.core._operator import Composite, ExpandContext
 from minjiang.core._pipeline import Step
 from minjiang.core.errors import ContractError
 
@@ -33,6 +33,9 @@ __all__ = ["CompositeLineage", "composite_lineage", "expand_composite"]
 
 #: ``(step, hidden=, op=, raw_inputs=, params=) -> dataset id``: plans one operator step.
 PlanStep = Callable[..., str]
+#: ``(step, op, raw_inputs, params) -> bool``: whether an operator step plans within
+#: the memory budget (``raw_inputs`` as ``plan_step`` takes them).
+FitsStep = Callable[[Step, "Operator", Mapping[str, Any], Any], bool]
 
 #: The attribute of a final sub-step's :class:`StepPlan` that holds its composite.
 
@@ -79,28 +82,44 @@ def expand_composite(
     bound: Mapping[str, BoundInput],
     plan_inputs: Callable[[Mapping[str, BoundInput]], Mapping[str, Any]],
     planned: Callable[[str], StepPlan | None],
+    *,
+    budget: int,
+    workers: int,
+    fits: FitsStep,
 ) -> str:
     """Plan each sub-step of ``op`` through ``plan_step``; the last one's dataset id.
     ``planned(dataset_id)`` is the step plan the builder made for a dataset (None for
-    one it did not plan, such as a reused ingest)."""
+    one it did not plan, such as a reused ingest); ``budget``, ``workers`` and
+    ``fits`` make the :class:`ExpandContext` an ``expand`` may ask."""
     pattern = op.pattern
     assert isinstance(pattern, Composite)
-    subs = pattern.expand(model, plan_inputs(bound))
-    if not subs:
-        raise ContractError(f"{op.name}: composite expanded to no sub-steps")
     local: dict[str, str] = {}
-    did = ""
-    lineage: list[dict[str, Any]] = []
-    for i, sub in enumerate(subs):
+
+    def refs_of(sub_id: str, inputs: Mapping[str, str]) -> dict[str, Any]:
         refs: dict[str, Any] = {}
-        for k, v in sub.inputs.items():
+        for k, v in inputs.items():
             if v in local:
                 refs[k] = local[v]
             elif v in bound:
                 b = bound[v]
                 refs[k] = f"{b.dataset_id}:{b.array.name if b.array is not None else b.table}"
             else:
-                raise ContractError(f"{op.name}: sub-step {sub.id!r} refers to unknown {v!r}")
+                raise ContractError(f"{op.name}: sub-step {sub_id!r} refers to unknown {v!r}")
+        return refs
+
+    def sub_fits(sub_op: Operator, inputs: Mapping[str, str], params: Mapping[str, Any]) -> bool:
+        probe = Step(id=f"{step.id}__fits", operator=sub_op.name, inputs={}, params=dict(params))
+        refs = refs_of(sub_op.name, inputs)
+        return fits(probe, sub_op, refs, sub_op.validate_params(params))
+
+    context = ExpandContext(budget=budget, workers=workers, _fits=sub_fits)
+    subs = pattern.sub_steps(model, plan_inputs(bound), context)
+    if not subs:
+        raise ContractError(f"{op.name}: composite expanded to no sub-steps")
+    did = ""
+    lineage: list[dict[str, Any]] = []
+    for i, sub in enumerate(subs):
+        refs = refs_of(sub.id, sub.inputs)
         last = i == len(subs) - 1
         sub_step = Step(
             id=f"{step.id}__{sub.id}" if not last else step.id,

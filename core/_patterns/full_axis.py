@@ -1,8 +1,10 @@
 """``FullAxis``: the kernel needs the whole extent along some dims.
 
 Planning: one ``full_axis`` stage reading straight from storage when the storage
-chunks already span the full dims, or when tasks over whole storage chunks fit the
-budget and cost less than a rechunk (which reads, writes and reads again every byte).
+chunks already span the full dims, when the full dims are every dim (one task over
+the whole array, with the run's whole budget), or when tasks over whole storage
+chunks fit the budget and cost less than a rechunk (which reads, writes and reads
+again every byte).
 Otherwise a ``rechunk`` stage (``core/_patterns/rechunk.py``) first writes each
 input that does not span the axis into a scratch Zarr of *pencils*, and the
 ``full_axis`` tasks read the pencils. The output then takes the intermediate's
@@ -45,11 +47,15 @@ def plan_full_axis(planner: StepPlanner, r: Request, pattern: FullAxis) -> StepP
     full = {r.dims.index(d): r.shape[r.dims.index(d)] for d in fdims}
     kernel = dotted_path(pattern.kernel)
     whole = {i.name: set(i.whole) for i in r.op.inputs}
-    # Aligned array inputs that do not span the axis in storage are rechunked.
+    # Aligned array inputs that do not span the axis in storage are rechunked, unless
+    # the full dims are every dim: the one task then decodes each chunk once, whole,
+    # and a rechunk would only copy the array before it.
+    everything = set(fdims) >= set(r.dims)
     to_rechunk = [
         b
         for b in r.inputs.values()
         if b.array is not None
+        and not everything
         and any(
             d in fdims and c < s
             for d, c, s in zip(b.array.dims, b.array.chunks, b.array.shape, strict=True)

@@ -78,8 +78,35 @@ def _foreground(mask: Any) -> np.ndarray:
     return m != 0
 
 
+def _foreground_bytes(mask: Any) -> np.ndarray:
+    """The mask as the numba kernel reads it: 3-D, C-contiguous, one byte per cell,
+    foreground where non-zero. A contiguous mask of 1-byte integers or booleans is
+    used as it is (no copy); any other is compared with 0 (and NaN) into a new one."""
+    m = np.asarray(mask)
+    if m.dtype.kind in "biu" and m.dtype.itemsize == 1 and m.flags.c_contiguous:
+        return _as3(m).view(np.uint8)
+    return np.ascontiguousarray(_as3(_foreground(m))).view(np.uint8)
+
+
+def _label_dtype(dtype: Any, cells: int, caller: str) -> np.dtype[Any]:
+    out = np.dtype(dtype)
+    if out.kind not in "iu" or cells > np.iinfo(out).max:
+        raise ValueError(
+            f"{caller}: dtype {out.name!r} cannot hold labels up to {cells}; use int64"
+        )
+    return out
+
+
+def _run_tables(labels: np.dtype[Any]) -> np.ndarray:
+    """An empty array of the dtype of the kernel's run tables: int32 where the labels'
+    dtype holds no more than int32 does, else int64 (signed: indices are mixed with
+    signed loop counters)."""
+    small = np.iinfo(labels).max <= np.iinfo(np.int32).max
+    return np.empty(0, dtype=np.int32 if small else np.int64)
+
+
 def label_local(
-    mask: Any, connectivity: int, *, backend: str | None = None
+    mask: Any, connectivity: int, *, dtype: Any = np.int64, backend: str | None = None
 ) -> tuple[np.ndarray, int]:
     """Label the connected components of a mask.
 
@@ -89,31 +116,36 @@ def label_local(
         1-3-D array; non-zero, non-NaN cells are foreground.
     connectivity
         6, 18 or 26 in 3-D (4 or 8 in 2-D, 2 in 1-D).
+    dtype
+        Integer dtype of the labels; it must hold the number of cells. With int32
+        the kernel's run tables are int32 too (half the memory of int64).
     backend
         ``"reference"`` (NumPy) or ``"cpu"`` (numba); ``None`` follows the array type.
 
     Returns
     -------
     labels : numpy.ndarray
-        int64, same shape; 0 for background, 1..n numbered by first appearance in
+        ``dtype``, same shape; 0 for background, 1..n numbered by first appearance in
         C order (as ``scipy.ndimage.label``).
     n : int
         Number of components.
     """
     chosen = resolve_backend(backend, mask, kernel="label_local", has_gpu=False)
-    fg = _foreground(mask)
-    order = connectivity_order(fg.ndim, connectivity)
+    m = np.asarray(mask)
+    order = connectivity_order(m.ndim, connectivity)
+    out_dtype = _label_dtype(dtype, m.size, "label_local")
     if chosen == "reference":
         from minjiang.kernels.label import _reference
 
-        return _reference.label_local(fg, order)
+        local, n = _reference.label_local(_foreground(m), order)
+        return local.astype(out_dtype), n
     from minjiang.kernels.label import _cpu
 
-    fg3 = np.ascontiguousarray(_as3(fg)).view(np.uint8)
-    labels = np.zeros(fg3.shape, dtype=np.int64)
+    fg3 = _foreground_bytes(m)
+    labels = np.zeros(fg3.shape, dtype=out_dtype)
     zero = np.zeros(3, dtype=np.int64)
-    n = _cpu.label_runs(fg3, order, labels, zero, zero, False)
-    return labels.reshape(fg.shape), int(n)
+    n = _cpu.label_runs(fg3, order, labels, zero, zero, False, _run_tables(out_dtype))
+    return labels.reshape(m.shape), int(n)
 
 
 def label_global(
@@ -154,7 +186,7 @@ def label_global(
         Number of components in the block.
     """
     chosen = resolve_backend(backend, mask, kernel="label_global", has_gpu=False)
-    fg = _foreground(mask)
+    fg = np.asarray(mask)
     order = connectivity_order(fg.ndim, connectivity)
     org = tuple(int(o) for o in origin)
     full = tuple(int(n) for n in shape)
@@ -168,25 +200,20 @@ def label_global(
             f"label_global: a block of shape {fg.shape} at {org!r} does not fit in the array "
             f"shape {full!r}; pass the whole array's shape and the block's first index"
         )
-    out_dtype = np.dtype(dtype)
-    cells = int(np.prod(full, dtype=np.int64))
-    if out_dtype.kind not in "iu" or cells > np.iinfo(out_dtype).max:
-        raise ValueError(
-            f"label_global: dtype {out_dtype.name!r} cannot hold labels up to {cells}; use int64"
-        )
+    out_dtype = _label_dtype(dtype, int(np.prod(full, dtype=np.int64)), "label_global")
     if chosen == "reference":
         from minjiang.kernels.label import _reference
 
-        local, n = _reference.label_local(fg, order)
+        local, n = _reference.label_local(_foreground(fg), order)
         return _reference.globalise(local, n, org, full).astype(out_dtype), n
     from minjiang.kernels.label import _cpu
 
-    fg3 = np.ascontiguousarray(_as3(fg)).view(np.uint8)
+    fg3 = _foreground_bytes(fg)
     pad = 3 - fg.ndim
     org3 = np.array((0,) * pad + org, dtype=np.int64)
     full3 = np.array((1,) * pad + full, dtype=np.int64)
     labels = np.zeros(fg3.shape, dtype=out_dtype)
-    n = _cpu.label_runs(fg3, order, labels, org3, full3, True)
+    n = _cpu.label_runs(fg3, order, labels, org3, full3, True, _run_tables(out_dtype))
     return labels.reshape(fg.shape), int(n)
 
 

@@ -74,21 +74,27 @@ def _join_rows(parent, starts, ends, a0, a1, b0, b1, e):  # pragma: no cover - c
 
 
 @numba.njit(cache=True, nogil=True)
-def label_runs(fg, order, out, origin, shape, global_ids):  # pragma: no cover - compiled
-    # fg: 3-D uint8. Connected components of x-runs: each run is joined with the runs
-    # of the (up to four) earlier rows it may touch, union by smallest run index, so a
-    # component's root is its first run and components come in order of first cell.
-    # ``out`` (zeros, any integer dtype) receives 1..n, or with ``global_ids`` 1 + the
-    # C-order index of each component's first cell in an array of ``shape`` where this
-    # block starts at ``origin``. Returns n.
+def label_runs(fg, order, out, origin, shape, global_ids, dummy):  # pragma: no cover - compiled
+    # fg: 3-D, 1 byte per cell, foreground where non-zero. Connected components of
+    # x-runs: each run is joined with the runs of the (up to four) earlier rows it may
+    # touch, union by smallest run index, so a component's root is its first run and
+    # components come in order of first cell. ``out`` (zeros, a signed integer dtype
+    # that holds the number of cells of the whole array) receives 1..n, or with
+    # ``global_ids`` 1 + the C-order index of each component's first cell in an array
+    # of ``shape`` where this block starts at ``origin``. Returns n.
+    # The run tables (start, end, parent, value; at most one run per two cells) and
+    # the row offsets take the dtype of ``dummy`` (empty): every entry is a cell index
+    # or count, so for int32 labels int32 tables (half the memory of int64) hold them.
     nz, ny = fg.shape[0], fg.shape[1]
-    dummy = np.empty(0, dtype=np.int64)
+    idx = dummy.dtype
     nrun = _row_runs(fg, False, dummy, dummy, dummy)
-    starts = np.empty(nrun, dtype=np.int64)
-    ends = np.empty(nrun, dtype=np.int64)
-    rowptr = np.zeros(nz * ny + 1, dtype=np.int64)
+    starts = np.empty(nrun, dtype=idx)
+    ends = np.empty(nrun, dtype=idx)
+    rowptr = np.zeros(nz * ny + 1, dtype=idx)
     _row_runs(fg, True, starts, ends, rowptr)
-    parent = np.arange(nrun, dtype=np.int64)
+    parent = np.empty(nrun, dtype=idx)
+    for i in range(nrun):
+        parent[i] = i
     e_y = 1 if order >= 2 else 0  # (0, -1, dx): faces, edges along x
     e_z = 1 if order >= 2 else 0  # (-1, 0, dx)
     e_d = 1 if order >= 3 else 0  # (-1, +-1, dx); present from order 2
@@ -109,7 +115,7 @@ def label_runs(fg, order, out, origin, shape, global_ids):  # pragma: no cover -
                         _join_rows(parent, starts, ends, a0, a1, rowptr[q - 1], rowptr[q], e_d)
                     if y < ny - 1:
                         _join_rows(parent, starts, ends, a0, a1, rowptr[q + 1], rowptr[q + 2], e_d)
-    value = np.zeros(nrun, dtype=np.int64)
+    value = np.zeros(nrun, dtype=idx)
     count = 0
     for z in range(nz):
         for y in range(ny):

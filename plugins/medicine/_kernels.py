@@ -222,6 +222,15 @@ def label_blocks(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, 
     return {"labels": labels}
 
 
+def label_volume(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, Any]:
+    """Label the whole volume: 1..n numbered by first voxel in C order, as the blocked
+    path's relabel numbers them."""
+    from minjiang.kernels.label import label_local
+
+    labels, _ = label_local(arrays["mask"], params.connectivity, dtype=_label_dtype(ctx))
+    return {"labels": labels}
+
+
 def equivalences_partial(arrays: Mapping[str, Any], params: Any, ctx: Any) -> dict[str, np.ndarray]:
     """Label pairs touching across this block's faces, plus (l, l) for every label in it."""
     from minjiang.kernels.label import face_equivalences, labels_present

@@ -8,6 +8,8 @@ from minjiang.core import (
     Aggregate,
     ArrayOutput,
     Composite,
+    ExpandContext,
+    FullAxis,
     Input,
     Map,
     Operator,
@@ -481,9 +483,12 @@ class LabelParams(_Params):
 
 
 def _label_memory(size: TaskSize, params: Any) -> int:
-    # the mask, the labels, a foreground copy, and per run of foreground along x its
-    # start, end, union-find parent and label (8 bytes each; at most one run per two cells)
-    return size.input_bytes + size.output_bytes + 17 * _cells(size)
+    # the mask, the labels, a foreground copy (for a mask of more than one byte per
+    # cell), and per run of foreground along x its start, end, union-find parent and
+    # label (at most one run per two cells), each of the labels' item size
+    cells = _cells(size)
+    label_itemsize = size.output_bytes // max(cells, 1)
+    return size.input_bytes + size.output_bytes + (1 + 2 * label_itemsize) * cells
 
 
 def _equivalences_memory(size: TaskSize, params: Any) -> int:
@@ -538,6 +543,16 @@ _LABEL_BLOCKS = Operator(
     memory=_label_memory,
     description="Connected components within each block; label = 1 + global index of the first voxel.",
 )
+_LABEL_VOLUME = Operator(
+    name="medicine.label_volume",
+    version="1",
+    inputs=(Input("mask", dims=_ZYX, dtypes=_REAL),),
+    outputs=_final_labels_outputs,
+    pattern=FullAxis(dims=_ZYX, kernel=_K + "label_volume"),
+    params=LabelParams,
+    memory=_label_memory,
+    description="Connected components of the whole volume in one task; labels 1..n in C order.",
+)
 _LABEL_EQUIV = Operator(
     name="medicine.label_equivalences",
     version="1",
@@ -566,8 +581,16 @@ _LABEL_RELABEL = Operator(
 )
 
 
-def _label_expand(params: LabelParams, inputs: dict[str, Any]) -> list[SubStep]:
+def _label_expand(
+    params: LabelParams, inputs: dict[str, Any], plan: ExpandContext
+) -> list[SubStep]:
+    # One task over the whole volume when it fits the budget: the kernel numbers the
+    # components 1..n in C order itself, so there are no provisional labels to write,
+    # read back and relabel (on one medium volume this is the faster path; see
+    # docs/benchmarks.md). Otherwise blocks, face equivalences and a relabel.
     c = {"connectivity": params.connectivity}
+    if plan.fits(_LABEL_VOLUME, {"mask": "mask"}, c):
+        return [SubStep("volume", _LABEL_VOLUME, {"mask": "mask"}, c)]
     return [
         SubStep("local", _LABEL_BLOCKS, {"mask": "mask"}, c),
         SubStep("equivalences", _LABEL_EQUIV, {"labels": "local"}, c),
@@ -582,7 +605,10 @@ LABEL = Operator(
     outputs=_final_labels_outputs,
     pattern=Composite(expand=_label_expand),
     params=LabelParams,
-    description="Connected components across chunks: local labels, union-find over block faces, relabel.",
+    description=(
+        "Connected components: the whole volume in one task where it fits the memory budget, "
+        "else local labels, union-find over block faces, relabel."
+    ),
 )
 
 

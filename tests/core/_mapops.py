@@ -1,12 +1,24 @@
 """A test plugin: a map whose output depends on where its block lies (its region and
 its coordinate values), the same map filling the output memory ``ctx.empty`` hands
-out (keeping each array it was given, per task), and one whose kernel returns its own
-input block."""
+out (keeping each array it was given, per task), one whose kernel returns its own
+input block, one that needs the whole array in one task, and a composite that takes
+that one where it fits the memory budget and the map otherwise."""
 
 from __future__ import annotations
 
 import numpy as np
-from minjiang.core import ArrayOutput, Input, Map, Operator, hookimpl
+from minjiang.core import (
+    ArrayOutput,
+    Composite,
+    ExpandContext,
+    FullAxis,
+    Input,
+    Map,
+    Operator,
+    SubStep,
+    TaskSize,
+    hookimpl,
+)
 
 
 def located(arrays, params, ctx):
@@ -58,6 +70,41 @@ SAME = Operator(
 )
 
 
+def centred(arrays, params, ctx):
+    """x minus the mean of the whole array."""
+    x = np.asarray(arrays["x"], dtype=np.float64)
+    return {"y": x - x.mean()}
+
+
+def _eight_copies(size: TaskSize, params) -> int:
+    return 8 * (size.input_bytes + size.output_bytes)
+
+
+CENTRED = Operator(
+    name="testlab.centred",
+    version="1",
+    inputs=(Input("x", dims=("t", "y", "x")),),
+    outputs=(ArrayOutput("y", dtype="float64"),),
+    pattern=FullAxis(dims=("t", "y", "x"), kernel=centred),
+    memory=_eight_copies,
+)
+
+
+def _whole_or_blocks(params, inputs, plan: ExpandContext) -> list[SubStep]:
+    if plan.fits(CENTRED, {"x": "x"}):
+        return [SubStep("whole", CENTRED, {"x": "x"})]
+    return [SubStep("blocks", SAME, {"x": "x"})]
+
+
+WHOLE_OR_BLOCKS = Operator(
+    name="testlab.whole_or_blocks",
+    version="1",
+    inputs=(Input("x", dims=("t", "y", "x")),),
+    outputs=(ArrayOutput("y", dtype="float64"),),
+    pattern=Composite(_whole_or_blocks),
+)
+
+
 @hookimpl
 def minjiang_register_operators():
-    return [LOCATED, LOCATED_INTO, SAME]
+    return [LOCATED, LOCATED_INTO, SAME, CENTRED, WHOLE_OR_BLOCKS]

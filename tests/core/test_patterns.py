@@ -147,6 +147,37 @@ def _one_step(op, inputs, params=None):
     return {"steps": [{**step, "params": params or {}}]}
 
 
+def test_one_task_over_the_whole_array_has_the_runs_whole_budget(
+    runtime, tmp_path, rng, monkeypatch
+):
+    """A step planned as one task over the whole array runs with nothing beside it:
+    it may use the run's whole budget, not a worker's share; over that it is refused
+    with the budget it had. A composite asks ``plan.fits`` and takes that task where
+    it fits, another path where it does not (two-argument expands keep working)."""
+    from minjiang.core._runtime import Runtime
+    from minjiang.core.errors import MemoryBudgetError
+
+    x = rng.normal(size=(16, 20, 24))  # 61,440 bytes in, as many out: 8 copies ~ 1 MB
+    rt = Runtime(store=runtime.store.url, executor="local", memory_budget="1500KiB")
+    rt.register(_mapops, name="mapops")
+    monkeypatch.setattr(rt.executor, "workers", lambda: 2)  # planned as for two workers
+    src = ingest_array(rt, tmp_path, "t/w", x, ("t", "y", "x"), (4, 20, 24))
+    step = rt.plan(_one_step("testlab.centred", {"x": src})).steps[-1]
+    (stage,) = step.stages
+    assert stage.name == "full_axis" and len(stage.tasks) == 1
+    assert 750 * 1024 < step.task_memory <= 1500 * 1024  # over a worker's share
+    plan = rt.plan(_one_step("testlab.whole_or_blocks", {"x": src}))
+    assert [s.operator.name for s in plan.steps] == ["testlab.centred"]
+
+    rt.memory_budget = 600 * 1024
+    with pytest.raises(MemoryBudgetError, match=r"its one task .* the memory budget is 600.0 KiB"):
+        rt.plan(_one_step("testlab.centred", {"x": src}))
+    plan = rt.plan(_one_step("testlab.whole_or_blocks", {"x": src}))
+    assert [s.operator.name for s in plan.steps] == ["testlab.same"]
+    assert len(plan.steps[-1].stages[0].tasks) > 1
+    rt.close()
+
+
 def test_a_map_without_halo_works_its_block_a_step_at_a_time(runtime, tmp_path, rng, monkeypatch):
     """With steps of one chunk, a task reads, computes and writes one chunk at a time:
     its memory is projected from a step, each step's kernel sees that step's region and

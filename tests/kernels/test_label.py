@@ -93,6 +93,29 @@ def test_blockwise_equals_whole_array(call, rng, connectivity):
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint32, np.int64])
+def test_label_local_dtypes_and_mask_forms(call, rng, dtype):
+    # int32 and smaller labels take int32 run tables, uint32 int64 ones; a contiguous
+    # 1-byte mask is read in place, a strided or wider one compared with 0 first
+    fg = rng.random((13, 14, 30)) < 0.4
+    ref, n = ndi.label(fg, ndi.generate_binary_structure(3, 2))
+    for mask in (
+        fg,
+        fg.astype(np.uint8) * 7,
+        fg.astype(np.int8),
+        np.repeat(fg.astype(np.uint8), 2, axis=2)[:, :, ::2],  # not contiguous
+        fg.astype(np.float32),
+    ):
+        got, k = call(label_local, mask, 18, dtype=dtype)
+        assert got.dtype == dtype and k == n
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_label_dtype_must_hold_the_cells():
+    with pytest.raises(ValueError, match="cannot hold labels up to 300; use int64"):
+        label_local(np.ones((300,), bool), 2, dtype=np.uint8)
+
+
 def test_corner_only_contact_joins_only_at_26(call):
     mask = np.zeros((4, 4, 4), bool)
     mask[1, 1, 1] = mask[2, 2, 2] = True  # touch at a corner, across a block corner

@@ -1,6 +1,8 @@
 """A tiny in-test executor of operator patterns over blocks (an oracle independent of
 the runtime): Map and Aggregate kernels get blocks padded by their halo with the
-declared boundary, and a BlockContext; Composite sub-steps are chained."""
+declared boundary, and a BlockContext; a FullAxis kernel gets the whole array;
+Composite sub-steps are chained, expanded as if every sub-step fitted the memory
+budget (``fits=True``) or none did."""
 
 from __future__ import annotations
 
@@ -10,7 +12,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from minjiang.core._operator import Aggregate, BlockContext, Composite, Map, import_dotted
+from minjiang.core._operator import (
+    Aggregate,
+    BlockContext,
+    Composite,
+    ExpandContext,
+    FullAxis,
+    Map,
+    import_dotted,
+)
 from minjiang.kernels.gaussian import pad_boundary
 
 DIMS = ("z", "y", "x")
@@ -42,6 +52,8 @@ def run(
     params: Mapping[str, Any],
     attrs: Mapping[str, Any],
     block: tuple[int, ...],
+    *,
+    fits: bool = False,
 ) -> dict[str, Any]:
     """Run ``op`` on ``inputs`` (arrays or pyarrow tables) block by block."""
     model = op.validate_params(params)
@@ -52,7 +64,8 @@ def run(
     if isinstance(pattern, Composite):
         local: dict[str, Any] = {}
         out: dict[str, Any] = {}
-        for sub in pattern.expand(model, infos):
+        plan = ExpandContext(budget=0, workers=1, _fits=lambda *_: fits)
+        for sub in pattern.sub_steps(model, infos, plan):
             sub_inputs = {}
             for name, ref in sub.inputs.items():
                 if ref in local:
@@ -60,13 +73,18 @@ def run(
                     sub_inputs[name] = next(iter(res.values()))
                 else:
                     sub_inputs[name] = inputs[ref]
-            out = run(sub.operator, sub_inputs, dict(sub.params), attrs, block)
+            out = run(sub.operator, sub_inputs, dict(sub.params), attrs, block, fits=fits)
             local[sub.id] = out
         return out
     primary = arrays[op.primary.name]
     shape = primary.shape
-    halo = _resolve(pattern.halo, model, infos) or {}
-    boundary = pattern.boundary(model) if callable(pattern.boundary) else pattern.boundary
+    if isinstance(pattern, FullAxis):
+        assert set(_resolve(pattern.dims, model, infos)) == set(DIMS), "whole arrays only"
+        block = shape
+        halo, boundary = {}, "constant"
+    else:
+        halo = _resolve(pattern.halo, model, infos) or {}
+        boundary = pattern.boundary(model) if callable(pattern.boundary) else pattern.boundary
     outs = {o.name: o for o in op.resolve_outputs(model, infos)}
     results: dict[str, Any] = {}
     states = []
@@ -98,7 +116,7 @@ def run(
             attrs={k: dict(attrs) for k in arrays},
             n_tasks=1,
         )
-        if isinstance(pattern, Map):
+        if isinstance(pattern, Map | FullAxis):
             res = import_dotted(pattern.kernel)(got, model, ctx)
             for name, value in res.items():
                 full = results.setdefault(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+from minjiang.core._units import parse_memory_budget
 from minjiang.plugins.medicine import _operators as ops
 from minjiang.plugins.medicine.window import voi_window
 
@@ -210,13 +211,15 @@ def _same_partition(a, b):
     return len(np.unique(pairs[:, 0])) == len(pairs) == len(np.unique(pairs[:, 1]))
 
 
+@pytest.mark.parametrize("whole", [False, True], ids=["blocks", "whole-volume"])
 @pytest.mark.parametrize("connectivity", [6, 18, 26])
-def test_label_blockwise_matches_scipy_and_skimage(anatomical, connectivity):
+def test_label_blockwise_matches_scipy_and_skimage(anatomical, connectivity, whole):
     from skimage.measure import label as sk_label
 
     x, attrs = anatomical
     mask = (x > np.percentile(x, 70)).astype(np.uint8)
-    out = run(ops.LABEL, {"mask": mask}, {"connectivity": connectivity}, attrs, BLOCK)["labels"]
+    params = {"connectivity": connectivity}
+    out = run(ops.LABEL, {"mask": mask}, params, attrs, BLOCK, fits=whole)["labels"]
     order = {6: 1, 18: 2, 26: 3}[connectivity]
     ref, n = ndi.label(mask, ndi.generate_binary_structure(3, order))
     assert n > 5
@@ -226,11 +229,17 @@ def test_label_blockwise_matches_scipy_and_skimage(anatomical, connectivity):
         assert _same_partition(out, sk_label(mask, connectivity=order))
 
 
-@pytest.mark.parametrize("connectivity", [6, 26])
-def test_label_end_to_end(small_runtime, anatomical, connectivity):
+@pytest.mark.parametrize(
+    ("connectivity", "budget", "tasks"),
+    [(6, "160KiB", "blocks"), (26, "160KiB", "blocks"), (6, "64MiB", "one"), (26, "64MiB", "one")],
+)
+def test_label_end_to_end(small_runtime, anatomical, connectivity, budget, tasks):
+    # a budget the volume's one task fits labels it in one task; a smaller one
+    # labels blocks, joins them across faces and relabels: the same labels
     from skimage.measure import label as sk_label
 
     x, _ = anatomical
+    small_runtime.memory_budget = parse_memory_budget(budget)
     vol = small_runtime.ingest(
         "medicine.nifti", [nibabel_data("anatomical.nii")], params={"chunks": CHUNKS}
     )
@@ -242,13 +251,17 @@ def test_label_end_to_end(small_runtime, anatomical, connectivity):
     lab = small_runtime.run(
         "medicine.label", inputs={"mask": m}, params={"connectivity": connectivity}
     )
-    assert lab.record.timings["tasks"] > 1
+    steps = [s["operator"] for s in lab.record.producer["steps"]]
+    if tasks == "one":
+        assert steps == ["medicine.label_volume"] and lab.record.timings["tasks"] == 1
+    else:
+        assert steps[0] == "medicine.label_blocks" and lab.record.timings["tasks"] > 1
     got = lab.to_xarray()["labels"].values
     mask = x > np.percentile(x, 70)
-    assert _same_partition(got, sk_label(mask, connectivity={6: 1, 26: 3}[connectivity]))
-    assert _same_partition(
-        got, ndi.label(mask, ndi.generate_binary_structure(3, {6: 1, 26: 3}[connectivity]))[0]
-    )
+    order = {6: 1, 26: 3}[connectivity]
+    assert _same_partition(got, sk_label(mask, connectivity=order))
+    # numbered by first voxel, as SciPy does, on both paths
+    np.testing.assert_array_equal(got, ndi.label(mask, ndi.generate_binary_structure(3, order))[0])
 
 
 def test_label_requires_connectivity():

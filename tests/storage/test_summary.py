@@ -65,3 +65,28 @@ def test_one_pass_float_summary_matches_numpy(dtype, order, path, monkeypatch):
     got = block_summary(np.where(np.isinf(x), 0, x).astype(dtype))
     assert got["sum"] == pytest.approx(float(finite.sum()), rel=1e-12, abs=1e-9)
     assert got["min"] == float(np.nanmin(np.where(np.isinf(x), 0, x)))
+
+
+@pytest.mark.parametrize("path", ["kernel", "numpy"])
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "int32", "uint32", "int64", "bool"])
+@pytest.mark.parametrize("order", ["C", "strided"])
+def test_integer_summary_matches_numpy_exactly(dtype, order, path, monkeypatch):
+    """Integers of up to 32 bits take the numba pass (an exact int64 sum), wider ones
+    and booleans NumPy's reductions: NumPy's min and max, and its sum (exactly below
+    2**53; 64-bit values over their whole range sum slab by slab in float64)."""
+    import minjiang.storage._summary as summary
+
+    monkeypatch.setattr(summary, "_SLAB", 64)
+    monkeypatch.setattr(summary, "_SMALL", 0 if path == "kernel" else 1 << 30)
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype) if dtype != "bool" else None
+    lo, hi = (info.min, info.max) if info is not None else (0, 1)
+    x = rng.integers(lo, hi, size=(12, 9, 7), endpoint=True, dtype=np.int64).astype(dtype)
+    x[0, 0, 0], x[-1, -1, -1] = lo, hi  # the extremes of the dtype
+    if order == "strided":
+        x = x[:, ::2, 1:]
+    got = block_summary(x)
+    assert got["nan"] == 0
+    assert (got["min"], got["max"]) == (float(x.min()), float(x.max()))
+    want = float(x.astype(np.float64).sum())
+    assert got["sum"] == (pytest.approx(want, rel=1e-12) if dtype == "int64" else want)

@@ -42,6 +42,7 @@ WORST_CASE = {
     # runs of foreground along x: 32 bytes each, up to one per two voxels (a mask that
     # alternates along x); a smooth mask has far fewer
     "medicine.label_blocks": 4.0,
+    "medicine.label_volume": 4.0,
     # the padded labels and the label pairs that touch across faces: at most one pair
     # per face voxel and neighbour offset; a smooth mask has far fewer
     "medicine.label_equivalences": 4.0,

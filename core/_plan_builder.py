@@ -322,8 +322,10 @@ class PlanBuilder:
         # A content id fixes the layout: the output chunking is part of what is hashed.
         # (A full-axis step's pencils follow the budget; two budgets that give two
         # layouts give two ids, never one id with two layouts.) The layout does not
-        # depend on the backend, so a CPU plan under a provisional id finds it.
-        layout = self.planner.plan(
+        # depend on the backend, so a CPU plan under a provisional id finds it. It
+        # fixes the partition of a split reduction or an aggregate too: the order its
+        # partial states are folded in sets the last bits of a floating-point result.
+        provisional = self.planner.plan(
             step=step.id,
             op=op,
             params=model,
@@ -332,8 +334,10 @@ class PlanBuilder:
             backend="cpu",
             source_coords=src.coords,
             block_coords=False,  # its tasks are dropped
-        ).layout()
-        did = content_id({**identity, "layout": layout})
+        )
+        layout = provisional.layout()
+        split = {} if provisional.partition is None else {"partition": provisional.partition}
+        did = content_id({**identity, "layout": layout, **split})
         exists = self.rt.catalog.exists(did)
         reused = self.reuse and exists
         # A reused step whose id covers every input passed this check when it was

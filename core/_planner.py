@@ -228,6 +228,11 @@ class StepPlan:
     attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: the CompositeLineage of the composite whose output this step plans (None otherwise)
     composite: Any = None
+    #: the extents that order a fold of partial states (a reduction's partitions along
+    #: the reduced dims and its steps, an aggregate's blocks), which set the bits of a
+    #: floating-point result: a content id fixes them with the layout. None where no
+    #: result depends on how the work is split (maps, full axes, one-pass reductions).
+    partition: list[int] | None = None
 
     @property
     def n_tasks(self) -> int:

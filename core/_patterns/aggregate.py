@@ -112,4 +112,6 @@ def plan_aggregate(planner: StepPlanner, r: Request, pattern: Aggregate) -> Step
         backend="cpu",
         coords=False,
     )
-    return planner.new_plan(r, arrays, tables, [partial, Stage("combine", (combine,))], choice)
+    plan = planner.new_plan(r, arrays, tables, [partial, Stage("combine", (combine,))], choice)
+    plan.partition = list(choice.block)  # the blocks order the combine of their states
+    return plan

@@ -399,6 +399,12 @@ def plan_reduce(planner: StepPlanner, r: Request, pattern: Reduce) -> StepPlan:
         Stage("combine", tuple(combine_tasks)),
     ]
     plan = planner.new_plan(r, {**arrays, **scratch}, tables, stages, choice)
+    # the partitions along the reduced dims, and the steps a partial folds, order the
+    # additions of a floating-point state: another split gives other last bits
+    plan.partition = [
+        *(b for b, sp in zip(choice.block, span, strict=True) if sp),
+        *(s for s, sp in zip(step, span, strict=True) if sp),
+    ]
     plan.notes.append(
         f"reduction split into {n_parts} partitions along {rdims!r}; partial states combined"
     )

@@ -1,5 +1,6 @@
-"""Two trust invariants the runtime holds: a content id fixes the layout, and a
-committed dataset is never rewritten (a recompute is staged apart and compared)."""
+"""Two trust invariants the runtime holds: a content id fixes the layout (and the
+partition of a split fold), and a committed dataset is never rewritten (a recompute
+is staged apart and compared)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,40 @@ def test_one_id_never_has_two_layouts(runtime, tmp_path, rng) -> None:
             ids[key].add(did)
     assert len(ids["q"]) > 1  # the budgets did change the pencils, hence the id
     assert len(ids["g"]) == 1  # the same layout under every budget: one id, reusable
+
+
+@pytest.mark.parametrize("op", ["array.reduce", "array.label_stats"])
+def test_a_fold_split_another_way_is_another_dataset(runtime, tmp_path, rng, op) -> None:
+    """A reduction in one pass and split into partial states, or an aggregate over
+    other blocks, adds its floating-point values in another order: other last bits.
+    The partition is part of the id, so a recompute under another budget is another
+    dataset, never a false "output changed"; under the same budget it is the same
+    dataset, recomputed bit for bit."""
+    from minjiang.core._runtime import Runtime
+
+    x = rng.normal(size=(96, 24, 32))
+    src = ingest_array(runtime, tmp_path, f"test/fold-{op}", x, ("t", "y", "x"), (8, 12, 16))
+    if op == "array.reduce":
+        inputs, params = {"x": src}, {"dims": ["t"], "stat": "mean"}
+    else:
+        lab = rng.integers(0, 5, size=x.shape)
+        labels = ingest_array(runtime, tmp_path, "test/fold-l", lab, ("t", "y", "x"), (8, 12, 16))
+        inputs, params = {"values": src, "labels": labels}, {}
+    rt = Runtime(store=runtime.store.url, executor="local", memory_budget="64MiB")
+    whole = rt.run(op, inputs=inputs, params=params)
+    rt.memory_budget = 160 << 10
+    split = rt.run(op, inputs=inputs, params=params, reuse=False)
+    assert split.id != whole.id
+    again = rt.run(op, inputs=inputs, params=params, reuse=False)  # compared, not rewritten
+    assert again.id == split.id
+    if op == "array.reduce":
+        a, b = (r.to_xarray()["mean"].values for r in (whole, split))
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+        assert not np.array_equal(a, b)  # the split did change last bits
+    else:
+        a, b = (r.table("stats").to_pydict()["sum"] for r in (whole, split))
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+        assert a != b
 
 
 def _recompute(runtime, src, monkeypatch, change: bool):

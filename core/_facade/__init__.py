@@ -13,8 +13,9 @@ This module is the public API, in four groups:
   :class:`Plan`, :class:`RunEvent`;
 * writing plugins: :data:`hookimpl`, :class:`Operator` with its inputs, outputs and chunk
   patterns (:class:`Map`, :class:`Reduce`, :class:`FullAxis`, :class:`Aggregate`,
-  :class:`Composite`, :class:`SubStep`, :class:`ExpandContext`), what kernels receive (:class:`BlockContext`,
-  :class:`TaskSize`), :class:`Reader`, :class:`Pipeline`, :class:`Step`, :class:`Report`;
+  :class:`Composite`, :class:`SubStep`, :class:`ExpandContext`), what kernels receive
+  (:class:`BlockContext`, :class:`TaskSize`), :class:`Reader`, :class:`Pipeline`,
+  :class:`Step`, :class:`Report`;
 * kernel dispatch (from :mod:`minjiang.kernels`): :func:`is_gpu_array`,
   :func:`array_namespace`, :func:`to_host`, :func:`resolve_backend`;
 * errors: the :class:`MinjiangError` hierarchy (all of it in :mod:`minjiang.core.errors`).

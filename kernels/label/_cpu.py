@@ -78,8 +78,8 @@ def label_runs(fg, order, out, origin, shape, global_ids, dummy):  # pragma: no 
     # fg: 3-D, 1 byte per cell, foreground where non-zero. Connected components of
     # x-runs: each run is joined with the runs of the (up to four) earlier rows it may
     # touch, union by smallest run index, so a component's root is its first run and
-    # components come in order of first cell. ``out`` (zeros, a signed integer dtype
-    # that holds the number of cells of the whole array) receives 1..n, or with
+    # components come in order of first cell. ``out`` (zeros, an integer dtype that
+    # holds the number of cells of the whole array) receives 1..n, or with
     # ``global_ids`` 1 + the C-order index of each component's first cell in an array
     # of ``shape`` where this block starts at ``origin``. Returns n.
     # The run tables (start, end, parent, value; at most one run per two cells) and

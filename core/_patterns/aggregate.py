@@ -3,6 +3,11 @@
 Planning: a ``partial`` stage, one task per block (with the pattern's optional halo),
 each writing its partial state as one Parquet part into scratch; then one ``combine``
 task reads every part, combines and finalizes them and writes the output tables.
+Without a halo, and unless the chunks are slabs (spanning every dim but the first),
+a partial task works its block in steps of whole chunks, as a streamed map does
+(``planner.stepper``), folding each step's state into its own with ``combine``: each
+step decodes into the same buffers, and the task's memory is projected from a step.
+The steps are part of the plan's partition (the content id).
 
 Tasks: :class:`AggregatePartialTask`, :class:`AggregateCombineTask`.
 """
@@ -30,13 +35,35 @@ COMBINE_MEMORY = 64 << 20
 
 @dataclasses.dataclass(frozen=True)
 class AggregatePartialTask(PartialKernels):
-    """One block's partial state → one Parquet part in scratch."""
+    """One block's partial state → one Parquet part in scratch (worked in steps of
+    ``step`` cells when given)."""
+
+    step: tuple[int, ...] = ()
 
     def read(self, io: TaskIO, spec: TaskSpec) -> Any:
+        if self.step:
+            return io  # each step is read and folded into the state in compute
         return io.read_inputs(spec)
 
     def compute(self, data: Any, spec: TaskSpec) -> Any:
-        return import_dotted(self.partial)(data, spec.params, context(spec, Outputs()))
+        partial = import_dotted(self.partial)
+        if not self.step:
+            return partial(data, spec.params, context(spec, Outputs()))
+        import numpy as np
+
+        io: TaskIO = data
+        combine = import_dotted(self.combine)
+        acc: dict[str, Any] | None = None
+        for sub, arrays in io.stream_inputs(spec, self.step, None):
+            # as columns, the way the combine task reads parts back; a column that
+            # views the step's buffers is copied (the next step reuses them)
+            state = _columns(partial(arrays, sub.params, context(sub, Outputs())))
+            for k, v in state.items():
+                if any(np.may_share_memory(v, x) for x in arrays.values()):
+                    state[k] = v.copy()
+            acc = state if acc is None else _columns(combine([acc, state], spec.params))
+        assert acc is not None  # a task's block is never empty
+        return acc
 
     def write(self, io: TaskIO, spec: TaskSpec, result: Any) -> None:
         part = to_arrow({k: to_host(v) for k, v in result.items()})
@@ -44,6 +71,18 @@ class AggregatePartialTask(PartialKernels):
         key, digest = io.staging.write_partial_part(spec.key.rsplit("/", 1)[-1], part)
         io.bytes_written += io.staging.scratch.bytes_written - before
         io.tables[PARTIALS] = {key: digest}
+
+
+def _table_columns(table: Any) -> dict[str, Any]:
+    return {
+        k: v.to_numpy(zero_copy_only=False)
+        for k, v in zip(table.column_names, table.columns, strict=True)
+    }
+
+
+def _columns(state: Any) -> dict[str, Any]:
+    """A partial state as the NumPy columns of its Parquet part."""
+    return _table_columns(to_arrow({k: to_host(v) for k, v in state.items()}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +97,7 @@ class AggregateCombineTask(PartialKernels):
         for i in range(self.n_parts):
             table = io.staging.read_partial_part(f"{i:06d}")
             io.bytes_read += table.nbytes
-            states.append(
-                {
-                    k: v.to_numpy(zero_copy_only=False)
-                    for k, v in zip(table.column_names, table.columns, strict=True)
-                }
-            )
+            states.append(_table_columns(table))
         return states
 
     def compute(self, data: Any, spec: TaskSpec) -> Any:
@@ -84,21 +118,30 @@ def plan_aggregate(planner: StepPlanner, r: Request, pattern: Aggregate) -> Step
         raise ContractError(
             f"{r.op.name}: an aggregate writes tables only, not arrays {sorted(arrays)!r}"
         )
-    choice = planner.choose(r, halo, {})
+    # The partial stage writes no output (its parts are scratch): a block without halo
+    # is worked in steps, each decoded into the same buffers, where its chunks would
+    # otherwise decode through a temporary each (chunks that do not span the array
+    # along every dim but the first: pencils). Slab chunks decode straight into any
+    # block of them, and there steps measured slower (docs/benchmarks.md).
+    slabs = all(c >= n for c, n in zip(r.chunks[1:], r.shape[1:], strict=True))
+    held = None if any(halo.values()) or slabs else planner.stepper(r, {}, {})
+    choice = planner.choose(r, halo, {}, held=held)
     kernels = {
         "partial": dotted_path(pattern.partial),
         "combine": dotted_path(pattern.combine),
         "finalize": dotted_path(pattern.finalize),
     }
+    stepped = held(choice.block) if held is not None else choice.block
     partial = planner.block_stage(
         r,
         "partial",
         choice.block,
-        AggregatePartialTask(**kernels),
+        AggregatePartialTask(**kernels, step=() if stepped == choice.block else stepped),
         {},
         halo=halo,
         boundary=pattern.boundary,
         scratch=True,
+        held=held,
     )
     combine = planner.task(
         r,
@@ -113,5 +156,6 @@ def plan_aggregate(planner: StepPlanner, r: Request, pattern: Aggregate) -> Step
         coords=False,
     )
     plan = planner.new_plan(r, arrays, tables, [partial, Stage("combine", (combine,))], choice)
-    plan.partition = list(choice.block)  # the blocks order the combine of their states
+    # the blocks, and the steps a partial folds, order the combine of their states
+    plan.partition = [*choice.block, *stepped]
     return plan

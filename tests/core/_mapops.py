@@ -1,13 +1,16 @@
 """A test plugin: a map whose output depends on where its block lies (its region and
 its coordinate values), the same map filling the output memory ``ctx.empty`` hands
 out (keeping each array it was given, per task), one whose kernel returns its own
-input block, one that needs the whole array in one task, and a composite that takes
-that one where it fits the memory budget and the map otherwise."""
+input block, one that needs the whole array in one task, a composite that takes
+that one where it fits the memory budget and the map otherwise, and an aggregate
+whose partial state is its input block itself (a view of the buffer a stepped task
+decodes into)."""
 
 from __future__ import annotations
 
 import numpy as np
 from minjiang.core import (
+    Aggregate,
     ArrayOutput,
     Composite,
     ExpandContext,
@@ -16,6 +19,7 @@ from minjiang.core import (
     Map,
     Operator,
     SubStep,
+    TableOutput,
     TaskSize,
     hookimpl,
 )
@@ -105,6 +109,35 @@ WHOLE_OR_BLOCKS = Operator(
 )
 
 
+def collect_partial(arrays, params, ctx):
+    """The block's values and their flat indices in the whole array."""
+    x = arrays["x"]
+    index = np.ravel_multi_index(
+        np.indices(x.shape).reshape(x.ndim, -1)
+        + np.array([s.start for s in ctx.region.values()])[:, None],
+        tuple(ctx.sizes[d] for d in ctx.dims),
+    )
+    return {"value": x.reshape(-1), "index": index}  # "value" views the block
+
+
+def collect_combine(states, params):
+    return {k: np.concatenate([s[k] for s in states]) for k in ("value", "index")}
+
+
+def collect_finalize(state, params):
+    order = np.argsort(state["index"], kind="stable")
+    return {"values": {"index": state["index"][order], "value": state["value"][order]}}
+
+
+COLLECT = Operator(
+    name="testlab.collect",
+    version="1",
+    inputs=(Input("x"),),
+    outputs=(TableOutput("values", {"index": "int64", "value": "double"}),),
+    pattern=Aggregate(collect_partial, collect_combine, collect_finalize),
+)
+
+
 @hookimpl
 def minjiang_register_operators():
-    return [LOCATED, LOCATED_INTO, SAME, CENTRED, WHOLE_OR_BLOCKS]
+    return [LOCATED, LOCATED_INTO, SAME, CENTRED, WHOLE_OR_BLOCKS, COLLECT]

@@ -246,6 +246,52 @@ def test_a_stepped_map_hands_its_kernel_the_same_output_memory_each_step(
     np.testing.assert_allclose(ratio.to_xarray()["result"].values, (x - b) / (x + b), rtol=1e-12)
 
 
+def test_an_aggregate_partial_works_its_block_in_steps(runtime, tmp_path, rng, monkeypatch):
+    """Without a halo, an aggregate's partial task over blocks of pencil-like chunks
+    reads one chunk at a time and folds each step's state into its own with
+    ``combine``: memory projected from a step, the steps in the partition (the id),
+    the same values as whole blocks give, and a state that views the step's buffer
+    copied before the next step overwrites it. Slab chunks are not stepped."""
+    from minjiang.core import _blocks
+    from minjiang.core._runtime import Runtime
+
+    rt = Runtime(store=runtime.store.url, executor="local", memory_budget="2MiB")
+    rt.register(_mapops, name="mapops")
+    x, _, src = _streamed_cube(rt, tmp_path, rng)
+    steps = _one_step("testlab.collect", {"x": src})
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 1 << 40)
+    whole = rt.plan(steps).steps[-1]
+    monkeypatch.setattr(_blocks, "STREAM_STEP_BYTES", 0)
+    stepped = rt.plan(steps).steps[-1]
+    (stage, _), (whole_stage, _) = stepped.stages, whole.stages
+    assert stage.name == "partial" and len(stage.tasks) == len(whole_stage.tasks)
+    assert {t.payload.step for t in stage.tasks} == {(3, 8, 10)}
+    assert not any(t.payload.step for t in whole_stage.tasks)
+    assert max(t.memory for t in stage.tasks) < max(t.memory for t in whole_stage.tasks)
+    assert stepped.partition[3:] == [3, 8, 10] and stepped.dataset_id != whole.dataset_id
+    res = rt.run("testlab.collect", inputs={"x": src}, reuse=False)
+    table = res.table("values").to_pydict()
+    np.testing.assert_array_equal(table["index"], np.arange(x.size))
+    np.testing.assert_array_equal(table["value"], x.reshape(-1))
+
+    labels = ingest_array(
+        rt, tmp_path, "t/l", rng.integers(0, 5, size=x.shape), ("t", "y", "x"), (3, 8, 10)
+    )
+    stats = rt.run("array.label_stats", inputs={"values": src, "labels": labels}, reuse=False)
+    got = stats.table("stats").to_pydict()
+    lab = labels.to_xarray()[next(iter(labels.to_xarray().data_vars))].values
+    assert sorted(got["label"]) == [1, 2, 3, 4]  # 0 is the background
+    for i, label in enumerate(got["label"]):
+        v = x[lab == label]
+        assert got["count"][i] == v.size
+        assert got["sum"][i] == pytest.approx(v.sum(), rel=1e-12)
+        assert (got["min"][i], got["max"][i]) == (v.min(), v.max())
+
+    slabs = ingest_array(rt, tmp_path, "t/s", x, ("t", "y", "x"), (3, 40, 30))
+    plan = rt.plan(_one_step("testlab.collect", {"x": slabs})).steps[-1]
+    assert not any(t.payload.step for t in plan.stages[0].tasks)
+
+
 def test_a_map_that_returns_its_block_is_written_before_the_next_step(
     runtime, tmp_path, rng, monkeypatch
 ) -> None:

@@ -325,16 +325,7 @@ class PlanBuilder:
         # depend on the backend, so a CPU plan under a provisional id finds it. It
         # fixes the partition of a split reduction or an aggregate too: the order its
         # partial states are folded in sets the last bits of a floating-point result.
-        provisional = self.planner.plan(
-            step=step.id,
-            op=op,
-            params=model,
-            inputs=bound,
-            dataset_id=content_id(identity),
-            backend="cpu",
-            source_coords=src.coords,
-            block_coords=False,  # its tasks are dropped
-        )
+        provisional = self._dry_plan(step, op, model, bound, content_id(identity))
         layout = provisional.layout()
         split = {} if provisional.partition is None else {"partition": provisional.partition}
         did = content_id({**identity, "layout": layout, **split})
@@ -399,23 +390,34 @@ class PlanBuilder:
         self.steps.append(plan)
         return did
 
+    def _dry_plan(
+        self,
+        step: Step,
+        op: Operator,
+        params: Any,
+        bound: Mapping[str, BoundInput],
+        dataset_id: str,
+    ) -> StepPlan:
+        """A CPU plan of ``op`` whose tasks never run (no block coordinates decoded):
+        what fixes a step's layout and partition, and whether it fits the budget."""
+        src = self._dataset(self.planner.primary(op, bound).dataset_id)
+        return self.planner.plan(
+            step=step.id,
+            op=op,
+            params=params,
+            inputs=bound,
+            dataset_id=dataset_id,
+            backend="cpu",
+            source_coords=src.coords,
+            block_coords=False,
+        )
+
     def _fits(self, step: Step, op: Operator, raw_inputs: Mapping[str, Any], params: Any) -> bool:
         """Whether ``op`` on these inputs plans within the memory budget (a composite's
         :meth:`ExpandContext.fits`): planned as the step itself would be, tasks
         dropped; only a :class:`MemoryBudgetError` answers no."""
-        bound = self._bind(op, step, raw_inputs)
-        src = self._dataset(self.planner.primary(op, bound).dataset_id)
         try:
-            self.planner.plan(
-                step=step.id,
-                op=op,
-                params=params,
-                inputs=bound,
-                dataset_id="0" * 32,
-                backend="cpu",
-                source_coords=src.coords,
-                block_coords=False,
-            )
+            self._dry_plan(step, op, params, self._bind(op, step, raw_inputs), "0" * 32)
         except MemoryBudgetError:
             return False
         return True
